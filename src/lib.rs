@@ -1,0 +1,10 @@
+//! lifeboat: provision and restore a multi-boot Linux workstation from a declarative spec.
+//!
+//! The flow is always `spec` → `probe` → `plan` (pure) → show → confirm → `apply`.
+
+pub mod apply;
+pub mod exec;
+pub mod plan;
+pub mod probe;
+pub mod runlog;
+pub mod spec;

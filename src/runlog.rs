@@ -1,0 +1,95 @@
+//! The per-run log file: every command line lifeboat runs and every step it announces,
+//! so that a run can be reconstructed afterwards. Its path is printed at the end of a run.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+static LOG: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
+
+/// Start logging this run to a new file in `dir` (created if needed), named after the
+/// command and the time. Returns the file's path.
+pub fn start_in(dir: &Path, command: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let stamp = utc_stamp(secs);
+    let mut path = dir.join(format!("{command}-{stamp}.log"));
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = dir.join(format!("{command}-{stamp}-{n}.log"));
+    }
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)?;
+    if let Ok(mut log) = LOG.lock() {
+        *log = Some((path.clone(), file));
+    }
+    line(&format!(
+        "lifeboat {} {command}, started {stamp} UTC",
+        env!("CARGO_PKG_VERSION")
+    ));
+    Ok(path)
+}
+
+/// The default place for run logs: `$LIFEBOAT_LOG_DIR`, else /var/log/lifeboat, else the
+/// temp dir (the live image's /var may be read-only).
+pub fn start(command: &str) -> std::io::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("LIFEBOAT_LOG_DIR") {
+        return start_in(Path::new(&dir), command);
+    }
+    start_in(Path::new("/var/log/lifeboat"), command)
+        .or_else(|_| start_in(&std::env::temp_dir().join("lifeboat"), command))
+}
+
+/// The current log file, if a run log was started.
+pub fn path() -> Option<PathBuf> {
+    LOG.lock().ok()?.as_ref().map(|(p, _)| p.clone())
+}
+
+/// Append one line (no-op when no log was started).
+pub fn line(text: &str) {
+    if let Ok(mut log) = LOG.lock() {
+        if let Some((_, file)) = log.as_mut() {
+            let _ = writeln!(file, "{text}");
+        }
+    }
+}
+
+/// `YYYYMMDDTHHMMSS` for a Unix time, without a date crate.
+fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stamps() {
+        assert_eq!(super::utc_stamp(0), "19700101T000000");
+        // 2026-11-24 18:20:59 UTC
+        assert_eq!(super::utc_stamp(1_795_544_459), "20261124T182059");
+    }
+}

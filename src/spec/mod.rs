@@ -1,0 +1,118 @@
+//! Machine specs: the TOML model, its validation, and the validated [`Spec`] the planner
+//! works from. Every error names `file:line:col`.
+
+mod model;
+mod size;
+mod validate;
+
+pub use model::{Encryption, FsKind, Machine, PartType};
+pub use size::{human, SizeSpec};
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Where something stands in the spec file, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct Location {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// A spec problem, always tied to a place in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{}:{}: {message}", at.line, at.col)]
+pub struct SpecError {
+    pub file: PathBuf,
+    pub at: Location,
+    pub message: String,
+}
+
+/// A validated machine spec.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spec {
+    /// The file it was read from (for messages).
+    pub file: PathBuf,
+    pub machine: Machine,
+    pub disks: Vec<Disk>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Disk {
+    pub id: String,
+    pub at: Location,
+    pub description: Option<String>,
+    pub preserve: bool,
+    pub wipe: bool,
+    pub match_rules: MatchRules,
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MatchRules {
+    pub serial: Option<String>,
+    pub wwn: Option<String>,
+    pub min_size: Option<u64>,
+    pub max_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Partition {
+    pub name: String,
+    pub at: Location,
+    pub size: SizeSpec,
+    pub part_type: PartType,
+    pub fs: Option<FsKind>,
+    pub label: Option<String>,
+    pub mount: Option<String>,
+    pub mount_options: Vec<String>,
+    pub encrypt: Encryption,
+    pub key_file: Option<PathBuf>,
+    pub quotas: bool,
+    pub subvolumes: Vec<Subvolume>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Subvolume {
+    pub name: String,
+    pub mount: Option<String>,
+    pub root: bool,
+    pub distro: Option<String>,
+    pub optional: bool,
+    pub mount_options: Vec<String>,
+}
+
+impl Spec {
+    /// Read and validate a spec file.
+    pub fn load(path: &Path) -> Result<Spec, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        Ok(Spec::parse(path, &text)?)
+    }
+
+    /// Parse and validate spec text; `file` is only used in messages.
+    pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecError> {
+        validate::parse(file, text)
+    }
+
+    pub fn disk(&self, id: &str) -> Option<&Disk> {
+        self.disks.iter().find(|d| d.id == id)
+    }
+
+    /// A place in the spec file, for messages of later stages.
+    pub fn at(&self, at: Location) -> String {
+        format!("{}:{}:{}", self.file.display(), at.line, at.col)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read spec {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] SpecError),
+}
