@@ -3,6 +3,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::runlog;
@@ -30,6 +31,8 @@ pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    /// Bytes fed to the program's stdin (never logged: keys travel this way).
+    stdin: Option<Vec<u8>>,
 }
 
 /// What a finished program printed.
@@ -46,6 +49,7 @@ impl Cmd {
             program: program.as_ref().to_owned(),
             args: Vec::new(),
             envs: Vec::new(),
+            stdin: None,
         }
     }
 
@@ -67,6 +71,12 @@ impl Cmd {
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
         self.envs
             .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Feed these bytes to the program's stdin instead of /dev/null.
+    pub fn stdin(mut self, bytes: Vec<u8>) -> Cmd {
+        self.stdin = Some(bytes);
         self
     }
 
@@ -97,8 +107,22 @@ impl Cmd {
         command
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null());
-        let out = command.output().map_err(|source| self.io_error(source))?;
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        let mut child = command.spawn().map_err(|source| self.io_error(source))?;
+        if let (Some(bytes), Some(mut pipe)) = (&self.stdin, child.stdin.take()) {
+            // A program that exits without reading all of stdin is not an error here;
+            // its exit status says what happened.
+            let _ = pipe.write_all(bytes);
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|source| self.io_error(source))?;
         let output = Output {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -205,6 +229,12 @@ mod tests {
             err.to_string(),
             "`lifeboat-no-such-program` is not installed (not found on PATH)"
         );
+    }
+
+    #[test]
+    fn feeds_stdin() {
+        let out = Cmd::new("cat").stdin(b"secret".to_vec()).read().unwrap();
+        assert_eq!(out, "secret");
     }
 
     #[test]

@@ -69,7 +69,10 @@ pub enum Action {
         partitions: Vec<PlannedPartition>,
     },
     /// Tell the kernel about the partitions already in the on-disk GPT.
-    RegisterPartitions { device: PathBuf },
+    RegisterPartitions {
+        device: PathBuf,
+        partitions: Vec<PartRef>,
+    },
     /// Create a LUKS2 container in the partition.
     LuksFormat {
         partition: PartRef,
@@ -99,5 +102,20 @@ impl Plan {
 
     pub fn action_count(&self) -> usize {
         self.disks.iter().map(|d| d.actions.len()).sum()
+    }
+}
+
+impl Action {
+    /// The action's name as in the JSON plan (`create-gpt`, `mkfs`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::WipeDisk { .. } => "wipe-disk",
+            Action::CreateGpt { .. } => "create-gpt",
+            Action::RegisterPartitions { .. } => "register-partitions",
+            Action::LuksFormat { .. } => "luks-format",
+            Action::Mkfs { .. } => "mkfs",
+            Action::CreateSubvolume { .. } => "create-subvolume",
+            Action::EnableQuotas { .. } => "enable-quotas",
+        }
     }
 }

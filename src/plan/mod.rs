@@ -2,5 +2,17 @@
 //! Everything that decides *what* happens to a disk lives here; `apply` only carries it out.
 
 mod actions;
+pub mod bind;
+mod error;
+pub mod layout;
+mod provision;
+mod render;
+#[cfg(test)]
+mod testutil;
 
 pub use actions::*;
+pub use bind::{bind, Binding, BoundBy};
+pub use error::PlanError;
+pub use provision::{plan, Scope};
+#[cfg(test)]
+mod tests;

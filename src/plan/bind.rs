@@ -1,0 +1,305 @@
+//! Which device is which spec disk: explicit `--disk ID=DEVICE` bindings first, then the
+//! spec's match rules (serial, WWN, size range) against the disks sysfs lists.
+
+use crate::probe::Device;
+use crate::spec::{human, Disk, Spec};
+
+use super::PlanError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub id: String,
+    pub device: Device,
+    pub how: BoundBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoundBy {
+    /// `--disk ID=DEVICE` on the command line.
+    Explicit,
+    /// Found by the spec's match rules.
+    Matched,
+}
+
+/// Bind spec disks to devices. Disks in `required` must be found; others are bound when
+/// exactly one device matches them (so the plan can show them), and left out otherwise.
+pub fn bind(
+    spec: &Spec,
+    explicit: Vec<(String, Device)>,
+    candidates: &[Device],
+    required: &[String],
+) -> Result<Vec<Binding>, PlanError> {
+    let mut bound: Vec<Binding> = Vec::new();
+    for (id, device) in explicit {
+        let disk = spec.disk(&id).ok_or_else(|| unknown(spec, &id, "--disk"))?;
+        if let Some(other) = bound
+            .iter()
+            .find(|b| b.device.kernel_name == device.kernel_name)
+        {
+            return Err(PlanError::BoundTwice {
+                device: device.path.clone(),
+                first: other.id.clone(),
+                second: id,
+            });
+        }
+        if bound.iter().any(|b| b.id == id) {
+            return Err(PlanError::BoundTwice {
+                device: device.path.clone(),
+                first: id.clone(),
+                second: id,
+            });
+        }
+        if !size_fits(disk, device.size) {
+            return Err(PlanError::OutOfRange {
+                id,
+                device: device.path.clone(),
+                size: device.size,
+                rules: size_rule(disk).unwrap_or_default(),
+            });
+        }
+        bound.push(Binding {
+            id,
+            device,
+            how: BoundBy::Explicit,
+        });
+    }
+    for disk in &spec.disks {
+        if bound.iter().any(|b| b.id == disk.id) {
+            continue;
+        }
+        let needed = required.contains(&disk.id);
+        let rules = describe_rules(disk);
+        if rules.is_empty() {
+            if needed {
+                return Err(PlanError::NoRules {
+                    id: disk.id.clone(),
+                });
+            }
+            continue;
+        }
+        let free: Vec<&Device> = candidates
+            .iter()
+            .filter(|c| !bound.iter().any(|b| b.device.kernel_name == c.kernel_name))
+            .filter(|c| matches(disk, c))
+            .collect();
+        match free.as_slice() {
+            [one] => bound.push(Binding {
+                id: disk.id.clone(),
+                device: (*one).clone(),
+                how: BoundBy::Matched,
+            }),
+            [] if needed => {
+                return Err(PlanError::NoMatch {
+                    id: disk.id.clone(),
+                    rules,
+                })
+            }
+            [_, _, ..] if needed => {
+                return Err(PlanError::ManyMatches {
+                    id: disk.id.clone(),
+                    rules,
+                    devices: free.iter().map(|d| d.path.display().to_string()).collect(),
+                })
+            }
+            _ => {}
+        }
+    }
+    // Present them in spec order.
+    bound.sort_by_key(|b| spec.disks.iter().position(|d| d.id == b.id));
+    Ok(bound)
+}
+
+pub(super) fn unknown(spec: &Spec, id: &str, option: &'static str) -> PlanError {
+    PlanError::UnknownDisk {
+        id: id.to_owned(),
+        option,
+        file: spec.file.display().to_string(),
+        known: spec.disks.iter().map(|d| d.id.clone()).collect(),
+    }
+}
+
+/// Every rule the spec gives must hold.
+pub fn matches(disk: &Disk, device: &Device) -> bool {
+    let rules = &disk.match_rules;
+    if rules.serial.is_none() && rules.wwn.is_none() && rules.min_size.is_none() && rules.max_size.is_none() {
+        return false;
+    }
+    let serial_ok = match (&rules.serial, &device.serial) {
+        (None, _) => true,
+        (Some(want), Some(have)) => want.trim().eq_ignore_ascii_case(have.trim()),
+        (Some(_), None) => false,
+    };
+    let wwn_ok = match (&rules.wwn, &device.wwn) {
+        (None, _) => true,
+        (Some(want), Some(have)) => normalize_wwn(want) == normalize_wwn(have),
+        (Some(_), None) => false,
+    };
+    serial_ok && wwn_ok && size_fits(disk, device.size)
+}
+
+fn size_fits(disk: &Disk, size: u64) -> bool {
+    let r = &disk.match_rules;
+    r.min_size.is_none_or(|min| size >= min) && r.max_size.is_none_or(|max| size <= max)
+}
+
+/// WWNs are written `naa.5002538e…`, `0x5002538e…`, `eui.…` or bare hex depending on the
+/// tool; compare the hex digits.
+fn normalize_wwn(w: &str) -> String {
+    let w = w.trim().to_ascii_lowercase();
+    let w = ["naa.", "eui.", "t10.", "0x"]
+        .iter()
+        .find_map(|p| w.strip_prefix(p))
+        .unwrap_or(&w);
+    w.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
+}
+
+fn size_rule(disk: &Disk) -> Option<String> {
+    let r = &disk.match_rules;
+    match (r.min_size, r.max_size) {
+        (Some(a), Some(b)) => Some(format!("between {} and {}", human(a), human(b))),
+        (Some(a), None) => Some(format!("at least {}", human(a))),
+        (None, Some(b)) => Some(format!("at most {}", human(b))),
+        (None, None) => None,
+    }
+}
+
+/// "serial X, size between A and B" for messages.
+pub fn describe_rules(disk: &Disk) -> String {
+    let r = &disk.match_rules;
+    let mut parts = Vec::new();
+    if let Some(s) = &r.serial {
+        parts.push(format!("serial {s}"));
+    }
+    if let Some(w) = &r.wwn {
+        parts.push(format!("wwn {w}"));
+    }
+    if let Some(s) = size_rule(disk) {
+        parts.push(format!("size {s}"));
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::testutil::{blank_device, spec};
+
+    #[test]
+    fn explicit_bindings_win_and_keep_spec_order() {
+        let spec = spec();
+        let b = bind(
+            &spec,
+            vec![
+                ("usb".into(), blank_device("loop2", 4_500_000_000_000)),
+                ("disk1".into(), blank_device("loop1", 2_000_000_000_000)),
+            ],
+            &[],
+            &["disk1".into(), "usb".into()],
+        )
+        .unwrap();
+        let ids: Vec<_> = b.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(ids, ["disk1", "usb"]);
+        assert!(b.iter().all(|b| b.how == BoundBy::Explicit));
+    }
+
+    #[test]
+    fn unknown_id_lists_known_ones() {
+        let err = bind(
+            &spec(),
+            vec![("disk9".into(), blank_device("loop1", 2_000_000_000_000))],
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown disk id \"disk9\" in --disk: configs/atlantis.toml has disk0, disk1, usb"
+        );
+    }
+
+    #[test]
+    fn same_device_twice_is_refused() {
+        let err = bind(
+            &spec(),
+            vec![
+                ("disk1".into(), blank_device("loop1", 2_000_000_000_000)),
+                ("usb".into(), blank_device("loop1", 2_000_000_000_000)),
+            ],
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(err, PlanError::BoundTwice { .. }), "{err}");
+    }
+
+    #[test]
+    fn explicit_device_outside_size_range_is_refused() {
+        // The 4.5 TB backup drive bound as disk1 by a slip of the finger.
+        let err = bind(
+            &spec(),
+            vec![("disk1".into(), blank_device("loop2", 4_500_000_000_000))],
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/dev/loop2 is 4.50 TB but the spec says disk1 is between 1.90 TB and 2.10 TB; refusing to use it as disk1"
+        );
+    }
+
+    #[test]
+    fn matches_by_serial_and_size() {
+        let spec = spec();
+        let mut d1 = blank_device("sdb", 2_000_398_934_016);
+        d1.serial = Some("ATLANTIS-DISK1".into());
+        let mut other = blank_device("sdc", 2_000_398_934_016);
+        other.serial = Some("SOMETHING-ELSE".into());
+        let b = bind(&spec, vec![], &[other.clone(), d1.clone()], &["disk1".into()]).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].device.kernel_name, "sdb");
+        assert_eq!(b[0].how, BoundBy::Matched);
+
+        let err = bind(&spec, vec![], &[other], &["disk1".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no disk matches disk1 (serial ATLANTIS-DISK1, size between 1.90 TB and 2.10 TB); bind one with --disk disk1=/dev/… (`lifeboat disks` lists the disks and their serials)"
+        );
+    }
+
+    #[test]
+    fn right_serial_wrong_size_does_not_match() {
+        let mut d = blank_device("sdb", 500_000_000_000);
+        d.serial = Some("ATLANTIS-DISK1".into());
+        assert!(!matches(spec().disk("disk1").unwrap(), &d));
+    }
+
+    #[test]
+    fn two_matches_are_named() {
+        let mut spec = spec();
+        spec.disks[1].match_rules.serial = None;
+        let a = blank_device("sdb", 2_000_000_000_000);
+        let b = blank_device("sdc", 2_000_000_000_000);
+        let err = bind(&spec, vec![], &[a, b], &["disk1".into()]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("2 disks match disk1") && err.to_string().contains("/dev/sdb, /dev/sdc"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wwn_forms_compare_equal() {
+        assert_eq!(normalize_wwn("naa.5002538E40A1B2C3"), normalize_wwn("0x5002538e40a1b2c3"));
+    }
+
+    #[test]
+    fn optional_disks_are_bound_only_when_unambiguous() {
+        let spec = spec();
+        let mut d0 = blank_device("nvme0n1", 512_110_190_592);
+        d0.serial = Some("ATLANTIS-DISK0".into());
+        let b = bind(&spec, vec![], &[d0], &[]).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].id, "disk0");
+        assert!(bind(&spec, vec![], &[], &[]).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,60 @@
+//! Why a plan cannot be made: each a single sentence naming the disk and the device.
+
+use std::path::PathBuf;
+
+use crate::spec::human;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("unknown disk id \"{id}\" in {option}: {file} has {}", known.join(", "))]
+    UnknownDisk {
+        id: String,
+        option: &'static str,
+        file: String,
+        known: Vec<String>,
+    },
+    #[error("{} is bound to both {first} and {second}; each disk of the spec needs its own device", device.display())]
+    BoundTwice {
+        device: PathBuf,
+        first: String,
+        second: String,
+    },
+    #[error("no disk matches {id} ({rules}); bind one with --disk {id}=/dev/… (`lifeboat disks` lists the disks and their serials)")]
+    NoMatch { id: String, rules: String },
+    #[error("{} disks match {id} ({rules}): {}; bind the right one with --disk {id}=/dev/…", devices.len(), devices.join(", "))]
+    ManyMatches {
+        id: String,
+        rules: String,
+        devices: Vec<String>,
+    },
+    #[error("{} is {} but the spec says {id} is {rules}; refusing to use it as {id}", device.display(), human(*size))]
+    OutOfRange {
+        id: String,
+        device: PathBuf,
+        size: u64,
+        rules: String,
+    },
+    #[error("{id} is preserved in the spec and is never partitioned or formatted")]
+    Preserved { id: String },
+    #[error("{id} has no rules to be found by (serial, wwn, min_size/max_size); bind it with --disk {id}=/dev/…")]
+    NoRules { id: String },
+    #[error("{id} ({}) is in use: {}; stop using it first", device.display(), reasons.join("; "))]
+    Busy {
+        id: String,
+        device: PathBuf,
+        reasons: Vec<String>,
+    },
+    #[error("{id} ({}) is too small: it has {} but the spec's partitions need at least {}", device.display(), human(*size), human(*needed))]
+    TooSmall {
+        id: String,
+        device: PathBuf,
+        size: u64,
+        needed: u64,
+    },
+    #[error("{id} ({}) already holds {what}, which provisioning would destroy; to replace it, pass --wipe {id} (or set wipe = true for {id} in the spec) and confirm", device.display())]
+    WouldDestroy {
+        id: String,
+        device: PathBuf,
+        what: String,
+    },
+}
