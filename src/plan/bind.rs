@@ -121,7 +121,11 @@ pub(super) fn unknown(spec: &Spec, id: &str, option: &'static str) -> PlanError 
 /// Every rule the spec gives must hold.
 pub fn matches(disk: &Disk, device: &Device) -> bool {
     let rules = &disk.match_rules;
-    if rules.serial.is_none() && rules.wwn.is_none() && rules.min_size.is_none() && rules.max_size.is_none() {
+    if rules.serial.is_none()
+        && rules.wwn.is_none()
+        && rules.min_size.is_none()
+        && rules.max_size.is_none()
+    {
         return false;
     }
     let serial_ok = match (&rules.serial, &device.serial) {
@@ -255,7 +259,13 @@ mod tests {
         d1.serial = Some("ATLANTIS-DISK1".into());
         let mut other = blank_device("sdc", 2_000_398_934_016);
         other.serial = Some("SOMETHING-ELSE".into());
-        let b = bind(&spec, vec![], &[other.clone(), d1.clone()], &["disk1".into()]).unwrap();
+        let b = bind(
+            &spec,
+            vec![],
+            &[other.clone(), d1.clone()],
+            &["disk1".into()],
+        )
+        .unwrap();
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].device.kernel_name, "sdb");
         assert_eq!(b[0].how, BoundBy::Matched);
@@ -282,14 +292,18 @@ mod tests {
         let b = blank_device("sdc", 2_000_000_000_000);
         let err = bind(&spec, vec![], &[a, b], &["disk1".into()]).unwrap_err();
         assert!(
-            err.to_string().starts_with("2 disks match disk1") && err.to_string().contains("/dev/sdb, /dev/sdc"),
+            err.to_string().starts_with("2 disks match disk1")
+                && err.to_string().contains("/dev/sdb, /dev/sdc"),
             "{err}"
         );
     }
 
     #[test]
     fn wwn_forms_compare_equal() {
-        assert_eq!(normalize_wwn("naa.5002538E40A1B2C3"), normalize_wwn("0x5002538e40a1b2c3"));
+        assert_eq!(
+            normalize_wwn("naa.5002538E40A1B2C3"),
+            normalize_wwn("0x5002538e40a1b2c3")
+        );
     }
 
     #[test]

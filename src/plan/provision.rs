@@ -108,13 +108,14 @@ fn plan_disk(
             reasons: dev.busy.clone(),
         });
     }
-    let wanted =
-        layout(disk, dev.size, dev.sector_size, new_guid).map_err(|needed| PlanError::TooSmall {
+    let wanted = layout(disk, dev.size, dev.sector_size, new_guid).map_err(|needed| {
+        PlanError::TooSmall {
             id: disk.id.clone(),
             device: dev.path.clone(),
             size: dev.size,
             needed,
-        })?;
+        }
+    })?;
     let refuse = |what: String| PlanError::WouldDestroy {
         id: disk.id.clone(),
         device: dev.path.clone(),
@@ -184,10 +185,7 @@ fn plan_disk(
             }
             FsState::Missing | FsState::Other(_) => {
                 if let FsState::Other(found) = fs_state(spec_part, fs, have) {
-                    let what = format!(
-                        "{found} in partition {} ({})",
-                        pref.number, pref.name
-                    );
+                    let what = format!("{found} in partition {} ({})", pref.number, pref.name);
                     if !wipe {
                         return Err(refuse(what));
                     }
@@ -289,7 +287,10 @@ fn same_layout(gpt: &Gpt, wanted: &[PlannedPartition]) -> bool {
         })
 }
 
-fn kernel_knows(dev: &Device, parts: &[(PartRef, &Partition, Option<&crate::probe::Part>)]) -> bool {
+fn kernel_knows(
+    dev: &Device,
+    parts: &[(PartRef, &Partition, Option<&crate::probe::Part>)],
+) -> bool {
     parts.iter().all(|(r, _, _)| {
         dev.kernel_partitions
             .iter()
@@ -322,7 +323,10 @@ fn describe_contents(dev: &Device) -> String {
                 .partitions
                 .iter()
                 .map(|p| {
-                    let fs = p.fs.as_ref().map(describe_fs).unwrap_or_else(|| "no filesystem".into());
+                    let fs =
+                        p.fs.as_ref()
+                            .map(describe_fs)
+                            .unwrap_or_else(|| "no filesystem".into());
                     if p.name.is_empty() {
                         format!("#{} {fs}", p.number)
                     } else {
@@ -371,7 +375,9 @@ fn describe_preserved(disk: &Disk, dev: &Device) -> Vec<String> {
                     "found \"{}\": partition {} ({}, {})",
                     want.name,
                     p.number,
-                    p.fs.as_ref().map(describe_fs).unwrap_or_else(|| "no filesystem".into()),
+                    p.fs.as_ref()
+                        .map(describe_fs)
+                        .unwrap_or_else(|| "no filesystem".into()),
                     human((p.last_lba - p.first_lba + 1) * dev.sector_size)
                 ),
                 None => format!("did not find \"{}\" ({})", want.name, want.part_type),

@@ -16,7 +16,10 @@ impl Plan {
         }
         let _ = writeln!(out);
         if self.is_empty() {
-            let _ = writeln!(out, "Nothing to do: every selected disk already matches the spec.");
+            let _ = writeln!(
+                out,
+                "Nothing to do: every selected disk already matches the spec."
+            );
         } else {
             let n = self.action_count();
             let _ = writeln!(
@@ -42,7 +45,13 @@ fn render_disk(out: &mut String, d: &DiskPlan) {
         .as_deref()
         .map(|s| format!(", serial {s}"))
         .unwrap_or_default();
-    let _ = writeln!(out, "{}: {} ({}{serial})", d.id, d.device.display(), human(d.size));
+    let _ = writeln!(
+        out,
+        "{}: {} ({}{serial})",
+        d.id,
+        d.device.display(),
+        human(d.size)
+    );
     for n in &d.notes {
         let _ = writeln!(out, "  - {n}");
     }

@@ -88,7 +88,9 @@ fn finished(dev: &Device, dp: &DiskPlan) -> Device {
                     .unwrap();
                 p.subvolumes.get_or_insert_with(Vec::new).push(name.clone());
             }
-            Action::RegisterPartitions { .. } | Action::LuksFormat { .. } | Action::EnableQuotas { .. } => {}
+            Action::RegisterPartitions { .. }
+            | Action::LuksFormat { .. }
+            | Action::EnableQuotas { .. } => {}
         }
     }
     dev.kernel_partitions = gpt
@@ -113,7 +115,12 @@ fn fresh_disks_get_the_whole_atlantis_layout() {
     let (d1, usb) = fresh();
     let p = plan_for(&[bound("disk1", d1), bound("usb", usb)], &Scope::default()).unwrap();
     let disk1 = disk_plan(&p, "disk1");
-    let Action::CreateGpt { partitions, sector_size, .. } = &disk1.actions[0] else {
+    let Action::CreateGpt {
+        partitions,
+        sector_size,
+        ..
+    } = &disk1.actions[0]
+    else {
         panic!("first action is {:?}", disk1.actions[0]);
     };
     assert_eq!(*sector_size, 512);
@@ -130,8 +137,14 @@ fn fresh_disks_get_the_whole_atlantis_layout() {
             (4, 137_365_504, 3_906_248_703, "LINPOOL"),
         ]
     );
-    assert_eq!(partitions[0].type_guid, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
-    assert_eq!(partitions[2].type_guid, "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F");
+    assert_eq!(
+        partitions[0].type_guid,
+        "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+    );
+    assert_eq!(
+        partitions[2].type_guid,
+        "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"
+    );
     let mkfs: Vec<(FsKind, Option<&str>)> = disk1
         .actions
         .iter()
@@ -159,17 +172,33 @@ fn fresh_disks_get_the_whole_atlantis_layout() {
         .collect();
     assert_eq!(
         subvols,
-        ["@rootTW", "@rootF41", "@rootNobara", "@home", "@snapshots", "Atlantis-meta"]
+        [
+            "@rootTW",
+            "@rootF41",
+            "@rootNobara",
+            "@home",
+            "@snapshots",
+            "Atlantis-meta"
+        ]
     );
     // Subvolumes come after the pool exists; quotas are off.
-    assert!(!disk1.actions.iter().any(|a| matches!(a, Action::EnableQuotas { .. })));
+    assert!(!disk1
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::EnableQuotas { .. })));
 
     let usb = disk_plan(&p, "usb");
     let Action::CreateGpt { partitions, .. } = &usb.actions[0] else {
         panic!()
     };
-    assert_eq!(partitions[0].last_lba, 1_953_127_047, "WINBKUP is exactly 1 TB");
-    assert_eq!(partitions[1].first_lba, 1_953_128_448, "CUSHION starts 1 MiB aligned");
+    assert_eq!(
+        partitions[0].last_lba, 1_953_127_047,
+        "WINBKUP is exactly 1 TB"
+    );
+    assert_eq!(
+        partitions[1].first_lba, 1_953_128_448,
+        "CUSHION starts 1 MiB aligned"
+    );
     assert_eq!(usb.actions.len(), 4);
     assert!(p.render().contains("LINPOOL"));
 }
@@ -181,7 +210,12 @@ fn every_guid_in_the_plan_is_distinct() {
     let mut guids = Vec::new();
     for d in &p.disks {
         for a in &d.actions {
-            if let Action::CreateGpt { disk_guid, partitions, .. } = a {
+            if let Action::CreateGpt {
+                disk_guid,
+                partitions,
+                ..
+            } = a
+            {
                 guids.push(disk_guid.clone());
                 guids.extend(partitions.iter().map(|p| p.part_guid.clone()));
             }
@@ -197,7 +231,11 @@ fn every_guid_in_the_plan_is_distinct() {
 #[test]
 fn finished_disks_plan_nothing() {
     let (d1, usb) = fresh();
-    let first = plan_for(&[bound("disk1", d1.clone()), bound("usb", usb.clone())], &Scope::default()).unwrap();
+    let first = plan_for(
+        &[bound("disk1", d1.clone()), bound("usb", usb.clone())],
+        &Scope::default(),
+    )
+    .unwrap();
     let d1 = finished(&d1, disk_plan(&first, "disk1"));
     let usb = finished(&usb, disk_plan(&first, "usb"));
     let again = plan_for(&[bound("disk1", d1), bound("usb", usb)], &Scope::default()).unwrap();
@@ -208,17 +246,43 @@ fn finished_disks_plan_nothing() {
 #[test]
 fn half_finished_disk_finishes_only_the_rest() {
     let (d1, _) = fresh();
-    let first = plan_for(&[bound("disk1", d1.clone())], &Scope { only: vec!["disk1".into()], ..Scope::default() }).unwrap();
+    let first = plan_for(
+        &[bound("disk1", d1.clone())],
+        &Scope {
+            only: vec!["disk1".into()],
+            ..Scope::default()
+        },
+    )
+    .unwrap();
     // Interrupted after the table, the ESP and /boot were written.
     let mut dp = disk_plan(&first, "disk1").clone();
     dp.actions.truncate(3);
     let mut half = finished(&d1, &dp);
     half.kernel_partitions.clear(); // a fresh boot of the rescue system: kernel saw no GPT
-    let p = plan_for(&[bound("disk1", half)], &Scope { only: vec!["disk1".into()], ..Scope::default() }).unwrap();
+    let p = plan_for(
+        &[bound("disk1", half)],
+        &Scope {
+            only: vec!["disk1".into()],
+            ..Scope::default()
+        },
+    )
+    .unwrap();
     let a = &disk_plan(&p, "disk1").actions;
     assert!(matches!(a[0], Action::RegisterPartitions { .. }), "{a:?}");
-    assert!(matches!(a[1], Action::Mkfs { fs: FsKind::Swap, .. }));
-    assert!(matches!(a[2], Action::Mkfs { fs: FsKind::Btrfs, .. }));
+    assert!(matches!(
+        a[1],
+        Action::Mkfs {
+            fs: FsKind::Swap,
+            ..
+        }
+    ));
+    assert!(matches!(
+        a[2],
+        Action::Mkfs {
+            fs: FsKind::Btrfs,
+            ..
+        }
+    ));
     assert_eq!(a.len(), 3 + 6);
     assert!(!a.iter().any(|a| matches!(a, Action::CreateGpt { .. })));
 }
@@ -226,7 +290,10 @@ fn half_finished_disk_finishes_only_the_rest() {
 #[test]
 fn missing_subvolumes_are_created_alone() {
     let (d1, _) = fresh();
-    let scope = Scope { only: vec!["disk1".into()], ..Scope::default() };
+    let scope = Scope {
+        only: vec!["disk1".into()],
+        ..Scope::default()
+    };
     let first = plan_for(&[bound("disk1", d1.clone())], &scope).unwrap();
     let mut dp = disk_plan(&first, "disk1").clone();
     let n = dp.actions.len();
@@ -257,7 +324,7 @@ fn too_small_disk_is_refused_with_sizes() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "disk1 (/dev/loop1) is too small: it has 60.00 GB but the spec's partitions need at least 70.47 GB"
+        "disk1 (/dev/loop1) is too small: it has 60.00 GB but the spec's partitions need at least 70.33 GB"
     );
 }
 
@@ -296,19 +363,28 @@ fn foreign_partitions_are_refused_without_wipe() {
 #[test]
 fn wipe_replaces_foreign_partitions_and_says_so() {
     let (d1, _) = fresh();
-    let scope = Scope { wipe: vec!["disk1".into()], ..Scope::default() };
+    let scope = Scope {
+        wipe: vec!["disk1".into()],
+        ..Scope::default()
+    };
     let p = plan_for(&[bound("disk1", foreign_gpt(&d1))], &scope).unwrap();
     let dp = disk_plan(&p, "disk1");
     assert!(matches!(dp.actions[0], Action::WipeDisk { .. }));
     assert!(matches!(dp.actions[1], Action::CreateGpt { .. }));
-    assert!(dp.notes.iter().any(|n| n.starts_with("DESTROYS a GPT with 1 partition")));
+    assert!(dp
+        .notes
+        .iter()
+        .any(|n| n.starts_with("DESTROYS a GPT with 1 partition")));
     assert!(p.render().contains("DESTROYS"));
 }
 
 #[test]
 fn wrong_filesystem_in_right_table_is_refused() {
     let (d1, _) = fresh();
-    let scope = Scope { only: vec!["disk1".into()], ..Scope::default() };
+    let scope = Scope {
+        only: vec!["disk1".into()],
+        ..Scope::default()
+    };
     let first = plan_for(&[bound("disk1", d1.clone())], &scope).unwrap();
     let mut done = finished(&d1, disk_plan(&first, "disk1"));
     if let Table::Gpt(g) = &mut done.table {
@@ -324,11 +400,20 @@ fn wrong_filesystem_in_right_table_is_refused() {
             .contains("already holds a xfs filesystem labelled \"data\" in partition 2 (boot)"),
         "{err}"
     );
-    let wipe = Scope { only: vec!["disk1".into()], wipe: vec!["disk1".into()] };
+    let wipe = Scope {
+        only: vec!["disk1".into()],
+        wipe: vec!["disk1".into()],
+    };
     let p = plan_for(&[bound("disk1", done)], &wipe).unwrap();
     let a = &disk_plan(&p, "disk1").actions;
     assert_eq!(a.len(), 1);
-    assert!(matches!(a[0], Action::Mkfs { fs: FsKind::Ext4, .. }));
+    assert!(matches!(
+        a[0],
+        Action::Mkfs {
+            fs: FsKind::Ext4,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -336,7 +421,11 @@ fn mbr_and_whole_disk_filesystems_are_refused() {
     let (mut d1, _) = fresh();
     d1.table = Table::Other { name: "dos".into() };
     let err = plan_for(&[bound("disk1", d1.clone())], &Scope::default()).unwrap_err();
-    assert!(err.to_string().contains("already holds a dos partition table"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("already holds a dos partition table"),
+        "{err}"
+    );
 
     d1.table = Table::None;
     d1.whole_disk_fs = Some(Filesystem {
@@ -345,7 +434,11 @@ fn mbr_and_whole_disk_filesystems_are_refused() {
         uuid: None,
     });
     let err = plan_for(&[bound("disk1", d1)], &Scope::default()).unwrap_err();
-    assert!(err.to_string().contains("a ext4 filesystem on the whole disk"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("a ext4 filesystem on the whole disk"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -356,7 +449,10 @@ fn an_empty_gpt_is_replaced_without_asking_to_wipe() {
         partitions: vec![],
     });
     let p = plan_for(&[bound("disk1", d1)], &Scope::default()).unwrap();
-    assert!(matches!(disk_plan(&p, "disk1").actions[0], Action::CreateGpt { .. }));
+    assert!(matches!(
+        disk_plan(&p, "disk1").actions[0],
+        Action::CreateGpt { .. }
+    ));
 }
 
 #[test]
@@ -394,27 +490,60 @@ fn preserved_disk_is_never_planned() {
     let p = plan_for(&[bound("disk0", d0), bound("disk1", d1)], &Scope::default()).unwrap();
     let dp = disk_plan(&p, "disk0");
     assert!(dp.preserved && dp.actions.is_empty());
-    assert!(dp.notes.iter().any(|n| n.starts_with("found \"EFI system partition\": partition 1")), "{:?}", dp.notes);
-    assert!(dp.notes.iter().any(|n| n.starts_with("did not find \"Basic data partition\"")), "{:?}", dp.notes);
+    assert!(
+        dp.notes
+            .iter()
+            .any(|n| n.starts_with("found \"EFI system partition\": partition 1")),
+        "{:?}",
+        dp.notes
+    );
+    assert!(
+        dp.notes
+            .iter()
+            .any(|n| n.starts_with("did not find \"Basic data partition\"")),
+        "{:?}",
+        dp.notes
+    );
 
-    let only0 = Scope { only: vec!["disk0".into()], ..Scope::default() };
+    let only0 = Scope {
+        only: vec!["disk0".into()],
+        ..Scope::default()
+    };
     assert_eq!(
         plan_for(&[], &only0).unwrap_err().to_string(),
         "disk0 is preserved in the spec and is never partitioned or formatted"
     );
-    let wipe0 = Scope { wipe: vec!["disk0".into()], ..Scope::default() };
-    assert!(matches!(plan_for(&[], &wipe0), Err(PlanError::Preserved { .. })));
+    let wipe0 = Scope {
+        wipe: vec!["disk0".into()],
+        ..Scope::default()
+    };
+    assert!(matches!(
+        plan_for(&[], &wipe0),
+        Err(PlanError::Preserved { .. })
+    ));
 }
 
 #[test]
 fn only_limits_the_disks_written() {
     let (d1, usb) = fresh();
-    let scope = Scope { only: vec!["usb".into()], ..Scope::default() };
+    let scope = Scope {
+        only: vec!["usb".into()],
+        ..Scope::default()
+    };
     let p = plan_for(&[bound("disk1", d1), bound("usb", usb)], &scope).unwrap();
     assert!(disk_plan(&p, "disk1").actions.is_empty());
     assert!(!disk_plan(&p, "usb").actions.is_empty());
-    let bad = Scope { only: vec!["disk7".into()], ..Scope::default() };
-    assert!(matches!(plan_for(&[], &bad), Err(PlanError::UnknownDisk { option: "--only", .. })));
+    let bad = Scope {
+        only: vec!["disk7".into()],
+        ..Scope::default()
+    };
+    assert!(matches!(
+        plan_for(&[], &bad),
+        Err(PlanError::UnknownDisk {
+            option: "--only",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -424,11 +553,33 @@ fn luks_pool_is_formatted_then_filled() {
     pool.encrypt = crate::spec::Encryption::Luks2;
     pool.key_file = Some("/root/k".into());
     let (d1, _) = fresh();
-    let p = plan(&spec, &[bound("disk1", d1)], &Scope { only: vec!["disk1".into()], ..Scope::default() }, &mut counter()).unwrap();
+    let p = plan(
+        &spec,
+        &[bound("disk1", d1)],
+        &Scope {
+            only: vec!["disk1".into()],
+            ..Scope::default()
+        },
+        &mut counter(),
+    )
+    .unwrap();
     let a = &disk_plan(&p, "disk1").actions;
-    let i = a.iter().position(|a| matches!(a, Action::LuksFormat { .. })).unwrap();
-    assert!(matches!(&a[i + 1], Action::Mkfs { fs: FsKind::Btrfs, in_luks: true, .. }));
-    assert!(matches!(&a[i + 2], Action::CreateSubvolume { in_luks: true, .. }));
+    let i = a
+        .iter()
+        .position(|a| matches!(a, Action::LuksFormat { .. }))
+        .unwrap();
+    assert!(matches!(
+        &a[i + 1],
+        Action::Mkfs {
+            fs: FsKind::Btrfs,
+            in_luks: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        &a[i + 2],
+        Action::CreateSubvolume { in_luks: true, .. }
+    ));
 }
 
 #[test]
@@ -436,15 +587,34 @@ fn quotas_only_when_asked() {
     let mut spec = spec();
     spec.disks[1].partitions[3].quotas = true;
     let (d1, _) = fresh();
-    let p = plan(&spec, &[bound("disk1", d1)], &Scope { only: vec!["disk1".into()], ..Scope::default() }, &mut counter()).unwrap();
-    assert!(matches!(disk_plan(&p, "disk1").actions.last(), Some(Action::EnableQuotas { .. })));
+    let p = plan(
+        &spec,
+        &[bound("disk1", d1)],
+        &Scope {
+            only: vec!["disk1".into()],
+            ..Scope::default()
+        },
+        &mut counter(),
+    )
+    .unwrap();
+    assert!(matches!(
+        disk_plan(&p, "disk1").actions.last(),
+        Some(Action::EnableQuotas { .. })
+    ));
 }
 
 #[test]
 fn four_k_sectors_keep_mib_alignment() {
     let mut d1 = blank_device("nvme1n1", TB2);
     d1.sector_size = 4096;
-    let p = plan_for(&[bound("disk1", d1)], &Scope { only: vec!["disk1".into()], ..Scope::default() }).unwrap();
+    let p = plan_for(
+        &[bound("disk1", d1)],
+        &Scope {
+            only: vec!["disk1".into()],
+            ..Scope::default()
+        },
+    )
+    .unwrap();
     let Action::CreateGpt { partitions, .. } = &disk_plan(&p, "disk1").actions[0] else {
         panic!()
     };
@@ -461,5 +631,8 @@ fn plan_serialises_to_json() {
     let p = plan_for(&[bound("disk1", d1), bound("usb", usb)], &Scope::default()).unwrap();
     let v: serde_json::Value = serde_json::to_value(&p).unwrap();
     assert_eq!(v["disks"][0]["actions"][0]["action"], "create-gpt");
-    assert_eq!(v["disks"][0]["actions"][0]["partitions"][3]["name"], "LINPOOL");
+    assert_eq!(
+        v["disks"][0]["actions"][0]["partitions"][3]["name"],
+        "LINPOOL"
+    );
 }

@@ -39,7 +39,7 @@ pub struct DiskSpec {
     /// Allow provisioning to replace an existing partition table or filesystems on
     /// this disk (still asks for confirmation).
     #[serde(default)]
-    pub wipe: bool,
+    pub wipe: Option<Spanned<bool>>,
     #[serde(rename = "match", default)]
     pub match_rules: MatchRules,
     #[serde(rename = "partition", default)]
@@ -68,7 +68,8 @@ pub struct PartitionSpec {
     pub name: Spanned<String>,
     /// `"512MiB"`, `"64GiB"`, `"1TB"`, … or `"rest"` for the remainder of the disk.
     pub size: Spanned<SizeSpec>,
-    /// GPT partition type; defaults from `fs` (swap → swap, ntfs → msdata, else linux).
+    /// GPT partition type; defaults from `fs` and `encrypt` (swap → swap, ntfs and vfat →
+    /// msdata, luks2 → luks, else linux).
     #[serde(rename = "type", default)]
     pub part_type: Option<Spanned<PartType>>,
     /// Filesystem to create; absent means leave the partition raw.
@@ -81,7 +82,7 @@ pub struct PartitionSpec {
     #[serde(default)]
     pub mount: Option<Spanned<String>>,
     #[serde(default)]
-    pub mount_options: Vec<String>,
+    pub mount_options: Vec<Spanned<String>>,
     /// `"luks2"` puts the filesystem inside a LUKS2 container.
     #[serde(default)]
     pub encrypt: Option<Spanned<Encryption>>,
@@ -90,7 +91,7 @@ pub struct PartitionSpec {
     pub key_file: Option<Spanned<String>>,
     /// Btrfs only: enable quotas (off by default).
     #[serde(default)]
-    pub quotas: bool,
+    pub quotas: Option<Spanned<bool>>,
     #[serde(rename = "subvolume", default)]
     pub subvolumes: Vec<SubvolumeSpec>,
 }
@@ -113,7 +114,7 @@ pub struct SubvolumeSpec {
     #[serde(default)]
     pub optional: bool,
     #[serde(default)]
-    pub mount_options: Vec<String>,
+    pub mount_options: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]

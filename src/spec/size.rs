@@ -70,7 +70,7 @@ impl std::str::FromStr for SizeSpec {
                             .and_then(|f| u64::try_from(f).ok())
                             .and_then(|f| w.checked_add(f))
                     })
-                    .filter(|_| (frac as u128 * multiplier as u128) % scale as u128 == 0)
+                    .filter(|_| (frac as u128 * multiplier as u128).is_multiple_of(scale as u128))
             }
         };
         match bytes {
@@ -83,17 +83,41 @@ impl std::str::FromStr for SizeSpec {
 
 impl<'de> Deserialize<'de> for SizeSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
+        // A visitor rather than an untagged enum: serde's untagged error ("data did not
+        // match any variant") would tell a person nothing.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SizeSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as \"512MiB\", \"1TB\" or \"rest\", or a number of bytes")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<SizeSpec, E> {
+                match n {
+                    0 => Err(E::custom("size is zero")),
+                    n => Ok(SizeSpec::Bytes(n)),
+                }
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<SizeSpec, E> {
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::custom(format!("size {n} is negative"))),
+                }
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<SizeSpec, E> {
+                Err(E::custom(format!(
+                    "size {n} is not a whole number of bytes: write it with a unit as a string, like \"{n}TB\""
+                )))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<SizeSpec, E> {
+                s.parse().map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Int(0) => Err(serde::de::Error::custom("size is zero")),
-            Raw::Int(n) => Ok(SizeSpec::Bytes(n)),
-            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -119,7 +143,7 @@ impl fmt::Display for SizeSpec {
 /// decimal unit vendors print on the label ("2.00 TB").
 pub fn human(bytes: u64) -> String {
     for (suffix, mult) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)] {
-        if bytes >= mult && bytes % mult == 0 {
+        if bytes >= mult && bytes.is_multiple_of(mult) {
             return format!("{} {suffix}", bytes / mult);
         }
     }
@@ -160,7 +184,17 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["", "GiB", "12XB", "-5GiB", "1.GiB", ".5GiB", "0MiB", "1.2.3GB", "99999999999TB"] {
+        for bad in [
+            "",
+            "GiB",
+            "12XB",
+            "-5GiB",
+            "1.GiB",
+            ".5GiB",
+            "0MiB",
+            "1.2.3GB",
+            "99999999999TB",
+        ] {
             assert!(p(bad).is_err(), "{bad:?} should not parse");
         }
     }
