@@ -1,0 +1,95 @@
+//! The Debian packages that tests, benches and the demo run. One list, so that later work
+//! (QEMU, OVMF, restic) adds a line here and `.ci/run` and `cargo xtask test` follow.
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Shell};
+
+use crate::euid;
+
+pub const PACKAGES: &[&str] = &[
+    "btrfs-progs",
+    "e2fsprogs",
+    "dosfstools",
+    "ntfs-3g",
+    "gdisk",
+    "fdisk",
+    "util-linux",
+    "mtools",
+    "cryptsetup-bin",
+    "file",
+];
+
+pub fn ensure(sh: &Shell) -> Result<()> {
+    let missing = missing(sh, PACKAGES)?;
+    if missing.is_empty() {
+        println!("deps: all {} Debian packages are installed", PACKAGES.len());
+        return Ok(());
+    }
+    if euid()? != 0 {
+        bail!(
+            "Debian packages {} are missing and installing them needs root: run `cargo xtask deps` as root",
+            missing.join(" ")
+        );
+    }
+    println!("deps: installing {}", missing.join(" "));
+    cmd!(sh, "apt-get update").run()?;
+    cmd!(sh, "apt-get install -y {missing...}")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
+    let still = self::missing(sh, PACKAGES)?;
+    if !still.is_empty() {
+        bail!(
+            "apt-get reported success but {} are still not installed",
+            still.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// The packages of `wanted` that dpkg does not list as installed.
+fn missing(sh: &Shell, wanted: &[&str]) -> Result<Vec<String>> {
+    let format = "${Package} ${Status}\n";
+    // dpkg-query exits 1 when a package is unknown to it; that package is simply missing.
+    let out = cmd!(sh, "dpkg-query -W -f {format} {wanted...}")
+        .quiet()
+        .ignore_status()
+        .ignore_stderr()
+        .output()?;
+    let installed = installed(&String::from_utf8_lossy(&out.stdout));
+    Ok(wanted
+        .iter()
+        .filter(|p| !installed.contains(&p.to_string()))
+        .map(|p| p.to_string())
+        .collect())
+}
+
+fn installed(dpkg_output: &str) -> Vec<String> {
+    dpkg_output
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(_, status)| status.trim() == "install ok installed")
+        .map(|(name, _)| name.split(':').next().unwrap_or(name).to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_fully_installed_packages_count() {
+        let out = "gdisk install ok installed\n\
+                   mtools deinstall ok config-files\n\
+                   libc6:amd64 install ok installed\n\
+                   file unknown ok not-installed\n";
+        assert_eq!(installed(out), ["gdisk", "libc6"]);
+    }
+
+    #[test]
+    fn dpkg_is_asked_for_real() {
+        let sh = Shell::new().unwrap();
+        // dpkg itself is always installed on Debian; a made-up name never is.
+        let missing = missing(&sh, &["dpkg", "no-such-package-xtask"]).unwrap();
+        assert_eq!(missing, ["no-such-package-xtask"]);
+    }
+}

@@ -1,0 +1,173 @@
+//! Command-line arguments of `cargo xtask`. A tiny hand parser: no logic here, the
+//! modules named after the subcommands do the work.
+
+use anyhow::{bail, Context, Result};
+
+pub const USAGE: &str = "\
+cargo xtask <command>
+
+Commands:
+  deps                      install the Debian packages tests and benches need (root)
+  test                      deps, then every test phase (cargo test --workspace) (root)
+  demo [--keep]             provision the Atlantis layout onto sparse loop devices of the
+                            real sizes and show what sgdisk and blkid see (root);
+                            --keep leaves the loop devices attached for a look around
+  bench provision [--rounds N] [--baseline-only]
+                            time `lifeboat plan` and `lifeboat provision` against the same
+                            work done with sgdisk and mkfs (default 5 rounds) (root)
+  help                      this text
+";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Xtask {
+    Help,
+    Deps,
+    Test,
+    Demo(Demo),
+    BenchProvision(BenchProvision),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Demo {
+    pub keep: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct BenchProvision {
+    pub rounds: u32,
+    pub baseline_only: bool,
+}
+
+impl Xtask {
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Xtask> {
+        let mut args = args.into_iter();
+        let Some(command) = args.next() else {
+            return Ok(Xtask::Help);
+        };
+        let rest: Vec<String> = args.collect();
+        let task = match command.as_str() {
+            "help" | "-h" | "--help" => Xtask::Help,
+            "deps" => {
+                no_more(&command, &rest)?;
+                Xtask::Deps
+            }
+            "test" => {
+                no_more(&command, &rest)?;
+                Xtask::Test
+            }
+            "demo" => {
+                let mut demo = Demo { keep: false };
+                for arg in &rest {
+                    match arg.as_str() {
+                        "--keep" => demo.keep = true,
+                        _ => bail!("unknown argument `{arg}` for `demo`; see `cargo xtask help`"),
+                    }
+                }
+                Xtask::Demo(demo)
+            }
+            "bench" => match rest.split_first() {
+                Some((what, rest)) if what == "provision" => {
+                    Xtask::BenchProvision(parse_bench_provision(rest)?)
+                }
+                Some((what, _)) => {
+                    bail!("unknown bench `{what}`; the only one is `bench provision`")
+                }
+                None => bail!("`bench` needs what to measure: `cargo xtask bench provision`"),
+            },
+            _ => bail!("unknown command `{command}`; see `cargo xtask help`"),
+        };
+        Ok(task)
+    }
+}
+
+fn parse_bench_provision(args: &[String]) -> Result<BenchProvision> {
+    let mut bench = BenchProvision {
+        rounds: 5,
+        baseline_only: false,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let rounds = match arg.as_str() {
+            "--baseline-only" => {
+                bench.baseline_only = true;
+                continue;
+            }
+            "--rounds" => args.next().context("`--rounds` needs a number")?.as_str(),
+            _ => match arg.strip_prefix("--rounds=") {
+                Some(value) => value,
+                None => {
+                    bail!("unknown argument `{arg}` for `bench provision`; see `cargo xtask help`")
+                }
+            },
+        };
+        bench.rounds = match rounds.parse() {
+            Ok(n) if n > 0 => n,
+            _ => bail!("`--rounds` needs a whole number of at least 1, got `{rounds}`"),
+        };
+    }
+    Ok(bench)
+}
+
+fn no_more(command: &str, rest: &[String]) -> Result<()> {
+    match rest.first() {
+        Some(arg) => bail!("`{command}` takes no arguments, got `{arg}`"),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Xtask> {
+        Xtask::parse(line.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(parse("").unwrap(), Xtask::Help);
+        assert_eq!(parse("deps").unwrap(), Xtask::Deps);
+        assert_eq!(parse("test").unwrap(), Xtask::Test);
+        assert_eq!(
+            parse("demo --keep").unwrap(),
+            Xtask::Demo(Demo { keep: true })
+        );
+        assert_eq!(
+            parse("bench provision").unwrap(),
+            Xtask::BenchProvision(BenchProvision {
+                rounds: 5,
+                baseline_only: false
+            })
+        );
+        assert_eq!(
+            parse("bench provision --rounds 2 --baseline-only").unwrap(),
+            Xtask::BenchProvision(BenchProvision {
+                rounds: 2,
+                baseline_only: true
+            })
+        );
+        assert_eq!(
+            parse("bench provision --rounds=3").unwrap(),
+            Xtask::BenchProvision(BenchProvision {
+                rounds: 3,
+                baseline_only: false
+            })
+        );
+    }
+
+    #[test]
+    fn mistakes_are_refused() {
+        for line in [
+            "frobnicate",
+            "deps --force",
+            "demo --kep",
+            "bench",
+            "bench plan",
+            "bench provision --rounds",
+            "bench provision --rounds 0",
+            "bench provision --rounds x",
+        ] {
+            assert!(parse(line).is_err(), "{line} parsed");
+        }
+    }
+}

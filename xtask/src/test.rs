@@ -1,0 +1,41 @@
+//! `cargo xtask test`: every test phase in order. QEMU scenarios become more phases.
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{deps, interrupt, require_root};
+
+struct Phase {
+    name: &'static str,
+    what: &'static str,
+    run: fn(&Shell) -> Result<()>,
+}
+
+const PHASES: &[Phase] = &[Phase {
+    name: "cargo-test",
+    what: "unit tests and integration tests on loop devices",
+    run: cargo_test,
+}];
+
+pub fn run(sh: &Shell) -> Result<()> {
+    require_root("test")?;
+    deps::ensure(sh)?;
+    for (n, phase) in PHASES.iter().enumerate() {
+        interrupt::check()?;
+        println!(
+            "\n== phase {}/{}: {} ({})",
+            n + 1,
+            PHASES.len(),
+            phase.name,
+            phase.what
+        );
+        (phase.run)(sh).with_context(|| format!("test phase {} failed", phase.name))?;
+    }
+    println!("\nall {} test phases passed", PHASES.len());
+    Ok(())
+}
+
+fn cargo_test(sh: &Shell) -> Result<()> {
+    cmd!(sh, "cargo test --workspace").run()?;
+    Ok(())
+}
