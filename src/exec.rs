@@ -196,8 +196,7 @@ impl fmt::Display for Cmd {
 fn shell_quote(s: &OsStr) -> String {
     let s = s.to_string_lossy();
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c))
     {
         s.into_owned()

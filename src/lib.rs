@@ -3,8 +3,12 @@
 //! The flow is always `spec` → `probe` → `plan` (pure) → show → confirm → `apply`.
 
 pub mod apply;
+pub mod blockdev;
+pub mod cli;
+pub mod commands;
 pub mod exec;
 pub mod plan;
 pub mod probe;
 pub mod runlog;
 pub mod spec;
+pub mod ui;

@@ -1,1 +1,23 @@
-fn main() {}
+use clap::Parser;
+
+use lifeboat::cli::{Cli, Command};
+use lifeboat::commands;
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Plan(args) => commands::plan(args),
+        Command::Provision(args) => commands::provision(args),
+        Command::Disks(args) => commands::disks(args),
+        Command::Check(args) => commands::check(&args.spec),
+    };
+    if let Err(err) = result {
+        // One sentence: the context chain joined, most general first.
+        eprintln!("lifeboat: {err:#}");
+        lifeboat::runlog::line(&format!("error: {err:#}"));
+        if let Some(log) = lifeboat::runlog::path() {
+            eprintln!("lifeboat: log: {}", log.display());
+        }
+        std::process::exit(1);
+    }
+}

@@ -5,6 +5,11 @@
 //! the on-disk GPT but unknown to it (BLKPG add, as `partx -a` does), so that their
 //! contents can be read; that changes no byte on the disk.
 
+mod device;
+mod parse;
+
+pub use device::{all_disks, device};
+
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -39,7 +44,9 @@ pub enum Table {
     None,
     Gpt(Gpt),
     /// Some other table (an MBR with partitions): named as blkid names it (`dos`).
-    Other { name: String },
+    Other {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,0 +1,250 @@
+//! FAT32 written in-process with `lamfat` (rust-fatfs' fixed code; fatfs 0.3.6 writes
+//! directories that fsck.vfat rejects). Works on a partition node or on a region of a
+//! plain image file, so the image builder needs no loop device.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use lamfat::{FatType, FormatVolumeOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FatError {
+    #[error("cannot open {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error("FAT label \"{0}\" is longer than 11 bytes")]
+    Label(String),
+    #[error("{len} bytes is too small for FAT32 (it needs at least 33 MiB)")]
+    TooSmall { len: u64 },
+    #[error("formatting FAT32 failed: {0}")]
+    Format(String),
+    #[error("flushing to disk failed: {0}")]
+    Sync(io::Error),
+}
+
+/// A window `[offset, offset + len)` of a file, seen as a whole device.
+pub struct Region<'a> {
+    file: &'a mut File,
+    offset: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl<'a> Region<'a> {
+    pub fn new(file: &'a mut File, offset: u64, len: u64) -> Region<'a> {
+        Region {
+            file,
+            offset,
+            len,
+            pos: 0,
+        }
+    }
+
+    fn room(&self, want: usize) -> usize {
+        want.min(self.len.saturating_sub(self.pos) as usize)
+    }
+}
+
+impl Read for Region<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.room(buf.len());
+        if n == 0 {
+            return Ok(0);
+        }
+        self.file.seek(SeekFrom::Start(self.offset + self.pos))?;
+        let got = self.file.read(&mut buf[..n])?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl Write for Region<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.room(buf.len());
+        if n == 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "write past the end of the FAT region",
+            ));
+        }
+        self.file.seek(SeekFrom::Start(self.offset + self.pos))?;
+        let put = self.file.write(&buf[..n])?;
+        self.pos += put as u64;
+        Ok(put)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Seek for Region<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let new = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match new {
+            Some(n) if n <= self.len => {
+                self.pos = n;
+                Ok(n)
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek outside the FAT region",
+            )),
+        }
+    }
+}
+
+/// The 11-byte, space-padded, upper-case label FAT stores.
+fn label_bytes(label: &str) -> Result<[u8; 11], FatError> {
+    let up = label.to_ascii_uppercase();
+    if up.len() > 11 {
+        return Err(FatError::Label(label.to_owned()));
+    }
+    let mut out = [b' '; 11];
+    out[..up.len()].copy_from_slice(up.as_bytes());
+    Ok(out)
+}
+
+/// Format `[offset, offset + len)` of `file` as FAT32 with this label and volume id.
+pub fn format_fat32(
+    file: &mut File,
+    offset: u64,
+    len: u64,
+    label: &str,
+    volume_id: u32,
+) -> Result<(), FatError> {
+    let label = label_bytes(label)?;
+    // 65525 clusters of 512 bytes is the FAT32 floor.
+    if len < 33 << 20 {
+        return Err(FatError::TooSmall { len });
+    }
+    let options = FormatVolumeOptions::new()
+        .fat_type(FatType::Fat32)
+        .bytes_per_cluster(cluster_size(len))
+        .volume_id(volume_id)
+        .volume_label(label);
+    let mut region = Region::new(file, offset, len);
+    lamfat::format_volume(&mut lamfat::StdIoWrapper::new(&mut region), options)
+        .map_err(|e| FatError::Format(format!("{e:?}")))?;
+    file.sync_all().map_err(FatError::Sync)
+}
+
+/// The cluster sizes mkfs.vfat picks: 4 KiB up to 8 GiB, larger above, never so large that
+/// FAT32's 65525-cluster minimum is missed.
+fn cluster_size(len: u64) -> u32 {
+    let mut size: u32 = match len {
+        l if l <= 8 << 30 => 4096,
+        l if l <= 16 << 30 => 8192,
+        l if l <= 32 << 30 => 16384,
+        _ => 32768,
+    };
+    while size > 512 && len / u64::from(size) < 66_000 {
+        size /= 2;
+    }
+    size
+}
+
+/// Format a whole partition node (or image file) as FAT32.
+pub fn format_fat32_path(node: &Path, label: &str, volume_id: u32) -> Result<(), FatError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(node)
+        .map_err(|source| FatError::Open {
+            path: node.to_owned(),
+            source,
+        })?;
+    let len = file
+        .seek(SeekFrom::End(0))
+        .map_err(|source| FatError::Open {
+            path: node.to_owned(),
+            source,
+        })?;
+    format_fat32(&mut file, 0, len, label, volume_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::Cmd;
+
+    fn hash_outside(path: &Path, offset: u64, len: u64) -> (Vec<u8>, Vec<u8>) {
+        let all = std::fs::read(path).unwrap();
+        (
+            all[..offset as usize].to_vec(),
+            all[(offset + len) as usize..].to_vec(),
+        )
+    }
+
+    #[test]
+    fn region_inside_a_larger_file_passes_fsck() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("disk.img");
+        let (offset, len) = (1u64 << 20, 64u64 << 20);
+        {
+            let mut f = File::create(&img).unwrap();
+            // Recognisable bytes around the region prove nothing outside it is touched.
+            f.write_all(&vec![0xA5; offset as usize]).unwrap();
+            f.set_len(offset + len + (1 << 20)).unwrap();
+            f.seek(SeekFrom::Start(offset + len)).unwrap();
+            f.write_all(&vec![0x5A; 1 << 20]).unwrap();
+        }
+        let before = hash_outside(&img, offset, len);
+        let mut f = OpenOptions::new().read(true).write(true).open(&img).unwrap();
+        format_fat32(&mut f, offset, len, "esp1", 0x1234_ABCD).unwrap();
+        drop(f);
+        assert_eq!(hash_outside(&img, offset, len), before);
+
+        // Cut the region out and let dosfstools and blkid judge it.
+        let all = std::fs::read(&img).unwrap();
+        let part = dir.path().join("part.img");
+        std::fs::write(&part, &all[offset as usize..(offset + len) as usize]).unwrap();
+        let fsck = Cmd::new("fsck.vfat").arg("-n").arg(&part).run().unwrap();
+        // Exit 0 is dosfstools' "no errors"; one cluster in use is the root directory.
+        assert!(fsck.stdout.contains(" 1/"), "{}", fsck.stdout);
+        let blkid = Cmd::new("blkid").args(["-p", "-o", "export"]).arg(&part).read().unwrap();
+        assert!(blkid.contains("TYPE=vfat"), "{blkid}");
+        assert!(blkid.contains("VERSION=FAT32"), "{blkid}");
+        assert!(blkid.contains("LABEL=ESP1"), "{blkid}");
+        assert!(blkid.contains("UUID=1234-ABCD"), "{blkid}");
+    }
+
+    #[test]
+    fn a_512_mib_esp_is_fat32_with_4k_clusters() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("esp.img");
+        File::create(&part).unwrap().set_len(512 << 20).unwrap();
+        format_fat32_path(&part, "ESP0", 7).unwrap();
+        let out = Cmd::new("fsck.vfat").args(["-n", "-v"]).arg(&part).run().unwrap();
+        assert!(out.stdout.contains("4096 bytes per cluster"), "{}", out.stdout);
+        let blkid = Cmd::new("blkid").args(["-p", "-o", "export"]).arg(&part).read().unwrap();
+        assert!(blkid.contains("VERSION=FAT32"), "{blkid}");
+    }
+
+    #[test]
+    fn refuses_long_labels_and_tiny_regions() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("p.img");
+        File::create(&part).unwrap().set_len(16 << 20).unwrap();
+        assert!(matches!(format_fat32_path(&part, "ESP", 1), Err(FatError::TooSmall { .. })));
+        assert!(matches!(
+            format_fat32_path(&part, "TWELVE-CHARS", 1),
+            Err(FatError::Label(_))
+        ));
+    }
+
+    #[test]
+    fn region_stays_inside_its_window() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.set_len(100).unwrap();
+        let mut r = Region::new(&mut f, 10, 20);
+        assert!(r.seek(SeekFrom::Start(21)).is_err());
+        r.seek(SeekFrom::Start(15)).unwrap();
+        assert_eq!(r.write(&[1u8; 10]).unwrap(), 5);
+        assert!(r.write(&[1u8]).is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! A filesystem mounted for the duration of some work, on a private temporary directory.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("cannot make a mount point: {0}")]
+    Dir(std::io::Error),
+    #[error("cannot mount {} ({fstype}) at {}: {errno}", device.display(), at.display())]
+    Mount {
+        device: PathBuf,
+        fstype: String,
+        at: PathBuf,
+        errno: nix::Error,
+    },
+    #[error("cannot unmount {}: {errno}; it stays mounted there", at.display())]
+    Unmount { at: PathBuf, errno: nix::Error },
+}
+
+/// Unmounted on drop; [`Mount::close`] reports an unmount failure instead of hiding it.
+#[derive(Debug)]
+pub struct Mount {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl Mount {
+    pub fn new(device: &Path, fstype: &str) -> Result<Mount, MountError> {
+        let dir = tempfile::Builder::new()
+            .prefix("lifeboat-mnt-")
+            .tempdir()
+            .map_err(MountError::Dir)?;
+        let path = dir.path().to_owned();
+        crate::runlog::line(&format!("mount -t {fstype} {} {}", device.display(), path.display()));
+        mount(
+            Some(device),
+            &path,
+            Some(fstype),
+            MsFlags::MS_NOATIME,
+            None::<&str>,
+        )
+        .map_err(|errno| MountError::Mount {
+            device: device.to_owned(),
+            fstype: fstype.to_owned(),
+            at: path.clone(),
+            errno,
+        })?;
+        Ok(Mount {
+            dir: Some(dir),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Unmount now and remove the mount point.
+    pub fn close(mut self) -> Result<(), MountError> {
+        self.unmount()
+    }
+
+    fn unmount(&mut self) -> Result<(), MountError> {
+        let Some(dir) = self.dir.take() else {
+            return Ok(());
+        };
+        crate::runlog::line(&format!("umount {}", self.path.display()));
+        match umount2(&self.path, MntFlags::empty()) {
+            Ok(()) => {
+                let _ = dir.close();
+                Ok(())
+            }
+            Err(errno) => {
+                // Never delete a directory that still has a filesystem mounted on it.
+                let _ = dir.keep();
+                Err(MountError::Unmount {
+                    at: self.path.clone(),
+                    errno,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Err(e) = self.unmount() {
+            eprintln!("lifeboat: {e}");
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Command-line arguments (clap derive). No logic here: `commands` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Provision and restore the disks of a multi-boot Linux workstation from a spec",
+    long_about = "Provision and restore the disks of a multi-boot Linux workstation from a \
+declarative spec (configs/atlantis.toml).\n\n\
+Every command that writes first computes a plan from the spec and what is on the disks now, \
+prints it, and asks for confirmation. `lifeboat plan` shows that plan and writes nothing.\n\n\
+Typical session:\n  \
+lifeboat disks                                   # which disk is which (serials, sizes)\n  \
+lifeboat plan configs/atlantis.toml              # what would be done\n  \
+lifeboat provision configs/atlantis.toml         # do it, after typing the disk's serial",
+    after_help = "Run logs are written to /var/log/lifeboat (or $LIFEBOAT_LOG_DIR). Spec reference: docs/spec.md."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what `provision` would do to the disks; writes nothing, ever.
+    #[command(
+        long_about = "Probe the disks of the spec and print the ordered actions that `provision` \
+would carry out: the partition table with every partition's start, end, size, type, GUID and \
+name, each filesystem with its label, each Btrfs subvolume. Writes nothing.\n\n\
+Preserved disks (like disk0 with Windows) are listed with what was found on them, never planned."
+    )]
+    Plan(PlanArgs),
+    /// Partition and format the disks to the spec, after showing the plan and asking.
+    #[command(
+        long_about = "Partition and format the spec's disks: GPT, FAT32 ESPs, ext4, swap, NTFS, \
+Btrfs with its subvolumes. Without --only, every disk of the spec that is not preserved.\n\n\
+Safety: a disk is written only when it is bound with --disk or matched by the spec's rules \
+(serial, WWN, size), fits the layout, and is not in use. A disk holding a partition table or \
+filesystems that differ from the spec is refused unless --wipe ID (or `wipe = true` in the spec) \
+allows replacing them. The plan is printed first; then each disk is written only after you type \
+its serial number (or pass --yes).\n\n\
+Running it again on a finished disk plans nothing; on a half-finished one it does only the rest."
+    )]
+    Provision(ProvisionArgs),
+    /// List the disks this machine has, with the serials and sizes specs match on.
+    Disks(DisksArgs),
+    /// Check a spec file and summarise it; reports the first error with file:line:col.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// The machine spec (TOML), e.g. configs/atlantis.toml.
+    pub spec: PathBuf,
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
+    /// Only these disks of the spec (repeatable). Default: every disk that is not preserved.
+    #[arg(long = "only", value_name = "ID")]
+    pub only: Vec<String>,
+    /// Allow replacing the partition table and filesystems on this disk (repeatable).
+    #[arg(long = "wipe", value_name = "ID")]
+    pub wipe: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Print the plan as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Do not ask: the plan is confirmed. Without it, you type each disk's serial.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the plan and stop (same as `lifeboat plan`).
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DisksArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The machine spec (TOML).
+    pub spec: PathBuf,
+}
+
+fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((id, dev)) if !id.is_empty() && !dev.is_empty() => {
+            Ok((id.to_owned(), PathBuf::from(dev)))
+        }
+        _ => Err(format!(
+            "expected ID=DEVICE (for example disk1=/dev/sdb), got \"{s}\""
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bindings_parse() {
+        assert_eq!(
+            parse_binding("disk1=/dev/loop3").unwrap(),
+            ("disk1".to_owned(), PathBuf::from("/dev/loop3"))
+        );
+        assert!(parse_binding("disk1").is_err());
+        assert!(parse_binding("=/dev/x").is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! `lifeboat disks`: what the spec's match rules can see.
+
+use anyhow::{Context, Result};
+
+use crate::cli::DisksArgs;
+use crate::probe::{self, Table};
+use crate::spec::human;
+
+pub fn disks(args: &DisksArgs) -> Result<()> {
+    let disks = probe::all_disks().context("listing the disks of this machine")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&disks)?);
+        return Ok(());
+    }
+    if disks.is_empty() {
+        println!("No disks found in /sys/block.");
+        return Ok(());
+    }
+    println!(
+        "{:<14} {:>10}  {:<24} {:<22} {:<20} contents",
+        "device", "size", "serial", "wwn", "model"
+    );
+    for d in &disks {
+        let contents = match &d.table {
+            Table::Gpt(g) => format!("GPT, {} partitions", g.partitions.len()),
+            Table::Other { name } => format!("{name} table"),
+            Table::None => d
+                .whole_disk_fs
+                .as_ref()
+                .map(|f| f.fstype.clone())
+                .unwrap_or_else(|| "blank".into()),
+        };
+        let busy = if d.busy.is_empty() { "" } else { ", in use" };
+        println!(
+            "{:<14} {:>10}  {:<24} {:<22} {:<20} {contents}{busy}",
+            d.path.display(),
+            human(d.size),
+            d.serial.as_deref().unwrap_or("-"),
+            d.wwn.as_deref().unwrap_or("-"),
+            d.model.as_deref().unwrap_or("-"),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `lifeboat plan` and `lifeboat provision`: probe, plan, show, confirm, apply.
+
+use anyhow::{bail, Context, Result};
+
+use crate::apply::{self, KeySource};
+use crate::cli::{PlanArgs, ProvisionArgs, Selection};
+use crate::plan::{self, Plan, PartRef, Scope};
+use crate::probe::{self, Device};
+use crate::spec::Spec;
+use crate::{runlog, ui};
+
+/// `lifeboat plan`: print what provision would do. Writes nothing.
+pub fn plan(args: &PlanArgs) -> Result<()> {
+    let (_, plan) = make_plan(&args.selection)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", plan.render());
+    }
+    Ok(())
+}
+
+/// `lifeboat provision`: the plan, a confirmation, then the writes.
+pub fn provision(args: &ProvisionArgs) -> Result<()> {
+    let log = runlog::start("provision").ok();
+    let (_, plan) = make_plan(&args.selection)?;
+    print!("{}", plan.render());
+    if plan.is_empty() || args.dry_run {
+        return Ok(());
+    }
+    confirm(&plan, args.yes)?;
+
+    let mut steps = ui::Steps::new(plan.action_count());
+    let result = apply::apply(&plan, &mut steps, &mut Prompted);
+    steps.finish();
+    result.context("provisioning stopped; running the same command again finishes the rest")?;
+    println!(
+        "\nDone: {} step{} on {}.",
+        plan.action_count(),
+        if plan.action_count() == 1 { "" } else { "s" },
+        plan.disks
+            .iter()
+            .filter(|d| !d.actions.is_empty())
+            .map(|d| d.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(path) = log {
+        println!("Log: {}", path.display());
+    }
+    Ok(())
+}
+
+fn make_plan(sel: &Selection) -> Result<(Spec, Plan)> {
+    let spec = Spec::load(&sel.spec)?;
+    runlog::line(&format!("spec {}", sel.spec.display()));
+    let scope = Scope {
+        only: sel.only.clone(),
+        wipe: sel.wipe.clone(),
+    };
+    let targets = scope.targets(&spec)?;
+    let mut explicit = Vec::new();
+    for (id, path) in &sel.disks {
+        let device = probe::device(path).with_context(|| format!("probing {} for {id}", path.display()))?;
+        explicit.push((id.clone(), device));
+    }
+    // Only look at the machine's other disks when some disk still has to be found.
+    let candidates: Vec<Device> = if spec
+        .disks
+        .iter()
+        .all(|d| explicit.iter().any(|(id, _)| *id == d.id))
+    {
+        Vec::new()
+    } else {
+        probe::all_disks().context("listing the disks of this machine")?
+    };
+    let bindings = plan::bind(&spec, explicit, &candidates, &targets)?;
+    let plan = plan::plan(&spec, &bindings, &scope, &mut || {
+        uuid::Uuid::new_v4().to_string().to_uppercase()
+    })?;
+    Ok((spec, plan))
+}
+
+/// `--yes`, or the serial of every disk that will be written typed at the prompt.
+fn confirm(plan: &Plan, yes: bool) -> Result<()> {
+    if yes {
+        runlog::line("confirmed with --yes");
+        return Ok(());
+    }
+    if !ui::interactive() {
+        bail!("refusing to write without confirmation: run it on a terminal to confirm by typing each disk's serial, or pass --yes");
+    }
+    for d in plan.disks.iter().filter(|d| !d.actions.is_empty()) {
+        let expected = d
+            .serial
+            .clone()
+            .unwrap_or_else(|| d.device.display().to_string());
+        let what = if d.serial.is_some() { "serial" } else { "device path" };
+        let prompt = format!(
+            "To write {} ({}), type its {what} {expected}",
+            d.id,
+            d.device.display()
+        );
+        if !ui::confirm_by_typing(&prompt, &expected)? {
+            bail!("not confirmed for {}: nothing was written", d.id);
+        }
+        runlog::line(&format!("confirmed {} by typing {what}", d.id));
+    }
+    Ok(())
+}
+
+/// LUKS passphrases asked for at the console.
+struct Prompted;
+
+impl KeySource for Prompted {
+    fn passphrase(&mut self, partition: &PartRef) -> Result<String, String> {
+        if !ui::interactive() {
+            return Err("no key_file in the spec and no terminal to ask for a passphrase".into());
+        }
+        ui::new_passphrase(&format!(
+            "Passphrase for the LUKS container in partition {} \"{}\"",
+            partition.number, partition.name
+        ))
+        .map_err(|e| e.to_string())
+    }
+}
