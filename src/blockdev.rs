@@ -112,11 +112,7 @@ pub fn kernel_partitions(name: &str) -> Vec<KernelPartition> {
     for e in entries.flatten() {
         let p = e.path();
         let read = |f: &str| -> Option<u64> {
-            std::fs::read_to_string(p.join(f))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
+            std::fs::read_to_string(p.join(f)).ok()?.trim().parse().ok()
         };
         if let (Some(number), Some(start), Some(size)) =
             (read("partition"), read("start"), read("size"))
@@ -180,6 +176,27 @@ fn blkpg_call(
         })
 }
 
+/// Write out everything cached for a disk and its partitions (mkfs programs do not all
+/// fsync), so that success is reported only for what is on the disk.
+pub fn flush(path: &Path) -> Result<(), BlockdevError> {
+    let name = kernel_name(path)?;
+    let mut nodes: Vec<PathBuf> = kernel_partitions(&name)
+        .iter()
+        .map(|p| partition_node(path, p.number))
+        .collect();
+    nodes.push(path.to_owned());
+    for node in nodes {
+        open(&node)?
+            .sync_all()
+            .map_err(|source| BlockdevError::Io {
+                path: node.clone(),
+                what: "flushing",
+                source,
+            })?;
+    }
+    Ok(())
+}
+
 /// Ask the kernel to re-read the partition table. Returns whether it accepted; a kernel
 /// without a GPT parser, or a loop device without partition scanning, says no, and that
 /// is expected.
@@ -197,7 +214,11 @@ pub fn sync_partitions(path: &Path, wanted: &[KernelPartition]) -> Result<(), Bl
     let have = kernel_partitions(&name);
     for h in &have {
         if !wanted.contains(h) {
-            crate::runlog::line(&format!("BLKPG del {} partition {}", path.display(), h.number));
+            crate::runlog::line(&format!(
+                "BLKPG del {} partition {}",
+                path.display(),
+                h.number
+            ));
             blkpg_call(&file, path, BLKPG_DEL_PARTITION, h)?;
         }
     }
@@ -232,10 +253,22 @@ mod tests {
 
     #[test]
     fn partition_nodes() {
-        assert_eq!(partition_node(Path::new("/dev/sda"), 1), Path::new("/dev/sda1"));
-        assert_eq!(partition_node(Path::new("/dev/loop3"), 2), Path::new("/dev/loop3p2"));
-        assert_eq!(partition_node(Path::new("/dev/nvme0n1"), 4), Path::new("/dev/nvme0n1p4"));
-        assert_eq!(partition_node(Path::new("/dev/vdb"), 3), Path::new("/dev/vdb3"));
+        assert_eq!(
+            partition_node(Path::new("/dev/sda"), 1),
+            Path::new("/dev/sda1")
+        );
+        assert_eq!(
+            partition_node(Path::new("/dev/loop3"), 2),
+            Path::new("/dev/loop3p2")
+        );
+        assert_eq!(
+            partition_node(Path::new("/dev/nvme0n1"), 4),
+            Path::new("/dev/nvme0n1p4")
+        );
+        assert_eq!(
+            partition_node(Path::new("/dev/vdb"), 3),
+            Path::new("/dev/vdb3")
+        );
     }
 
     #[test]

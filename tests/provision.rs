@@ -49,9 +49,19 @@ fn lifeboat_ok<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
 fn lifeboat_refuses<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S], expect: &str) {
     let out = lifeboat(args);
     let err = text(&out.stderr);
-    assert!(!out.status.success(), "lifeboat {args:?} should fail; stdout:\n{}", text(&out.stdout));
-    assert!(err.contains(expect), "stderr of lifeboat {args:?}:\n{err}\nexpected: {expect}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("lifeboat: log:")).collect();
+    assert!(
+        !out.status.success(),
+        "lifeboat {args:?} should fail; stdout:\n{}",
+        text(&out.stdout)
+    );
+    assert!(
+        err.contains(expect),
+        "stderr of lifeboat {args:?}:\n{err}\nexpected: {expect}"
+    );
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("lifeboat: log:"))
+        .collect();
     assert_eq!(lines.len(), 1, "one sentence expected, got:\n{err}");
 }
 
@@ -73,11 +83,33 @@ impl Machine {
         let iu = Image::sparse(dir.path(), "usb.img", USB);
         let disk0 = Loop::attach(&i0.path);
         let d0 = disk0.dev.to_str().unwrap().to_owned();
-        run(&["sgdisk", "-n", "1:0:+512M", "-t", "1:ef00", "-c", "1:EFI system partition",
-              "-n", "2:0:0", "-t", "2:0700", "-c", "2:Basic data partition", &d0]);
+        run(&[
+            "sgdisk",
+            "-n",
+            "1:0:+512M",
+            "-t",
+            "1:ef00",
+            "-c",
+            "1:EFI system partition",
+            "-n",
+            "2:0:0",
+            "-t",
+            "2:0700",
+            "-c",
+            "2:Basic data partition",
+            &d0,
+        ]);
         run(&["partx", "-a", &d0]);
         run(&["mkfs.vfat", "-F", "32", "-n", "ESP0", &format!("{d0}p1")]);
-        run(&["mkfs.ntfs", "-Q", "-F", "-q", "-L", "Windows", &format!("{d0}p2")]);
+        run(&[
+            "mkfs.ntfs",
+            "-Q",
+            "-F",
+            "-q",
+            "-L",
+            "Windows",
+            &format!("{d0}p2"),
+        ]);
         Machine {
             disk0,
             disk1: Loop::attach(&i1.path),
@@ -139,7 +171,13 @@ fn sgdisk_rows(dev: &Path) -> Vec<(u32, u64, u64, String, String)> {
                 return None;
             }
             let name = f[6..].join(" ");
-            Some((f[0].parse().ok()?, f[1].parse().ok()?, f[2].parse().ok()?, f[5].to_owned(), name))
+            Some((
+                f[0].parse().ok()?,
+                f[1].parse().ok()?,
+                f[2].parse().ok()?,
+                f[5].to_owned(),
+                name,
+            ))
         })
         .collect()
 }
@@ -156,7 +194,15 @@ fn subvolumes(node: &str) -> Vec<String> {
 fn assert_atlantis(m: &Machine) {
     let d1 = sgdisk_rows(&m.disk1.dev);
     let names: Vec<(&str, &str)> = d1.iter().map(|r| (r.3.as_str(), r.4.as_str())).collect();
-    assert_eq!(names, [("EF00", "ESP1"), ("8300", "boot"), ("8200", "swap"), ("8300", "LINPOOL")]);
+    assert_eq!(
+        names,
+        [
+            ("EF00", "ESP1"),
+            ("8300", "boot"),
+            ("8200", "swap"),
+            ("8300", "LINPOOL")
+        ]
+    );
     assert_eq!(d1[0].1, 2048, "ESP1 starts at 1 MiB");
     assert_eq!(d1[0].2 - d1[0].1 + 1, 1_048_576, "ESP1 is 512 MiB");
     assert_eq!(d1[2].2 - d1[2].1 + 1, 134_217_728, "swap is 64 GiB");
@@ -165,11 +211,26 @@ fn assert_atlantis(m: &Machine) {
     }
     let usb = sgdisk_rows(&m.usb.dev);
     let names: Vec<(&str, &str)> = usb.iter().map(|r| (r.3.as_str(), r.4.as_str())).collect();
-    assert_eq!(names, [("0700", "WINBKUP"), ("8300", "CUSHION"), ("8300", "LINBKUP")]);
-    assert_eq!((usb[0].2 - usb[0].1 + 1) * 512, 1_000_000_000_000, "WINBKUP is 1 TB");
+    assert_eq!(
+        names,
+        [
+            ("0700", "WINBKUP"),
+            ("8300", "CUSHION"),
+            ("8300", "LINBKUP")
+        ]
+    );
+    assert_eq!(
+        (usb[0].2 - usb[0].1 + 1) * 512,
+        1_000_000_000_000,
+        "WINBKUP is 1 TB"
+    );
     for dev in [&m.disk1.dev, &m.usb.dev] {
         let v = run(&["sgdisk", "-v", dev.to_str().unwrap()]);
-        assert!(v.contains("No problems found"), "sgdisk -v {}:\n{v}", dev.display());
+        assert!(
+            v.contains("No problems found"),
+            "sgdisk -v {}:\n{v}",
+            dev.display()
+        );
     }
 
     let d = &m.disk1.dev;
@@ -183,16 +244,33 @@ fn assert_atlantis(m: &Machine) {
     assert_eq!(blkid(&node(u, 3)), ("btrfs".into(), "LINBKUP".into()));
 
     let fsck = run(&["fsck.vfat", "-n", &node(d, 1)]);
-    assert!(!fsck.contains("differ") && !fsck.contains("Free cluster summary wrong"), "{fsck}");
+    assert!(
+        !fsck.contains("differ") && !fsck.contains("Free cluster summary wrong"),
+        "{fsck}"
+    );
     run(&["e2fsck", "-f", "-n", &node(d, 2)]);
     run(&["e2fsck", "-f", "-n", &node(u, 2)]);
     run(&["btrfs", "check", "--readonly", &node(d, 4)]);
     let mut sv = subvolumes(&node(d, 4));
     sv.sort();
-    assert_eq!(sv, ["@home", "@rootF41", "@rootNobara", "@rootTW", "@snapshots", "Atlantis-meta"]);
+    assert_eq!(
+        sv,
+        [
+            "@home",
+            "@rootF41",
+            "@rootNobara",
+            "@rootTW",
+            "@snapshots",
+            "Atlantis-meta"
+        ]
+    );
     // Quotas are off unless the spec asks.
     let m4 = Mount::new(Path::new(&node(d, 4)), "btrfs");
-    let q = Command::new("btrfs").args(["qgroup", "show"]).arg(m4.path()).output().unwrap();
+    let q = Command::new("btrfs")
+        .args(["qgroup", "show"])
+        .arg(m4.path())
+        .output()
+        .unwrap();
     assert!(!q.status.success(), "quotas should be off on LINPOOL");
 }
 
@@ -202,8 +280,21 @@ fn provision_the_whole_machine_then_nothing_to_do() {
     let before = m.fingerprints();
 
     let plan = lifeboat_ok(&m.cmd("plan", &[]));
-    for name in ["ESP1", "boot", "swap", "LINPOOL", "WINBKUP", "CUSHION", "LINBKUP", "@rootTW",
-                 "@rootF41", "@rootNobara", "@home", "@snapshots", "Atlantis-meta"] {
+    for name in [
+        "ESP1",
+        "boot",
+        "swap",
+        "LINPOOL",
+        "WINBKUP",
+        "CUSHION",
+        "LINBKUP",
+        "@rootTW",
+        "@rootF41",
+        "@rootNobara",
+        "@home",
+        "@snapshots",
+        "Atlantis-meta",
+    ] {
         assert!(plan.contains(name), "plan lacks {name}:\n{plan}");
     }
     assert!(plan.contains("preserved"), "{plan}");
@@ -221,7 +312,11 @@ fn provision_the_whole_machine_then_nothing_to_do() {
 
     let again = lifeboat_ok(&m.cmd("provision", &["--yes"]));
     assert!(again.contains("Nothing to do"), "{again}");
-    assert_eq!(m.fingerprints(), after, "a second provision wrote something");
+    assert_eq!(
+        m.fingerprints(),
+        after,
+        "a second provision wrote something"
+    );
 }
 
 #[test]
@@ -230,7 +325,10 @@ fn interrupted_provision_converges_without_redoing() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
         .args(m.cmd("provision", &["--yes", "--only", "disk1"]))
         .env("LIFEBOAT_FAILPOINT", "pause-after:mkfs")
-        .env("LIFEBOAT_LOG_DIR", std::env::temp_dir().join("lifeboat-test-logs"))
+        .env(
+            "LIFEBOAT_LOG_DIR",
+            std::env::temp_dir().join("lifeboat-test-logs"),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -259,16 +357,35 @@ fn interrupted_provision_converges_without_redoing() {
     assert_eq!(t1, "vfat");
     let (t2, _) = blkid(&node(&m.disk1.dev, 2));
     assert_eq!(t2, "", "only the ESP was made before the kill");
-    let esp_uuid = run(&["blkid", "-p", "-s", "UUID", "-o", "value", &node(&m.disk1.dev, 1)]);
+    let esp_uuid = run(&[
+        "blkid",
+        "-p",
+        "-s",
+        "UUID",
+        "-o",
+        "value",
+        &node(&m.disk1.dev, 1),
+    ]);
     run(&["partx", "-d", &d1]);
 
     let out = lifeboat_ok(&m.cmd("provision", &["--yes", "--only", "disk1"]));
-    assert!(!out.contains("write a new GPT"), "re-run rewrote the table:\n{out}");
+    assert!(
+        !out.contains("write a new GPT"),
+        "re-run rewrote the table:\n{out}"
+    );
     assert!(!out.contains("make FAT32"), "re-run remade the ESP:\n{out}");
     assert!(out.contains("make ext4"), "{out}");
     assert_eq!(run(&["sgdisk", "-p", &d1]), guid_before, "table changed");
     assert_eq!(
-        run(&["blkid", "-p", "-s", "UUID", "-o", "value", &node(&m.disk1.dev, 1)]),
+        run(&[
+            "blkid",
+            "-p",
+            "-s",
+            "UUID",
+            "-o",
+            "value",
+            &node(&m.disk1.dev, 1)
+        ]),
         esp_uuid,
         "ESP was reformatted"
     );
@@ -303,20 +420,42 @@ fn refusals_write_nothing() {
     assert!(err.contains("two-rest.toml:15:"), "{err}");
 
     lifeboat_refuses(
-        &["provision", &spec, "--disk", "disk9=/dev/null", "--yes"],
-        "lifeboat: probing /dev/null for disk9:",
+        &["provision", &spec, "--disk", "disk1=/dev/null", "--yes"],
+        "lifeboat: probing /dev/null for disk1: /dev/null: /dev/null is not a block device",
     );
     lifeboat_refuses(
-        &["provision", &spec, "--disk", &d1.replace("disk1", "disk9"), "--yes"],
+        &[
+            "provision",
+            &spec,
+            "--disk",
+            &d1.replace("disk1", "disk9"),
+            "--yes",
+        ],
         "unknown disk id \"disk9\" in --disk",
     );
     // The 4.5 TB backup drive given as disk1 by mistake.
     lifeboat_refuses(
-        &["provision", &spec, "--disk", &format!("disk1={}", m.usb.dev.display()), "--only", "disk1", "--yes"],
+        &[
+            "provision",
+            &spec,
+            "--disk",
+            &format!("disk1={}", m.usb.dev.display()),
+            "--only",
+            "disk1",
+            "--yes",
+        ],
         "but the spec says disk1 is between 1.90 TB and 2.10 TB; refusing to use it as disk1",
     );
     lifeboat_refuses(
-        &["provision", &spec, "--disk", &d1, "--only", "disk0", "--yes"],
+        &[
+            "provision",
+            &spec,
+            "--disk",
+            &d1,
+            "--only",
+            "disk0",
+            "--yes",
+        ],
         "disk0 is preserved in the spec and is never partitioned or formatted",
     );
     lifeboat_refuses(
@@ -336,11 +475,23 @@ fn refusals_write_nothing() {
             .replace("max_size = \"2100GB\"", ""),
     );
     lifeboat_refuses(
-        &["provision", &nomatch, "--disk", &format!("disk1={}", small.dev.display()), "--only", "disk1", "--yes"],
+        &[
+            "provision",
+            &nomatch,
+            "--disk",
+            &format!("disk1={}", small.dev.display()),
+            "--only",
+            "disk1",
+            "--yes",
+        ],
         "is too small: it has 60.00 GB but the spec's partitions need at least",
     );
     assert_eq!(fingerprint(&small_img.path), small_fp);
-    assert_eq!(m.fingerprints(), before, "a refused command wrote to a disk");
+    assert_eq!(
+        m.fingerprints(),
+        before,
+        "a refused command wrote to a disk"
+    );
 }
 
 #[test]
@@ -360,21 +511,48 @@ fn foreign_data_needs_wipe_and_in_use_disks_are_refused() {
     );
     assert_eq!(m.fingerprints(), before);
 
-    // Mounted: refused even with --wipe.
+    // Mounted: refused even with --wipe. (Mounting ext4 writes to it, so no fingerprint.)
     {
         let _mounted = Mount::new(Path::new(&format!("{u}p1")), "ext4");
         lifeboat_refuses(
-            &["provision", &spec, "--disk", &usb, "--only", "usb", "--wipe", "usb", "--yes"],
-            "is in use:",
+            &[
+                "provision",
+                &spec,
+                "--disk",
+                &usb,
+                "--only",
+                "usb",
+                "--wipe",
+                "usb",
+                "--yes",
+            ],
+            &format!("usb ({u}) is in use: {u}p1 is mounted at"),
         );
     }
-    assert_eq!(m.fingerprints()[2], before[2]);
+    let names: Vec<String> = sgdisk_rows(&m.usb.dev).into_iter().map(|r| r.4).collect();
+    assert_eq!(names, ["Photos"], "the refused run changed the table");
 
     // With --wipe it is replaced by the spec's layout.
-    let out = lifeboat_ok(&["provision", &spec, "--disk", &usb, "--only", "usb", "--wipe", "usb", "--yes"]);
+    let out = lifeboat_ok(&[
+        "provision",
+        &spec,
+        "--disk",
+        &usb,
+        "--only",
+        "usb",
+        "--wipe",
+        "usb",
+        "--yes",
+    ]);
     assert!(out.contains("DESTROYS a GPT with 1 partition"), "{out}");
     let names: Vec<String> = sgdisk_rows(&m.usb.dev).into_iter().map(|r| r.4).collect();
     assert_eq!(names, ["WINBKUP", "CUSHION", "LINBKUP"]);
-    assert_eq!(blkid(&node(&m.usb.dev, 1)), ("ntfs".into(), "WINBKUP".into()));
-    assert_eq!(blkid(&node(&m.usb.dev, 2)), ("ext4".into(), "CUSHION".into()));
+    assert_eq!(
+        blkid(&node(&m.usb.dev, 1)),
+        ("ntfs".into(), "WINBKUP".into())
+    );
+    assert_eq!(
+        blkid(&node(&m.usb.dev, 2)),
+        ("ext4".into(), "CUSHION".into())
+    );
 }

@@ -194,7 +194,11 @@ mod tests {
             f.write_all(&vec![0x5A; 1 << 20]).unwrap();
         }
         let before = hash_outside(&img, offset, len);
-        let mut f = OpenOptions::new().read(true).write(true).open(&img).unwrap();
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&img)
+            .unwrap();
         format_fat32(&mut f, offset, len, "esp1", 0x1234_ABCD).unwrap();
         drop(f);
         assert_eq!(hash_outside(&img, offset, len), before);
@@ -206,7 +210,11 @@ mod tests {
         let fsck = Cmd::new("fsck.vfat").arg("-n").arg(&part).run().unwrap();
         // Exit 0 is dosfstools' "no errors"; one cluster in use is the root directory.
         assert!(fsck.stdout.contains(" 1/"), "{}", fsck.stdout);
-        let blkid = Cmd::new("blkid").args(["-p", "-o", "export"]).arg(&part).read().unwrap();
+        let blkid = Cmd::new("blkid")
+            .args(["-p", "-o", "export"])
+            .arg(&part)
+            .read()
+            .unwrap();
         assert!(blkid.contains("TYPE=vfat"), "{blkid}");
         assert!(blkid.contains("VERSION=FAT32"), "{blkid}");
         assert!(blkid.contains("LABEL=ESP1"), "{blkid}");
@@ -219,9 +227,21 @@ mod tests {
         let part = dir.path().join("esp.img");
         File::create(&part).unwrap().set_len(512 << 20).unwrap();
         format_fat32_path(&part, "ESP0", 7).unwrap();
-        let out = Cmd::new("fsck.vfat").args(["-n", "-v"]).arg(&part).run().unwrap();
-        assert!(out.stdout.contains("4096 bytes per cluster"), "{}", out.stdout);
-        let blkid = Cmd::new("blkid").args(["-p", "-o", "export"]).arg(&part).read().unwrap();
+        let out = Cmd::new("fsck.vfat")
+            .args(["-n", "-v"])
+            .arg(&part)
+            .run()
+            .unwrap();
+        assert!(
+            out.stdout.contains("4096 bytes per cluster"),
+            "{}",
+            out.stdout
+        );
+        let blkid = Cmd::new("blkid")
+            .args(["-p", "-o", "export"])
+            .arg(&part)
+            .read()
+            .unwrap();
         assert!(blkid.contains("VERSION=FAT32"), "{blkid}");
     }
 
@@ -230,7 +250,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let part = dir.path().join("p.img");
         File::create(&part).unwrap().set_len(16 << 20).unwrap();
-        assert!(matches!(format_fat32_path(&part, "ESP", 1), Err(FatError::TooSmall { .. })));
+        assert!(matches!(
+            format_fat32_path(&part, "ESP", 1),
+            Err(FatError::TooSmall { .. })
+        ));
         assert!(matches!(
             format_fat32_path(&part, "TWELVE-CHARS", 1),
             Err(FatError::Label(_))

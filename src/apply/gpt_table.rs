@@ -20,7 +20,10 @@ use crate::probe::{Gpt, Part};
 #[derive(Debug, thiserror::Error)]
 pub enum GptError {
     #[error("cannot open {}: {source}", path.display())]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: sector size {size} is not supported (512 or 4096)", path.display())]
     SectorSize { path: PathBuf, size: u64 },
     #[error("{}: partition {number} \"{name}\": {problem}", path.display())]
@@ -35,7 +38,10 @@ pub enum GptError {
     #[error("{}: writing the GPT failed: {message}", path.display())]
     Write { path: PathBuf, message: String },
     #[error("{}: flushing to disk failed: {source}", path.display())]
-    Sync { path: PathBuf, source: std::io::Error },
+    Sync {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn block_size(path: &Path, size: u64) -> Result<LogicalBlockSize, GptError> {
@@ -99,7 +105,10 @@ pub fn write(
             return Err(bad("partition numbers run from 1 to 128".into()));
         }
         if p.last_lba < p.first_lba {
-            return Err(bad(format!("ends (LBA {}) before it starts (LBA {})", p.last_lba, p.first_lba)));
+            return Err(bad(format!(
+                "ends (LBA {}) before it starts (LBA {})",
+                p.last_lba, p.first_lba
+            )));
         }
         if p.first_lba < first_usable || p.last_lba > last_usable {
             return Err(bad(format!(
@@ -230,18 +239,36 @@ mod tests {
         let v = Cmd::new("sgdisk").arg("-v").arg(&img).read().unwrap();
         assert!(v.contains("No problems found"), "{v}");
         let p = Cmd::new("sgdisk").arg("-p").arg(&img).read().unwrap();
-        assert!(p.contains(&format!("Disk identifier (GUID): {DISK_GUID}")), "{p}");
+        assert!(
+            p.contains(&format!("Disk identifier (GUID): {DISK_GUID}")),
+            "{p}"
+        );
         for (i, want) in parts.iter().enumerate() {
             let info = Cmd::new("sgdisk")
                 .arg(format!("-i{}", i + 1))
                 .arg(&img)
                 .read()
                 .unwrap();
-            assert!(info.contains(&format!("Partition GUID code: {}", want.type_guid)), "{info}");
-            assert!(info.contains(&format!("Partition unique GUID: {}", want.part_guid)), "{info}");
-            assert!(info.contains(&format!("First sector: {} ", want.first_lba)), "{info}");
-            assert!(info.contains(&format!("Last sector: {} ", want.last_lba)), "{info}");
-            assert!(info.contains(&format!("Partition name: '{}'", want.name)), "{info}");
+            assert!(
+                info.contains(&format!("Partition GUID code: {}", want.type_guid)),
+                "{info}"
+            );
+            assert!(
+                info.contains(&format!("Partition unique GUID: {}", want.part_guid)),
+                "{info}"
+            );
+            assert!(
+                info.contains(&format!("First sector: {} ", want.first_lba)),
+                "{info}"
+            );
+            assert!(
+                info.contains(&format!("Last sector: {} ", want.last_lba)),
+                "{info}"
+            );
+            assert!(
+                info.contains(&format!("Partition name: '{}'", want.name)),
+                "{info}"
+            );
         }
         // And our own reader agrees.
         let back = read(&img, 512).unwrap().unwrap();
@@ -255,16 +282,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let img = sparse(dir.path(), 4_500_000_000_000);
         Cmd::new("sgdisk")
-            .args(["-n", "1:0:+1G", "-n", "2:0:+1G", "-n", "3:0:+1G", "-n", "4:0:+1G", "-n", "5:0:0"])
+            .args([
+                "-n", "1:0:+1G", "-n", "2:0:+1G", "-n", "3:0:+1G", "-n", "4:0:+1G", "-n", "5:0:0",
+            ])
             .arg(&img)
             .run()
             .unwrap();
         let parts = planned("usb", 4_500_000_000_000, 512);
         write(&img, 512, DISK_GUID, &parts).unwrap();
         let p = Cmd::new("sgdisk").arg("-p").arg(&img).read().unwrap();
-        let rows = p.lines().skip_while(|l| !l.starts_with("Number")).skip(1).count();
+        let rows = p
+            .lines()
+            .skip_while(|l| !l.starts_with("Number"))
+            .skip(1)
+            .count();
         assert_eq!(rows, 3, "{p}");
-        assert!(Cmd::new("sgdisk").arg("-v").arg(&img).read().unwrap().contains("No problems found"));
+        assert!(Cmd::new("sgdisk")
+            .arg("-v")
+            .arg(&img)
+            .read()
+            .unwrap()
+            .contains("No problems found"));
     }
 
     #[test]
@@ -286,7 +324,10 @@ mod tests {
         let first = u64::from_le_bytes(raw[8192 + 32..8192 + 40].try_into().unwrap());
         let last = u64::from_le_bytes(raw[8192 + 40..8192 + 48].try_into().unwrap());
         assert_eq!((first, last), (256, 256 + 131_072 - 1));
-        assert!(read(&img, 512).unwrap().is_none(), "a 4K table is not a 512-byte one");
+        assert!(
+            read(&img, 512).unwrap().is_none(),
+            "a 4K table is not a 512-byte one"
+        );
         assert_eq!(read(&img, 4096).unwrap().unwrap().partitions.len(), 4);
     }
 
@@ -303,8 +344,14 @@ mod tests {
         assert!(err.contains("overlaps partition 2"), "{err}");
         parts.truncate(1);
         parts[0].part_guid = "nope".into();
-        assert!(write(&img, 512, DISK_GUID, &parts).unwrap_err().to_string().contains("bad GUID \"nope\""));
-        assert!(matches!(write(&img, 1024, DISK_GUID, &parts), Err(GptError::SectorSize { .. })));
+        assert!(write(&img, 512, DISK_GUID, &parts)
+            .unwrap_err()
+            .to_string()
+            .contains("bad GUID \"nope\""));
+        assert!(matches!(
+            write(&img, 1024, DISK_GUID, &parts),
+            Err(GptError::SectorSize { .. })
+        ));
         // Nothing was written by any of them.
         assert!(read(&img, 512).unwrap().is_none());
     }

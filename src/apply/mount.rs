@@ -33,7 +33,11 @@ impl Mount {
             .tempdir()
             .map_err(MountError::Dir)?;
         let path = dir.path().to_owned();
-        crate::runlog::line(&format!("mount -t {fstype} {} {}", device.display(), path.display()));
+        crate::runlog::line(&format!(
+            "mount -t {fstype} {} {}",
+            device.display(),
+            path.display()
+        ));
         mount(
             Some(device),
             &path,

@@ -51,22 +51,26 @@ pub fn apply(
             let what = action.describe();
             progress.start(number, total, &disk.id, &what);
             runlog::line(&format!("step {number}/{total} {}: {what}", disk.id));
-            state
-                .run(action, keys)
-                .map_err(|source| ApplyError {
-                    number,
-                    step: format!("{}: {what}", disk.id),
-                    source,
-                })?;
+            state.run(action, keys).map_err(|source| ApplyError {
+                number,
+                step: format!("{}: {what}", disk.id),
+                source,
+            })?;
             progress.done(number);
             pause_at_failpoint(failpoint.as_deref(), action);
         }
-        // Leave nothing of ours mounted between disks.
-        state.unmount().map_err(|source| ApplyError {
-            number,
-            step: format!("{}: unmount", disk.id),
-            source,
-        })?;
+        if disk.actions.is_empty() {
+            continue;
+        }
+        // Leave nothing of ours mounted between disks, and nothing unwritten.
+        state
+            .unmount()
+            .and_then(|()| Ok(blockdev::flush(&disk.device)?))
+            .map_err(|source| ApplyError {
+                number,
+                step: format!("{}: flush to disk", disk.id),
+                source,
+            })?;
     }
     state.close_luks().map_err(|source| ApplyError {
         number,
@@ -106,7 +110,10 @@ impl State {
             Action::WipeDisk { device } => {
                 self.unmount()?;
                 blockdev::sync_partitions(device, &[])?;
-                Cmd::new("wipefs").args(["--all", "--quiet"]).arg(device).run()?;
+                Cmd::new("wipefs")
+                    .args(["--all", "--quiet"])
+                    .arg(device)
+                    .run()?;
             }
             Action::CreateGpt {
                 device,
@@ -145,7 +152,10 @@ impl State {
             } => {
                 let node = blockdev::partition_node(&partition.disk, partition.number);
                 let key = luks::Key::obtain(key_file.as_deref(), partition, keys)?;
-                Cmd::new("wipefs").args(["--all", "--quiet"]).arg(&node).run()?;
+                Cmd::new("wipefs")
+                    .args(["--all", "--quiet"])
+                    .arg(&node)
+                    .run()?;
                 luks::format(&node, &key)?;
                 let name = luks::open(&node, &key)?;
                 self.opened.push((node, name));
@@ -173,7 +183,10 @@ impl State {
             }
             Action::EnableQuotas { partition, in_luks } => {
                 let mnt = self.mount_btrfs(partition, *in_luks, keys)?;
-                Cmd::new("btrfs").args(["quota", "enable"]).arg(&mnt).run()?;
+                Cmd::new("btrfs")
+                    .args(["quota", "enable"])
+                    .arg(&mnt)
+                    .run()?;
             }
         }
         Ok(())
@@ -244,7 +257,10 @@ impl State {
 
 fn mkfs(target: &Path, fs: FsKind, label: Option<&str>) -> Result<(), BoxError> {
     // Old signatures at other offsets would make blkid see two filesystems.
-    Cmd::new("wipefs").args(["--all", "--quiet"]).arg(target).run()?;
+    Cmd::new("wipefs")
+        .args(["--all", "--quiet"])
+        .arg(target)
+        .run()?;
     let label_args = |flag: &str| -> Vec<String> {
         label
             .map(|l| vec![flag.to_owned(), l.to_owned()])
@@ -252,7 +268,11 @@ fn mkfs(target: &Path, fs: FsKind, label: Option<&str>) -> Result<(), BoxError> 
     };
     match fs {
         FsKind::Vfat => {
-            fat::format_fat32_path(target, label.unwrap_or("NO NAME"), uuid::Uuid::new_v4().as_u128() as u32)?;
+            fat::format_fat32_path(
+                target,
+                label.unwrap_or("NO NAME"),
+                uuid::Uuid::new_v4().as_u128() as u32,
+            )?;
             // FAT has no journal and no second opinion inside lifeboat: ask dosfstools.
             Cmd::new("fsck.vfat").arg("-n").arg(target).run()?;
         }

@@ -7,12 +7,13 @@ use crate::probe::{self, Table};
 use crate::spec::human;
 
 pub fn disks(args: &DisksArgs) -> Result<()> {
-    let disks = probe::all_disks().context("listing the disks of this machine")?;
+    let found = probe::all_disks().context("listing the disks of this machine")?;
+    let disks = &found.disks;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&disks)?);
+        println!("{}", serde_json::to_string_pretty(disks)?);
         return Ok(());
     }
-    if disks.is_empty() {
+    if disks.is_empty() && found.unreadable.is_empty() {
         println!("No disks found in /sys/block.");
         return Ok(());
     }
@@ -20,7 +21,7 @@ pub fn disks(args: &DisksArgs) -> Result<()> {
         "{:<14} {:>10}  {:<24} {:<22} {:<20} contents",
         "device", "size", "serial", "wwn", "model"
     );
-    for d in &disks {
+    for d in disks {
         let contents = match &d.table {
             Table::Gpt(g) => format!("GPT, {} partitions", g.partitions.len()),
             Table::Other { name } => format!("{name} table"),
@@ -39,6 +40,9 @@ pub fn disks(args: &DisksArgs) -> Result<()> {
             d.wwn.as_deref().unwrap_or("-"),
             d.model.as_deref().unwrap_or("-"),
         );
+    }
+    for (path, why) in &found.unreadable {
+        println!("{:<14} unreadable: {why}", path.display());
     }
     Ok(())
 }

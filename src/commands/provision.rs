@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::apply::{self, KeySource};
 use crate::cli::{PlanArgs, ProvisionArgs, Selection};
-use crate::plan::{self, Plan, PartRef, Scope};
+use crate::plan::{self, PartRef, Plan, Scope};
 use crate::probe::{self, Device};
 use crate::spec::Spec;
 use crate::{runlog, ui};
@@ -59,20 +59,29 @@ fn make_plan(sel: &Selection) -> Result<(Spec, Plan)> {
         wipe: sel.wipe.clone(),
     };
     let targets = scope.targets(&spec)?;
+    for (id, _) in &sel.disks {
+        if spec.disk(id).is_none() {
+            return Err(plan::bind::unknown(&spec, id, "--disk").into());
+        }
+    }
     let mut explicit = Vec::new();
     for (id, path) in &sel.disks {
-        let device = probe::device(path).with_context(|| format!("probing {} for {id}", path.display()))?;
+        let device =
+            probe::device(path).with_context(|| format!("probing {} for {id}", path.display()))?;
         explicit.push((id.clone(), device));
     }
-    // Only look at the machine's other disks when some disk still has to be found.
-    let candidates: Vec<Device> = if spec
-        .disks
+    // Look at the machine's other disks only when a disk to be written is still unbound.
+    let candidates: Vec<Device> = if targets
         .iter()
-        .all(|d| explicit.iter().any(|(id, _)| *id == d.id))
+        .all(|t| explicit.iter().any(|(id, _)| id == t))
     {
         Vec::new()
     } else {
-        probe::all_disks().context("listing the disks of this machine")?
+        let found = probe::all_disks().context("listing the disks of this machine")?;
+        for (path, why) in &found.unreadable {
+            runlog::line(&format!("skipped {}: {why}", path.display()));
+        }
+        found.disks
     };
     let bindings = plan::bind(&spec, explicit, &candidates, &targets)?;
     let plan = plan::plan(&spec, &bindings, &scope, &mut || {
@@ -95,7 +104,11 @@ fn confirm(plan: &Plan, yes: bool) -> Result<()> {
             .serial
             .clone()
             .unwrap_or_else(|| d.device.display().to_string());
-        let what = if d.serial.is_some() { "serial" } else { "device path" };
+        let what = if d.serial.is_some() {
+            "serial"
+        } else {
+            "device path"
+        };
         let prompt = format!(
             "To write {} ({}), type its {what} {expected}",
             d.id,

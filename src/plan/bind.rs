@@ -109,7 +109,7 @@ pub fn bind(
     Ok(bound)
 }
 
-pub(super) fn unknown(spec: &Spec, id: &str, option: &'static str) -> PlanError {
+pub fn unknown(spec: &Spec, id: &str, option: &'static str) -> PlanError {
     PlanError::UnknownDisk {
         id: id.to_owned(),
         option,

@@ -88,9 +88,17 @@ pub fn device(path: &Path) -> Result<Device, ProbeError> {
     })
 }
 
+/// The machine's disks: those that could be probed, and those that could not (with why).
+#[derive(Debug, Default)]
+pub struct Found {
+    pub disks: Vec<Device>,
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
 /// Every whole disk of this machine (not RAM disks, device-mapper, md, CD drives, or
-/// unused loop devices), by kernel name.
-pub fn all_disks() -> Result<Vec<Device>, ProbeError> {
+/// unused loop devices), by kernel name. A disk that cannot be read does not hide the
+/// others.
+pub fn all_disks() -> Result<Found, ProbeError> {
     let dir = Path::new("/sys/block");
     let entries = std::fs::read_dir(dir).map_err(|source| ProbeError::Io {
         path: dir.to_owned(),
@@ -100,16 +108,24 @@ pub fn all_disks() -> Result<Vec<Device>, ProbeError> {
     let mut names: Vec<String> = entries
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !["ram", "zram", "dm-", "md", "sr", "fd", "nbd"].iter().any(|p| n.starts_with(p)))
+        .filter(|n| {
+            !["ram", "zram", "dm-", "md", "sr", "fd", "nbd"]
+                .iter()
+                .any(|p| n.starts_with(p))
+        })
         .filter(|n| !n.starts_with("loop") || dir.join(n).join("loop/backing_file").exists())
         .collect();
     names.sort();
-    let mut out = Vec::new();
+    let mut out = Found::default();
     for n in names {
         if read_u64(&dir.join(&n).join("size")).unwrap_or(0) == 0 {
             continue; // an empty card reader or a detached device
         }
-        out.push(device(&PathBuf::from("/dev").join(&n))?);
+        let path = PathBuf::from("/dev").join(&n);
+        match device(&path) {
+            Ok(d) => out.disks.push(d),
+            Err(e) => out.unreadable.push((path, e.to_string())),
+        }
     }
     Ok(out)
 }

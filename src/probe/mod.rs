@@ -8,7 +8,7 @@
 mod device;
 mod parse;
 
-pub use device::{all_disks, device};
+pub use device::{all_disks, device, Found};
 
 use serde::Serialize;
 use std::path::PathBuf;

@@ -111,7 +111,11 @@ pub fn vpd_pg80(bytes: &[u8]) -> Option<String> {
     }
     let len = u16::from_be_bytes([bytes[2], bytes[3]]) as usize;
     let s = bytes.get(4..4 + len.min(bytes.len() - 4))?;
-    let text = String::from_utf8_lossy(s).trim().trim_matches('\0').trim().to_owned();
+    let text = String::from_utf8_lossy(s)
+        .trim()
+        .trim_matches('\0')
+        .trim()
+        .to_owned();
     (!text.is_empty()).then_some(text)
 }
 
@@ -126,7 +130,10 @@ mod tests {
         assert_eq!(fs.fstype, "vfat");
         assert_eq!(fs.label.as_deref(), Some("ESP1"));
         assert_eq!(fs.uuid.as_deref(), Some("1C2B-3A4D"));
-        assert_eq!(pttype(&blkid_export("PTUUID=x\nPTTYPE=dos\n")).as_deref(), Some("dos"));
+        assert_eq!(
+            pttype(&blkid_export("PTUUID=x\nPTTYPE=dos\n")).as_deref(),
+            Some("dos")
+        );
         assert!(filesystem(&blkid_export("")).is_none());
     }
 
