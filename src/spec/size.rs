@@ -143,7 +143,7 @@ impl fmt::Display for SizeSpec {
 /// decimal unit vendors print on the label ("2.00 TB").
 pub fn human(bytes: u64) -> String {
     for (suffix, mult) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)] {
-        if bytes >= mult && bytes.is_multiple_of(mult) {
+        if bytes >= mult && bytes.is_multiple_of(mult) && bytes / mult < 10_000 {
             return format!("{} {suffix}", bytes / mult);
         }
     }
@@ -205,5 +205,6 @@ mod tests {
         assert_eq!(human(2_000_000_000_000), "2.00 TB");
         assert_eq!(human(4_500_000_000_000), "4.50 TB");
         assert_eq!(human(12), "12 B");
+        assert_eq!(human(2_861_020 << 20), "3.00 TB");
     }
 }
