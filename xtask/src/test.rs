@@ -11,11 +11,18 @@ struct Phase {
     run: fn(&Shell) -> Result<()>,
 }
 
-const PHASES: &[Phase] = &[Phase {
-    name: "cargo-test",
-    what: "unit tests and integration tests on loop devices",
-    run: cargo_test,
-}];
+const PHASES: &[Phase] = &[
+    Phase {
+        name: "tidy",
+        what: "cargo fmt --check and clippy with warnings as errors",
+        run: tidy,
+    },
+    Phase {
+        name: "cargo-test",
+        what: "unit tests and integration tests on loop devices",
+        run: cargo_test,
+    },
+];
 
 pub fn run(sh: &Shell) -> Result<()> {
     require_root("test")?;
@@ -32,6 +39,12 @@ pub fn run(sh: &Shell) -> Result<()> {
         (phase.run)(sh).with_context(|| format!("test phase {} failed", phase.name))?;
     }
     println!("\nall {} test phases passed", PHASES.len());
+    Ok(())
+}
+
+fn tidy(sh: &Shell) -> Result<()> {
+    cmd!(sh, "cargo fmt --all -- --check").run()?;
+    cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
     Ok(())
 }
 
