@@ -148,6 +148,90 @@ fn cluster_size(len: u64) -> u32 {
     size
 }
 
+/// A fixed clock, so that the same files give the same FAT bytes (reproducible images).
+#[derive(Debug, Clone, Copy)]
+struct FixedTime(lamfat::DateTime);
+
+impl lamfat::TimeProvider for FixedTime {
+    fn get_current_date(&self) -> lamfat::Date {
+        self.0.date
+    }
+    fn get_current_date_time(&self) -> lamfat::DateTime {
+        self.0
+    }
+}
+
+/// FAT time for a Unix time (FAT counts from 1980; earlier times are clamped to it).
+fn fat_time(unix: u64) -> lamfat::DateTime {
+    let (y, mo, d, h, mi, s) = crate::runlog::civil(unix.max(315_532_800));
+    lamfat::DateTime::new(
+        lamfat::Date::new(y as u16, mo as u16, d as u16),
+        lamfat::Time::new(h as u16, mi as u16, s as u16, 0),
+    )
+}
+
+/// Write files into the FAT filesystem in `[offset, offset + len)` of `file`, creating
+/// parent directories and replacing files that exist. Paths use `/`. Every timestamp is
+/// `mtime` (a Unix time), so the same inputs give the same bytes.
+pub fn write_files(
+    file: &mut File,
+    offset: u64,
+    len: u64,
+    files: &[(String, Vec<u8>)],
+    mtime: u64,
+) -> Result<(), FatError> {
+    let err = |e: &dyn std::fmt::Debug| FatError::Format(format!("{e:?}"));
+    {
+        let region = Region::new(file, offset, len);
+        let options = lamfat::FsOptions::new().time_provider(FixedTime(fat_time(mtime)));
+        let fs = lamfat::FileSystem::new(lamfat::StdIoWrapper::new(region), options)
+            .map_err(|e| err(&e))?;
+        {
+            let root = fs.root_dir();
+            for (path, bytes) in files {
+                let path = path.trim_start_matches('/');
+                let mut dir = root.clone();
+                let parts: Vec<&str> = path.split('/').collect();
+                for part in &parts[..parts.len() - 1] {
+                    dir = match dir.open_dir(part) {
+                        Ok(d) => d,
+                        Err(_) => dir.create_dir(part).map_err(|e| err(&e))?,
+                    };
+                }
+                let name = parts[parts.len() - 1];
+                let mut f = dir.create_file(name).map_err(|e| err(&e))?;
+                f.truncate().map_err(|e| err(&e))?;
+                lamfat::Write::write_all(&mut f, bytes).map_err(|e| err(&e))?;
+                lamfat::Write::flush(&mut f).map_err(|e| err(&e))?;
+            }
+        }
+        fs.unmount().map_err(|e| err(&e))?;
+    }
+    file.sync_all().map_err(FatError::Sync)
+}
+
+/// Read one file back from a FAT region (for checks and for the QEMU harness).
+pub fn read_file(file: &mut File, offset: u64, len: u64, path: &str) -> Result<Vec<u8>, FatError> {
+    let err = |e: &dyn std::fmt::Debug| FatError::Format(format!("{e:?}"));
+    let region = Region::new(file, offset, len);
+    let fs = lamfat::FileSystem::new(lamfat::StdIoWrapper::new(region), lamfat::FsOptions::new())
+        .map_err(|e| err(&e))?;
+    let mut f = fs
+        .root_dir()
+        .open_file(path.trim_start_matches('/'))
+        .map_err(|e| err(&e))?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = lamfat::Read::read(&mut f, &mut buf).map_err(|e| err(&e))?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok(out)
+}
+
 /// Format a whole partition node (or image file) as FAT32.
 pub fn format_fat32_path(node: &Path, label: &str, volume_id: u32) -> Result<(), FatError> {
     let mut file = OpenOptions::new()
@@ -243,6 +327,80 @@ mod tests {
             .read()
             .unwrap();
         assert!(blkid.contains("VERSION=FAT32"), "{blkid}");
+    }
+
+    #[test]
+    fn files_written_read_back_through_mtools_and_are_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str| {
+            let img = dir.path().join(name);
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&img)
+                .unwrap();
+            f.set_len(66 << 20).unwrap();
+            format_fat32(&mut f, 1 << 20, 64 << 20, "LIFEBOAT", 0xABCD_0001).unwrap();
+            let files = vec![
+                ("EFI/BOOT/BOOTX64.EFI".to_owned(), vec![0x4D; 300_000]),
+                (
+                    "loader/entries/lifeboat.conf".to_owned(),
+                    b"title lifeboat\n".to_vec(),
+                ),
+                (
+                    "loader/loader.conf".to_owned(),
+                    b"default lifeboat.conf\n".to_vec(),
+                ),
+            ];
+            write_files(&mut f, 1 << 20, 64 << 20, &files, 1_700_000_000).unwrap();
+            // Replacing a file keeps the tree consistent.
+            write_files(
+                &mut f,
+                1 << 20,
+                64 << 20,
+                &[("loader/loader.conf".to_owned(), b"timeout 0\n".to_vec())],
+                1_700_000_000,
+            )
+            .unwrap();
+            assert_eq!(
+                read_file(&mut f, 1 << 20, 64 << 20, "loader/loader.conf").unwrap(),
+                b"timeout 0\n"
+            );
+            img
+        };
+        let a = make("a.img");
+        let b = make("b.img");
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "same inputs, same bytes"
+        );
+
+        let all = std::fs::read(&a).unwrap();
+        let part = dir.path().join("part.img");
+        std::fs::write(&part, &all[1 << 20..(1 << 20) + (64 << 20)]).unwrap();
+        Cmd::new("fsck.vfat").arg("-n").arg(&part).run().unwrap();
+        let out = dir.path().join("x.efi");
+        Cmd::new("mcopy")
+            .arg("-i")
+            .arg(&part)
+            .arg("::/EFI/BOOT/BOOTX64.EFI")
+            .arg(&out)
+            .run()
+            .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), vec![0x4D; 300_000]);
+        let listing = Cmd::new("mdir")
+            .arg("-i")
+            .arg(&part)
+            .arg("::/loader/entries")
+            .read()
+            .unwrap();
+        assert!(
+            listing.contains("lifeboat.conf") && listing.contains("2023-11-14  22:13"),
+            "{listing}"
+        );
     }
 
     #[test]
