@@ -50,6 +50,13 @@ Running it again on a finished disk plans nothing; on a half-finished one it doe
     Disks(DisksArgs),
     /// Check a spec file and summarise it; reports the first error with file:line:col.
     Check(CheckArgs),
+    /// The rescue menu the live image shows on every console.
+    #[command(
+        long_about = "The rescue menu: show disks, check the spec, plan and provision, open a \
+shell, reboot or power off. Every entry runs the same code as the matching command; an error \
+is shown and the menu comes back. Works on a serial console (arrow keys or j/k)."
+    )]
+    Menu(MenuArgs),
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +105,13 @@ pub struct DisksArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The machine spec (TOML).
+    pub spec: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MenuArgs {
+    /// The machine spec the menu works with.
+    #[arg(long, default_value = "/etc/lifeboat/atlantis.toml")]
     pub spec: PathBuf,
 }
 

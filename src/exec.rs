@@ -137,6 +137,26 @@ impl Cmd {
         Ok(output)
     }
 
+    /// Run with the terminal as stdin/stdout/stderr (a shell for the user, an editor);
+    /// a non-zero exit is an error.
+    pub fn run_interactive(&self) -> Result<(), ExecError> {
+        runlog::line(&format!("$ {self} (interactive)"));
+        let status = Command::new(&self.program)
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .status()
+            .map_err(|source| self.io_error(source))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(ExecError::Failed {
+                cmdline: self.to_string(),
+                status: status_text(status.code()),
+                stderr: "(shown on the terminal)".into(),
+            })
+        }
+    }
+
     /// The error for a finished run that did not succeed.
     pub fn failed(&self, out: &Output) -> ExecError {
         let said = if out.stderr.trim().is_empty() {

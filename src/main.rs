@@ -10,6 +10,7 @@ fn main() {
         Command::Provision(args) => commands::provision(args),
         Command::Disks(args) => commands::disks(args),
         Command::Check(args) => commands::check(&args.spec),
+        Command::Menu(args) => commands::menu(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.

@@ -2,8 +2,10 @@
 
 mod check;
 mod disks;
+mod menu;
 mod provision;
 
 pub use check::check;
 pub use disks::disks;
+pub use menu::menu;
 pub use provision::{plan, provision};
