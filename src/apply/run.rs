@@ -110,10 +110,7 @@ impl State {
             Action::WipeDisk { device } => {
                 self.unmount()?;
                 blockdev::sync_partitions(device, &[])?;
-                Cmd::new("wipefs")
-                    .args(["--all", "--quiet"])
-                    .arg(device)
-                    .run()?;
+                wipe_signatures(device)?;
             }
             Action::CreateGpt {
                 device,
@@ -152,10 +149,7 @@ impl State {
             } => {
                 let node = blockdev::partition_node(&partition.disk, partition.number);
                 let key = luks::Key::obtain(key_file.as_deref(), partition, keys)?;
-                Cmd::new("wipefs")
-                    .args(["--all", "--quiet"])
-                    .arg(&node)
-                    .run()?;
+                wipe_signatures(&node)?;
                 luks::format(&node, &key)?;
                 let name = luks::open(&node, &key)?;
                 self.opened.push((node, name));
@@ -255,12 +249,18 @@ impl State {
     }
 }
 
-fn mkfs(target: &Path, fs: FsKind, label: Option<&str>) -> Result<(), BoxError> {
-    // Old signatures at other offsets would make blkid see two filesystems.
+/// Erase every signature blkid would find; old ones at other offsets would make blkid see
+/// two filesystems in one partition.
+fn wipe_signatures(device: &Path) -> Result<(), BoxError> {
     Cmd::new("wipefs")
         .args(["--all", "--quiet"])
-        .arg(target)
+        .arg(device)
         .run()?;
+    Ok(())
+}
+
+fn mkfs(target: &Path, fs: FsKind, label: Option<&str>) -> Result<(), BoxError> {
+    wipe_signatures(target)?;
     let label_args = |flag: &str| -> Vec<String> {
         label
             .map(|l| vec![flag.to_owned(), l.to_owned()])

@@ -183,8 +183,8 @@ fn plan_disk(
                     }
                 }
             }
-            FsState::Missing | FsState::Other(_) => {
-                if let FsState::Other(found) = fs_state(spec_part, fs, have) {
+            state @ (FsState::Missing | FsState::Other(_)) => {
+                if let FsState::Other(found) = state {
                     let what = format!("{found} in partition {} ({})", pref.number, pref.name);
                     if !wipe {
                         return Err(refuse(what));
