@@ -239,6 +239,12 @@ fn assert_atlantis(m: &Machine) {
     assert_eq!(blkid(&node(d, 3)), ("swap".into(), "SWAP".into()));
     assert_eq!(blkid(&node(d, 4)), ("btrfs".into(), "LINPOOL".into()));
     let u = &m.usb.dev;
+    let uuid = |n: &str| run(&["blkid", "-p", "-s", "UUID", "-o", "value", n]);
+    assert_ne!(
+        uuid(&node(u, 1)),
+        uuid(&node(&m.disk0.dev, 2)),
+        "two NTFS with one UUID"
+    );
     assert_eq!(blkid(&node(u, 1)), ("ntfs".into(), "WINBKUP".into()));
     assert_eq!(blkid(&node(u, 2)), ("ext4".into(), "CUSHION".into()));
     assert_eq!(blkid(&node(u, 3)), ("btrfs".into(), "LINBKUP".into()));

@@ -296,6 +296,13 @@ fn mkfs(target: &Path, fs: FsKind, label: Option<&str>) -> Result<(), BoxError> 
                 .args(label_args("--label"))
                 .arg(target)
                 .run()?;
+            // mkfs.ntfs seeds its serial from the clock: two NTFS made in the same second
+            // get the same UUID, which breaks mounting by UUID. Give it a random one.
+            let serial = uuid::Uuid::new_v4().as_u64_pair().0;
+            Cmd::new("ntfslabel")
+                .arg(format!("--new-serial={serial:016X}"))
+                .arg(target)
+                .run()?;
         }
         FsKind::Swap => {
             Cmd::new("mkswap")
