@@ -17,6 +17,11 @@ pub const PACKAGES: &[&str] = &[
     "mtools",
     "cryptsetup-bin",
     "file",
+    // The rescue image: depmod for its modules; QEMU and UEFI firmware for the scenarios.
+    "kmod",
+    "qemu-system-x86",
+    "qemu-utils",
+    "ovmf",
 ];
 
 pub fn ensure(sh: &Shell) -> Result<()> {

@@ -15,6 +15,9 @@ Commands:
   bench provision [--rounds N] [--baseline-only]
                             time `lifeboat plan` and `lifeboat provision` against the same
                             work done with sgdisk and mkfs (default 5 rounds) (root)
+  image [--output PATH] [--refresh]
+                            build target/images/lifeboat-rescue.img from images/rescue.toml
+                            (no root needed); --refresh fetches new package lists
   help                      this text
 ";
 
@@ -25,6 +28,7 @@ pub enum Xtask {
     Test,
     Demo(Demo),
     BenchProvision(BenchProvision),
+    Image(crate::image::Options),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -65,6 +69,7 @@ impl Xtask {
                 }
                 Xtask::Demo(demo)
             }
+            "image" => Xtask::Image(parse_image(&rest)?),
             "bench" => match rest.split_first() {
                 Some((what, rest)) if what == "provision" => {
                     Xtask::BenchProvision(parse_bench_provision(rest)?)
@@ -108,6 +113,22 @@ fn parse_bench_provision(args: &[String]) -> Result<BenchProvision> {
     Ok(bench)
 }
 
+fn parse_image(args: &[String]) -> Result<crate::image::Options> {
+    let mut options = crate::image::Options::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--refresh" => options.refresh = true,
+            "--output" => {
+                let path = args.next().context("`--output` needs a path")?;
+                options.output = Some(path.into());
+            }
+            _ => bail!("unknown argument `{arg}` for `image`; see `cargo xtask help`"),
+        }
+    }
+    Ok(options)
+}
+
 fn no_more(command: &str, rest: &[String]) -> Result<()> {
     match rest.first() {
         Some(arg) => bail!("`{command}` takes no arguments, got `{arg}`"),
@@ -147,6 +168,13 @@ mod tests {
             })
         );
         assert_eq!(
+            parse("image --output /tmp/x.img --refresh").unwrap(),
+            Xtask::Image(crate::image::Options {
+                output: Some("/tmp/x.img".into()),
+                refresh: true
+            })
+        );
+        assert_eq!(
             parse("bench provision --rounds=3").unwrap(),
             Xtask::BenchProvision(BenchProvision {
                 rounds: 3,
@@ -166,6 +194,8 @@ mod tests {
             "bench provision --rounds",
             "bench provision --rounds 0",
             "bench provision --rounds x",
+            "image --output",
+            "image --fast",
         ] {
             assert!(parse(line).is_err(), "{line} parsed");
         }

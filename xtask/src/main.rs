@@ -6,6 +6,7 @@ mod demo;
 mod deps;
 mod disks;
 mod flags;
+mod image;
 mod interrupt;
 mod lifeboat;
 mod test;
@@ -42,6 +43,7 @@ fn run() -> Result<()> {
         Xtask::Test => test::run(&sh),
         Xtask::BenchProvision(args) => bench::provision(&sh, &args),
         Xtask::Demo(args) => demo::run(&sh, &args),
+        Xtask::Image(options) => image::run(&sh, &options),
     }
 }
 

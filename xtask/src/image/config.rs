@@ -1,0 +1,170 @@
+//! `images/rescue.toml`: what goes into the rescue image. Read and checked here; the
+//! rest of the builder takes it as given.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rescue {
+    pub image: Image,
+    pub sources: BTreeMap<String, Source>,
+    pub kernel: Kernel,
+    pub boot: Boot,
+    pub packages: Vec<PackageSet>,
+    pub exclude: Exclude,
+    pub rootfs: Rootfs,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    pub file: String,
+    pub max_size_mib: u64,
+    pub free_mib: u64,
+    pub label: String,
+    pub fat_volume_id: u32,
+    pub disk_guid: String,
+    pub esp_guid: String,
+    pub source_date_epoch: u64,
+    pub cmdline: String,
+    pub zstd_level: i32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Debian suites, fetched through this machine's own apt archives (see host_apt.rs).
+    pub suites: Vec<String>,
+    #[serde(default = "main_component")]
+    pub components: Vec<String>,
+}
+
+fn main_component() -> Vec<String> {
+    vec!["main".to_owned()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kernel {
+    pub source: String,
+    pub package: String,
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Boot {
+    pub source: String,
+    pub package: String,
+    pub efi: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSet {
+    pub source: String,
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exclude {
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rootfs {
+    pub overlay: String,
+}
+
+impl Rescue {
+    pub fn load(path: &Path) -> Result<Rescue> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Rescue::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Rescue> {
+        let rescue: Rescue = toml::from_str(text)?;
+        rescue.check()?;
+        Ok(rescue)
+    }
+
+    fn check(&self) -> Result<()> {
+        let known = |what: &str, source: &str| -> Result<()> {
+            if !self.sources.contains_key(source) {
+                bail!(
+                    "{what} names source `{source}`, which is not one of [sources.*] ({})",
+                    self.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            Ok(())
+        };
+        known("[kernel]", &self.kernel.source)?;
+        known("[boot]", &self.boot.source)?;
+        for set in &self.packages {
+            known("[[packages]]", &set.source)?;
+        }
+        if self.packages.is_empty() || self.packages[0].names.is_empty() {
+            bail!("the first [[packages]] set must name the packages of the live root");
+        }
+        for (name, source) in &self.sources {
+            if source.suites.is_empty() {
+                bail!("[sources.{name}] has no `suites`");
+            }
+        }
+        if self.image.label.is_empty() || self.image.label.len() > 11 {
+            bail!("image.label must be 1 to 11 characters (a FAT label)");
+        }
+        if !(1..=19).contains(&self.image.zstd_level) {
+            // Above 19 zstd uses windows the kernel's initramfs decompressor may refuse.
+            bail!("image.zstd_level must be 1 to 19");
+        }
+        if self.image.max_size_mib < 40 {
+            bail!("image.max_size_mib must be at least 40 (FAT32 needs 33 MiB)");
+        }
+        for guid in [&self.image.disk_guid, &self.image.esp_guid] {
+            let hex: String = guid.chars().filter(|c| *c != '-').collect();
+            if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                bail!("`{guid}` is not a GUID");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_definition_loads() {
+        let path = crate::project_root().join("images/rescue.toml");
+        let rescue = Rescue::load(&path).unwrap();
+        assert_eq!(rescue.packages[0].source, "bookworm");
+        assert!(rescue.image.max_size_mib <= 128);
+        assert!(rescue.kernel.modules.iter().any(|m| m == "virtio_blk"));
+        assert!(rescue
+            .packages
+            .iter()
+            .any(|s| s.source == "trixie" && s.names.iter().any(|n| n == "restic")));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let path = crate::project_root().join("images/rescue.toml");
+        let good = std::fs::read_to_string(path).unwrap();
+        let bad_source = good.replace("source = \"trixie\"", "source = \"sid\"");
+        let err = format!("{:#}", Rescue::parse(&bad_source).unwrap_err());
+        assert!(err.contains("source `sid`"), "{err}");
+        let unknown_key = good.replace("zstd_level", "zstd_levle");
+        assert!(Rescue::parse(&unknown_key).is_err());
+        let bad_level = good.replace("zstd_level = 12", "zstd_level = 22");
+        assert!(Rescue::parse(&bad_level).is_err());
+    }
+}

@@ -1,0 +1,377 @@
+//! `cargo xtask image`: the rescue USB image, built from images/rescue.toml.
+//!
+//! Steps: package lists per source (cached) → dependency closure → .deb downloads
+//! (cached, verified) → staging root (dpkg-deb -x, strip, kernel modules + depmod,
+//! rootfs/ overlay, static lifeboat, configs) → initramfs (cpio newc + zstd) → GPT + FAT32
+//! image with systemd-boot, checked by sgdisk and fsck.vfat, renamed into place.
+
+mod apt;
+mod config;
+mod host_apt;
+pub mod disk;
+mod initramfs;
+mod kernel;
+mod rootfs;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use xshell::{cmd, Shell};
+
+use crate::{project_root, run_quiet, target_dir};
+use apt::AptRoot;
+use config::Rescue;
+
+pub const DEFINITION: &str = "images/rescue.toml";
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Where to write the image; default target/images/<image.file>.
+    pub output: Option<PathBuf>,
+    /// Fetch new package lists even when cached ones exist.
+    pub refresh: bool,
+}
+
+pub struct Report {
+    pub path: PathBuf,
+    pub size: u64,
+    pub initrd_compressed: u64,
+    pub initrd_raw: u64,
+    pub sha256: String,
+    pub elapsed: Duration,
+}
+
+pub fn cache_dir() -> PathBuf {
+    target_dir().join("image-cache")
+}
+
+pub fn run(sh: &Shell, options: &Options) -> Result<()> {
+    let report = build(sh, options)?;
+    print_report(&report);
+    Ok(())
+}
+
+pub fn print_report(r: &Report) {
+    println!("image: {}", r.path.display());
+    println!(
+        "image: size {:.1} MiB, initramfs {:.1} MiB zstd ({:.1} MiB uncompressed), built in {:.1} s",
+        mib(r.size),
+        mib(r.initrd_compressed),
+        mib(r.initrd_raw),
+        r.elapsed.as_secs_f64()
+    );
+    println!("image: sha256 {}", r.sha256);
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 20) as f64
+}
+
+pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
+    let start = Instant::now();
+    let root_dir = project_root();
+    let rescue = Rescue::load(&root_dir.join(DEFINITION))?;
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH `{v}` is not a number of seconds"))?,
+        Err(_) => rescue.image.source_date_epoch,
+    };
+    let output = match &options.output {
+        Some(p) => p.clone(),
+        None => target_dir().join("images").join(&rescue.image.file),
+    };
+    let cache = cache_dir();
+    let work = cache.join("work");
+    let debs = cache.join("debs");
+
+    // Package lists, one private apt state per source.
+    let mut roots = std::collections::BTreeMap::new();
+    for (name, source) in &rescue.sources {
+        let root = AptRoot::new(&cache, name);
+        let host = host_apt::read_host();
+        let lines = source
+            .suites
+            .iter()
+            .map(|suite| host_apt::line_for(&host, suite, &source.components))
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("images/rescue.toml [sources.{name}]"))?;
+        root.prepare(sh, &lines, options.refresh)?;
+        roots.insert(name.clone(), root);
+    }
+    let exclude: BTreeSet<String> = rescue.exclude.names.iter().cloned().collect();
+
+    // The live root's packages: the first set, then each further set with what earlier
+    // sets chose counting as provided.
+    let mut chosen: BTreeSet<String> = BTreeSet::new();
+    let mut live_debs = Vec::new();
+    for set in &rescue.packages {
+        let root = &roots[&set.source];
+        let closure = root.resolve(sh, &set.names, &chosen, &exclude)?;
+        let names: Vec<String> = closure.iter().cloned().collect();
+        live_debs.extend(root.fetch(sh, &names, &debs)?);
+        chosen.extend(closure);
+    }
+    println!(
+        "image: {} packages in the live root ({:.1} s)",
+        chosen.len(),
+        start.elapsed().as_secs_f64()
+    );
+
+    // The kernel: the metapackage's linux-image-<version> dependency.
+    let kroot = &roots[&rescue.kernel.source];
+    let kpkg = kernel_package(sh, kroot, &rescue.kernel.package)?;
+    let kdeb = kroot.fetch(sh, &[kpkg], &debs)?;
+    let kdir = work.join("kernel");
+    // The kernel package unpacks to ~400 MB of modules: keep the unpacked tree while the
+    // package is the same one (the stamp is written only after a complete unpack).
+    let stamp = work.join("kernel.from");
+    let from = kdeb[0].display().to_string();
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(from.as_str()) {
+        let _ = fs::remove_file(&stamp);
+        rootfs::extract(sh, &kdeb, &kdir)?;
+        kernel::Kernel::find(sh, &kdir)?;
+        fs::write(&stamp, &from).with_context(|| format!("writing {}", stamp.display()))?;
+    }
+    let kernel = kernel::Kernel::find(sh, &kdir)?;
+    if !kernel.has_config("CONFIG_RD_ZSTD") {
+        bail!(
+            "kernel {} cannot unpack a zstd initramfs (no CONFIG_RD_ZSTD)",
+            kernel.version
+        );
+    }
+
+    // systemd-boot.
+    let broot = &roots[&rescue.boot.source];
+    let bdeb = broot.fetch(sh, std::slice::from_ref(&rescue.boot.package), &debs)?;
+    let bdir = work.join("boot");
+    rootfs::extract(sh, &bdeb, &bdir)?;
+    let efi_path = bdir.join(&rescue.boot.efi);
+    let loader = fs::read(&efi_path)
+        .with_context(|| format!("package {} has no {}", rescue.boot.package, rescue.boot.efi))?;
+
+    // The static lifeboat first: a compile error should not wait for the staging.
+    let lifeboat = build_static_lifeboat(sh)?;
+    println!(
+        "image: static lifeboat built ({:.1} s)",
+        start.elapsed().as_secs_f64()
+    );
+
+    // The staging root.
+    let live = work.join("root");
+    rootfs::extract(sh, &live_debs, &live)?;
+    rootfs::strip(&live)?;
+    let load = kernel.install_modules(sh, &rescue.kernel.modules, &live)?;
+    rootfs::overlay(&root_dir.join(&rescue.rootfs.overlay), &live)?;
+    rootfs::fixups(&live)?;
+    fs::create_dir_all(live.join("etc/lifeboat"))?;
+    fs::write(live.join("etc/lifeboat/modules"), load.join("\n") + "\n")?;
+    rootfs::overlay(&root_dir.join("configs"), &live.join("etc/lifeboat"))?;
+    fs::copy(&lifeboat, live.join("usr/bin/lifeboat")).context("copying lifeboat")?;
+    for needed in ["init", "bin/busybox", "usr/bin/lifeboat"] {
+        if !live.join(needed).exists() {
+            bail!("the live root has no /{needed}");
+        }
+    }
+
+    println!(
+        "image: live root staged ({:.1} s)",
+        start.elapsed().as_secs_f64()
+    );
+    let initrd = initramfs::build(&live, epoch, rescue.image.zstd_level)?;
+    println!(
+        "image: initramfs of {} entries, {:.1} MiB compressed ({:.1} s)",
+        initrd.entries,
+        mib(initrd.compressed.len() as u64),
+        start.elapsed().as_secs_f64()
+    );
+
+    let vmlinuz = fs::read(&kernel.vmlinuz)
+        .with_context(|| format!("reading {}", kernel.vmlinuz.display()))?;
+    let files = esp_files(&rescue, loader, vmlinuz, initrd.compressed.clone());
+    let content: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
+    let layout = disk::layout(
+        content,
+        rescue.image.free_mib << 20,
+        rescue.image.max_size_mib << 20,
+    )?;
+    let id = disk::Identity {
+        label: &rescue.image.label,
+        volume_id: rescue.image.fat_volume_id,
+        disk_guid: &rescue.image.disk_guid,
+        esp_guid: &rescue.image.esp_guid,
+        mtime: epoch,
+    };
+    disk::write(sh, &output, layout, &id, &files)?;
+
+    let bytes = fs::read(&output).with_context(|| format!("reading {}", output.display()))?;
+    Ok(Report {
+        size: bytes.len() as u64,
+        sha256: apt::hex(&Sha256::digest(&bytes)),
+        path: output,
+        initrd_compressed: initrd.compressed.len() as u64,
+        initrd_raw: initrd.raw_len,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// linux-image-amd64 depends on exactly the versioned package that holds the kernel.
+fn kernel_package(sh: &Shell, root: &AptRoot, meta: &str) -> Result<String> {
+    root.require(sh, &[meta.to_owned()])?;
+    let closure = root.resolve(sh, &[meta.to_owned()], &BTreeSet::new(), &BTreeSet::new())?;
+    let versioned: Vec<&String> = closure
+        .iter()
+        .filter(|p| p.starts_with("linux-image-") && p.as_str() != meta)
+        .collect();
+    match versioned.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => bail!("`{meta}` does not lead to exactly one linux-image-<version> package"),
+    }
+}
+
+/// The ESP's files: loader, its configuration, kernel, initramfs, the `lifeboat/` folder.
+fn esp_files(
+    rescue: &Rescue,
+    loader: Vec<u8>,
+    vmlinuz: Vec<u8>,
+    initrd: Vec<u8>,
+) -> Vec<(String, Vec<u8>)> {
+    let loader_conf = "timeout 0\ndefault lifeboat.conf\neditor no\n";
+    let entry = format!(
+        "title lifeboat rescue\nlinux /vmlinuz\ninitrd /initrd.img\noptions {}\n",
+        rescue.image.cmdline
+    );
+    vec![
+        ("EFI/BOOT/BOOTX64.EFI".to_owned(), loader),
+        ("loader/loader.conf".to_owned(), loader_conf.into()),
+        ("loader/entries/lifeboat.conf".to_owned(), entry.into()),
+        ("vmlinuz".to_owned(), vmlinuz),
+        ("initrd.img".to_owned(), initrd),
+        (
+            "lifeboat/README.txt".to_owned(),
+            RUN_README.replace('\n', "\r\n").into(),
+        ),
+    ]
+}
+
+const RUN_README: &str = "\
+lifeboat rescue stick
+=====================
+
+Put a file named `run` into this folder to make the stick work on its own: at boot,
+instead of the rescue menu, the live system prints LIFEBOAT-RUN-START, runs the file
+with `sh -e` (its output goes to the screen and the serial port), prints
+LIFEBOAT-RUN-EXIT <status> and powers the machine off. Delete the file to get the menu
+back. This folder is mounted read-only at /run/lifeboat/boot while the script runs.
+
+Example `run` (Unix line endings):
+
+    lifeboat provision /etc/lifeboat/atlantis.toml --yes
+";
+
+/// `cargo build --release` of lifeboat, statically linked (DESIGN.md: crt-static needs an
+/// explicit --target, or proc-macros break).
+fn build_static_lifeboat(sh: &Shell) -> Result<PathBuf> {
+    let triple = "x86_64-unknown-linux-gnu";
+    let built = cmd!(
+        sh,
+        "cargo build --release --target {triple} --package lifeboat --bin lifeboat"
+    )
+    .env("RUSTFLAGS", "-C target-feature=+crt-static")
+    .quiet()
+    .run();
+    if built.is_err() {
+        bail!("could not build the static lifeboat (cargo's errors are above)");
+    }
+    let bin = target_dir().join(triple).join("release/lifeboat");
+    let said = run_quiet(cmd!(sh, "file -b {bin}"))?;
+    if !said.contains("statically linked") && !said.contains("static-pie linked") {
+        bail!(
+            "{} is not statically linked: file says {}",
+            bin.display(),
+            said.trim()
+        );
+    }
+    Ok(bin)
+}
+
+/// Write `lifeboat/run` onto the ESP of a copy of an image: how the QEMU harness (and a
+/// user) makes the stick run a script instead of the menu.
+#[allow(dead_code)] // for `cargo xtask qemu`, which is written alongside
+pub fn write_run_file(image: &Path, script: &str, mtime: u64) -> Result<()> {
+    let (offset, len) = disk::find_esp(image)?;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .with_context(|| format!("opening {}", image.display()))?;
+    lifeboat::apply::fat::write_files(
+        &mut file,
+        offset,
+        len,
+        &[("lifeboat/run".to_owned(), script.as_bytes().to_vec())],
+        mtime,
+    )
+    .with_context(|| format!("writing lifeboat/run into {}", image.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small image through the real writer (checked by sgdisk and fsck.vfat inside
+    /// `disk::write`), then a run file added and read back by an independent tool.
+    #[test]
+    fn an_image_takes_a_run_file() {
+        let sh = Shell::new().unwrap();
+        let dir = std::env::temp_dir().join(format!("xtask-image-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let out = dir.join("small.img");
+        let layout = disk::layout(1 << 20, 0, 128 << 20).unwrap();
+        let id = disk::Identity {
+            label: "LIFEBOAT",
+            volume_id: 0x1234_5678,
+            disk_guid: "6C696665-626F-6174-0000-726573637565",
+            esp_guid: "6C696665-626F-6174-0001-726573637565",
+            mtime: 1_767_225_600,
+        };
+        let files = vec![("lifeboat/README.txt".to_owned(), b"read me".to_vec())];
+        disk::write(&sh, &out, layout, &id, &files).unwrap();
+        let first = fs::read(&out).unwrap();
+        disk::write(&sh, &out, layout, &id, &files).unwrap();
+        assert_eq!(first, fs::read(&out).unwrap(), "same inputs, same bytes");
+        assert!(!dir.join(".small.img.tmp").exists());
+
+        write_run_file(&out, "echo hi\n", 1_767_225_600).unwrap();
+        let spec = format!("{}@@1M", out.display());
+        let listed = run_quiet(cmd!(sh, "mdir -b -i {spec} ::lifeboat")).unwrap();
+        assert!(listed.contains("RUN") || listed.contains("run"), "{listed}");
+        let (offset, len) = disk::find_esp(&out).unwrap();
+        let mut file = fs::File::open(&out).unwrap();
+        let back = lifeboat::apply::fat::read_file(&mut file, offset, len, "lifeboat/run").unwrap();
+        assert_eq!(back, b"echo hi\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unwritable_output_is_one_clear_error() {
+        let sh = Shell::new().unwrap();
+        let layout = disk::layout(1 << 20, 0, 128 << 20).unwrap();
+        let id = disk::Identity {
+            label: "LIFEBOAT",
+            volume_id: 1,
+            disk_guid: "6C696665-626F-6174-0000-726573637565",
+            esp_guid: "6C696665-626F-6174-0001-726573637565",
+            mtime: 0,
+        };
+        // /proc refuses new files even to root.
+        let err = disk::write(&sh, Path::new("/proc/lifeboat.img"), layout, &id, &[]).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("cannot write the image in /proc"), "{msg}");
+        assert!(!Path::new("/proc/lifeboat.img").exists());
+    }
+}
