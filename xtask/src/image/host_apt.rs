@@ -104,8 +104,17 @@ pub fn line_for(host: &[Archive], suite: &str, components: &[String]) -> Result<
     let security = suite.ends_with("-security");
     let is_debian_suite = |s: &str| {
         let base = s.split('-').next().unwrap_or(s);
-        ["bookworm", "trixie", "forky", "sid", "stable", "testing", "unstable", "oldstable"]
-            .contains(&base)
+        [
+            "bookworm",
+            "trixie",
+            "forky",
+            "sid",
+            "stable",
+            "testing",
+            "unstable",
+            "oldstable",
+        ]
+        .contains(&base)
     };
     let archive = host.iter().find(|a| {
         a.suites
@@ -155,6 +164,8 @@ mod tests {
         assert_eq!(host.len(), 1);
         assert_eq!(host[0].signed_by.as_deref(), Some("/k.gpg"));
         let err = line_for(&host, "bookworm-security", &["main".into()]).unwrap_err();
-        assert!(err.to_string().contains("names no Debian archive for security suites"));
+        assert!(err
+            .to_string()
+            .contains("names no Debian archive for security suites"));
     }
 }

@@ -7,8 +7,8 @@
 
 mod apt;
 mod config;
-mod host_apt;
 pub mod disk;
+mod host_apt;
 mod initramfs;
 mod kernel;
 mod rootfs;
