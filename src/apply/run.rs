@@ -14,7 +14,7 @@ use super::{fat, gpt_table, luks, mount::Mount};
 
 /// A step that failed: which one, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("step {number} ({step}) failed: {source}")]
+#[error("step {number} ({step}) failed")]
 pub struct ApplyError {
     pub number: usize,
     pub step: String,

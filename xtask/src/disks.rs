@@ -241,7 +241,8 @@ pub struct LoopDisk {
 }
 
 impl LoopDisk {
-    fn attach(sh: &Shell, id: &'static str, bytes: u64, dir: &Path) -> Result<LoopDisk> {
+    /// Creates `dir/ID.img`, sparse, `bytes` long, and attaches it.
+    pub fn attach(sh: &Shell, id: &'static str, bytes: u64, dir: &Path) -> Result<LoopDisk> {
         let image = dir.join(format!("{id}.img"));
         let file = File::create(&image).with_context(|| format!("creating {}", image.display()))?;
         file.set_len(bytes)
@@ -331,6 +332,11 @@ impl LoopDisk {
             );
         }
         Ok(())
+    }
+
+    /// Detaches now, reporting a failure (drop only prints it).
+    pub fn close(mut self) -> Result<()> {
+        self.detach()
     }
 
     fn detach(&mut self) -> Result<()> {

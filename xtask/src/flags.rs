@@ -18,6 +18,13 @@ Commands:
   image [--output PATH] [--refresh]
                             build target/images/lifeboat-rescue.img from images/rescue.toml
                             (no root needed); --refresh fetches new package lists
+  qemu [SCENARIO]... [--image PATH] [--console] [--keep]
+                            boot the rescue image in QEMU (q35, OVMF, TCG) with the disks of
+                            each scenario in tests/qemu/ (all when none is named) and check
+                            the guest's console; builds the image first unless --image;
+                            --console echoes the guest's console; --keep keeps the run's
+                            disks in target/qemu/runs/ (root on the first run: the factory
+                            disk0 is made on a loop device)
   help                      this text
 ";
 
@@ -29,6 +36,7 @@ pub enum Xtask {
     Demo(Demo),
     BenchProvision(BenchProvision),
     Image(crate::image::Options),
+    Qemu(crate::qemu::Options),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -70,6 +78,7 @@ impl Xtask {
                 Xtask::Demo(demo)
             }
             "image" => Xtask::Image(parse_image(&rest)?),
+            "qemu" => Xtask::Qemu(parse_qemu(&rest)?),
             "bench" => match rest.split_first() {
                 Some((what, rest)) if what == "provision" => {
                     Xtask::BenchProvision(parse_bench_provision(rest)?)
@@ -129,6 +138,26 @@ fn parse_image(args: &[String]) -> Result<crate::image::Options> {
     Ok(options)
 }
 
+fn parse_qemu(args: &[String]) -> Result<crate::qemu::Options> {
+    let mut options = crate::qemu::Options::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--console" => options.console = true,
+            "--keep" => options.keep = true,
+            "--image" => {
+                let path = args.next().context("`--image` needs a path")?;
+                options.image = Some(path.into());
+            }
+            _ if arg.starts_with('-') => {
+                bail!("unknown argument `{arg}` for `qemu`; see `cargo xtask help`")
+            }
+            _ => options.scenarios.push(arg.clone()),
+        }
+    }
+    Ok(options)
+}
+
 fn no_more(command: &str, rest: &[String]) -> Result<()> {
     match rest.first() {
         Some(arg) => bail!("`{command}` takes no arguments, got `{arg}`"),
@@ -175,6 +204,22 @@ mod tests {
             })
         );
         assert_eq!(
+            parse("qemu boot provision --console --image x.img").unwrap(),
+            Xtask::Qemu(crate::qemu::Options {
+                scenarios: vec!["boot".into(), "provision".into()],
+                image: Some("x.img".into()),
+                console: true,
+                keep: false,
+            })
+        );
+        assert_eq!(
+            parse("qemu --keep").unwrap(),
+            Xtask::Qemu(crate::qemu::Options {
+                keep: true,
+                ..Default::default()
+            })
+        );
+        assert_eq!(
             parse("bench provision --rounds=3").unwrap(),
             Xtask::BenchProvision(BenchProvision {
                 rounds: 3,
@@ -196,6 +241,8 @@ mod tests {
             "bench provision --rounds x",
             "image --output",
             "image --fast",
+            "qemu --image",
+            "qemu boot --fast",
         ] {
             assert!(parse(line).is_err(), "{line} parsed");
         }

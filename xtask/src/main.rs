@@ -9,6 +9,7 @@ mod flags;
 mod image;
 mod interrupt;
 mod lifeboat;
+mod qemu;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,7 @@ fn run() -> Result<()> {
         Xtask::BenchProvision(args) => bench::provision(&sh, &args),
         Xtask::Demo(args) => demo::run(&sh, &args),
         Xtask::Image(options) => image::run(&sh, &options),
+        Xtask::Qemu(options) => qemu::run(&sh, &options),
     }
 }
 

@@ -1,9 +1,10 @@
-//! `cargo xtask test`: every test phase in order. QEMU scenarios become more phases.
+//! `cargo xtask test`: every test phase in order: tidy, cargo test, the rescue image, and
+//! every QEMU scenario in tests/qemu/ booted from that image.
 
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{deps, interrupt, require_root};
+use crate::{deps, image, interrupt, qemu, require_root};
 
 struct Phase {
     name: &'static str,
@@ -21,6 +22,16 @@ const PHASES: &[Phase] = &[
         name: "cargo-test",
         what: "unit tests and integration tests on loop devices",
         run: cargo_test,
+    },
+    Phase {
+        name: "image",
+        what: "cargo xtask image: the rescue USB image from images/rescue.toml",
+        run: build_image,
+    },
+    Phase {
+        name: "qemu",
+        what: "every scenario in tests/qemu/, booted from that image under OVMF",
+        run: qemu_scenarios,
     },
 ];
 
@@ -51,4 +62,18 @@ fn tidy(sh: &Shell) -> Result<()> {
 fn cargo_test(sh: &Shell) -> Result<()> {
     cmd!(sh, "cargo test --workspace").run()?;
     Ok(())
+}
+
+fn build_image(sh: &Shell) -> Result<()> {
+    let report = image::build(sh, &image::Options::default())?;
+    image::print_report(&report);
+    Ok(())
+}
+
+fn qemu_scenarios(sh: &Shell) -> Result<()> {
+    let options = qemu::Options {
+        image: Some(image::default_output()?),
+        ..Default::default()
+    };
+    qemu::run(sh, &options)
 }

@@ -1,5 +1,6 @@
-//! The kernel and its modules: which module files the live root needs (the listed ones and
-//! everything modules.dep says they need), copied into the staging root, then `depmod`.
+//! The kernel and its modules: which module files the live root needs (the listed ones,
+//! everything modules.dep says they need, and their soft dependencies), copied into the
+//! staging root, then `depmod`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -76,7 +77,11 @@ impl Kernel {
         };
         let dep = parse_modules_dep(&read("modules.dep")?);
         let builtin = parse_builtin(&read("modules.builtin")?);
-        let (files, load) = closure(wanted, &dep, &builtin, &self.version)?;
+        let soft = Soft {
+            deps: parse_softdep(&read("modules.softdep")?),
+            aliases: parse_alias(&read("modules.alias")?),
+        };
+        let (files, load) = closure(wanted, &dep, &builtin, &soft, &self.version)?;
         let dest = root.join("lib/modules").join(&self.version);
         for rel in &files {
             let to = dest.join(rel);
@@ -140,29 +145,97 @@ pub fn parse_builtin(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The module files to ship (wanted modules and their dependencies) and the wanted names
-/// that are modules (not built in), in the order given. A name that is neither is an error.
+/// Soft dependencies: modules a module needs at run time without linking against them,
+/// named by module or by alias (btrfs → `crypto-crc32c` → crc32c_generic). Without them a
+/// module can fail to load: libcrc32c refuses to start when no crc32c implementation is
+/// there, and with it btrfs.
+#[derive(Default)]
+pub struct Soft {
+    /// module → the names its `pre:` and `post:` soft dependencies give.
+    pub deps: BTreeMap<String, Vec<String>>,
+    /// alias → modules (plain aliases only; device patterns are of no use here).
+    pub aliases: BTreeMap<String, Vec<String>>,
+}
+
+/// modules.softdep: `softdep btrfs pre: crypto-crc32c sha256 post: x`.
+pub fn parse_softdep(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("softdep") {
+            continue;
+        }
+        let Some(module) = words.next() else { continue };
+        let names = words.filter(|w| !w.ends_with(':')).map(str::to_owned);
+        out.entry(module_name(module)).or_default().extend(names);
+    }
+    out
+}
+
+/// modules.alias: `alias crypto-crc32c crc32c_generic`.
+pub fn parse_alias(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if let (Some("alias"), Some(alias), Some(module)) =
+            (words.next(), words.next(), words.next())
+        {
+            if !alias.contains(['*', '?', '[']) {
+                out.entry(alias.to_owned())
+                    .or_default()
+                    .push(module_name(module));
+            }
+        }
+    }
+    out
+}
+
+/// The module files to ship (wanted modules, their dependencies and soft dependencies) and
+/// the wanted names that are modules (not built in), in the order given. A wanted name
+/// that is neither is an error; a soft dependency that is neither is built in or optional.
 pub fn closure(
     wanted: &[String],
     dep: &BTreeMap<String, (String, Vec<String>)>,
     builtin: &BTreeSet<String>,
+    soft: &Soft,
     version: &str,
 ) -> Result<(BTreeSet<String>, Vec<String>)> {
     let mut files = BTreeSet::new();
     let mut load = Vec::new();
+    let mut todo: Vec<String> = Vec::new();
     for want in wanted {
         let name = module_name(want);
-        match dep.get(&name) {
-            Some((path, deps)) => {
-                files.insert(path.clone());
-                // modules.dep lists the whole transitive closure on each line.
-                files.extend(deps.iter().cloned());
-                load.push(name);
-            }
-            None if builtin.contains(&name) => {}
-            None => bail!(
+        if dep.contains_key(&name) {
+            todo.push(name.clone());
+            load.push(name);
+        } else if !builtin.contains(&name) {
+            bail!(
                 "kernel module `{want}` does not exist for kernel {version} (neither a module file nor built in; images/rescue.toml)"
-            ),
+            );
+        }
+    }
+    let mut seen = BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let Some((path, deps)) = dep.get(&name) else {
+            continue;
+        };
+        files.insert(path.clone());
+        // modules.dep lists the whole transitive closure on each line; their soft
+        // dependencies still need a look.
+        for d in deps {
+            files.insert(d.clone());
+            todo.push(module_name(d));
+        }
+        for wanted in soft.deps.get(&name).into_iter().flatten() {
+            let as_module = module_name(wanted);
+            if dep.contains_key(&as_module) {
+                todo.push(as_module);
+            } else if let Some(modules) = soft.aliases.get(wanted.as_str()) {
+                todo.extend(modules.iter().cloned());
+            }
         }
     }
     Ok((files, load))
@@ -186,7 +259,7 @@ kernel/drivers/scsi/scsi_mod.ko:
         let dep = parse_modules_dep(DEP);
         let builtin = parse_builtin("kernel/fs/efivarfs/efivarfs.ko\n");
         let wanted = ["usb-storage".to_owned(), "efivarfs".into(), "btrfs".into()];
-        let (files, load) = closure(&wanted, &dep, &builtin, "6.1").unwrap();
+        let (files, load) = closure(&wanted, &dep, &builtin, &Soft::default(), "6.1").unwrap();
         assert_eq!(load, ["usb_storage", "btrfs"]);
         assert_eq!(files.len(), 6);
         assert!(files.contains("kernel/lib/raid6/raid6_pq.ko"));
@@ -196,12 +269,52 @@ kernel/drivers/scsi/scsi_mod.ko:
     #[test]
     fn an_unknown_module_is_named() {
         let dep = parse_modules_dep(DEP);
-        let err = closure(&["no_such_mod".into()], &dep, &BTreeSet::new(), "6.1").unwrap_err();
+        let err = closure(
+            &["no_such_mod".into()],
+            &dep,
+            &BTreeSet::new(),
+            &Soft::default(),
+            "6.1",
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("`no_such_mod`") && msg.contains("6.1"),
             "{msg}"
         );
+    }
+
+    /// Debian 6.1's lines: btrfs needs crc32c through libcrc32c's soft dependency, which
+    /// names an alias; sha256 is built in.
+    #[test]
+    fn soft_dependencies_come_along() {
+        let dep = parse_modules_dep(&format!(
+            "{DEP}kernel/arch/x86/crypto/crc32c-intel.ko:\nkernel/crypto/crc32c_generic.ko:\nkernel/crypto/xxhash_generic.ko:\n"
+        ));
+        let soft = Soft {
+            deps: parse_softdep(
+                "# Soft dependencies extracted from modules themselves.\n\
+                 softdep btrfs pre: sha256 xxhash64 post: crypto-crc32c\n\
+                 softdep libcrc32c pre: crc32c\n",
+            ),
+            aliases: parse_alias(
+                "alias crc32c crc32c_generic\nalias crc32c crc32c-intel\n\
+                 alias xxhash64 xxhash_generic\nalias pci:v00008086d* e1000e\n",
+            ),
+        };
+        assert_eq!(soft.aliases.len(), 2, "device patterns are left out");
+        let builtin = parse_builtin("kernel/crypto/sha256_generic.ko\n");
+        let (files, load) = closure(&["btrfs".into()], &dep, &builtin, &soft, "6.1").unwrap();
+        assert_eq!(load, ["btrfs"]);
+        for f in [
+            "kernel/lib/libcrc32c.ko",
+            "kernel/crypto/crc32c_generic.ko",
+            "kernel/arch/x86/crypto/crc32c-intel.ko",
+            "kernel/crypto/xxhash_generic.ko",
+        ] {
+            assert!(files.contains(f), "{f} missing from {files:?}");
+        }
+        assert!(!files.iter().any(|f| f.contains("usb")));
     }
 
     #[test]

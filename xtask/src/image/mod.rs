@@ -49,6 +49,12 @@ pub fn cache_dir() -> PathBuf {
     target_dir().join("image-cache")
 }
 
+/// Where `cargo xtask image` writes the image when not told otherwise.
+pub fn default_output() -> Result<PathBuf> {
+    let rescue = Rescue::load(&project_root().join(DEFINITION))?;
+    Ok(target_dir().join("images").join(&rescue.image.file))
+}
+
 pub fn run(sh: &Shell, options: &Options) -> Result<()> {
     let report = build(sh, options)?;
     print_report(&report);
@@ -83,7 +89,7 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     };
     let output = match &options.output {
         Some(p) => p.clone(),
-        None => target_dir().join("images").join(&rescue.image.file),
+        None => default_output()?,
     };
     let cache = cache_dir();
     let work = cache.join("work");
@@ -281,7 +287,15 @@ fn build_static_lifeboat(sh: &Shell) -> Result<PathBuf> {
         sh,
         "cargo build --release --target {triple} --package lifeboat --bin lifeboat"
     )
-    .env("RUSTFLAGS", "-C target-feature=+crt-static")
+    // getrandom (uuid's source of random GUIDs) finds glibc's getrandom() with dlsym,
+    // which a static binary cannot do; it then waits in poll() on /dev/random for the
+    // entropy pool, which on a fresh boot without RDRAND (QEMU's default CPU) takes
+    // minutes. The linux_getrandom backend calls getrandom(2) directly, and a blocking
+    // getrandom(2) makes the kernel gather jitter entropy in about a second.
+    .env(
+        "RUSTFLAGS",
+        "-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"",
+    )
     .quiet()
     .run();
     if built.is_err() {
@@ -301,7 +315,6 @@ fn build_static_lifeboat(sh: &Shell) -> Result<PathBuf> {
 
 /// Write `lifeboat/run` onto the ESP of a copy of an image: how the QEMU harness (and a
 /// user) makes the stick run a script instead of the menu.
-#[allow(dead_code)] // for `cargo xtask qemu`, which is written alongside
 pub fn write_run_file(image: &Path, script: &str, mtime: u64) -> Result<()> {
     let (offset, len) = disk::find_esp(image)?;
     let mut file = fs::OpenOptions::new()

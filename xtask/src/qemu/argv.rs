@@ -1,0 +1,108 @@
+//! The QEMU command line of a scenario machine (pure). A q35 PC with OVMF, the rescue stick
+//! on USB (as people boot it), the scenario's disks on virtio with their serial numbers,
+//! no network, the serial console on stdout. Always TCG: /dev/kvm hangs QEMU here.
+
+use std::path::Path;
+
+pub const QEMU: &str = "qemu-system-x86_64";
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// The serial number the stick shows the guest.
+pub const STICK_SERIAL: &str = "LIFEBOAT-STICK";
+
+pub struct Machine<'a> {
+    /// A per-run copy of OVMF_VARS: the firmware writes boot variables into it.
+    pub vars: &'a Path,
+    /// A per-run copy of the rescue image (raw).
+    pub stick: &'a Path,
+    /// (id, qcow2 file, serial), in the order the guest should see them.
+    pub disks: Vec<(&'a str, &'a Path, &'a str)>,
+    pub memory_mib: u32,
+    pub cpus: u32,
+}
+
+pub fn argv(m: &Machine<'_>) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg,thread=multi",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    a.extend(["-m".into(), m.memory_mib.to_string()]);
+    a.extend(["-smp".into(), m.cpus.to_string()]);
+    a.extend([
+        "-drive".into(),
+        format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+        "-drive".into(),
+        format!("if=pflash,format=raw,unit=1,file={}", m.vars.display()),
+    ]);
+    a.extend([
+        "-device".into(),
+        "qemu-xhci,id=xhci".into(),
+        "-drive".into(),
+        format!("if=none,id=stick,format=raw,file={}", m.stick.display()),
+        "-device".into(),
+        format!("usb-storage,bus=xhci.0,drive=stick,bootindex=0,serial={STICK_SERIAL}"),
+    ]);
+    for (id, file, serial) in &m.disks {
+        a.extend([
+            "-drive".into(),
+            format!("if=none,id=disk-{id},format=qcow2,file={}", file.display()),
+            "-device".into(),
+            format!("virtio-blk-pci,drive=disk-{id},serial={serial}"),
+        ]);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machine_is_tcg_with_ovmf_and_serial_disks() {
+        let a = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: Path::new("/run/stick.img"),
+            disks: vec![
+                ("disk0", Path::new("/run/disk0.qcow2"), "ATLANTIS-DISK0"),
+                ("usb", Path::new("/run/usb.qcow2"), "ATLANTIS-USB"),
+            ],
+            memory_mib: 1536,
+            cpus: 2,
+        });
+        let line = a.join(" ");
+        assert!(line.contains("-accel tcg,thread=multi"), "{line}");
+        assert!(!line.contains("kvm"), "{line}");
+        assert!(line.contains("-nic none"), "{line}");
+        assert!(line.contains("-m 1536 -smp 2"), "{line}");
+        assert!(line.contains(&format!("readonly=on,file={OVMF_CODE}")));
+        assert!(line.contains("unit=1,file=/run/vars.fd"));
+        assert!(line.contains("usb-storage,bus=xhci.0,drive=stick,bootindex=0"));
+        let disk0 = a
+            .iter()
+            .position(|x| x.contains("serial=ATLANTIS-DISK0"))
+            .unwrap();
+        let usb = a
+            .iter()
+            .position(|x| x.contains("serial=ATLANTIS-USB"))
+            .unwrap();
+        assert!(disk0 < usb, "disks keep the scenario's order");
+        assert!(a.contains(&"if=none,id=disk-usb,format=qcow2,file=/run/usb.qcow2".to_owned()));
+        // Every option is its own argument: nothing for a shell to split.
+        assert!(a.iter().all(|x| !x.starts_with(' ') && !x.ends_with(' ')));
+    }
+}

@@ -1,0 +1,169 @@
+//! Reading the guest's serial console: which expected lines have appeared (and when),
+//! forbidden text, and the run script's exit status. Pure: lines in, verdict out.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// The rescue image's init prints these (rootfs/init).
+pub const RUN_EXIT: &str = "LIFEBOAT-RUN-EXIT";
+pub const MENU_READY: &str = "LIFEBOAT-MENU-READY";
+
+/// How many of the last console lines an error shows.
+const TAIL: usize = 25;
+
+#[derive(Debug)]
+pub struct Watcher {
+    expect: Vec<String>,
+    forbid: Vec<String>,
+    /// Expected lines found so far, with the time they appeared.
+    pub reached: Vec<(String, Duration)>,
+    /// The status of the run script, once LIFEBOAT-RUN-EXIT has been printed.
+    pub run_exit: Option<i32>,
+    /// When the menu was ready, from the init's marker line.
+    pub menu_ready: Option<Duration>,
+    tail: VecDeque<String>,
+}
+
+impl Watcher {
+    pub fn new(expect: &[String], forbid: &[String]) -> Watcher {
+        Watcher {
+            expect: expect.iter().map(|e| normalize(e)).collect(),
+            forbid: forbid.iter().map(|f| normalize(f)).collect(),
+            reached: Vec::new(),
+            run_exit: None,
+            menu_ready: None,
+            tail: VecDeque::new(),
+        }
+    }
+
+    /// One console line, `at` after QEMU started. Err: the forbidden text it holds.
+    pub fn feed(&mut self, raw: &str, at: Duration) -> Result<(), String> {
+        let line = normalize(raw);
+        if self.tail.len() == TAIL {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line.clone());
+        if let Some(bad) = self.forbid.iter().find(|f| line.contains(f.as_str())) {
+            return Err(format!(
+                "the console printed forbidden text `{bad}`: {line}"
+            ));
+        }
+        if let Some(rest) = line.strip_prefix(RUN_EXIT) {
+            self.run_exit = Some(rest.trim().parse().unwrap_or(-1));
+        }
+        if line.starts_with(MENU_READY) && self.menu_ready.is_none() {
+            self.menu_ready = Some(at);
+        }
+        if let Some(next) = self.expect.get(self.reached.len()) {
+            if line.contains(next.as_str()) {
+                self.reached.push((next.clone(), at));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn all_expected(&self) -> bool {
+        self.reached.len() == self.expect.len()
+    }
+
+    /// The expected line not seen yet, if any.
+    pub fn waiting_for(&self) -> Option<&str> {
+        self.expect.get(self.reached.len()).map(String::as_str)
+    }
+
+    /// The last console lines, for error messages.
+    pub fn tail(&self) -> String {
+        self.tail
+            .iter()
+            .map(|l| format!("    | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Without terminal escape sequences and carriage returns, whitespace runs as one space,
+/// trimmed: what a person reads on the console.
+pub fn normalize(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ parameters final-byte; other escapes: ESC and one character.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            c if c.is_whitespace() => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn escapes_and_spacing_do_not_matter() {
+        assert_eq!(
+            normalize("\u{1b}[2K\u{1b}[1A  1   2048\t1050623 \r"),
+            "1 2048 1050623"
+        );
+        assert_eq!(normalize("\u{1b}7a\u{1b}8b"), "ab");
+    }
+
+    #[test]
+    fn expected_lines_count_only_in_order() {
+        let mut w = Watcher::new(&s(&["first", "second  line"]), &[]);
+        let t = Duration::from_secs(1);
+        w.feed("second line", t).unwrap();
+        assert_eq!(w.waiting_for(), Some("first"));
+        w.feed("the first one", t).unwrap();
+        assert!(!w.all_expected());
+        w.feed("  second   line here", Duration::from_secs(2))
+            .unwrap();
+        assert!(w.all_expected());
+        assert_eq!(w.reached[1].1, Duration::from_secs(2));
+        assert_eq!(w.waiting_for(), None);
+    }
+
+    #[test]
+    fn markers_and_forbidden_text() {
+        let mut w = Watcher::new(&s(&["x"]), &s(&["Kernel panic"]));
+        w.feed("LIFEBOAT-MENU-READY 7.08", Duration::from_millis(9500))
+            .unwrap();
+        assert_eq!(w.menu_ready, Some(Duration::from_millis(9500)));
+        w.feed("LIFEBOAT-RUN-EXIT 3", Duration::ZERO).unwrap();
+        assert_eq!(w.run_exit, Some(3));
+        let err = w
+            .feed("[ 1.0] Kernel panic - not syncing", Duration::ZERO)
+            .unwrap_err();
+        assert!(err.contains("Kernel panic"), "{err}");
+        assert!(w.tail().contains("| LIFEBOAT-RUN-EXIT 3"));
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_lines() {
+        let mut w = Watcher::new(&s(&["never"]), &[]);
+        for n in 0..100 {
+            w.feed(&format!("line {n}"), Duration::ZERO).unwrap();
+        }
+        let tail = w.tail();
+        assert!(tail.contains("line 99") && tail.contains("line 75"));
+        assert!(!tail.contains("line 74"));
+    }
+}

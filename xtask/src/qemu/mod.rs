@@ -1,0 +1,309 @@
+//! `cargo xtask qemu [SCENARIO]...`: boot the rescue image in QEMU (q35, OVMF, TCG) with a
+//! scenario's disks and judge the run by the guest's serial console.
+//!
+//! A scenario (tests/qemu/NAME.toml) is data: the disks (real sizes, serial numbers, what
+//! is on them), an optional script the stick runs instead of the menu, the console lines
+//! expected in order, text that must never appear, and which disks must stay untouched.
+//! Everything of a run lands in target/qemu/runs/NAME/; the console log stays there.
+
+mod argv;
+mod console;
+mod media;
+mod scenario;
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use xshell::Shell;
+
+use crate::{image, interrupt, project_root, target_dir};
+use console::Watcher;
+use scenario::Scenario;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Scenario names; empty means all of them.
+    pub scenarios: Vec<String>,
+    /// Use this image instead of building target/images/lifeboat-rescue.img.
+    pub image: Option<PathBuf>,
+    /// Echo the guest's console while it runs.
+    pub console: bool,
+    /// Keep the run's disks and stick copy even when the scenario passes.
+    pub keep: bool,
+}
+
+/// What a passing run measured.
+pub struct Outcome {
+    pub name: String,
+    pub elapsed: Duration,
+    /// QEMU start to the init's LIFEBOAT-MENU-READY line, when the menu came up.
+    pub menu_ready: Option<Duration>,
+}
+
+pub fn run(sh: &Shell, options: &Options) -> Result<()> {
+    let root = project_root();
+    let names = if options.scenarios.is_empty() {
+        scenario::names(&root)?
+    } else {
+        options.scenarios.clone()
+    };
+    // Every scenario file is read before anything boots: a typo fails in a second.
+    let scenarios = names
+        .iter()
+        .map(|n| Scenario::load(&root, n))
+        .collect::<Result<Vec<_>>>()?;
+    let image = match &options.image {
+        Some(path) => path.clone(),
+        None => image::build(sh, &image::Options::default())?.path,
+    };
+    let mut outcomes = Vec::new();
+    for scenario in &scenarios {
+        interrupt::check()?;
+        outcomes.push(run_scenario(sh, scenario, &image, options)?);
+    }
+    println!();
+    for o in &outcomes {
+        let menu = o
+            .menu_ready
+            .map(|d| format!(", menu after {:.1} s", d.as_secs_f64()))
+            .unwrap_or_default();
+        println!(
+            "qemu: {:<12} passed in {:.1} s{menu}",
+            o.name,
+            o.elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn preflight() -> Result<()> {
+    for (path, package) in [
+        (argv::OVMF_CODE, "ovmf"),
+        (argv::OVMF_VARS, "ovmf"),
+        ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
+        ("/usr/bin/qemu-img", "qemu-utils"),
+    ] {
+        if !Path::new(path).exists() {
+            bail!(
+                "{path} is missing: install the Debian package {package} (`cargo xtask deps` does)"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn run_scenario(
+    sh: &Shell,
+    scenario: &Scenario,
+    image: &Path,
+    options: &Options,
+) -> Result<Outcome> {
+    preflight()?;
+    let name = &scenario.name;
+    println!("\n== qemu scenario {name}: {}", scenario.description.trim());
+    let dir = target_dir().join("qemu").join("runs").join(name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing the last run, {}", dir.display()))?;
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    let vars = dir.join("OVMF_VARS.fd");
+    fs::copy(argv::OVMF_VARS, &vars).context("copying the OVMF variable store")?;
+    let stick = dir.join("stick.img");
+    fs::copy(image, &stick)
+        .with_context(|| format!("copying the rescue image {}", image.display()))?;
+    if let Some(script) = &scenario.run {
+        image::write_run_file(&stick, script, 1_767_225_600)?;
+    }
+    let mut disks = Vec::new();
+    for disk in &scenario.disks {
+        let base = media::base(sh, disk.content, disk.bytes)
+            .with_context(|| format!("disk `{}`", disk.id))?;
+        let file = dir.join(format!("{}.qcow2", disk.id));
+        media::overlay(sh, &base, &file)?;
+        disks.push((disk, base, file));
+    }
+
+    let machine = argv::Machine {
+        vars: &vars,
+        stick: &stick,
+        disks: disks
+            .iter()
+            .map(|(d, _, f)| (d.id.as_str(), f.as_path(), d.serial.as_str()))
+            .collect(),
+        memory_mib: scenario.memory_mib,
+        cpus: 2,
+    };
+    let args = argv::argv(&machine);
+    let log_path = dir.join("console.log");
+    println!(
+        "qemu: {} disk(s), timeout {} s; console log {}",
+        disks.len(),
+        scenario.timeout_secs,
+        log_path.display()
+    );
+    let outcome = boot_and_watch(scenario, &args, &dir, &log_path, options.console)?;
+
+    for (disk, base, file) in &disks {
+        if disk.unchanged {
+            if !media::identical(sh, file, base)? {
+                bail!(
+                    "scenario {name}: the guest changed disk `{}`, which must stay byte-identical (qemu-img compare {} {})",
+                    disk.id,
+                    file.display(),
+                    base.display()
+                );
+            }
+            println!(
+                "qemu: disk `{}` is byte-identical to before the run (qemu-img compare)",
+                disk.id
+            );
+        }
+    }
+    if !options.keep {
+        for (_, _, file) in &disks {
+            let _ = fs::remove_file(file);
+        }
+        let _ = fs::remove_file(&stick);
+    }
+    Ok(outcome)
+}
+
+/// Kills QEMU when dropped, so no error path leaves a guest running.
+struct Guest(Child);
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn boot_and_watch(
+    scenario: &Scenario,
+    args: &[String],
+    dir: &Path,
+    log_path: &Path,
+    echo: bool,
+) -> Result<Outcome> {
+    let name = &scenario.name;
+    fs::write(
+        dir.join("qemu.cmdline"),
+        format!("{} {}\n", argv::QEMU, args.join(" ")),
+    )?;
+    let stderr = File::create(dir.join("qemu.stderr"))?;
+    let start = Instant::now();
+    let mut guest = Guest(
+        Command::new(argv::QEMU)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {}", argv::QEMU))?,
+    );
+    let stdout = guest.0.stdout.take().context("QEMU's stdout")?;
+    let mut log = File::create(log_path)?;
+    let (tx, rx) = mpsc::channel::<(Duration, String)>();
+    let reader = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut stdout = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if stdout.read_until(b'\n', &mut buf)? == 0 {
+                return Ok(());
+            }
+            log.write_all(&buf)?;
+            let line = String::from_utf8_lossy(&buf).into_owned();
+            if tx.send((start.elapsed(), line)).is_err() {
+                return Ok(());
+            }
+        }
+    });
+
+    let mut watcher = Watcher::new(&scenario.expect, &scenario.forbid);
+    let deadline = start + Duration::from_secs(scenario.timeout_secs);
+    let fail = |why: String, watcher: &Watcher| -> anyhow::Error {
+        anyhow::anyhow!(
+            "scenario {name}: {why}\n  last lines of the console:\n{}\n  whole console log: {}",
+            watcher.tail(),
+            log_path.display()
+        )
+    };
+    let menu_only = scenario.run.is_none();
+    loop {
+        if let Err(err) = interrupt::check() {
+            return Err(err.context(format!("scenario {name} stopped")));
+        }
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok((at, line)) => {
+                if echo {
+                    print!("  | {line}");
+                }
+                let before = watcher.reached.len();
+                if let Err(why) = watcher.feed(&line, at) {
+                    return Err(fail(why, &watcher));
+                }
+                for (text, at) in &watcher.reached[before..] {
+                    println!("qemu: [{:>6.1} s] saw `{text}`", at.as_secs_f64());
+                }
+                if menu_only && watcher.all_expected() {
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if Instant::now() > deadline {
+                    let waiting = watcher
+                        .waiting_for()
+                        .map_or_else(|| "the guest to power off".to_owned(), |w| format!("`{w}`"));
+                    return Err(fail(
+                        format!(
+                            "timed out after {} s waiting for {waiting}",
+                            scenario.timeout_secs
+                        ),
+                        &watcher,
+                    ));
+                }
+            }
+            // QEMU closed its stdout: it has exited.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let elapsed = start.elapsed();
+    // The menu runs until it is told otherwise: its scenario ends by stopping QEMU.
+    drop(guest);
+    let _ = reader.join();
+
+    if let Some(status) = watcher.run_exit {
+        if status != 0 {
+            return Err(fail(
+                format!("the guest's run script failed (LIFEBOAT-RUN-EXIT {status})"),
+                &watcher,
+            ));
+        }
+    } else if !menu_only {
+        return Err(fail(
+            "QEMU stopped before the run script finished (no LIFEBOAT-RUN-EXIT line)".into(),
+            &watcher,
+        ));
+    }
+    if let Some(waiting) = watcher.waiting_for() {
+        return Err(fail(
+            format!("the guest stopped without printing `{waiting}`"),
+            &watcher,
+        ));
+    }
+    Ok(Outcome {
+        name: name.clone(),
+        elapsed,
+        menu_ready: watcher.menu_ready,
+    })
+}

@@ -1,0 +1,262 @@
+//! A QEMU scenario: data in tests/qemu/NAME.toml, read and checked here (pure, no I/O
+//! beyond reading the file). What a scenario can say is documented in tests/qemu/README.md.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// Where scenarios live, relative to the project root.
+pub const DIR: &str = "tests/qemu";
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    #[serde(skip)]
+    pub name: String,
+    pub description: String,
+    /// The whole run, from QEMU's start to its end, may take this long.
+    pub timeout_secs: u64,
+    /// A script for the stick's `lifeboat/run`: the guest runs it with `sh -e` instead of
+    /// the menu and powers off. Without it, the scenario is about the menu.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// Console lines expected in this order; each is found in a line, whitespace runs
+    /// counting as one space.
+    pub expect: Vec<String>,
+    /// Console text that fails the scenario wherever it appears.
+    #[serde(default)]
+    pub forbid: Vec<String>,
+    /// Guest memory.
+    #[serde(default = "default_memory")]
+    pub memory_mib: u32,
+    #[serde(default, rename = "disk")]
+    pub disks: Vec<Disk>,
+}
+
+fn default_memory() -> u32 {
+    1536
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// The spec's disk id, also the file name of the disk image.
+    pub id: String,
+    /// Size in bytes, as disk makers count (512 GB = 512_000_000_000).
+    pub bytes: u64,
+    /// What the guest sees in /sys/block/*/serial; the spec matches on it.
+    pub serial: String,
+    #[serde(default)]
+    pub content: Content,
+    /// The guest must leave this disk byte-identical (checked with `qemu-img compare`).
+    #[serde(default)]
+    pub unchanged: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Content {
+    /// All zeros.
+    #[default]
+    Blank,
+    /// A factory disk: GPT, a 512 MiB FAT32 ESP labelled ESP0 and an NTFS "Windows".
+    FactoryWindows,
+}
+
+impl Content {
+    pub fn name(self) -> &'static str {
+        match self {
+            Content::Blank => "blank",
+            Content::FactoryWindows => "factory-windows",
+        }
+    }
+}
+
+impl Scenario {
+    pub fn path(root: &Path, name: &str) -> PathBuf {
+        root.join(DIR).join(format!("{name}.toml"))
+    }
+
+    /// Reads and checks `tests/qemu/NAME.toml`.
+    pub fn load(root: &Path, name: &str) -> Result<Scenario> {
+        let path = Scenario::path(root, name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let known = names(root).unwrap_or_default().join(", ");
+                bail!(
+                    "no scenario `{name}`: {} does not exist (scenarios: {known})",
+                    path.display()
+                )
+            }
+            Err(err) => {
+                return Err(err).with_context(|| format!("reading {}", path.display()));
+            }
+        };
+        Scenario::parse(name, &text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(name: &str, text: &str) -> Result<Scenario> {
+        let mut scenario: Scenario = toml::from_str(text)?;
+        scenario.name = name.to_owned();
+        scenario.check()?;
+        Ok(scenario)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.timeout_secs == 0 {
+            bail!("timeout_secs must be at least 1");
+        }
+        if self.expect.is_empty() {
+            bail!("`expect` is empty: a scenario that expects nothing cannot fail");
+        }
+        if let Some(blank) = self
+            .expect
+            .iter()
+            .chain(&self.forbid)
+            .find(|e| e.trim().is_empty())
+        {
+            bail!("`expect` and `forbid` entries must not be blank (found {blank:?})");
+        }
+        let mut ids = BTreeSet::new();
+        let mut serials = BTreeSet::new();
+        for disk in &self.disks {
+            if disk.id.is_empty()
+                || !disk
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                bail!("disk id `{}` must be letters, digits, `-` or `_`", disk.id);
+            }
+            if !ids.insert(&disk.id) {
+                bail!("disk `{}` is listed twice", disk.id);
+            }
+            // virtio-blk passes at most 20 bytes of serial to the guest.
+            if disk.serial.is_empty() || disk.serial.len() > 20 || !disk.serial.is_ascii() {
+                bail!(
+                    "disk `{}`: serial `{}` must be 1 to 20 ASCII characters",
+                    disk.id,
+                    disk.serial
+                );
+            }
+            if !serials.insert(&disk.serial) {
+                bail!("disk `{}`: serial `{}` is used twice", disk.id, disk.serial);
+            }
+            if disk.bytes < 64 << 20 || disk.bytes % 512 != 0 {
+                bail!(
+                    "disk `{}`: bytes = {} must be a multiple of 512 and at least 64 MiB",
+                    disk.id,
+                    disk.bytes
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every scenario's name (tests/qemu/*.toml), sorted.
+pub fn names(root: &Path) -> Result<Vec<String>> {
+    let dir = root.join(DIR);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            name.strip_suffix(".toml").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+description = "d"
+timeout_secs = 60
+expect = ["A", "B"]
+[[disk]]
+id = "disk0"
+bytes = 512_000_000_000
+serial = "ATLANTIS-DISK0"
+content = "factory-windows"
+unchanged = true
+[[disk]]
+id = "disk1"
+bytes = 2_000_000_000_000
+serial = "ATLANTIS-DISK1"
+"#;
+
+    #[test]
+    fn a_scenario_parses_with_defaults() {
+        let s = Scenario::parse("x", GOOD).unwrap();
+        assert_eq!(s.name, "x");
+        assert_eq!(s.run, None);
+        assert_eq!(s.memory_mib, 1536);
+        assert_eq!(s.disks[0].content, Content::FactoryWindows);
+        assert!(s.disks[0].unchanged);
+        assert_eq!(s.disks[1].content, Content::Blank);
+        assert!(!s.disks[1].unchanged);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            (
+                GOOD.replace("timeout_secs = 60", "timeout_secs = 0"),
+                "timeout_secs",
+            ),
+            (
+                GOOD.replace(r#"expect = ["A", "B"]"#, "expect = []"),
+                "cannot fail",
+            ),
+            (
+                GOOD.replace(r#"expect = ["A", "B"]"#, r#"expect = [" "]"#),
+                "blank",
+            ),
+            (
+                GOOD.replace("ATLANTIS-DISK1", "ATLANTIS-DISK0"),
+                "used twice",
+            ),
+            (GOOD.replace("\"disk1\"", "\"disk0\""), "listed twice"),
+            (
+                GOOD.replace("ATLANTIS-DISK1", "A-SERIAL-THAT-IS-TOO-LONG"),
+                "20 ASCII",
+            ),
+            (GOOD.replace("2_000_000_000_000", "1000"), "at least 64 MiB"),
+            (
+                GOOD.replace("factory-windows", "factory-linux"),
+                "factory-linux",
+            ),
+            (
+                GOOD.replace("unchanged = true", "unchanged = true\nsize = 3"),
+                "size",
+            ),
+        ];
+        for (text, said) in cases {
+            let err = format!("{:#}", Scenario::parse("x", &text).unwrap_err());
+            assert!(err.contains(said), "{said}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_scenarios_parse() {
+        let root = crate::project_root();
+        let names = names(&root).unwrap();
+        assert!(names.contains(&"boot".to_owned()), "{names:?}");
+        assert!(names.contains(&"provision".to_owned()), "{names:?}");
+        for name in names {
+            Scenario::load(&root, &name).unwrap();
+        }
+        let err = Scenario::load(&root, "no-such").unwrap_err().to_string();
+        assert!(
+            err.contains("no scenario `no-such`") && err.contains("boot"),
+            "{err}"
+        );
+    }
+}
