@@ -15,6 +15,10 @@ Commands:
   bench provision [--rounds N] [--baseline-only]
                             time `lifeboat plan` and `lifeboat provision` against the same
                             work done with sgdisk and mkfs (default 5 rounds) (root)
+  bench image [--rounds N] [--no-cold]
+                            image size, cold build (fresh download cache), warm rebuild,
+                            reproducibility, and boot-to-menu seconds under QEMU (median of
+                            N boots, default 3)
   image [--output PATH] [--refresh]
                             build target/images/lifeboat-rescue.img from images/rescue.toml
                             (no root needed); --refresh fetches new package lists
@@ -35,6 +39,7 @@ pub enum Xtask {
     Test,
     Demo(Demo),
     BenchProvision(BenchProvision),
+    BenchImage(BenchImage),
     Image(crate::image::Options),
     Qemu(crate::qemu::Options),
 }
@@ -48,6 +53,12 @@ pub struct Demo {
 pub struct BenchProvision {
     pub rounds: u32,
     pub baseline_only: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct BenchImage {
+    pub rounds: u32,
+    pub no_cold: bool,
 }
 
 impl Xtask {
@@ -83,10 +94,15 @@ impl Xtask {
                 Some((what, rest)) if what == "provision" => {
                     Xtask::BenchProvision(parse_bench_provision(rest)?)
                 }
-                Some((what, _)) => {
-                    bail!("unknown bench `{what}`; the only one is `bench provision`")
+                Some((what, rest)) if what == "image" => {
+                    Xtask::BenchImage(parse_bench_image(rest)?)
                 }
-                None => bail!("`bench` needs what to measure: `cargo xtask bench provision`"),
+                Some((what, _)) => {
+                    bail!("unknown bench `{what}`; there are `bench provision` and `bench image`")
+                }
+                None => bail!(
+                    "`bench` needs what to measure: `cargo xtask bench provision` or `bench image`"
+                ),
             },
             _ => bail!("unknown command `{command}`; see `cargo xtask help`"),
         };
@@ -118,6 +134,28 @@ fn parse_bench_provision(args: &[String]) -> Result<BenchProvision> {
             Ok(n) if n > 0 => n,
             _ => bail!("`--rounds` needs a whole number of at least 1, got `{rounds}`"),
         };
+    }
+    Ok(bench)
+}
+
+fn parse_bench_image(args: &[String]) -> Result<BenchImage> {
+    let mut bench = BenchImage {
+        rounds: 3,
+        no_cold: false,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--no-cold" => bench.no_cold = true,
+            "--rounds" => {
+                let n = args.next().context("`--rounds` needs a number")?;
+                bench.rounds = match n.parse() {
+                    Ok(n) if n > 0 => n,
+                    _ => bail!("`--rounds` needs a whole number of at least 1, got `{n}`"),
+                };
+            }
+            _ => bail!("unknown argument `{arg}` for `bench image`; see `cargo xtask help`"),
+        }
     }
     Ok(bench)
 }
@@ -200,7 +238,8 @@ mod tests {
             parse("image --output /tmp/x.img --refresh").unwrap(),
             Xtask::Image(crate::image::Options {
                 output: Some("/tmp/x.img".into()),
-                refresh: true
+                refresh: true,
+                cache: None,
             })
         );
         assert_eq!(
@@ -210,6 +249,13 @@ mod tests {
                 image: Some("x.img".into()),
                 console: true,
                 keep: false,
+            })
+        );
+        assert_eq!(
+            parse("bench image --rounds 2 --no-cold").unwrap(),
+            Xtask::BenchImage(BenchImage {
+                rounds: 2,
+                no_cold: true
             })
         );
         assert_eq!(
@@ -242,6 +288,8 @@ mod tests {
             "image --output",
             "image --fast",
             "qemu --image",
+            "bench image --rounds 0",
+            "bench image --warm",
             "qemu boot --fast",
         ] {
             assert!(parse(line).is_err(), "{line} parsed");

@@ -34,6 +34,9 @@ pub struct Options {
     pub output: Option<PathBuf>,
     /// Fetch new package lists even when cached ones exist.
     pub refresh: bool,
+    /// Package lists, downloads and staging here instead of target/image-cache (the
+    /// image bench's cold build).
+    pub cache: Option<PathBuf>,
 }
 
 pub struct Report {
@@ -91,7 +94,7 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
         Some(p) => p.clone(),
         None => default_output()?,
     };
-    let cache = cache_dir();
+    let cache = options.cache.clone().unwrap_or_else(cache_dir);
     let work = cache.join("work");
     let debs = cache.join("debs");
 

@@ -21,6 +21,9 @@ const STRIP: &[&str] = &[
     "usr/share/bug",
     "usr/share/bash-completion",
     "usr/share/zsh",
+    // glibc's iconv converters (8 MB): nothing on the stick converts character sets
+    // through iconv; ntfs-3g has its own UTF-16 code.
+    "usr/lib/x86_64-linux-gnu/gconv",
 ];
 
 /// Extract each .deb into `dest` (made empty first).

@@ -19,8 +19,10 @@ pub struct Watcher {
     pub reached: Vec<(String, Duration)>,
     /// The status of the run script, once LIFEBOAT-RUN-EXIT has been printed.
     pub run_exit: Option<i32>,
-    /// When the menu was ready, from the init's marker line.
+    /// When the menu was ready: QEMU's clock, and the guest kernel's uptime the init's
+    /// marker line carries.
     pub menu_ready: Option<Duration>,
+    pub menu_uptime: Option<f64>,
     tail: VecDeque<String>,
 }
 
@@ -32,6 +34,7 @@ impl Watcher {
             reached: Vec::new(),
             run_exit: None,
             menu_ready: None,
+            menu_uptime: None,
             tail: VecDeque::new(),
         }
     }
@@ -51,8 +54,11 @@ impl Watcher {
         if let Some(rest) = line.strip_prefix(RUN_EXIT) {
             self.run_exit = Some(rest.trim().parse().unwrap_or(-1));
         }
-        if line.starts_with(MENU_READY) && self.menu_ready.is_none() {
-            self.menu_ready = Some(at);
+        if let Some(rest) = line.strip_prefix(MENU_READY) {
+            if self.menu_ready.is_none() {
+                self.menu_ready = Some(at);
+                self.menu_uptime = rest.trim().parse().ok();
+            }
         }
         if let Some(next) = self.expect.get(self.reached.len()) {
             if line.contains(next.as_str()) {
@@ -147,6 +153,7 @@ mod tests {
         w.feed("LIFEBOAT-MENU-READY 7.08", Duration::from_millis(9500))
             .unwrap();
         assert_eq!(w.menu_ready, Some(Duration::from_millis(9500)));
+        assert_eq!(w.menu_uptime, Some(7.08));
         w.feed("LIFEBOAT-RUN-EXIT 3", Duration::ZERO).unwrap();
         assert_eq!(w.run_exit, Some(3));
         let err = w

@@ -23,7 +23,7 @@ use xshell::Shell;
 
 use crate::{image, interrupt, project_root, target_dir};
 use console::Watcher;
-use scenario::Scenario;
+pub use scenario::Scenario;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -43,6 +43,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// QEMU start to the init's LIFEBOAT-MENU-READY line, when the menu came up.
     pub menu_ready: Option<Duration>,
+    /// The guest kernel's uptime at that moment.
+    pub menu_uptime: Option<f64>,
 }
 
 pub fn run(sh: &Shell, options: &Options) -> Result<()> {
@@ -305,5 +307,6 @@ fn boot_and_watch(
         name: name.clone(),
         elapsed,
         menu_ready: watcher.menu_ready,
+        menu_uptime: watcher.menu_uptime,
     })
 }

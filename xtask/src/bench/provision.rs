@@ -256,7 +256,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn median(samples: &[Duration]) -> Option<Duration> {
+pub(super) fn median(samples: &[Duration]) -> Option<Duration> {
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
     let n = sorted.len();

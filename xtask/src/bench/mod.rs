@@ -1,0 +1,8 @@
+//! `cargo xtask bench …`: numbers, printed; our path and a plain baseline side by side in
+//! one run where there is a baseline. Nothing here asserts: the tests do that.
+
+mod image;
+mod provision;
+
+pub use image::image;
+pub use provision::provision;
