@@ -57,6 +57,22 @@ shell, reboot or power off. Every entry runs the same code as the matching comma
 is shown and the menu comes back. Works on a serial console (arrow keys or j/k)."
     )]
     Menu(MenuArgs),
+    /// Make ESP1 an exact copy of ESP0 (new and changed files copied, extras deleted).
+    #[command(
+        long_about = "Mirror the first ESP onto the second, as `rsync -a --delete` would: files \
+that are new or whose content differs are copied, files and directories the source does not \
+have are deleted. Each file is written under a temporary name and renamed into place once \
+complete, and the destination is flushed at the end, so an interrupted sync never leaves a \
+half-written loader.\n\n\
+By default the two ESPs are the spec's: the one mounted at /boot/efi (ESP0, on the preserved \
+disk) onto the one at /boot/efi2 (ESP1). --from and --to name other directories.\n\n\
+Refused, with nothing changed: a source or destination that is not a mounted FAT filesystem, \
+a source that is empty or has no EFI/ directory, and source and destination on the same \
+filesystem. The changes are printed first; --dry-run stops there, --yes applies them \
+without asking.",
+        after_help = "Example: lifeboat esp-sync --dry-run        # what would change on /boot/efi2"
+    )]
+    EspSync(EspSyncArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +129,25 @@ pub struct MenuArgs {
     /// The machine spec the menu works with.
     #[arg(long, default_value = "/etc/lifeboat/atlantis.toml")]
     pub spec: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EspSyncArgs {
+    /// The ESP to copy from (default: the spec's ESP mounted at /boot/efi).
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// The ESP to make a copy (default: the spec's second ESP, /boot/efi2).
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    /// The machine spec that names the ESPs' mount points.
+    #[arg(long, default_value = "/etc/lifeboat/atlantis.toml")]
+    pub spec: PathBuf,
+    /// Print the changes and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {

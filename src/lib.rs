@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod blockdev;
+pub mod boot;
 pub mod cli;
 pub mod commands;
 pub mod exec;

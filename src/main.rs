@@ -11,6 +11,7 @@ fn main() {
         Command::Disks(args) => commands::disks(args),
         Command::Check(args) => commands::check(&args.spec),
         Command::Menu(args) => commands::menu(args),
+        Command::EspSync(args) => commands::esp_sync(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.

@@ -74,6 +74,15 @@ pub fn confirm_by_typing(prompt: &str, expected: &str) -> std::io::Result<bool> 
     Ok(typed.trim() == expected)
 }
 
+/// A yes/no question; no is the default.
+pub fn confirm(prompt: &str) -> std::io::Result<bool> {
+    dialoguer::Confirm::with_theme(&SimpleTheme)
+        .with_prompt(prompt)
+        .default(false)
+        .interact()
+        .map_err(std::io::Error::other)
+}
+
 /// Ask for a secret twice (for a new LUKS container).
 pub fn new_passphrase(prompt: &str) -> std::io::Result<String> {
     dialoguer::Password::with_theme(&SimpleTheme)

@@ -2,10 +2,12 @@
 
 mod check;
 mod disks;
+mod esp_sync;
 mod menu;
 mod provision;
 
 pub use check::check;
 pub use disks::disks;
+pub use esp_sync::esp_sync;
 pub use menu::menu;
 pub use provision::{plan, provision};

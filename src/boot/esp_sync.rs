@@ -1,0 +1,290 @@
+//! Mirroring ESP0 onto ESP1 on real directories: listing a tree, the guards against the
+//! classic disasters, and carrying out a [`sync_plan`](super::sync_plan) plan. A file is
+//! written under a temporary name and renamed over its real name only once complete and
+//! flushed, so a full ESP or a pulled plug never leaves a half-written loader behind.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::sync_plan::{Node, SyncAction, Tree};
+
+/// Suffix of files being written; a leftover one (after a crash) is an extra that the next
+/// sync removes.
+pub const TEMP_SUFFIX: &str = ".lifeboat-partial";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{side} {path} is not a mount point; mount the ESP there first (a sync into a plain directory would fill the root filesystem, or copy nothing)", path = path.display())]
+    NotMounted { side: &'static str, path: PathBuf },
+    #[error("{side} {path} holds {fstype}, not FAT: that is not an ESP", path = path.display())]
+    NotFat {
+        side: &'static str,
+        path: PathBuf,
+        fstype: String,
+    },
+    #[error("source {} is empty: refusing to mirror nothing onto {} (that would delete its loaders)", from.display(), to.display())]
+    EmptySource { from: PathBuf, to: PathBuf },
+    #[error("source {} has no EFI/ directory, so it holds no loaders: refusing to mirror it onto {}", from.display(), to.display())]
+    NoEfiDir { from: PathBuf, to: PathBuf },
+    #[error("source {} and destination {} are the same filesystem", from.display(), to.display())]
+    SameFilesystem { from: PathBuf, to: PathBuf },
+    #[error("the destination ESP is full: {} ({}) does not fit; nothing is left half-written, files copied before it are in place", path.display(), crate::spec::human(*len))]
+    Full { path: PathBuf, len: u64 },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SyncError {
+    let path = path.to_owned();
+    move |source| SyncError::Io { what, path, source }
+}
+
+/// Both sides must be mounted FAT filesystems, different ones, and the source must look
+/// like an ESP (not empty, an EFI/ directory in any letter case).
+pub fn check(from: &Path, to: &Path, mountinfo: &str) -> Result<(), SyncError> {
+    for (side, path) in [("source", from), ("destination", to)] {
+        let canonical = fs::canonicalize(path).map_err(io("cannot open", path))?;
+        match mount_fstype(mountinfo, &canonical) {
+            None => {
+                return Err(SyncError::NotMounted {
+                    side,
+                    path: path.to_owned(),
+                })
+            }
+            Some(t) if t != "vfat" && t != "msdos" => {
+                return Err(SyncError::NotFat {
+                    side,
+                    path: path.to_owned(),
+                    fstype: t.to_owned(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    let dev = |p: &Path| {
+        fs::metadata(p)
+            .map(|m| m.dev())
+            .map_err(io("cannot open", p))
+    };
+    if dev(from)? == dev(to)? {
+        return Err(SyncError::SameFilesystem {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        });
+    }
+    let names: Vec<String> = fs::read_dir(from)
+        .map_err(io("cannot read", from))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return Err(SyncError::EmptySource {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        });
+    }
+    let has_efi = names.iter().any(|n| n.eq_ignore_ascii_case("EFI"))
+        && fs::read_dir(from)
+            .map_err(io("cannot read", from))?
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                e.file_name().eq_ignore_ascii_case("EFI") && e.file_type().is_ok_and(|t| t.is_dir())
+            });
+    if !has_efi {
+        return Err(SyncError::NoEfiDir {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The filesystem type mounted exactly at `path`, from /proc/self/mountinfo (the last
+/// mount there wins, as it hides the ones below).
+pub fn mount_fstype<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
+    let want = path.to_string_lossy();
+    mountinfo.lines().rev().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let point = left.split(' ').nth(4)?;
+        let fstype = right.split(' ').next()?;
+        (unescape(point) == want).then_some(fstype)
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes.
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// Every file and directory under `root`, files with their SHA-256. Symlinks cannot exist
+/// on FAT; anything that is neither file nor directory is skipped.
+pub fn list(root: &Path) -> Result<Tree, SyncError> {
+    let mut tree = Tree::new();
+    walk(root, Path::new(""), &mut tree)?;
+    Ok(tree)
+}
+
+fn walk(root: &Path, rel: &Path, tree: &mut Tree) -> Result<(), SyncError> {
+    let dir = root.join(rel);
+    for entry in fs::read_dir(&dir).map_err(io("cannot read", &dir))? {
+        let entry = entry.map_err(io("cannot read", &dir))?;
+        let rel = rel.join(entry.file_name());
+        let path = root.join(&rel);
+        let kind = entry.file_type().map_err(io("cannot read", &path))?;
+        if kind.is_dir() {
+            tree.insert(rel.clone(), Node::Dir);
+            walk(root, &rel, tree)?;
+        } else if kind.is_file() {
+            let (len, sha256) = hash(&path)?;
+            tree.insert(rel, Node::File { len, sha256 });
+        }
+    }
+    Ok(())
+}
+
+fn hash(path: &Path) -> Result<(u64, [u8; 32]), SyncError> {
+    let mut file = File::open(path).map_err(io("cannot read", path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io("cannot read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((len, hasher.finalize().into()))
+}
+
+/// Carry out `actions` from `from` into `to`, telling `done` after each; then flush the
+/// destination filesystem.
+pub fn apply(
+    from: &Path,
+    to: &Path,
+    actions: &[SyncAction],
+    mut done: impl FnMut(&SyncAction),
+) -> Result<(), SyncError> {
+    for action in actions {
+        match action {
+            SyncAction::Remove { path, dir } => {
+                let target = to.join(path);
+                if *dir {
+                    fs::remove_dir_all(&target).map_err(io("cannot remove", &target))?;
+                } else {
+                    fs::remove_file(&target).map_err(io("cannot remove", &target))?;
+                }
+            }
+            SyncAction::MakeDir { path } => {
+                let target = to.join(path);
+                fs::create_dir(&target).map_err(io("cannot create", &target))?;
+            }
+            SyncAction::Copy { path, len, .. } => copy(&from.join(path), &to.join(path), *len)?,
+        }
+        done(action);
+    }
+    let root = File::open(to).map_err(io("cannot open", to))?;
+    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&root)).map_err(|e| SyncError::Io {
+        what: "cannot flush",
+        path: to.to_owned(),
+        source: e.into(),
+    })?;
+    Ok(())
+}
+
+/// Write `dest` through a temporary file beside it, flushed, then renamed over it.
+fn copy(src: &Path, dest: &Path, len: u64) -> Result<(), SyncError> {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(TEMP_SUFFIX);
+    let tmp = dest.with_file_name(name);
+    let result = (|| -> Result<(), SyncError> {
+        let mut input = File::open(src).map_err(io("cannot read", src))?;
+        let mut output = File::create(&tmp).map_err(io("cannot create", &tmp))?;
+        let full = |e: io::Error| {
+            if e.raw_os_error() == Some(nix::libc::ENOSPC) {
+                SyncError::Full {
+                    path: dest.to_owned(),
+                    len,
+                }
+            } else {
+                SyncError::Io {
+                    what: "cannot write",
+                    path: tmp.clone(),
+                    source: e,
+                }
+            }
+        };
+        io::copy(&mut input, &mut output).map_err(full)?;
+        output.flush().map_err(full)?;
+        output.sync_all().map_err(full)?;
+        Ok(())
+    })();
+    if let Err(err) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(err);
+    }
+    fs::rename(&tmp, dest).map_err(io("cannot rename into place", dest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw
+30 22 8:1 / /boot/efi rw,relatime shared:5 - vfat /dev/sda1 rw,fmask=0077
+31 22 8:17 / /boot/efi2 rw,relatime shared:6 - vfat /dev/sdb1 rw
+32 22 0:40 / /mnt/with\\040space rw - tmpfs tmpfs rw
+33 31 0:41 / /boot/efi2 rw - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn mountinfo_gives_the_filesystem_at_a_path() {
+        assert_eq!(
+            mount_fstype(MOUNTINFO, Path::new("/boot/efi")),
+            Some("vfat")
+        );
+        assert_eq!(mount_fstype(MOUNTINFO, Path::new("/")), Some("ext4"));
+        assert_eq!(
+            mount_fstype(MOUNTINFO, Path::new("/mnt/with space")),
+            Some("tmpfs")
+        );
+        assert_eq!(mount_fstype(MOUNTINFO, Path::new("/boot")), None);
+        // Mounted over: the top mount is what a path shows.
+        assert_eq!(
+            mount_fstype(MOUNTINFO, Path::new("/boot/efi2")),
+            Some("tmpfs")
+        );
+    }
+
+    #[test]
+    fn listing_and_copying_a_real_tree() {
+        let from = tempfile::tempdir().unwrap();
+        let to = tempfile::tempdir().unwrap();
+        fs::create_dir_all(from.path().join("EFI/BOOT")).unwrap();
+        fs::write(from.path().join("EFI/BOOT/BOOTX64.EFI"), b"loader").unwrap();
+        fs::write(to.path().join("stale"), b"x").unwrap();
+        let actions =
+            super::super::sync_plan::plan(&list(from.path()).unwrap(), &list(to.path()).unwrap());
+        let mut seen = 0;
+        apply(from.path(), to.path(), &actions, |_| seen += 1).unwrap();
+        assert_eq!(seen, actions.len());
+        assert_eq!(list(from.path()).unwrap(), list(to.path()).unwrap());
+        assert_eq!(
+            fs::read(to.path().join("EFI/BOOT/BOOTX64.EFI")).unwrap(),
+            b"loader"
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! Boot redundancy: the two ESPs kept identical (`esp_sync`, planned by `sync_plan`).
+//! UEFI boot entries and fstab generation join them here.
+
+pub mod esp_sync;
+pub mod sync_plan;
