@@ -73,6 +73,17 @@ without asking.",
         after_help = "Example: lifeboat esp-sync --dry-run        # what would change on /boot/efi2"
     )]
     EspSync(EspSyncArgs),
+    /// Print the /etc/fstab of one root subvolume, with the UUIDs on the disks now.
+    #[command(
+        long_about = "Print an /etc/fstab for one root subvolume of the spec (for example \
+@rootTW): the root itself at / with subvol=, /boot, both ESPs, swap, and every other \
+subvolume and partition that has a mount point in the spec, each by the UUID found on the \
+disk, with the spec's mount options. Other roots are not mounted. Partitions of a disk that \
+holds neither the root pool nor an ESP (the USB backup drive) get nofail, so the machine \
+boots without it. Writes nothing.",
+        after_help = "Example: lifeboat fstab configs/atlantis.toml --root @rootTW"
+    )]
+    Fstab(FstabArgs),
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +140,18 @@ pub struct MenuArgs {
     /// The machine spec the menu works with.
     #[arg(long, default_value = "/etc/lifeboat/atlantis.toml")]
     pub spec: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FstabArgs {
+    /// The machine spec (TOML).
+    pub spec: PathBuf,
+    /// The root subvolume the fstab is for (a subvolume with `root = true`).
+    #[arg(long, value_name = "SUBVOLUME")]
+    pub root: String,
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
 }
 
 #[derive(Debug, Args)]

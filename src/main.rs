@@ -12,6 +12,7 @@ fn main() {
         Command::Check(args) => commands::check(&args.spec),
         Command::Menu(args) => commands::menu(args),
         Command::EspSync(args) => commands::esp_sync(args),
+        Command::Fstab(args) => commands::fstab(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.

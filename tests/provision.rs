@@ -280,6 +280,46 @@ fn assert_atlantis(m: &Machine) {
     assert!(!q.status.success(), "quotas should be off on LINPOOL");
 }
 
+/// `lifeboat fstab` names each filesystem by the UUID blkid sees on it.
+fn assert_fstab(m: &Machine, fstab: &str) {
+    let uuid = |dev: &Path, n: u32| {
+        run(&["blkid", "-p", "-o", "value", "-s", "UUID", &node(dev, n)])
+            .trim()
+            .to_owned()
+    };
+    let pool = uuid(&m.disk1.dev, 4);
+    let rows: Vec<Vec<&str>> = fstab
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let row = |mount: &str| {
+        rows.iter()
+            .find(|r| r[1] == mount)
+            .unwrap_or_else(|| panic!("no {mount} in\n{fstab}"))
+            .clone()
+    };
+    assert_eq!(row("/")[0], format!("UUID={pool}"), "{fstab}");
+    assert!(row("/")[3].starts_with("subvol=@rootF41,"), "{fstab}");
+    assert_eq!(row("/home")[0], format!("UUID={pool}"));
+    assert_eq!(row("/boot")[0], format!("UUID={}", uuid(&m.disk1.dev, 2)));
+    assert_eq!(
+        row("/boot/efi")[0],
+        format!("UUID={}", uuid(&m.disk0.dev, 1))
+    );
+    assert_eq!(
+        row("/boot/efi2")[0],
+        format!("UUID={}", uuid(&m.disk1.dev, 1))
+    );
+    assert!(row("/boot/efi2")[3].contains("nofail"));
+    assert_eq!(row("none")[0], format!("UUID={}", uuid(&m.disk1.dev, 3)));
+    assert_eq!(
+        row("/mnt/cushion")[0],
+        format!("UUID={}", uuid(&m.usb.dev, 2))
+    );
+    assert!(!fstab.contains("@rootTW"), "{fstab}");
+}
+
 #[test]
 fn provision_the_whole_machine_then_nothing_to_do() {
     let m = Machine::new();
@@ -310,8 +350,20 @@ fn provision_the_whole_machine_then_nothing_to_do() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["disks"][1]["actions"][0]["action"], "create-gpt");
 
+    let fstab_args = |root: &str| {
+        let mut v = vec!["fstab".to_owned(), spec_path().display().to_string()];
+        v.extend(["--root".to_owned(), root.to_owned()]);
+        v.extend(m.bind_args());
+        v
+    };
+    lifeboat_refuses(
+        &fstab_args("@rootTW"),
+        "partition 1 \"ESP1\" of disk1 should hold vfat but holds nothing: provision it first",
+    );
+
     lifeboat_ok(&m.cmd("provision", &["--yes"]));
     assert_atlantis(&m);
+    assert_fstab(&m, &lifeboat_ok(&fstab_args("@rootF41")));
     let after = m.fingerprints();
     assert_eq!(after[0], before[0], "disk0 (preserved) changed");
     assert_ne!(after[1], before[1]);

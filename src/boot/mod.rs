@@ -2,4 +2,5 @@
 //! UEFI boot entries and fstab generation join them here.
 
 pub mod esp_sync;
+pub mod fstab;
 pub mod sync_plan;

@@ -3,11 +3,13 @@
 mod check;
 mod disks;
 mod esp_sync;
+mod fstab;
 mod menu;
 mod provision;
 
 pub use check::check;
 pub use disks::disks;
 pub use esp_sync::esp_sync;
+pub use fstab::fstab;
 pub use menu::menu;
 pub use provision::{plan, provision};
