@@ -84,6 +84,20 @@ boots without it. Writes nothing.",
         after_help = "Example: lifeboat fstab configs/atlantis.toml --root @rootTW"
     )]
     Fstab(FstabArgs),
+    /// Make one UEFI boot entry per ESP and put them first in BootOrder.
+    #[command(
+        long_about = "Write, through efivarfs, one UEFI boot entry (Boot####) per ESP of the \
+spec — \"Atlantis ESP0 (disk0)\", \"Atlantis ESP1 (disk1)\" — each pointing at the loader on \
+that partition (by partition number, start, size and GPT partition GUID, as the disks show \
+them now), and set BootOrder to those two first, then every other entry in its old order \
+(Windows Boot Manager stays). If ESP0's disk dies, the firmware falls back to ESP1.\n\n\
+Running it again changes nothing and never duplicates entries; an entry of ours whose \
+partition no longer exists (a replaced disk) is removed or rewritten. Entries it did not make \
+are never changed. The changes are printed first; --dry-run stops there, --yes writes \
+without asking. Booted in BIOS mode (no efivarfs), it says so and changes nothing.",
+        after_help = "Check the result with: efibootmgr -v"
+    )]
+    BootEntries(BootEntriesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +154,24 @@ pub struct MenuArgs {
     /// The machine spec the menu works with.
     #[arg(long, default_value = "/etc/lifeboat/atlantis.toml")]
     pub spec: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BootEntriesArgs {
+    /// The machine spec (TOML).
+    pub spec: PathBuf,
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
+    /// The loader on each ESP the entries start.
+    #[arg(long, default_value = "\\EFI\\BOOT\\BOOTX64.EFI")]
+    pub loader: String,
+    /// Print the changes and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

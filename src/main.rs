@@ -13,6 +13,7 @@ fn main() {
         Command::Menu(args) => commands::menu(args),
         Command::EspSync(args) => commands::esp_sync(args),
         Command::Fstab(args) => commands::fstab(args),
+        Command::BootEntries(args) => commands::boot_entries(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.

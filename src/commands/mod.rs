@@ -1,5 +1,6 @@
 //! The work behind each subcommand. The binary's `main` only parses and dispatches.
 
+mod boot_entries;
 mod check;
 mod disks;
 mod esp_sync;
@@ -7,6 +8,7 @@ mod fstab;
 mod menu;
 mod provision;
 
+pub use boot_entries::boot_entries;
 pub use check::check;
 pub use disks::disks;
 pub use esp_sync::esp_sync;
