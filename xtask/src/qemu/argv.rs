@@ -13,8 +13,8 @@ pub const STICK_SERIAL: &str = "LIFEBOAT-STICK";
 pub struct Machine<'a> {
     /// A per-run copy of OVMF_VARS: the firmware writes boot variables into it.
     pub vars: &'a Path,
-    /// A per-run copy of the rescue image (raw).
-    pub stick: &'a Path,
+    /// A per-run copy of the rescue image (raw); `None`: the stick is pulled.
+    pub stick: Option<&'a Path>,
     /// (id, qcow2 file, serial), in the order the guest should see them.
     pub disks: Vec<(&'a str, &'a Path, &'a str)>,
     pub memory_mib: u32,
@@ -49,14 +49,15 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
         "-drive".into(),
         format!("if=pflash,format=raw,unit=1,file={}", m.vars.display()),
     ]);
-    a.extend([
-        "-device".into(),
-        "qemu-xhci,id=xhci".into(),
-        "-drive".into(),
-        format!("if=none,id=stick,format=raw,file={}", m.stick.display()),
-        "-device".into(),
-        format!("usb-storage,bus=xhci.0,drive=stick,bootindex=0,serial={STICK_SERIAL}"),
-    ]);
+    a.extend(["-device".into(), "qemu-xhci,id=xhci".into()]);
+    if let Some(stick) = m.stick {
+        a.extend([
+            "-drive".into(),
+            format!("if=none,id=stick,format=raw,file={}", stick.display()),
+            "-device".into(),
+            format!("usb-storage,bus=xhci.0,drive=stick,bootindex=0,serial={STICK_SERIAL}"),
+        ]);
+    }
     for (id, file, serial) in &m.disks {
         a.extend([
             "-drive".into(),
@@ -76,7 +77,7 @@ mod tests {
     fn the_machine_is_tcg_with_ovmf_and_serial_disks() {
         let a = argv(&Machine {
             vars: Path::new("/run/vars.fd"),
-            stick: Path::new("/run/stick.img"),
+            stick: Some(Path::new("/run/stick.img")),
             disks: vec![
                 ("disk0", Path::new("/run/disk0.qcow2"), "ATLANTIS-DISK0"),
                 ("usb", Path::new("/run/usb.qcow2"), "ATLANTIS-USB"),
@@ -104,5 +105,19 @@ mod tests {
         assert!(a.contains(&"if=none,id=disk-usb,format=qcow2,file=/run/usb.qcow2".to_owned()));
         // Every option is its own argument: nothing for a shell to split.
         assert!(a.iter().all(|x| !x.starts_with(' ') && !x.ends_with(' ')));
+    }
+
+    #[test]
+    fn a_pulled_stick_leaves_the_firmware_the_disks() {
+        let a = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: None,
+            disks: vec![("disk1", Path::new("/run/disk1.qcow2"), "ATLANTIS-DISK1")],
+            memory_mib: 1024,
+            cpus: 2,
+        })
+        .join(" ");
+        assert!(!a.contains("usb-storage") && !a.contains("id=stick"), "{a}");
+        assert!(a.contains("serial=ATLANTIS-DISK1"), "{a}");
     }
 }

@@ -23,6 +23,7 @@ use xshell::Shell;
 
 use crate::{image, interrupt, project_root, target_dir};
 use console::Watcher;
+use scenario::Boot;
 pub use scenario::Scenario;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -117,12 +118,6 @@ pub fn run_scenario(
 
     let vars = dir.join("OVMF_VARS.fd");
     fs::copy(argv::OVMF_VARS, &vars).context("copying the OVMF variable store")?;
-    let stick = dir.join("stick.img");
-    fs::copy(image, &stick)
-        .with_context(|| format!("copying the rescue image {}", image.display()))?;
-    if let Some(script) = &scenario.run {
-        image::write_run_file(&stick, script, 1_767_225_600)?;
-    }
     let mut disks = Vec::new();
     for disk in &scenario.disks {
         let base = media::base(sh, disk.content, disk.bytes)
@@ -132,25 +127,73 @@ pub fn run_scenario(
         disks.push((disk, base, file));
     }
 
-    let machine = argv::Machine {
-        vars: &vars,
-        stick: &stick,
-        disks: disks
-            .iter()
-            .map(|(d, _, f)| (d.id.as_str(), f.as_path(), d.serial.as_str()))
-            .collect(),
-        memory_mib: scenario.memory_mib,
-        cpus: 2,
+    let stick = dir.join("stick.img");
+    let mut outcome = Outcome {
+        name: name.clone(),
+        elapsed: Duration::ZERO,
+        menu_ready: None,
+        menu_uptime: None,
     };
-    let args = argv::argv(&machine);
-    let log_path = dir.join("console.log");
-    println!(
-        "qemu: {} disk(s), timeout {} s; console log {}",
-        disks.len(),
-        scenario.timeout_secs,
-        log_path.display()
-    );
-    let outcome = boot_and_watch(scenario, &args, &dir, &log_path, options.console)?;
+    let boots = scenario.boots.len();
+    for (n, boot) in scenario.boots.iter().enumerate() {
+        interrupt::check()?;
+        let which = if boots == 1 {
+            String::new()
+        } else {
+            format!("boot {} of {boots}", n + 1)
+        };
+        if boot.stick {
+            // A fresh copy each boot: the run file is this boot's.
+            fs::copy(image, &stick)
+                .with_context(|| format!("copying the rescue image {}", image.display()))?;
+            if let Some(script) = &boot.run {
+                image::write_run_file(&stick, script, 1_767_225_600)?;
+            }
+        }
+        let machine = argv::Machine {
+            vars: &vars,
+            stick: boot.stick.then_some(stick.as_path()),
+            disks: disks
+                .iter()
+                .map(|(d, _, f)| (d.id.as_str(), f.as_path(), d.serial.as_str()))
+                .collect(),
+            memory_mib: scenario.memory_mib,
+            cpus: 2,
+        };
+        let args = argv::argv(&machine);
+        let log_path = if boots == 1 {
+            dir.join("console.log")
+        } else {
+            dir.join(format!("console-{}.log", n + 1))
+        };
+        println!(
+            "qemu: {which}{}{} disk(s), stick {}, timeout {} s; console log {}",
+            if which.is_empty() { "" } else { ": " },
+            disks.len(),
+            if boot.stick { "in" } else { "pulled" },
+            boot.timeout_secs,
+            log_path.display()
+        );
+        let label = if boots == 1 {
+            name.clone()
+        } else {
+            format!("{name} ({which})")
+        };
+        let this = boot_and_watch(
+            &label,
+            scenario,
+            boot,
+            &args,
+            &dir,
+            &log_path,
+            options.console,
+        )?;
+        outcome.elapsed += this.elapsed;
+        if outcome.menu_ready.is_none() {
+            outcome.menu_ready = this.menu_ready;
+            outcome.menu_uptime = this.menu_uptime;
+        }
+    }
 
     for (disk, base, file) in &disks {
         if disk.unchanged {
@@ -189,19 +232,31 @@ impl Drop for Guest {
     }
 }
 
+struct Watched {
+    elapsed: Duration,
+    menu_ready: Option<Duration>,
+    menu_uptime: Option<f64>,
+}
+
 fn boot_and_watch(
+    name: &str,
     scenario: &Scenario,
+    boot: &Boot,
     args: &[String],
     dir: &Path,
     log_path: &Path,
     echo: bool,
-) -> Result<Outcome> {
-    let name = &scenario.name;
-    fs::write(
-        dir.join("qemu.cmdline"),
-        format!("{} {}\n", argv::QEMU, args.join(" ")),
-    )?;
-    let stderr = File::create(dir.join("qemu.stderr"))?;
+) -> Result<Watched> {
+    // One line per boot of the scenario.
+    let append = |file: &str| {
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(file))
+            .with_context(|| format!("opening {}", dir.join(file).display()))
+    };
+    writeln!(append("qemu.cmdline")?, "{} {}", argv::QEMU, args.join(" "))?;
+    let stderr = append("qemu.stderr")?;
     let start = Instant::now();
     let mut guest = Guest(
         Command::new(argv::QEMU)
@@ -231,8 +286,8 @@ fn boot_and_watch(
         }
     });
 
-    let mut watcher = Watcher::new(&scenario.expect, &scenario.forbid);
-    let deadline = start + Duration::from_secs(scenario.timeout_secs);
+    let mut watcher = Watcher::new(&boot.expect, &scenario.forbid);
+    let deadline = start + Duration::from_secs(boot.timeout_secs);
     let fail = |why: String, watcher: &Watcher| -> anyhow::Error {
         anyhow::anyhow!(
             "scenario {name}: {why}\n  last lines of the console:\n{}\n  whole console log: {}",
@@ -240,7 +295,7 @@ fn boot_and_watch(
             log_path.display()
         )
     };
-    let menu_only = scenario.run.is_none();
+    let menu_only = boot.is_menu();
     loop {
         if let Err(err) = interrupt::check() {
             return Err(err.context(format!("scenario {name} stopped")));
@@ -269,7 +324,7 @@ fn boot_and_watch(
                     return Err(fail(
                         format!(
                             "timed out after {} s waiting for {waiting}",
-                            scenario.timeout_secs
+                            boot.timeout_secs
                         ),
                         &watcher,
                     ));
@@ -293,7 +348,7 @@ fn boot_and_watch(
         }
     } else if !menu_only {
         return Err(fail(
-            "QEMU stopped before the run script finished (no LIFEBOAT-RUN-EXIT line)".into(),
+            "QEMU stopped before a run script finished (no LIFEBOAT-RUN-EXIT line)".into(),
             &watcher,
         ));
     }
@@ -303,8 +358,7 @@ fn boot_and_watch(
             &watcher,
         ));
     }
-    Ok(Outcome {
-        name: name.clone(),
+    Ok(Watched {
         elapsed,
         menu_ready: watcher.menu_ready,
         menu_uptime: watcher.menu_uptime,

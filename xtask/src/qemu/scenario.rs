@@ -10,29 +10,68 @@ use serde::Deserialize;
 /// Where scenarios live, relative to the project root.
 pub const DIR: &str = "tests/qemu";
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+/// A scenario as checked: its machine and one or more boots of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
-    #[serde(skip)]
     pub name: String,
     pub description: String,
-    /// The whole run, from QEMU's start to its end, may take this long.
+    /// Console text that fails the scenario wherever it appears, in any boot.
+    pub forbid: Vec<String>,
+    pub memory_mib: u32,
+    pub disks: Vec<Disk>,
+    /// Boots of the same machine, one after another: disks and firmware variables (boot
+    /// entries, BootOrder) carry over from one to the next.
+    pub boots: Vec<Boot>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Boot {
+    /// This boot, from QEMU's start to its end, may take this long.
     pub timeout_secs: u64,
     /// A script for the stick's `lifeboat/run`: the guest runs it with `sh -e` instead of
-    /// the menu and powers off. Without it, the scenario is about the menu.
+    /// the menu and powers off.
     #[serde(default)]
     pub run: Option<String>,
     /// Console lines expected in this order; each is found in a line, whitespace runs
     /// counting as one space.
     pub expect: Vec<String>,
-    /// Console text that fails the scenario wherever it appears.
+    /// Whether the rescue stick is plugged in (and the firmware tries it first).
+    #[serde(default = "yes")]
+    pub stick: bool,
+}
+
+impl Boot {
+    /// The menu runs until it is stopped: such a boot ends once everything expected has
+    /// appeared. Every other boot must end with its run script's LIFEBOAT-RUN-EXIT 0.
+    pub fn is_menu(&self) -> bool {
+        self.stick && self.run.is_none()
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The file's shape: one boot described at the top level, or `[[boot]]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    description: String,
     #[serde(default)]
-    pub forbid: Vec<String>,
-    /// Guest memory.
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    run: Option<String>,
+    #[serde(default)]
+    expect: Option<Vec<String>>,
+    #[serde(default)]
+    forbid: Vec<String>,
     #[serde(default = "default_memory")]
-    pub memory_mib: u32,
+    memory_mib: u32,
     #[serde(default, rename = "disk")]
-    pub disks: Vec<Disk>,
+    disks: Vec<Disk>,
+    #[serde(default, rename = "boot")]
+    boots: Vec<Boot>,
 }
 
 fn default_memory() -> u32 {
@@ -99,26 +138,54 @@ impl Scenario {
     }
 
     pub fn parse(name: &str, text: &str) -> Result<Scenario> {
-        let mut scenario: Scenario = toml::from_str(text)?;
-        scenario.name = name.to_owned();
+        let file: File = toml::from_str(text)?;
+        let top_level = file.timeout_secs.is_some() || file.run.is_some() || file.expect.is_some();
+        let boots = match (top_level, file.boots.is_empty()) {
+            (true, false) => bail!(
+                "give either timeout_secs/run/expect at the top level (one boot) or [[boot]] tables, not both"
+            ),
+            (_, false) => file.boots,
+            (_, true) => vec![Boot {
+                timeout_secs: file.timeout_secs.context("timeout_secs is missing")?,
+                run: file.run,
+                expect: file.expect.context("`expect` is missing")?,
+                stick: true,
+            }],
+        };
+        let scenario = Scenario {
+            name: name.to_owned(),
+            description: file.description,
+            forbid: file.forbid,
+            memory_mib: file.memory_mib,
+            disks: file.disks,
+            boots,
+        };
         scenario.check()?;
         Ok(scenario)
     }
 
     fn check(&self) -> Result<()> {
-        if self.timeout_secs == 0 {
-            bail!("timeout_secs must be at least 1");
+        for (n, boot) in self.boots.iter().enumerate() {
+            let which = if self.boots.len() == 1 {
+                String::new()
+            } else {
+                format!("boot {}: ", n + 1)
+            };
+            if boot.timeout_secs == 0 {
+                bail!("{which}timeout_secs must be at least 1");
+            }
+            if boot.expect.is_empty() {
+                bail!("{which}`expect` is empty: a boot that expects nothing cannot fail");
+            }
+            if let Some(blank) = boot.expect.iter().find(|e| e.trim().is_empty()) {
+                bail!("{which}`expect` entries must not be blank (found {blank:?})");
+            }
+            if n == 0 && !boot.stick {
+                bail!("boot 1 has no stick: nothing would be on the disks to boot");
+            }
         }
-        if self.expect.is_empty() {
-            bail!("`expect` is empty: a scenario that expects nothing cannot fail");
-        }
-        if let Some(blank) = self
-            .expect
-            .iter()
-            .chain(&self.forbid)
-            .find(|e| e.trim().is_empty())
-        {
-            bail!("`expect` and `forbid` entries must not be blank (found {blank:?})");
+        if let Some(blank) = self.forbid.iter().find(|e| e.trim().is_empty()) {
+            bail!("`forbid` entries must not be blank (found {blank:?})");
         }
         let mut ids = BTreeSet::new();
         let mut serials = BTreeSet::new();
@@ -196,7 +263,9 @@ serial = "ATLANTIS-DISK1"
     fn a_scenario_parses_with_defaults() {
         let s = Scenario::parse("x", GOOD).unwrap();
         assert_eq!(s.name, "x");
-        assert_eq!(s.run, None);
+        assert_eq!(s.boots.len(), 1);
+        assert_eq!(s.boots[0].run, None);
+        assert!(s.boots[0].is_menu());
         assert_eq!(s.memory_mib, 1536);
         assert_eq!(s.disks[0].content, Content::FactoryWindows);
         assert!(s.disks[0].unchanged);
@@ -214,6 +283,14 @@ serial = "ATLANTIS-DISK1"
             (
                 GOOD.replace(r#"expect = ["A", "B"]"#, "expect = []"),
                 "cannot fail",
+            ),
+            (
+                format!("{GOOD}[[boot]]\ntimeout_secs = 5\nexpect = [\"x\"]\n"),
+                "not both",
+            ),
+            (
+                GOOD.replace(r#"expect = ["A", "B"]"#, ""),
+                "`expect` is missing",
             ),
             (
                 GOOD.replace(r#"expect = ["A", "B"]"#, r#"expect = [" "]"#),
@@ -242,6 +319,31 @@ serial = "ATLANTIS-DISK1"
             let err = format!("{:#}", Scenario::parse("x", &text).unwrap_err());
             assert!(err.contains(said), "{said}: {err}");
         }
+    }
+
+    #[test]
+    fn several_boots_of_one_machine() {
+        let text = r#"
+description = "d"
+[[boot]]
+timeout_secs = 60
+run = "echo hi"
+expect = ["hi"]
+[[boot]]
+timeout_secs = 30
+stick = false
+expect = ["BOOTED FROM ESP0"]
+"#;
+        let s = Scenario::parse("x", text).unwrap();
+        assert_eq!(s.boots.len(), 2);
+        assert!(s.boots[0].stick && !s.boots[0].is_menu());
+        assert!(!s.boots[1].stick && !s.boots[1].is_menu());
+        let first_without_stick =
+            text.replacen("timeout_secs = 60", "timeout_secs = 60\nstick = false", 1);
+        let err = Scenario::parse("x", &first_without_stick)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("boot 1 has no stick"), "{err}");
     }
 
     #[test]
