@@ -66,6 +66,10 @@ complete, and the destination is flushed at the end, so an interrupted sync neve
 half-written loader.\n\n\
 By default the two ESPs are the spec's: the one mounted at /boot/efi (ESP0, on the preserved \
 disk) onto the one at /boot/efi2 (ESP1). --from and --to name other directories.\n\n\
+--install-hook ROOT installs into a distribution's root (mounted at ROOT) the kernel-install \
+plugin etc/kernel/install.d/20-sync-esp.install, which runs this sync after every kernel \
+update, and this lifeboat binary as usr/local/sbin/lifeboat. Installing again changes \
+nothing.\n\n\
 Refused, with nothing changed: a source or destination that is not a mounted FAT filesystem, \
 a source that is empty or has no EFI/ directory, and source and destination on the same \
 filesystem. The changes are printed first; --dry-run stops there, --yes applies them \
@@ -203,6 +207,10 @@ pub struct EspSyncArgs {
     /// Apply without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Instead of syncing: install into the system root ROOT the kernel-install plugin
+    /// that runs this sync after every kernel update, and this lifeboat binary.
+    #[arg(long, value_name = "ROOT", conflicts_with_all = ["dry_run", "yes"])]
+    pub install_hook: Option<PathBuf>,
 }
 
 fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {

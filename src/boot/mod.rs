@@ -5,4 +5,5 @@ pub mod efivars;
 pub mod entries;
 pub mod esp_sync;
 pub mod fstab;
+pub mod hook;
 pub mod sync_plan;

@@ -4,13 +4,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::boot::{esp_sync, sync_plan};
+use crate::boot::{esp_sync, hook, sync_plan};
 use crate::cli::EspSyncArgs;
 use crate::spec::{PartType, Spec};
 use crate::{runlog, ui};
 
 pub fn esp_sync(args: &EspSyncArgs) -> Result<()> {
     let (from, to) = endpoints(args)?;
+    if let Some(root) = &args.install_hook {
+        return install_hook(root, &from, &to);
+    }
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     esp_sync::check(&from, &to, &mountinfo)?;
@@ -52,6 +55,27 @@ pub fn esp_sync(args: &EspSyncArgs) -> Result<()> {
     runlog::line(&format!("esp-sync {} -> {}", from.display(), to.display()));
     esp_sync::apply(&from, &to, &actions, |a| runlog::line(&a.describe()))?;
     println!("Done: {} is a mirror of {}.", to.display(), from.display());
+    Ok(())
+}
+
+fn install_hook(root: &Path, from: &Path, to: &Path) -> Result<()> {
+    let binary = std::fs::read("/proc/self/exe").context("reading this lifeboat binary")?;
+    let outcome = hook::install(root, &binary, &hook::plugin(from, to))?;
+    let plugin = root.join(hook::PLUGIN);
+    match outcome {
+        hook::Installed::AlreadyThere => println!(
+            "{} and {} are already installed: nothing to do.",
+            plugin.display(),
+            root.join(hook::BINARY).display()
+        ),
+        _ => println!(
+            "Installed {} (mirrors {} onto {} after each kernel update) and {}.",
+            plugin.display(),
+            from.display(),
+            to.display(),
+            root.join(hook::BINARY).display()
+        ),
+    }
     Ok(())
 }
 
