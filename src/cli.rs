@@ -168,7 +168,7 @@ pub struct BootEntriesArgs {
     #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
     pub disks: Vec<(String, PathBuf)>,
     /// The loader on each ESP the entries start.
-    #[arg(long, default_value = "\\EFI\\BOOT\\BOOTX64.EFI")]
+    #[arg(long, default_value = DEFAULT_LOADER)]
     pub loader: String,
     /// Print the changes and stop.
     #[arg(long)]
@@ -212,6 +212,9 @@ pub struct EspSyncArgs {
     #[arg(long, value_name = "ROOT", conflicts_with_all = ["dry_run", "yes"])]
     pub install_hook: Option<PathBuf>,
 }
+
+/// The removable-media path every UEFI firmware knows.
+pub const DEFAULT_LOADER: &str = "\\EFI\\BOOT\\BOOTX64.EFI";
 
 fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
     match s.split_once('=') {

@@ -14,7 +14,10 @@ use crate::{runlog, ui};
 
 pub fn boot_entries(args: &BootEntriesArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
-    let wanted = esps(&spec, args)?;
+    let wanted: Vec<Esp> = spec_esps(&spec, &args.disks, &args.loader)?
+        .into_iter()
+        .map(|(esp, _)| esp)
+        .collect();
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let firmware = match Firmware::open(&mountinfo) {
@@ -105,10 +108,15 @@ fn describe_ours(ours: &[u16]) -> String {
         .join(", then ")
 }
 
-/// Each ESP of the spec (the preserved disk's first), as its disk shows it now.
-fn esps(spec: &Spec, args: &BootEntriesArgs) -> Result<Vec<Esp>> {
+/// Each ESP of the spec (the preserved disk's first), as its disk shows it now, with the
+/// partition's device node.
+pub fn spec_esps(
+    spec: &Spec,
+    bound: &[(String, std::path::PathBuf)],
+    loader: &str,
+) -> Result<Vec<(Esp, std::path::PathBuf)>> {
     let mut explicit = Vec::new();
-    for (id, path) in &args.disks {
+    for (id, path) in bound {
         if spec.disk(id).is_none() {
             return Err(plan::bind::unknown(spec, id, "--disk").into());
         }
@@ -162,15 +170,19 @@ fn esps(spec: &Spec, args: &BootEntriesArgs) -> Result<Vec<Esp>> {
                 );
             };
             let label = part.label.clone().unwrap_or_else(|| part.name.clone());
-            out.push(Esp {
-                description: format!("{} {label} ({})", spec.machine.name, disk.id),
-                number,
-                first_lba: p.first_lba,
-                sectors: p.last_lba + 1 - p.first_lba,
-                part_guid: Uuid::parse_str(&p.part_guid)
-                    .with_context(|| format!("partition GUID {} of {}", p.part_guid, disk.id))?,
-                loader: args.loader.clone(),
-            });
+            out.push((
+                Esp {
+                    description: format!("{} {label} ({})", spec.machine.name, disk.id),
+                    number,
+                    first_lba: p.first_lba,
+                    sectors: p.last_lba + 1 - p.first_lba,
+                    part_guid: Uuid::parse_str(&p.part_guid).with_context(|| {
+                        format!("partition GUID {} of {}", p.part_guid, disk.id)
+                    })?,
+                    loader: loader.to_owned(),
+                },
+                crate::blockdev::partition_node(&binding.device.path, number),
+            ));
         }
     }
     Ok(out)

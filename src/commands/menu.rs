@@ -6,7 +6,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use dialoguer::theme::SimpleTheme;
 
-use crate::cli::{DisksArgs, MenuArgs, PlanArgs, ProvisionArgs, Selection};
+use crate::apply::mount::Mount;
+use crate::cli::{
+    BootEntriesArgs, DisksArgs, EspSyncArgs, MenuArgs, PlanArgs, ProvisionArgs, Selection,
+    DEFAULT_LOADER,
+};
 use crate::exec::Cmd;
 
 const ENTRIES: &[&str] = &[
@@ -14,6 +18,8 @@ const ENTRIES: &[&str] = &[
     "Check the machine spec",
     "Plan provisioning (writes nothing)",
     "Provision the disks (shows the plan, asks per disk)",
+    "Mirror ESP0 onto ESP1 (shows the changes, asks)",
+    "UEFI boot entries for both ESPs (shows the changes, asks)",
     "Shell",
     "Reboot",
     "Power off",
@@ -61,11 +67,49 @@ fn run_entry(choice: usize, spec: &Path) -> Result<()> {
             yes: false,
             dry_run: false,
         }),
-        4 => {
+        4 => sync_esps(spec),
+        5 => super::boot_entries(&BootEntriesArgs {
+            spec: spec.to_owned(),
+            disks: Vec::new(),
+            loader: DEFAULT_LOADER.to_owned(),
+            dry_run: false,
+            yes: false,
+        }),
+        6 => {
             println!("Type `exit` to come back to the menu.");
             Ok(Cmd::new("sh").run_interactive()?)
         }
-        5 => Ok(Cmd::new("reboot").arg("-f").run_interactive()?),
+        7 => Ok(Cmd::new("reboot").arg("-f").run_interactive()?),
         _ => Ok(Cmd::new("poweroff").arg("-f").run_interactive()?),
     }
+}
+
+/// The rescue system mounts nothing of the machine: mount the spec's two ESPs on private
+/// directories, mirror, unmount.
+fn sync_esps(spec_path: &Path) -> Result<()> {
+    let spec = crate::spec::Spec::load(spec_path)?;
+    let esps = super::boot_entries::spec_esps(&spec, &[], DEFAULT_LOADER)?;
+    let [(esp0, node0), (esp1, node1), ..] = esps.as_slice() else {
+        anyhow::bail!("{} names fewer than two ESPs", spec_path.display());
+    };
+    println!(
+        "ESP0: {} ({}); ESP1: {} ({})",
+        esp0.description,
+        node0.display(),
+        esp1.description,
+        node1.display()
+    );
+    let from = Mount::new(node0, "vfat")?;
+    let to = Mount::new(node1, "vfat")?;
+    let result = super::esp_sync(&EspSyncArgs {
+        from: Some(from.path().to_owned()),
+        to: Some(to.path().to_owned()),
+        spec: spec_path.to_owned(),
+        dry_run: false,
+        yes: false,
+        install_hook: None,
+    });
+    to.close()?;
+    from.close()?;
+    result
 }
