@@ -9,8 +9,8 @@ use crate::boot::entries::{self, Esp};
 use crate::cli::BootEntriesArgs;
 use crate::plan;
 use crate::probe::{self, Table};
+use crate::runlog;
 use crate::spec::{PartType, Spec};
-use crate::{runlog, ui};
 
 pub fn boot_entries(args: &BootEntriesArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
@@ -83,14 +83,7 @@ pub fn boot_entries(args: &BootEntriesArgs) -> Result<()> {
         println!("Dry run: nothing written.");
         return Ok(());
     }
-    if !args.yes {
-        if !ui::interactive() {
-            bail!("not confirmed: pass --yes to write the UEFI variables without a terminal");
-        }
-        if !ui::confirm("Write these UEFI variables?")? {
-            bail!("not confirmed; nothing written");
-        }
-    }
+    super::confirm_changes(args.yes, "Write these UEFI variables?")?;
     runlog::start("boot-entries").ok();
     let mut firmware = firmware;
     firmware.apply(&changes)?;

@@ -6,8 +6,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::boot::{esp_sync, hook, sync_plan};
 use crate::cli::EspSyncArgs;
+use crate::runlog;
 use crate::spec::{PartType, Spec};
-use crate::{runlog, ui};
 
 pub fn esp_sync(args: &EspSyncArgs) -> Result<()> {
     let (from, to) = endpoints(args)?;
@@ -43,14 +43,10 @@ pub fn esp_sync(args: &EspSyncArgs) -> Result<()> {
         println!("Dry run: nothing written.");
         return Ok(());
     }
-    if !args.yes {
-        if !ui::interactive() {
-            bail!("not confirmed: pass --yes to apply these changes without a terminal");
-        }
-        if !ui::confirm(&format!("Apply these changes to {}?", to.display()))? {
-            bail!("not confirmed; nothing written");
-        }
-    }
+    super::confirm_changes(
+        args.yes,
+        &format!("Apply these changes to {}?", to.display()),
+    )?;
     runlog::start("esp-sync").ok();
     runlog::line(&format!("esp-sync {} -> {}", from.display(), to.display()));
     esp_sync::apply(&from, &to, &actions, |a| runlog::line(&a.describe()))?;
