@@ -213,8 +213,8 @@ pub struct EspSyncArgs {
     pub install_hook: Option<PathBuf>,
 }
 
-/// The removable-media path every UEFI firmware knows.
-pub const DEFAULT_LOADER: &str = "\\EFI\\BOOT\\BOOTX64.EFI";
+/// systemd-boot as provisioning installs it on both ESPs.
+pub const DEFAULT_LOADER: &str = crate::boot::loader::ON_ESP_UEFI;
 
 fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
     match s.split_once('=') {

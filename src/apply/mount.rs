@@ -28,13 +28,23 @@ pub struct Mount {
 
 impl Mount {
     pub fn new(device: &Path, fstype: &str) -> Result<Mount, MountError> {
+        Mount::with_options(device, fstype, None)
+    }
+
+    /// With filesystem options (`subvolid=5`).
+    pub fn with_options(
+        device: &Path,
+        fstype: &str,
+        options: Option<&str>,
+    ) -> Result<Mount, MountError> {
         let dir = tempfile::Builder::new()
             .prefix("lifeboat-mnt-")
             .tempdir()
             .map_err(MountError::Dir)?;
         let path = dir.path().to_owned();
         crate::runlog::line(&format!(
-            "mount -t {fstype} {} {}",
+            "mount -t {fstype}{} {} {}",
+            options.map(|o| format!(" -o {o}")).unwrap_or_default(),
             device.display(),
             path.display()
         ));
@@ -43,7 +53,7 @@ impl Mount {
             &path,
             Some(fstype),
             MsFlags::MS_NOATIME,
-            None::<&str>,
+            options,
         )
         .map_err(|errno| MountError::Mount {
             device: device.to_owned(),

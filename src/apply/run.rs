@@ -220,7 +220,8 @@ impl State {
             }
         }
         self.unmount()?;
-        let m = Mount::new(&target, "btrfs")?;
+        // The top level, whatever default subvolume an installed system has set.
+        let m = Mount::with_options(&target, "btrfs", Some("subvolid=5"))?;
         let path = m.path().to_owned();
         self.mounted = Some((target, m));
         Ok(path)

@@ -19,7 +19,7 @@ pub struct Esp {
     pub first_lba: u64,
     pub sectors: u64,
     pub part_guid: Uuid,
-    /// `\EFI\BOOT\BOOTX64.EFI`.
+    /// The loader on that ESP as the firmware writes paths: `\EFI\systemd\systemd-bootx64.efi`.
     pub loader: String,
 }
 

@@ -61,6 +61,7 @@ pub fn render(
     }
     let mut lines: Vec<[String; 6]> = Vec::new();
     let mut root_line = None;
+    let mut left_out: Vec<String> = Vec::new();
     for disk in &spec.disks {
         let essential = disk.partitions.iter().any(|p| {
             p.part_type == crate::spec::PartType::Esp || p.subvolumes.iter().any(|s| s.name == root)
@@ -89,27 +90,32 @@ pub fn render(
                     .or_else(|| part.subvolumes.iter().find_map(|s| s.mount.clone()))
                     .unwrap_or_else(|| "swap".into())
             };
-            let uuid = match found(&disk.id, number) {
-                None => {
-                    return Err(FstabError::DiskMissing {
-                        disk: disk.id.clone(),
-                        partition: part.name.clone(),
-                        mount: mount_of(),
-                    })
-                }
+            let problem = match found(&disk.id, number) {
+                None => Err(FstabError::DiskMissing {
+                    disk: disk.id.clone(),
+                    partition: part.name.clone(),
+                    mount: mount_of(),
+                }),
                 Some(Some(Found {
                     fstype,
                     uuid: Some(uuid),
-                })) if fstype == fs.blkid_type() => uuid,
-                Some(other) => {
-                    return Err(FstabError::Mismatch {
-                        disk: disk.id.clone(),
-                        number,
-                        partition: part.name.clone(),
-                        want: fs.blkid_type().to_owned(),
-                        found: other.map_or("nothing".to_owned(), |f| f.fstype),
-                    })
+                })) if fstype == fs.blkid_type() => Ok(uuid),
+                Some(other) => Err(FstabError::Mismatch {
+                    disk: disk.id.clone(),
+                    number,
+                    partition: part.name.clone(),
+                    want: fs.blkid_type().to_owned(),
+                    found: other.map_or("nothing".to_owned(), |f| f.fstype),
+                }),
+            };
+            let uuid = match problem {
+                Ok(uuid) => uuid,
+                // The machine boots without the backup drive: its lines wait, said so.
+                Err(err) if !essential => {
+                    left_out.push(format!("# {} left out: {err}", mount_of()));
+                    continue;
                 }
+                Err(err) => return Err(err),
             };
             let spec_opts = |extra: &[String]| -> String {
                 let mut opts: Vec<String> = extra.to_vec();
@@ -207,6 +213,9 @@ pub fn render(
             w3 = widths[3],
         );
     }
+    for line in &left_out {
+        let _ = writeln!(out, "{line}");
+    }
     Ok(out)
 }
 
@@ -268,11 +277,27 @@ mod tests {
             "{err}"
         );
 
+        // The backup drive's partitions are not needed to boot: left out, with a comment.
         let no_usb = |d: &str, n: u32| if d == "usb" { None } else { provisioned(d, n) };
-        let err = render(&spec, "@rootTW", &no_usb).unwrap_err().to_string();
+        let text = render(&spec, "@rootTW", &no_usb).unwrap();
+        assert!(!text.contains("UUID=usb"), "{text}");
         assert!(
-            err.contains("disk usb was not found") && err.contains("/mnt/cushion"),
-            "{err}"
+            text.contains(
+                "# /mnt/cushion left out: disk usb was not found, but partition \"CUSHION\""
+            ),
+            "{text}"
+        );
+        let blank_usb = |d: &str, n: u32| {
+            if d == "usb" {
+                Some(None)
+            } else {
+                provisioned(d, n)
+            }
+        };
+        let text = render(&spec, "@rootTW", &blank_usb).unwrap();
+        assert!(
+            text.contains("# /mnt/linbkup left out: partition 3 \"LINBKUP\" of usb should hold btrfs but holds nothing"),
+            "{text}"
         );
 
         let blank_boot = |d: &str, n: u32| {

@@ -6,4 +6,6 @@ pub mod entries;
 pub mod esp_sync;
 pub mod fstab;
 pub mod hook;
+pub mod loader;
+pub mod setup;
 pub mod sync_plan;

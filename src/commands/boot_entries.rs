@@ -7,7 +7,6 @@ use uuid::Uuid;
 use crate::boot::efivars::Firmware;
 use crate::boot::entries::{self, Esp};
 use crate::cli::BootEntriesArgs;
-use crate::plan;
 use crate::probe::{self, Table};
 use crate::runlog;
 use crate::spec::{PartType, Spec};
@@ -84,7 +83,9 @@ pub fn boot_entries(args: &BootEntriesArgs) -> Result<()> {
         return Ok(());
     }
     super::confirm_changes(args.yes, "Write these UEFI variables?")?;
-    runlog::start("boot-entries").ok();
+    if runlog::path().is_none() {
+        runlog::start("boot-entries").ok();
+    }
     let mut firmware = firmware;
     firmware.apply(&changes)?;
     println!(
@@ -108,15 +109,6 @@ pub fn spec_esps(
     bound: &[(String, std::path::PathBuf)],
     loader: &str,
 ) -> Result<Vec<(Esp, std::path::PathBuf)>> {
-    let mut explicit = Vec::new();
-    for (id, path) in bound {
-        if spec.disk(id).is_none() {
-            return Err(plan::bind::unknown(spec, id, "--disk").into());
-        }
-        let device =
-            probe::device(path).with_context(|| format!("probing {} for {id}", path.display()))?;
-        explicit.push((id.clone(), device));
-    }
     let mut disks: Vec<_> = spec
         .disks
         .iter()
@@ -124,17 +116,7 @@ pub fn spec_esps(
         .collect();
     disks.sort_by_key(|d| !d.preserve);
     let required: Vec<String> = disks.iter().map(|d| d.id.clone()).collect();
-    let candidates = if required
-        .iter()
-        .all(|r| explicit.iter().any(|(id, _)| id == r))
-    {
-        Vec::new()
-    } else {
-        probe::all_disks()
-            .context("listing the disks of this machine")?
-            .disks
-    };
-    let bindings = plan::bind(spec, explicit, &candidates, &required)?;
+    let bindings = super::bind_disks(spec, bound, &required, false)?;
     let mut out = Vec::new();
     for disk in disks {
         let binding = bindings

@@ -47,7 +47,9 @@ pub fn esp_sync(args: &EspSyncArgs) -> Result<()> {
         args.yes,
         &format!("Apply these changes to {}?", to.display()),
     )?;
-    runlog::start("esp-sync").ok();
+    if runlog::path().is_none() {
+        runlog::start("esp-sync").ok();
+    }
     runlog::line(&format!("esp-sync {} -> {}", from.display(), to.display()));
     esp_sync::apply(&from, &to, &actions, |a| runlog::line(&a.describe()))?;
     println!("Done: {} is a mirror of {}.", to.display(), from.display());

@@ -1,34 +1,28 @@
 //! `lifeboat fstab SPEC --root NAME`: print the fstab of one root, UUIDs from the disks.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::boot::fstab::{self, Found};
 use crate::cli::FstabArgs;
-use crate::plan;
-use crate::probe::{self, Device, Table};
+use crate::plan::Binding;
+use crate::probe::{Device, Table};
 use crate::spec::Spec;
 
 pub fn fstab(args: &FstabArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
-    let mut explicit = Vec::new();
-    for (id, path) in &args.disks {
-        if spec.disk(id).is_none() {
-            return Err(plan::bind::unknown(&spec, id, "--disk").into());
-        }
-        let device =
-            probe::device(path).with_context(|| format!("probing {} for {id}", path.display()))?;
-        explicit.push((id.clone(), device));
-    }
-    let found = probe::all_disks().context("listing the disks of this machine")?;
     // Nothing is required here: a disk that is not found shows up as the partition that
     // needs it, by name.
-    let bindings = plan::bind(&spec, explicit, &found.disks, &[])?;
-    let lookup = |id: &str, number: u32| -> Option<Option<Found>> {
+    let bindings = super::bind_disks(&spec, &args.disks, &[], true)?;
+    print!("{}", fstab::render(&spec, &args.root, &lookup(&bindings))?);
+    Ok(())
+}
+
+/// What is in partition `number` of the disk bound to `id`, for [`fstab::render`].
+pub fn lookup(bindings: &[Binding]) -> impl Fn(&str, u32) -> Option<Option<Found>> + '_ {
+    move |id, number| {
         let binding = bindings.iter().find(|b| b.id == id)?;
         Some(partition(&binding.device, number))
-    };
-    print!("{}", fstab::render(&spec, &args.root, &lookup)?);
-    Ok(())
+    }
 }
 
 fn partition(device: &Device, number: u32) -> Option<Found> {

@@ -7,6 +7,7 @@ mod esp_sync;
 mod fstab;
 mod menu;
 mod provision;
+mod provision_boot;
 
 pub use boot_entries::boot_entries;
 pub use check::check;
@@ -29,4 +30,38 @@ fn confirm_changes(yes: bool, question: &str) -> anyhow::Result<()> {
         anyhow::bail!("not confirmed; nothing written");
     }
     Ok(())
+}
+
+/// Bind the spec's disks to devices: `--disk ID=DEVICE` first, then this machine's disks by
+/// the spec's match rules. The machine's disks are listed when `everything` is asked for or
+/// a disk in `required` is still unbound; a required disk that is not found is an error.
+fn bind_disks(
+    spec: &crate::spec::Spec,
+    disks: &[(String, std::path::PathBuf)],
+    required: &[String],
+    everything: bool,
+) -> anyhow::Result<Vec<crate::plan::Binding>> {
+    use anyhow::Context;
+    let mut explicit = Vec::new();
+    for (id, path) in disks {
+        if spec.disk(id).is_none() {
+            return Err(crate::plan::bind::unknown(spec, id, "--disk").into());
+        }
+        let device = crate::probe::device(path)
+            .with_context(|| format!("probing {} for {id}", path.display()))?;
+        explicit.push((id.clone(), device));
+    }
+    let unbound = required
+        .iter()
+        .any(|r| !explicit.iter().any(|(id, _)| id == r));
+    let candidates = if everything || unbound {
+        let found = crate::probe::all_disks().context("listing the disks of this machine")?;
+        for (path, why) in &found.unreadable {
+            crate::runlog::line(&format!("skipped {}: {why}", path.display()));
+        }
+        found.disks
+    } else {
+        Vec::new()
+    };
+    Ok(crate::plan::bind(spec, explicit, &candidates, required)?)
 }

@@ -5,17 +5,22 @@ use anyhow::{bail, Context, Result};
 use crate::apply::{self, KeySource};
 use crate::cli::{PlanArgs, ProvisionArgs, Selection};
 use crate::plan::{self, PartRef, Plan, Scope};
-use crate::probe::{self, Device};
 use crate::spec::Spec;
 use crate::{runlog, ui};
 
+use super::provision_boot;
+
 /// `lifeboat plan`: print what provision would do. Writes nothing.
 pub fn plan(args: &PlanArgs) -> Result<()> {
-    let (_, plan) = make_plan(&args.selection)?;
+    let (spec, plan) = make_plan(&args.selection)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
         print!("{}", plan.render());
+        print!(
+            "{}",
+            provision_boot::render(&provision_boot::plan(&spec, &plan))
+        );
     }
     Ok(())
 }
@@ -23,8 +28,10 @@ pub fn plan(args: &PlanArgs) -> Result<()> {
 /// `lifeboat provision`: the plan, a confirmation, then the writes.
 pub fn provision(args: &ProvisionArgs) -> Result<()> {
     let log = runlog::start("provision").ok();
-    let (_, plan) = make_plan(&args.selection)?;
+    let (spec, plan) = make_plan(&args.selection)?;
+    let boot = provision_boot::plan(&spec, &plan);
     print!("{}", plan.render());
+    print!("{}", provision_boot::render(&boot));
     if plan.is_empty() || args.dry_run {
         return Ok(());
     }
@@ -45,10 +52,11 @@ pub fn provision(args: &ProvisionArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let booted = provision_boot::run(&spec, &args.selection, &boot);
     if let Some(path) = log {
         println!("Log: {}", path.display());
     }
-    Ok(())
+    booted
 }
 
 fn make_plan(sel: &Selection) -> Result<(Spec, Plan)> {
@@ -59,31 +67,8 @@ fn make_plan(sel: &Selection) -> Result<(Spec, Plan)> {
         wipe: sel.wipe.clone(),
     };
     let targets = scope.targets(&spec)?;
-    for (id, _) in &sel.disks {
-        if spec.disk(id).is_none() {
-            return Err(plan::bind::unknown(&spec, id, "--disk").into());
-        }
-    }
-    let mut explicit = Vec::new();
-    for (id, path) in &sel.disks {
-        let device =
-            probe::device(path).with_context(|| format!("probing {} for {id}", path.display()))?;
-        explicit.push((id.clone(), device));
-    }
     // Look at the machine's other disks only when a disk to be written is still unbound.
-    let candidates: Vec<Device> = if targets
-        .iter()
-        .all(|t| explicit.iter().any(|(id, _)| id == t))
-    {
-        Vec::new()
-    } else {
-        let found = probe::all_disks().context("listing the disks of this machine")?;
-        for (path, why) in &found.unreadable {
-            runlog::line(&format!("skipped {}: {why}", path.display()));
-        }
-        found.disks
-    };
-    let bindings = plan::bind(&spec, explicit, &candidates, &targets)?;
+    let bindings = super::bind_disks(&spec, &sel.disks, &targets, false)?;
     let plan = plan::plan(&spec, &bindings, &scope, &mut || {
         uuid::Uuid::new_v4().to_string().to_uppercase()
     })?;

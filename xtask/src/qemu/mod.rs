@@ -210,6 +210,21 @@ pub fn run_scenario(
                 disk.id
             );
         }
+        for number in &disk.unchanged_partitions {
+            let range = media::partition_range(sh, base, *number)?;
+            if !media::range_identical(sh, file, base, range)? {
+                bail!(
+                    "scenario {name}: the guest changed partition {number} of disk `{}` (bytes {}..{}), which must stay byte-identical",
+                    disk.id,
+                    range.0,
+                    range.0 + range.1
+                );
+            }
+            println!(
+                "qemu: partition {number} of disk `{}` is byte-identical to before the run (qemu-img compare)",
+                disk.id
+            );
+        }
     }
     if !options.keep {
         for (_, _, file) in &disks {

@@ -92,6 +92,10 @@ pub struct Disk {
     /// The guest must leave this disk byte-identical (checked with `qemu-img compare`).
     #[serde(default)]
     pub unchanged: bool,
+    /// These partitions (GPT numbers of the base image) must stay byte-identical: the
+    /// guest may write elsewhere on the disk (files on the factory ESP), never here.
+    #[serde(default)]
+    pub unchanged_partitions: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -212,6 +216,18 @@ impl Scenario {
             if !serials.insert(&disk.serial) {
                 bail!("disk `{}`: serial `{}` is used twice", disk.id, disk.serial);
             }
+            if disk.unchanged && !disk.unchanged_partitions.is_empty() {
+                bail!(
+                    "disk `{}`: `unchanged` covers the whole disk; drop `unchanged_partitions` or set unchanged = false",
+                    disk.id
+                );
+            }
+            if !disk.unchanged_partitions.is_empty() && disk.content == Content::Blank {
+                bail!(
+                    "disk `{}`: a blank disk has no partitions to keep unchanged",
+                    disk.id
+                );
+            }
             if disk.bytes < 64 << 20 || disk.bytes % 512 != 0 {
                 bail!(
                     "disk `{}`: bytes = {} must be a multiple of 512 and at least 64 MiB",
@@ -313,6 +329,20 @@ serial = "ATLANTIS-DISK1"
             (
                 GOOD.replace("unchanged = true", "unchanged = true\nsize = 3"),
                 "size",
+            ),
+            (
+                GOOD.replace(
+                    "unchanged = true",
+                    "unchanged = true\nunchanged_partitions = [2]",
+                ),
+                "covers the whole disk",
+            ),
+            (
+                GOOD.replace(
+                    "serial = \"ATLANTIS-DISK1\"",
+                    "serial = \"ATLANTIS-DISK1\"\nunchanged_partitions = [1]",
+                ),
+                "blank disk has no partitions",
             ),
         ];
         for (text, said) in cases {
