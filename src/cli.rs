@@ -102,6 +102,31 @@ without asking. Booted in BIOS mode (no efivarfs), it says so and changes nothin
         after_help = "Check the result with: efibootmgr -v"
     )]
     BootEntries(BootEntriesArgs),
+    /// List the restore points on the backup drive, per subvolume, newest first.
+    #[command(
+        long_about = "Find the backup drive (the spec's partition labelled LINBKUP), mount it \
+read-only, and list every restore point per subvolume, newest first: btrbk snapshots \
+(@home.20261120T0300, with seconds/UTC offset and _N variants), snapper snapshots \
+(<subvol>/.snapshots/N/snapshot with info.xml) and raw send-stream files \
+(raw-snapshots/<host>/<name>.btrfs or .btrfs.zst). For each: time (UTC), age, size where \
+known, and the point it was made from (the parent chain: parent UUID and received UUID).\n\n\
+It looks in the host's directory (atlantis/ for host = \"atlantis\") and at the top level. A \
+subvolume whose newest point is older than 7 days gets a warning. Writes nothing.",
+        after_help = "Example: lifeboat inventory configs/atlantis.toml --json"
+    )]
+    Inventory(InventoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// The machine spec (TOML).
+    pub spec: PathBuf,
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

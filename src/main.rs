@@ -14,6 +14,7 @@ fn main() {
         Command::EspSync(args) => commands::esp_sync(args),
         Command::Fstab(args) => commands::fstab(args),
         Command::BootEntries(args) => commands::boot_entries(args),
+        Command::Inventory(args) => commands::inventory(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.

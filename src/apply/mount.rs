@@ -37,29 +37,52 @@ impl Mount {
         fstype: &str,
         options: Option<&str>,
     ) -> Result<Mount, MountError> {
+        Mount::attach(device, fstype, options, MsFlags::MS_NOATIME)
+    }
+
+    /// Read-only: nothing on the device can change through this mount.
+    pub fn read_only(
+        device: &Path,
+        fstype: &str,
+        options: Option<&str>,
+    ) -> Result<Mount, MountError> {
+        Mount::attach(
+            device,
+            fstype,
+            options,
+            MsFlags::MS_NOATIME | MsFlags::MS_RDONLY,
+        )
+    }
+
+    fn attach(
+        device: &Path,
+        fstype: &str,
+        options: Option<&str>,
+        flags: MsFlags,
+    ) -> Result<Mount, MountError> {
         let dir = tempfile::Builder::new()
             .prefix("lifeboat-mnt-")
             .tempdir()
             .map_err(MountError::Dir)?;
         let path = dir.path().to_owned();
+        let ro = if flags.contains(MsFlags::MS_RDONLY) {
+            " -r"
+        } else {
+            ""
+        };
         crate::runlog::line(&format!(
-            "mount -t {fstype}{} {} {}",
+            "mount{ro} -t {fstype}{} {} {}",
             options.map(|o| format!(" -o {o}")).unwrap_or_default(),
             device.display(),
             path.display()
         ));
-        mount(
-            Some(device),
-            &path,
-            Some(fstype),
-            MsFlags::MS_NOATIME,
-            options,
-        )
-        .map_err(|errno| MountError::Mount {
-            device: device.to_owned(),
-            fstype: fstype.to_owned(),
-            at: path.clone(),
-            errno,
+        mount(Some(device), &path, Some(fstype), flags, options).map_err(|errno| {
+            MountError::Mount {
+                device: device.to_owned(),
+                fstype: fstype.to_owned(),
+                at: path.clone(),
+                errno,
+            }
         })?;
         Ok(Mount {
             dir: Some(dir),

@@ -5,6 +5,7 @@ mod check;
 mod disks;
 mod esp_sync;
 mod fstab;
+mod inventory;
 mod menu;
 mod provision;
 mod provision_boot;
@@ -14,6 +15,7 @@ pub use check::check;
 pub use disks::disks;
 pub use esp_sync::esp_sync;
 pub use fstab::fstab;
+pub use inventory::inventory;
 pub use menu::menu;
 pub use provision::{plan, provision};
 

@@ -17,6 +17,8 @@ pub const PACKAGES: &[&str] = &[
     "mtools",
     "cryptsetup-bin",
     "file",
+    // Raw send-stream fixtures are compressed the way backups keep them.
+    "zstd",
     // The rescue image: depmod for its modules; QEMU and UEFI firmware for the scenarios.
     "kmod",
     "qemu-system-x86",

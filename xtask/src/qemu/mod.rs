@@ -221,7 +221,7 @@ pub fn run_scenario(
                 );
             }
             println!(
-                "qemu: partition {number} of disk `{}` is byte-identical to before the run (qemu-img compare)",
+                "qemu: partition {number} of disk `{}` is byte-identical to before the run (the clusters the guest wrote, compared)",
                 disk.id
             );
         }

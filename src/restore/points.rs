@@ -1,0 +1,247 @@
+//! Restore points by name (pure): which backup a directory entry on LINBKUP is, for which
+//! subvolume, taken when. Three layouts are known:
+//!
+//! - btrbk: `<subvol>.<YYYYMMDD>[T<hhmm>[<ss><±hhmm>]][_N]` (timestamp_format short, long,
+//!   long-iso; `_N` when two were taken in the same minute);
+//! - snapper: `<dir>/.snapshots/<N>/snapshot`, its time in `<N>/info.xml` (`<date>`, UTC);
+//! - raw send streams: files `<btrbk name>.btrfs` or `<btrbk name>.btrfs.zst` under
+//!   `raw-snapshots/<host>/`.
+
+use serde::Serialize;
+
+/// Seconds since the Unix epoch, UTC.
+pub type Epoch = i64;
+
+/// A btrbk snapshot name, parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BtrbkName {
+    pub subvol: String,
+    pub time: Epoch,
+    /// The `_N` postfix (0 when there is none): orders points taken in the same second.
+    pub seq: u32,
+    /// The name carried a UTC offset (long-iso); without one the time is read as UTC.
+    pub zoned: bool,
+}
+
+/// `@home.20261120T0300` → `@home` at 2026-11-20 03:00. `None` for anything else.
+pub fn btrbk(name: &str) -> Option<BtrbkName> {
+    let (subvol, stamp) = name.rsplit_once('.')?;
+    if subvol.is_empty() {
+        return None;
+    }
+    let (stamp, seq) = match stamp.split_once('_') {
+        Some((s, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (s, n.parse().ok()?)
+        }
+        Some(_) => return None,
+        None => (stamp, 0),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let num = |s: &str| s.parse::<i64>().ok();
+    let (date, time) = match stamp.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (stamp, None),
+    };
+    if date.len() != 8 || !digits(date) {
+        return None;
+    }
+    let (y, mo, d) = (num(&date[..4])?, num(&date[4..6])?, num(&date[6..])?);
+    let (mut h, mut mi, mut s, mut offset, mut zoned) = (0, 0, 0, 0, false);
+    if let Some(t) = time {
+        match t.len() {
+            4 if digits(t) => {
+                (h, mi) = (num(&t[..2])?, num(&t[2..])?);
+            }
+            11 if digits(&t[..6]) && matches!(&t[6..7], "+" | "-") && digits(&t[7..]) => {
+                (h, mi, s) = (num(&t[..2])?, num(&t[2..4])?, num(&t[4..6])?);
+                let minutes = num(&t[7..9])? * 60 + num(&t[9..])?;
+                offset = if &t[6..7] == "+" { minutes } else { -minutes } * 60;
+                zoned = true;
+            }
+            _ => return None,
+        }
+    }
+    let time = epoch(y, mo, d, h, mi, s)? - offset;
+    Some(BtrbkName {
+        subvol: subvol.to_owned(),
+        time,
+        seq,
+        zoned,
+    })
+}
+
+/// A raw stream file name: the btrbk name and whether it is zstd-compressed.
+pub fn raw_stream(file: &str) -> Option<(BtrbkName, bool)> {
+    if let Some(stem) = file.strip_suffix(".btrfs.zst") {
+        return btrbk(stem).map(|n| (n, true));
+    }
+    btrbk(file.strip_suffix(".btrfs")?).map(|n| (n, false))
+}
+
+/// The `<date>` of a snapper info.xml (`2026-11-20 03:00:01`, UTC).
+pub fn snapper_date(info_xml: &str) -> Option<Epoch> {
+    let start = info_xml.find("<date>")? + "<date>".len();
+    let end = start + info_xml[start..].find("</date>")?;
+    let text = info_xml[start..end].trim();
+    let (date, time) = text.split_once(' ')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (y, mo, dd) = (d.next()??, d.next()??, d.next()??);
+    let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
+    if d.next().is_some() || t.next().is_some() {
+        return None;
+    }
+    epoch(y, mo, dd, h, mi, s)
+}
+
+/// The `<description>` of a snapper info.xml, if any.
+pub fn snapper_description(info_xml: &str) -> Option<String> {
+    let start = info_xml.find("<description>")? + "<description>".len();
+    let end = start + info_xml[start..].find("</description>")?;
+    Some(info_xml[start..end].trim().to_owned())
+}
+
+/// Days from civil (Howard Hinnant's algorithm), checked: `None` for 2026-02-30 and 25:00.
+fn epoch(y: i64, m: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<Epoch> {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] {
+        return None;
+    }
+    if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..61).contains(&s) {
+        return None;
+    }
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+/// `2026-11-20 03:00:00 UTC`.
+pub fn format_time(t: Epoch) -> String {
+    let (y, mo, d, h, mi, s) = crate::runlog::civil(t.max(0) as u64);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+}
+
+/// `3 days`, `5 hours`, `12 minutes`: how old a point taken at `t` is at `now`.
+pub fn format_age(t: Epoch, now: Epoch) -> String {
+    let secs = now - t;
+    if secs < 0 {
+        return "in the future (check the clock)".into();
+    }
+    let (n, unit) = match secs {
+        s if s >= 2 * 86_400 => (s / 86_400, "day"),
+        s if s >= 2 * 3600 => (s / 3600, "hour"),
+        s => (s / 60, "minute"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOV20_0300: Epoch = 1_795_143_600; // 2026-11-20T03:00:00Z
+
+    #[test]
+    fn btrbk_names_in_every_timestamp_format() {
+        let long = btrbk("@home.20261120T0300").unwrap();
+        assert_eq!(
+            long,
+            BtrbkName {
+                subvol: "@home".into(),
+                time: NOV20_0300,
+                seq: 0,
+                zoned: false
+            }
+        );
+        assert_eq!(btrbk("@home.20261120").unwrap().time, NOV20_0300 - 3 * 3600);
+        let iso = btrbk("@rootTW.20261120T040015+0100").unwrap();
+        assert_eq!(
+            (iso.subvol.as_str(), iso.time, iso.zoned),
+            ("@rootTW", NOV20_0300 + 15, true)
+        );
+        assert_eq!(btrbk("@home.20261120T0300_2").unwrap().seq, 2);
+        assert_eq!(
+            btrbk("Atlantis-meta.20261120T0300").unwrap().subvol,
+            "Atlantis-meta"
+        );
+        // Dots inside the subvolume name belong to it.
+        assert_eq!(btrbk("my.data.20261120T0300").unwrap().subvol, "my.data");
+        assert_eq!(format_time(long.time), "2026-11-20 03:00:00 UTC");
+    }
+
+    #[test]
+    fn other_names_are_not_points() {
+        for name in [
+            "@home",
+            ".20261120T0300",
+            "@home.2026112",
+            "@home.20261120T03",
+            "@home.20261120T030",
+            "@home.20261320T0300",
+            "@home.20260230T0300",
+            "@home.20261120T2400",
+            "@home.20261120T0300_",
+            "@home.20261120T0300_x",
+            "@home.20261120T0300+0100",
+            "@home.old",
+        ] {
+            assert_eq!(btrbk(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn raw_stream_files() {
+        let (n, zst) = raw_stream("@home.20261120T0300.btrfs.zst").unwrap();
+        assert_eq!(
+            (n.subvol.as_str(), n.time, zst),
+            ("@home", NOV20_0300, true)
+        );
+        assert!(!raw_stream("@home.20261120T0300.btrfs").unwrap().1);
+        assert_eq!(raw_stream("@home.20261120T0300.tar"), None);
+        assert_eq!(raw_stream("notes.btrfs"), None);
+    }
+
+    #[test]
+    fn snapper_info_xml() {
+        let xml = "<?xml version=\"1.0\"?>\n<snapshot>\n  <type>single</type>\n  <num>12</num>\n  \
+                   <date>2026-11-20 03:00:01</date>\n  <description>timeline</description>\n\
+                   <cleanup>timeline</cleanup>\n</snapshot>\n";
+        assert_eq!(snapper_date(xml), Some(NOV20_0300 + 1));
+        assert_eq!(snapper_description(xml).as_deref(), Some("timeline"));
+        assert_eq!(
+            snapper_date("<snapshot><date>yesterday</date></snapshot>"),
+            None
+        );
+        assert_eq!(snapper_date("<snapshot></snapshot>"), None);
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(
+            format_age(NOV20_0300, NOV20_0300 + 8 * 86_400 + 5),
+            "8 days"
+        );
+        assert_eq!(format_age(NOV20_0300, NOV20_0300 + 86_400), "24 hours");
+        assert_eq!(format_age(NOV20_0300, NOV20_0300 + 60), "1 minute");
+        assert!(format_age(NOV20_0300, NOV20_0300 - 1).contains("future"));
+    }
+}
