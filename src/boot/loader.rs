@@ -39,7 +39,10 @@ pub fn write_renamed(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("lifeboat-partial");
+    // NAME.lifeboat-partial, as esp-sync names its temporaries (so both are recognised).
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(super::esp_sync::TEMP_SUFFIX);
+    let tmp = std::path::PathBuf::from(tmp);
     let result = fs::write(&tmp, bytes)
         .and_then(|()| fs::File::open(&tmp)?.sync_all())
         .and_then(|()| fs::rename(&tmp, path));
