@@ -115,6 +115,96 @@ subvolume whose newest point is older than 7 days gets a warning. Writes nothing
         after_help = "Example: lifeboat inventory configs/atlantis.toml --json"
     )]
     Inventory(InventoryArgs),
+    /// Bring the machine back from the backup drive: provision disk1, receive the chosen
+    /// snapshots, restore /boot and the ESPs, write the boot entries, check the result.
+    #[command(
+        long_about = "Bare-metal restore from the USB backup drive (LINBKUP).\n\n\
+Steps, in this order:\n  \
+1. Preflight, before anything is written: the backup drive is read (as `lifeboat inventory` \
+lists it), the point of each subvolume is chosen (--latest, or the newest at or before --at), \
+every stream file of its chain is checked whole with `btrfs receive --dump`, the target disk \
+is the spec's Linux disk (never the backup drive, never a preserved disk) and has room.\n  \
+2. The plan is printed; it runs after you type the disk's serial (or --yes).\n  \
+3. disk1 is provisioned as `lifeboat provision` would (same guards). When the backup holds \
+Atlantis-meta/boot/filesystems.toml (written by `lifeboat backup-boot`), every filesystem \
+gets its recorded UUID again, so fstab and loader entries stay valid as they are.\n  \
+4. Each point is sent through lifeboat (progress with rate and ETA) into `btrfs receive` \
+under @snapshots/.lifeboat-partial/ and renamed to @snapshots/<name> once complete; then \
+the writable subvolume (@home, @rootTW, …) is made as a snapshot of it.\n  \
+5. /boot and the ESPs on the restored disk get their copies from Atlantis-meta/boot; a \
+root's /etc/fstab that names filesystems which do not exist is rewritten from the spec \
+(the old one kept as fstab.before-restore); UEFI boot entries are written.\n  \
+6. Checks: every restored root mounts, its fstab's UUIDs exist, UID 1000 is the same user \
+in every root.\n\n\
+Interrupted? Run the same command again: complete points are kept, a partial one is \
+received again, nothing is restored twice. Data already in a subvolume that is restored \
+over is renamed to <name>.before-restore-<time>, never deleted.",
+        after_help = "Examples:\n  \
+lifeboat inventory configs/atlantis.toml\n  \
+lifeboat restore configs/atlantis.toml --from usb --latest --dry-run\n  \
+lifeboat restore configs/atlantis.toml --from usb --at '2026-11-20 03:00' --subvol @home"
+    )]
+    Restore(RestoreArgs),
+    /// Copy /boot and the ESPs into Atlantis-meta/boot/, with the filesystems' UUIDs, so
+    /// that btrbk and restic carry them and a restore can put them back.
+    #[command(
+        long_about = "Copy the contents of /boot and of every ESP of the spec into the \
+Atlantis-meta subvolume of LINPOOL (boot/boot/, boot/esp/<LABEL>/), and record every \
+filesystem's UUID and partition GUID in boot/filesystems.toml. The previous copy is \
+replaced only once the new one is complete. Run it after kernel updates (before btrbk or \
+restic runs): `lifeboat restore` brings /boot and the ESPs back from this copy and gives \
+the filesystems their recorded UUIDs again. Reads the disks; writes only into \
+Atlantis-meta."
+    )]
+    BackupBoot(BackupBootArgs),
+}
+
+/// Where a restore reads the machine from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestoreFrom {
+    /// The btrbk/snapper snapshots and stream files on the backup drive (LINBKUP).
+    Usb,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("when").required(true).args(["at", "latest"]))]
+pub struct RestoreArgs {
+    /// The machine spec (TOML).
+    pub spec: PathBuf,
+    /// Where the backups are.
+    #[arg(long, value_enum)]
+    pub from: RestoreFrom,
+    /// The newest point at or before this time (UTC): 2026-11-20, '2026-11-20 03:00',
+    /// 20261120T0300.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// The newest point of each subvolume.
+    #[arg(long)]
+    pub latest: bool,
+    /// Only this subvolume (repeatable). Default: every subvolume of the spec with points.
+    #[arg(long = "subvol", value_name = "NAME")]
+    pub subvols: Vec<String>,
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
+    /// Allow replacing the partition table and filesystems on this disk (repeatable).
+    #[arg(long = "wipe", value_name = "ID")]
+    pub wipe: Vec<String>,
+    /// Do not ask: the plan is confirmed.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Do the preflight, print the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupBootArgs {
+    /// The machine spec (TOML).
+    pub spec: PathBuf,
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
 }
 
 #[derive(Debug, Args)]

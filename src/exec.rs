@@ -157,6 +157,41 @@ impl Cmd {
         }
     }
 
+    /// Start the program with its stdin and/or stdout as pipes, for streaming between
+    /// programs (`btrfs send | btrfs receive` through lifeboat). stderr is collected on a
+    /// thread so that a chatty program never blocks; [`Running::finish`] reports it.
+    pub fn spawn(&self, stdin: bool, stdout: bool) -> Result<Running, ExecError> {
+        runlog::line(&format!("$ {self} (streaming)"));
+        let pipe_or_null = |piped: bool| {
+            if piped {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .stdin(pipe_or_null(stdin))
+            .stdout(pipe_or_null(stdout))
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| self.io_error(source))?;
+        let mut err_pipe = child.stderr.take();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(pipe) = err_pipe.as_mut() {
+                let _ = std::io::Read::read_to_string(pipe, &mut text);
+            }
+            text
+        });
+        Ok(Running {
+            cmd: self.clone(),
+            child,
+            stderr: Some(stderr),
+        })
+    }
+
     /// The error for a finished run that did not succeed.
     pub fn failed(&self, out: &Output) -> ExecError {
         let said = if out.stderr.trim().is_empty() {
@@ -181,6 +216,54 @@ impl Cmd {
                 cmdline: self.to_string(),
                 source,
             }
+        }
+    }
+}
+
+/// A program started by [`Cmd::spawn`].
+#[derive(Debug)]
+pub struct Running {
+    cmd: Cmd,
+    pub child: std::process::Child,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    /// Wait for the program (its stdin closed first); a non-zero exit is an error that
+    /// quotes its stderr.
+    pub fn finish(mut self) -> Result<Output, ExecError> {
+        drop(self.child.stdin.take());
+        let status = self
+            .child
+            .wait()
+            .map_err(|source| self.cmd.io_error(source))?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        let out = Output {
+            stdout: String::new(),
+            stderr,
+            code: status.code(),
+        };
+        if !out.stderr.trim().is_empty() {
+            runlog::line(&format!("  stderr: {}", out.stderr.trim_end()));
+        }
+        if out.code == Some(0) {
+            Ok(out)
+        } else {
+            runlog::line(&format!("  exit: {}", status_text(out.code)));
+            Err(self.cmd.failed(&out))
+        }
+    }
+
+    /// Stop the program (the other end of the pipe failed) and reap it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(t) = self.stderr.take() {
+            let _ = t.join();
         }
     }
 }

@@ -15,6 +15,8 @@ fn main() {
         Command::Fstab(args) => commands::fstab(args),
         Command::BootEntries(args) => commands::boot_entries(args),
         Command::Inventory(args) => commands::inventory(args),
+        Command::Restore(args) => commands::restore(args),
+        Command::BackupBoot(args) => commands::backup_boot(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.

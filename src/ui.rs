@@ -91,3 +91,74 @@ pub fn new_passphrase(prompt: &str) -> std::io::Result<String> {
         .interact()
         .map_err(std::io::Error::other)
 }
+
+/// Progress of a long copy in bytes: a bar with rate and ETA when the total is known (a
+/// spinner with bytes and rate when not) on a terminal; elsewhere (a log, a pipe) a plain
+/// line every ten seconds.
+pub struct Bytes {
+    bar: Option<ProgressBar>,
+    label: String,
+    started: std::time::Instant,
+    last_line: std::time::Instant,
+}
+
+impl Bytes {
+    pub fn new(label: &str, total: Option<u64>) -> Bytes {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let (bar, template) = match total {
+                Some(t) => (
+                    ProgressBar::with_draw_target(Some(t.max(1)), ProgressDrawTarget::stderr()),
+                    "{msg} [{bar:30}] {bytes}/~{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                ),
+                None => (
+                    ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+                    "{msg} {spinner} {bytes} {binary_bytes_per_sec} {elapsed}",
+                ),
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ")
+                    .tick_chars("-\\|/ "),
+            );
+            bar.set_message(label.to_owned());
+            bar
+        });
+        let now = std::time::Instant::now();
+        Bytes {
+            bar,
+            label: label.to_owned(),
+            started: now,
+            last_line: now,
+        }
+    }
+
+    pub fn set(&mut self, bytes: u64) {
+        match &self.bar {
+            Some(bar) => {
+                // An estimate that was too low must not stop the bar at 100 %.
+                if bar.length().is_some_and(|len| bytes > len) {
+                    bar.set_length(bytes);
+                }
+                bar.set_position(bytes);
+            }
+            None if self.last_line.elapsed().as_secs() >= 10 => {
+                self.last_line = std::time::Instant::now();
+                let secs = self.started.elapsed().as_secs_f64();
+                eprintln!(
+                    "  {}: {} ({}/s)",
+                    self.label,
+                    crate::spec::human(bytes),
+                    crate::spec::human((bytes as f64 / secs.max(0.001)) as u64)
+                );
+            }
+            None => {}
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -159,10 +159,11 @@ impl State {
                 fs,
                 label,
                 in_luks,
+                uuid,
             } => {
                 let target = self.target(partition, *in_luks, keys)?;
                 self.unmount_if(&target)?;
-                mkfs(&target, *fs, label.as_deref())?;
+                mkfs(&target, *fs, label.as_deref(), uuid.as_deref())?;
             }
             Action::CreateSubvolume {
                 partition,
@@ -260,11 +261,20 @@ fn wipe_signatures(device: &Path) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn mkfs(target: &Path, fs: FsKind, label: Option<&str>) -> Result<(), BoxError> {
+fn mkfs(
+    target: &Path,
+    fs: FsKind,
+    label: Option<&str>,
+    uuid: Option<&str>,
+) -> Result<(), BoxError> {
     wipe_signatures(target)?;
     let label_args = |flag: &str| -> Vec<String> {
         label
             .map(|l| vec![flag.to_owned(), l.to_owned()])
+            .unwrap_or_default()
+    };
+    let uuid_args = |flag: &str| -> Vec<String> {
+        uuid.map(|u| vec![flag.to_owned(), u.to_owned()])
             .unwrap_or_default()
     };
     match fs {
@@ -272,7 +282,10 @@ fn mkfs(target: &Path, fs: FsKind, label: Option<&str>) -> Result<(), BoxError> 
             fat::format_fat32_path(
                 target,
                 label.unwrap_or("NO NAME"),
-                uuid::Uuid::new_v4().as_u128() as u32,
+                match uuid {
+                    Some(text) => fat_volume_id(text)?,
+                    None => uuid::Uuid::new_v4().as_u128() as u32,
+                },
             )?;
             // FAT has no journal and no second opinion inside lifeboat: ask dosfstools.
             Cmd::new("fsck.vfat").arg("-n").arg(target).run()?;
@@ -281,6 +294,7 @@ fn mkfs(target: &Path, fs: FsKind, label: Option<&str>) -> Result<(), BoxError> 
             Cmd::new("mkfs.ext4")
                 .args(["-F", "-q"])
                 .args(label_args("-L"))
+                .args(uuid_args("-U"))
                 .arg(target)
                 .run()?;
         }
@@ -288,6 +302,7 @@ fn mkfs(target: &Path, fs: FsKind, label: Option<&str>) -> Result<(), BoxError> 
             Cmd::new("mkfs.btrfs")
                 .args(["-f", "-q"])
                 .args(label_args("-L"))
+                .args(uuid_args("-U"))
                 .arg(target)
                 .run()?;
         }
@@ -308,9 +323,19 @@ fn mkfs(target: &Path, fs: FsKind, label: Option<&str>) -> Result<(), BoxError> 
         FsKind::Swap => {
             Cmd::new("mkswap")
                 .args(label_args("-L"))
+                .args(uuid_args("-U"))
                 .arg(target)
                 .run()?;
         }
     }
     Ok(())
+}
+
+/// A FAT volume id as blkid prints it (`ABCD-1234`) → the 32-bit serial.
+fn fat_volume_id(text: &str) -> Result<u32, BoxError> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    match u32::from_str_radix(&hex, 16) {
+        Ok(id) if hex.len() == 8 => Ok(id),
+        _ => Err(format!("\"{text}\" is not a FAT volume id (like ABCD-1234)").into()),
+    }
 }

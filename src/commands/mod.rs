@@ -1,5 +1,6 @@
 //! The work behind each subcommand. The binary's `main` only parses and dispatches.
 
+mod backup_boot;
 mod boot_entries;
 mod check;
 mod disks;
@@ -9,7 +10,9 @@ mod inventory;
 mod menu;
 mod provision;
 mod provision_boot;
+mod restore;
 
+pub use backup_boot::backup_boot;
 pub use boot_entries::boot_entries;
 pub use check::check;
 pub use disks::disks;
@@ -18,6 +21,7 @@ pub use fstab::fstab;
 pub use inventory::inventory;
 pub use menu::menu;
 pub use provision::{plan, provision};
+pub use restore::restore;
 
 /// After printed changes: `--yes`, or a yes typed at the terminal; without a terminal and
 /// without `--yes`, nothing is written.

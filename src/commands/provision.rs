@@ -76,7 +76,7 @@ fn make_plan(sel: &Selection) -> Result<(Spec, Plan)> {
 }
 
 /// `--yes`, or the serial of every disk that will be written typed at the prompt.
-fn confirm(plan: &Plan, yes: bool) -> Result<()> {
+pub(super) fn confirm(plan: &Plan, yes: bool) -> Result<()> {
     if yes {
         runlog::line("confirmed with --yes");
         return Ok(());
@@ -108,7 +108,7 @@ fn confirm(plan: &Plan, yes: bool) -> Result<()> {
 }
 
 /// LUKS passphrases asked for at the console.
-struct Prompted;
+pub(super) struct Prompted;
 
 impl KeySource for Prompted {
     fn passphrase(&mut self, partition: &PartRef) -> Result<String, String> {

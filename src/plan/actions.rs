@@ -84,6 +84,10 @@ pub enum Action {
         fs: FsKind,
         label: Option<String>,
         in_luks: bool,
+        /// The filesystem UUID to give it (a restore recreating the recorded one); a new
+        /// one when `None`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        uuid: Option<String>,
     },
     /// Create a top-level Btrfs subvolume.
     CreateSubvolume {

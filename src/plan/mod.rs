@@ -8,7 +8,7 @@ pub mod layout;
 mod provision;
 mod render;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use actions::*;
 pub use bind::{bind, Binding, BoundBy};

@@ -202,6 +202,7 @@ fn plan_disk(
                     fs,
                     label: spec_part.label.clone(),
                     in_luks,
+                    uuid: None,
                 });
                 for sv in &spec_part.subvolumes {
                     fs_actions.push(Action::CreateSubvolume {

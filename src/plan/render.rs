@@ -105,7 +105,12 @@ impl Action {
                 fs,
                 label,
                 in_luks,
+                uuid,
             } => {
+                let uuid = uuid
+                    .as_ref()
+                    .map(|u| format!(" with UUID {u}"))
+                    .unwrap_or_default();
                 let label = label
                     .as_ref()
                     .map(|l| format!(" labelled \"{l}\""))
@@ -116,7 +121,7 @@ impl Action {
                     ""
                 };
                 format!(
-                    "make {fs}{label} on {} ({}){inside}",
+                    "make {fs}{label}{uuid} on {} ({}){inside}",
                     node(partition),
                     human(partition.size)
                 )

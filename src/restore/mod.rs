@@ -1,9 +1,65 @@
 //! Restoring the machine from its backups: which restore points exist ([`points`] by name,
-//! [`inventory`] on the backup drive), and later the pipeline that brings them back.
+//! [`inventory`] on the backup drive), which of them a restore uses ([`select`]), what it
+//! does on the target pool ([`plan`]), the record of the filesystems' UUIDs ([`record`]),
+//! the send | receive pipe with its progress ([`pipe`]), file trees copied ([`tree`]) and
+//! the checks of a restored root ([`verify`]).
 
 pub mod inventory;
+pub mod pipe;
+pub mod plan;
 pub mod points;
+pub mod record;
+pub mod select;
 pub mod stream;
+pub mod tree;
+pub mod verify;
 
 /// The label of the Btrfs filesystem on the backup drive that holds the btrbk targets.
 pub const BACKUP_LABEL: &str = "LINBKUP";
+
+/// The subvolume that carries scripts, docs and the boot backup; restored first.
+pub const META: &str = "Atlantis-meta";
+
+/// A partition of the spec, found by what it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct SpecPart<'a> {
+    pub disk: &'a crate::spec::Disk,
+    /// 1-based.
+    pub number: u32,
+    pub part: &'a crate::spec::Partition,
+}
+
+/// The spec's partitions, each with its disk and number.
+pub fn spec_parts(spec: &crate::spec::Spec) -> impl Iterator<Item = SpecPart<'_>> {
+    spec.disks.iter().flat_map(|disk| {
+        disk.partitions
+            .iter()
+            .enumerate()
+            .map(move |(i, part)| SpecPart {
+                disk,
+                number: i as u32 + 1,
+                part,
+            })
+    })
+}
+
+/// The Btrfs pool that holds the root subvolumes (LINPOOL).
+pub fn pool(spec: &crate::spec::Spec) -> Option<SpecPart<'_>> {
+    spec_parts(spec).find(|p| p.part.subvolumes.iter().any(|s| s.root))
+}
+
+/// The partition mounted at /boot, if the spec has one.
+pub fn boot_partition(spec: &crate::spec::Spec) -> Option<SpecPart<'_>> {
+    spec_parts(spec).find(|p| p.part.mount.as_deref() == Some("/boot"))
+}
+
+/// The ESPs, and the name their copy has in the boot backup (the label, else the name).
+pub fn esps(spec: &crate::spec::Spec) -> Vec<(SpecPart<'_>, String)> {
+    spec_parts(spec)
+        .filter(|p| p.part.part_type == crate::spec::PartType::Esp)
+        .map(|p| {
+            let name = p.part.label.clone().unwrap_or_else(|| p.part.name.clone());
+            (p, name)
+        })
+        .collect()
+}

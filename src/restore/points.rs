@@ -102,7 +102,7 @@ pub fn snapper_description(info_xml: &str) -> Option<String> {
 }
 
 /// Days from civil (Howard Hinnant's algorithm), checked: `None` for 2026-02-30 and 25:00.
-fn epoch(y: i64, m: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<Epoch> {
+pub(crate) fn epoch(y: i64, m: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<Epoch> {
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     let days_in = [
         31,
@@ -134,6 +134,36 @@ fn epoch(y: i64, m: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<Epoch> {
     Some(days * 86_400 + h * 3600 + mi * 60 + s)
 }
 
+/// A time given on the command line (`--at`), read as UTC: `2026-11-20`, `2026-11-20 03:00`,
+/// `2026-11-20T03:00:00`, or a btrbk stamp `20261120T0300`. A date alone means its end
+/// (23:59:59), so `--at 2026-11-20` picks the last point of that day.
+pub fn parse_at(text: &str) -> Option<Epoch> {
+    let text = text.trim().trim_end_matches(" UTC").trim_end_matches('Z');
+    if let Some(name) = btrbk(&format!("x.{text}")) {
+        let end_of_day = if text.contains('T') { 0 } else { 86_399 };
+        return Some(name.time + end_of_day);
+    }
+    let (date, time) = match text.split_once([' ', 'T']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (text, None),
+    };
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, mo, dd) = (d.next()??, d.next()??, d.next()??);
+    if d.next().is_some() {
+        return None;
+    }
+    let Some(time) = time else {
+        return epoch(y, mo, dd, 23, 59, 59);
+    };
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi) = (t.next()??, t.next()??);
+    let s = t.next().map_or(Some(0), |s| s)?;
+    if t.next().is_some() {
+        return None;
+    }
+    epoch(y, mo, dd, h, mi, s)
+}
+
 /// `2026-11-20 03:00:00 UTC`.
 pub fn format_time(t: Epoch) -> String {
     let (y, mo, d, h, mi, s) = crate::runlog::civil(t.max(0) as u64);
@@ -159,6 +189,18 @@ mod tests {
     use super::*;
 
     const NOV20_0300: Epoch = 1_795_143_600; // 2026-11-20T03:00:00Z
+
+    #[test]
+    fn at_times_in_the_forms_people_type() {
+        assert_eq!(parse_at("2026-11-20 03:00"), Some(NOV20_0300));
+        assert_eq!(parse_at("2026-11-20T03:00:00Z"), Some(NOV20_0300));
+        assert_eq!(parse_at("20261120T0300"), Some(NOV20_0300));
+        assert_eq!(parse_at("2026-11-20"), Some(NOV20_0300 + 21 * 3600 - 1));
+        assert_eq!(parse_at("20261120"), Some(NOV20_0300 + 21 * 3600 - 1));
+        assert_eq!(parse_at("2026-11-31"), None);
+        assert_eq!(parse_at("yesterday"), None);
+        assert_eq!(parse_at("2026-11-20 3"), None);
+    }
 
     #[test]
     fn btrbk_names_in_every_timestamp_format() {

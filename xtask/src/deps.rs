@@ -43,7 +43,16 @@ pub fn ensure(sh: &Shell) -> Result<()> {
     cmd!(sh, "apt-get install -y {missing...}")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()?;
-    let still = self::missing(sh, PACKAGES)?;
+    let mut still = self::missing(sh, PACKAGES)?;
+    if !still.is_empty() {
+        // A newer qemu-utils (from backports) conflicts with Debian 12's qemu-system-x86:
+        // apt removes it rather than downgrade it. Asked again, it installs the matching one.
+        println!("deps: installing again what apt removed: {}", still.join(" "));
+        cmd!(sh, "apt-get install -y {still...}")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .run()?;
+        still = self::missing(sh, PACKAGES)?;
+    }
     if !still.is_empty() {
         bail!(
             "apt-get reported success but {} are still not installed",

@@ -1,0 +1,157 @@
+//! `lifeboat backup-boot SPEC`: /boot and the ESPs copied into Atlantis-meta/boot/, with
+//! the record of every filesystem's UUID, for btrbk and restic to carry.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::apply::mount::Mount;
+use crate::blockdev;
+use crate::cli::BackupBootArgs;
+use crate::plan::Binding;
+use crate::restore::record::{Record, Recorded, BOOT_DIR, RECORD_FILE};
+use crate::restore::{self, tree, SpecPart, META};
+use crate::runlog;
+use crate::spec::Spec;
+
+pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
+    let spec = Spec::load(&args.spec)?;
+    let Some(pool) = restore::pool(&spec) else {
+        bail!("{} has no Btrfs pool with root subvolumes", spec.file.display());
+    };
+    if !pool.part.subvolumes.iter().any(|s| s.name == META) {
+        bail!(
+            "the pool {} in {} has no subvolume {META}: the boot backup lives there",
+            pool.part.name,
+            spec.file.display()
+        );
+    }
+    let bindings = super::bind_disks(&spec, &args.disks, &[pool.disk.id.clone()], true)?;
+    let top = Mount::with_options(&node(&bindings, &pool)?, "btrfs", Some("subvolid=5"))
+        .context("mounting the pool")?;
+    let meta = top.path().join(META);
+    if !meta.is_dir() {
+        bail!("the pool has no {META} subvolume yet (run lifeboat provision)");
+    }
+    let partial = meta.join(format!("{BOOT_DIR}.lifeboat-partial"));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).context("removing an unfinished boot backup")?;
+    }
+    let result = copy_all(&spec, &bindings, &partial);
+    let done = result.and_then(|lines| {
+        let target = meta.join(BOOT_DIR);
+        let old = meta.join(format!("{BOOT_DIR}.lifeboat-old"));
+        if target.exists() {
+            std::fs::rename(&target, &old).context("moving the previous boot backup aside")?;
+        }
+        std::fs::rename(&partial, &target).context("putting the new boot backup in place")?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).context("removing the previous boot backup")?;
+        }
+        Ok((lines, target))
+    });
+    let closed = top.close();
+    let (lines, target) = done?;
+    closed?;
+    println!("Boot backup in {META}/{BOOT_DIR}/ of the pool:");
+    for line in lines {
+        println!("  {line}");
+    }
+    runlog::line(&format!("boot backup written to {}", target.display()));
+    Ok(())
+}
+
+fn node(bindings: &[Binding], at: &SpecPart) -> Result<std::path::PathBuf> {
+    let binding = bindings
+        .iter()
+        .find(|b| b.id == at.disk.id)
+        .with_context(|| format!("{} was not found", at.disk.id))?;
+    Ok(blockdev::partition_node(&binding.device.path, at.number))
+}
+
+/// A filesystem read-only, or (already mounted read-write elsewhere, which the kernel may
+/// not let be mounted read-only a second time) as it is.
+fn mount_for_reading(node: &Path, fstype: &str) -> Result<Mount> {
+    Mount::read_only(node, fstype, None)
+        .or_else(|_| Mount::new(node, fstype))
+        .with_context(|| format!("mounting {}", node.display()))
+}
+
+fn copy_all(spec: &Spec, bindings: &[Binding], into: &Path) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    if let Some(boot) = restore::boot_partition(spec) {
+        if bindings.iter().any(|b| b.id == boot.disk.id) {
+            let fs = boot.part.fs.map(|f| f.blkid_type()).unwrap_or("ext4");
+            let m = mount_for_reading(&node(bindings, &boot)?, fs)?;
+            let copied = tree::copy(m.path(), &into.join("boot")).context("copying /boot")?;
+            m.close()?;
+            lines.push(format!(
+                "/boot ({} partition {}): {} files, {}",
+                boot.disk.id,
+                boot.number,
+                copied.files,
+                crate::spec::human(copied.bytes)
+            ));
+        }
+    }
+    for (esp, name) in restore::esps(spec) {
+        if !bindings.iter().any(|b| b.id == esp.disk.id) {
+            lines.push(format!("{name}: {} not found, not copied", esp.disk.id));
+            continue;
+        }
+        let m = mount_for_reading(&node(bindings, &esp)?, "vfat")?;
+        let copied =
+            tree::copy(m.path(), &into.join("esp").join(&name)).with_context(|| format!("copying {name}"))?;
+        m.close()?;
+        lines.push(format!(
+            "{name} ({} partition {}): {} files, {}",
+            esp.disk.id,
+            esp.number,
+            copied.files,
+            crate::spec::human(copied.bytes)
+        ));
+    }
+    let record = record(spec, bindings);
+    lines.push(format!(
+        "{RECORD_FILE}: the UUIDs of {} filesystems",
+        record.filesystems.len()
+    ));
+    std::fs::write(into.join(RECORD_FILE), record.to_toml())
+        .with_context(|| format!("writing {RECORD_FILE}"))?;
+    Ok(lines)
+}
+
+/// Every filesystem of the spec's disks as probed now.
+pub fn record(spec: &Spec, bindings: &[Binding]) -> Record {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let mut filesystems = Vec::new();
+    for part in restore::spec_parts(spec) {
+        let Some(gpt) = bindings
+            .iter()
+            .find(|b| b.id == part.disk.id)
+            .and_then(|b| b.device.gpt())
+        else {
+            continue;
+        };
+        let Some(found) = gpt.partitions.iter().find(|p| p.number == part.number) else {
+            continue;
+        };
+        let Some(fs) = &found.fs else { continue };
+        let Some(uuid) = &fs.uuid else { continue };
+        filesystems.push(Recorded {
+            disk: part.disk.id.clone(),
+            number: part.number,
+            fstype: fs.fstype.clone(),
+            label: fs.label.clone(),
+            uuid: uuid.clone(),
+            part_guid: Some(found.part_guid.clone()),
+        });
+    }
+    Record {
+        written: restore::points::format_time(now),
+        filesystems,
+    }
+}

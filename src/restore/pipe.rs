@@ -1,0 +1,147 @@
+//! `btrfs send | btrfs receive` with lifeboat in the middle: the bytes pass through here so
+//! that the person at the console sees how far it is (bytes, rate, ETA). A stream file on
+//! the backup drive (plain or zstd) takes the place of `btrfs send`.
+//!
+//! The copy is a plain read/write loop over 1 MiB buffers with 1 MiB pipes; `cargo xtask
+//! bench restore-usb` measures it against a bare `btrfs send | btrfs receive`.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::exec::{Cmd, ExecError};
+
+/// Where a point's stream comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A read-only subvolume: `btrfs send` makes the stream.
+    Subvolume(&'a Path),
+    /// A stream file (`btrfs send -f`), zstd-compressed when `compressed`.
+    File { path: &'a Path, compressed: bool },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipeError {
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("reading {what}: {source}")]
+    Read {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("the receiving side stopped after {bytes} bytes: {receive}")]
+    Receive { bytes: u64, receive: ExecError },
+}
+
+/// How much went through, and how fast.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer {
+    pub bytes: u64,
+    pub secs: f64,
+}
+
+impl Transfer {
+    pub fn rate(&self) -> f64 {
+        self.bytes as f64 / self.secs.max(1e-6)
+    }
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// Stream `source` into `sink` (a program reading the stream on stdin: `btrfs receive DIR`
+/// or `btrfs receive --dump`), calling `progress` with the bytes so far.
+pub fn stream(
+    source: Source,
+    sink: &Cmd,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Transfer, PipeError> {
+    let started = Instant::now();
+    let (mut reader, sender, what): (Box<dyn Read>, _, String) = match source {
+        Source::Subvolume(path) => {
+            let mut send = Cmd::new("btrfs")
+                .args(["send", "-q"])
+                .arg(path)
+                .spawn(false, true)?;
+            let out = send.child.stdout.take().expect("stdout is piped");
+            grow_pipe(&out);
+            (Box::new(out), Some(send), format!("btrfs send {}", path.display()))
+        }
+        Source::File { path, compressed } => {
+            let file = File::open(path).map_err(|source| PipeError::Read {
+                what: path.display().to_string(),
+                source,
+            })?;
+            let reader: Box<dyn Read> = if compressed {
+                Box::new(zstd::stream::read::Decoder::new(file).map_err(|source| {
+                    PipeError::Read {
+                        what: path.display().to_string(),
+                        source,
+                    }
+                })?)
+            } else {
+                Box::new(file)
+            };
+            (reader, None, path.display().to_string())
+        }
+    };
+    let mut receive = match sink.spawn(true, false) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(s) = sender {
+                s.kill();
+            }
+            return Err(e.into());
+        }
+    };
+    let mut input = receive.child.stdin.take().expect("stdin is piped");
+    grow_pipe(&input);
+    let mut buf = vec![0u8; CHUNK];
+    let mut bytes = 0u64;
+    let copied: Result<(), PipeError> = loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                break Err(PipeError::Read {
+                    what: what.clone(),
+                    source,
+                })
+            }
+        };
+        if input.write_all(&buf[..n]).is_err() {
+            // The receiver quit; its exit status and stderr say why (below).
+            break Ok(());
+        }
+        bytes += n as u64;
+        progress(bytes);
+    };
+    drop(input);
+    drop(reader);
+    let received = receive.finish();
+    let sent = match sender {
+        Some(s) if received.is_ok() && copied.is_ok() => s.finish().map(|_| ()),
+        Some(s) => {
+            s.kill();
+            Ok(())
+        }
+        None => Ok(()),
+    };
+    copied?;
+    received.map_err(|receive| PipeError::Receive { bytes, receive })?;
+    sent?;
+    Ok(Transfer {
+        bytes,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// 1 MiB pipes instead of 64 KiB: fewer wake-ups between send, lifeboat and receive.
+fn grow_pipe(fd: &impl AsRawFd) {
+    let _ = nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHUNK as i32),
+    );
+}

@@ -1,0 +1,271 @@
+//! What a restore will do on the target pool (pure): the chosen chains (see [`super::select`])
+//! and what the pool holds now → which points to receive into `@snapshots`, and how each
+//! subvolume gets its canonical, writable name.
+//!
+//! Interruption safety lives in this shape: a point is received into
+//! `@snapshots/.lifeboat-partial/` and renamed to `@snapshots/<name>` only once complete, so
+//! a name under `@snapshots` is always a whole point and a re-run skips it. The canonical
+//! subvolume is a snapshot of the received point, made in one step.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::inventory::Point;
+use super::select::{target_name, Chain};
+
+/// The directory (in the pool's top level) that holds received points.
+pub const SNAPSHOTS: &str = "@snapshots";
+/// Inside [`SNAPSHOTS`]: where a point is received before it is complete.
+pub const PARTIAL: &str = ".lifeboat-partial";
+
+/// A canonical subvolume (`@home`) as found on the target pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "parent")]
+pub enum Found {
+    Absent,
+    /// Holds nothing (as provisioning leaves it).
+    Empty,
+    /// Has data; its parent UUID (a snapshot's origin) when it has one.
+    HasData(Option<Uuid>),
+}
+
+/// What the target pool holds now.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// Subvolumes directly under `@snapshots`: name and UUID.
+    pub received: Vec<(String, Uuid)>,
+    /// The canonical subvolumes by name; missing ones are [`Found::Absent`].
+    pub canonical: Vec<(String, Found)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Receive {
+    pub point: Point,
+    /// Its name under `@snapshots`.
+    pub name: String,
+    /// For an incremental stream: the name (under `@snapshots`) of the point it builds on.
+    pub on: Option<String>,
+    /// Already there from an earlier run.
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action", content = "to")]
+pub enum Canonical {
+    /// Already a snapshot of the chosen point: nothing to do.
+    Keep,
+    /// Snapshot the chosen point under the canonical name.
+    Create,
+    /// Delete the empty subvolume provisioning made, then snapshot.
+    ReplaceEmpty,
+    /// Rename the subvolume that has data to this name (nothing is deleted), then snapshot.
+    MoveAside(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubvolPlan {
+    pub subvol: String,
+    pub receives: Vec<Receive>,
+    /// The name under `@snapshots` of the point the subvolume becomes.
+    pub from: String,
+    pub canonical: Canonical,
+}
+
+impl SubvolPlan {
+    pub fn is_done(&self) -> bool {
+        self.canonical == Canonical::Keep && self.receives.iter().all(|r| r.done)
+    }
+}
+
+/// `stamp` names what is moved aside (`@home.before-restore-20261125T1200`).
+pub fn plan(chains: &[Chain], target: &Target, stamp: &str) -> Vec<SubvolPlan> {
+    let uuid_of = |name: &str| {
+        target
+            .received
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, u)| *u)
+    };
+    chains
+        .iter()
+        .map(|chain| {
+            let names: Vec<String> = chain.points.iter().map(target_name).collect();
+            let receives = chain
+                .points
+                .iter()
+                .zip(&names)
+                .enumerate()
+                .map(|(i, (point, name))| Receive {
+                    point: point.clone(),
+                    name: name.clone(),
+                    on: (i > 0).then(|| names[i - 1].clone()),
+                    done: uuid_of(name).is_some(),
+                })
+                .collect();
+            let from = names.last().cloned().unwrap_or_default();
+            let found = target
+                .canonical
+                .iter()
+                .find(|(n, _)| *n == chain.subvol)
+                .map(|(_, f)| f.clone())
+                .unwrap_or(Found::Absent);
+            let canonical = match found {
+                Found::Absent => Canonical::Create,
+                Found::Empty => Canonical::ReplaceEmpty,
+                Found::HasData(parent) if parent.is_some() && parent == uuid_of(&from) => {
+                    Canonical::Keep
+                }
+                Found::HasData(_) => {
+                    Canonical::MoveAside(format!("{}.before-restore-{stamp}", chain.subvol))
+                }
+            };
+            SubvolPlan {
+                subvol: chain.subvol.clone(),
+                receives,
+                from,
+                canonical,
+            }
+        })
+        .collect()
+}
+
+/// The plan as the lines printed before the confirmation.
+pub fn render(plans: &[SubvolPlan]) -> String {
+    let mut out = String::new();
+    for p in plans {
+        out.push_str(&format!("  {}:\n", p.subvol));
+        for r in &p.receives {
+            let how = match (&r.on, r.point.kind) {
+                (Some(on), _) => format!("incremental on {on}"),
+                (None, super::inventory::Kind::Stream) => "full stream".to_owned(),
+                (None, _) => "btrfs send, whole".to_owned(),
+            };
+            out.push_str(&format!(
+                "    {} receive {} ({}, {how}) as {SNAPSHOTS}/{}\n",
+                if r.done { "done:" } else { "-" },
+                r.point.path,
+                super::points::format_time(r.point.time),
+                r.name
+            ));
+        }
+        let line = match &p.canonical {
+            Canonical::Keep => format!("done: {} is a snapshot of {SNAPSHOTS}/{}", p.subvol, p.from),
+            Canonical::Create => format!("- snapshot {SNAPSHOTS}/{} as {}, writable", p.from, p.subvol),
+            Canonical::ReplaceEmpty => format!(
+                "- replace the empty {} with a writable snapshot of {SNAPSHOTS}/{}",
+                p.subvol, p.from
+            ),
+            Canonical::MoveAside(to) => format!(
+                "- rename the existing {} to {to} (kept), then snapshot {SNAPSHOTS}/{} as {}",
+                p.subvol, p.from, p.subvol
+            ),
+        };
+        out.push_str(&format!("    {line}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::inventory::Kind;
+
+    fn point(kind: Kind, path: &str) -> Point {
+        Point {
+            subvol: "@home".into(),
+            kind,
+            time: 0,
+            seq: 0,
+            path: path.into(),
+            uuid: None,
+            received_uuid: None,
+            parent_uuid: None,
+            parent: None,
+            size: None,
+            compressed: false,
+            note: None,
+        }
+    }
+
+    fn chain() -> Vec<Chain> {
+        vec![Chain {
+            subvol: "@home".into(),
+            points: vec![
+                point(Kind::Stream, "raw/@home.20261119T0300.btrfs.zst"),
+                point(Kind::Stream, "raw/@home.20261120T0300.btrfs"),
+            ],
+        }]
+    }
+
+    fn u(n: u8) -> Uuid {
+        Uuid::from_bytes([n; 16])
+    }
+
+    #[test]
+    fn a_fresh_pool_receives_the_chain_and_replaces_the_empty_subvolume() {
+        let target = Target {
+            received: vec![],
+            canonical: vec![("@home".into(), Found::Empty)],
+        };
+        let p = &plan(&chain(), &target, "S")[0];
+        let names: Vec<(&str, Option<&str>, bool)> = p
+            .receives
+            .iter()
+            .map(|r| (r.name.as_str(), r.on.as_deref(), r.done))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("@home.20261119T0300", None, false),
+                ("@home.20261120T0300", Some("@home.20261119T0300"), false)
+            ]
+        );
+        assert_eq!(p.from, "@home.20261120T0300");
+        assert_eq!(p.canonical, Canonical::ReplaceEmpty);
+        assert!(!p.is_done());
+        let text = render(&[p.clone()]);
+        assert!(
+            text.contains("- receive raw/@home.20261120T0300.btrfs (1970-01-01 00:00:00 UTC, incremental on @home.20261119T0300) as @snapshots/@home.20261120T0300"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_rerun_skips_what_is_complete_and_keeps_the_finished_subvolume() {
+        // Interrupted after the first receive: it is skipped, the second is not.
+        let target = Target {
+            received: vec![("@home.20261119T0300".into(), u(1))],
+            canonical: vec![("@home".into(), Found::Empty)],
+        };
+        let p = &plan(&chain(), &target, "S")[0];
+        assert_eq!(
+            p.receives.iter().map(|r| r.done).collect::<Vec<_>>(),
+            [true, false]
+        );
+        // Finished: @home is a snapshot of the chosen point.
+        let target = Target {
+            received: vec![
+                ("@home.20261119T0300".into(), u(1)),
+                ("@home.20261120T0300".into(), u(2)),
+            ],
+            canonical: vec![("@home".into(), Found::HasData(Some(u(2))))],
+        };
+        let p = &plan(&chain(), &target, "S")[0];
+        assert!(p.is_done());
+    }
+
+    #[test]
+    fn data_in_the_way_is_moved_aside_never_deleted() {
+        let target = Target {
+            received: vec![("@home.20261120T0300".into(), u(2))],
+            canonical: vec![("@home".into(), Found::HasData(Some(u(9))))],
+        };
+        let p = &plan(&chain(), &target, "20261125T1200")[0];
+        assert_eq!(
+            p.canonical,
+            Canonical::MoveAside("@home.before-restore-20261125T1200".into())
+        );
+        let target = Target::default();
+        assert_eq!(plan(&chain(), &target, "S")[0].canonical, Canonical::Create);
+    }
+}
