@@ -81,35 +81,7 @@ impl Machine {
         let i0 = Image::sparse(dir.path(), "disk0.img", DISK0);
         let i1 = Image::sparse(dir.path(), "disk1.img", DISK1);
         let iu = Image::sparse(dir.path(), "usb.img", USB);
-        let disk0 = Loop::attach(&i0.path);
-        let d0 = disk0.dev.to_str().unwrap().to_owned();
-        run(&[
-            "sgdisk",
-            "-n",
-            "1:0:+512M",
-            "-t",
-            "1:ef00",
-            "-c",
-            "1:EFI system partition",
-            "-n",
-            "2:0:0",
-            "-t",
-            "2:0700",
-            "-c",
-            "2:Basic data partition",
-            &d0,
-        ]);
-        run(&["partx", "-a", &d0]);
-        run(&["mkfs.vfat", "-F", "32", "-n", "ESP0", &format!("{d0}p1")]);
-        run(&[
-            "mkfs.ntfs",
-            "-Q",
-            "-F",
-            "-q",
-            "-L",
-            "Windows",
-            &format!("{d0}p2"),
-        ]);
+        let disk0 = common::factory_windows(&i0.path);
         Machine {
             disk0,
             disk1: Loop::attach(&i1.path),

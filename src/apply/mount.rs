@@ -19,6 +19,49 @@ pub enum MountError {
     Unmount { at: PathBuf, errno: nix::Error },
 }
 
+/// Mount points are `$TMPDIR/lifeboat-mnt-<pid>-XXXXXX`: the pid tells a later run whether
+/// the process that made it is gone (see [`release_stale`]).
+const PREFIX: &str = "lifeboat-mnt-";
+
+/// Unmount the mounts that a lifeboat process which no longer runs left behind (killed
+/// mid-way: its drop handlers never ran), so that a re-run finds the disks free. Mounts of
+/// a lifeboat still running are left alone. Returns the mount points released.
+pub fn release_stale() -> Vec<PathBuf> {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut stale: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|at| {
+            let name = at.file_name().unwrap_or_default().to_string_lossy();
+            let pid = name
+                .strip_prefix(PREFIX)
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            pid.is_some_and(|pid| {
+                pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+            })
+        })
+        .collect();
+    stale.sort();
+    stale.dedup();
+    // Deepest first, so nested mounts come off before their parents.
+    stale.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    stale
+        .into_iter()
+        .filter(|at| {
+            crate::runlog::line(&format!("umount {} (left by a killed run)", at.display()));
+            let ok = umount2(at.as_path(), MntFlags::empty()).is_ok();
+            if ok {
+                let _ = std::fs::remove_dir(at);
+            }
+            ok
+        })
+        .collect()
+}
+
 /// Unmounted on drop; [`Mount::close`] reports an unmount failure instead of hiding it.
 #[derive(Debug)]
 pub struct Mount {
@@ -61,7 +104,7 @@ impl Mount {
         flags: MsFlags,
     ) -> Result<Mount, MountError> {
         let dir = tempfile::Builder::new()
-            .prefix("lifeboat-mnt-")
+            .prefix(&format!("{PREFIX}{}-", std::process::id()))
             .tempdir()
             .map_err(MountError::Dir)?;
         let path = dir.path().to_owned();

@@ -17,7 +17,10 @@ use crate::spec::Spec;
 pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
     let Some(pool) = restore::pool(&spec) else {
-        bail!("{} has no Btrfs pool with root subvolumes", spec.file.display());
+        bail!(
+            "{} has no Btrfs pool with root subvolumes",
+            spec.file.display()
+        );
     };
     if !pool.part.subvolumes.iter().any(|s| s.name == META) {
         bail!(
@@ -26,7 +29,7 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
             spec.file.display()
         );
     }
-    let bindings = super::bind_disks(&spec, &args.disks, &[pool.disk.id.clone()], true)?;
+    let bindings = super::bind_disks(&spec, &args.disks, std::slice::from_ref(&pool.disk.id), true)?;
     let top = Mount::with_options(&node(&bindings, &pool)?, "btrfs", Some("subvolid=5"))
         .context("mounting the pool")?;
     let meta = top.path().join(META);
@@ -100,8 +103,8 @@ fn copy_all(spec: &Spec, bindings: &[Binding], into: &Path) -> Result<Vec<String
             continue;
         }
         let m = mount_for_reading(&node(bindings, &esp)?, "vfat")?;
-        let copied =
-            tree::copy(m.path(), &into.join("esp").join(&name)).with_context(|| format!("copying {name}"))?;
+        let copied = tree::copy(m.path(), &into.join("esp").join(&name))
+            .with_context(|| format!("copying {name}"))?;
         m.close()?;
         lines.push(format!(
             "{name} ({} partition {}): {} files, {}",

@@ -48,6 +48,12 @@ fn bind_disks(
     everything: bool,
 ) -> anyhow::Result<Vec<crate::plan::Binding>> {
     use anyhow::Context;
+    for at in crate::apply::mount::release_stale() {
+        println!(
+            "Unmounted {}: left mounted by a lifeboat run that was killed",
+            at.display()
+        );
+    }
     let mut explicit = Vec::new();
     for (id, path) in disks {
         if spec.disk(id).is_none() {

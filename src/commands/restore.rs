@@ -16,7 +16,7 @@ use crate::exec::Cmd;
 use crate::plan::{self, Action, Binding, Plan, Scope};
 use crate::restore::inventory::{self, Kind};
 use crate::restore::pipe::{self, Source};
-use crate::restore::plan::{Canonical, Found, SubvolPlan, Target, PARTIAL, SNAPSHOTS};
+use crate::restore::plan::{Canonical, Found, SubvolPlan, Target, SNAPSHOTS};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::{self, Chain, When};
 use crate::restore::{self as r, points, tree, verify, SpecPart, BACKUP_LABEL, META};
@@ -36,7 +36,10 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         None => When::Latest,
     };
     let Some(pool) = r::pool(&spec) else {
-        bail!("{} has no Btrfs pool with root subvolumes to restore into", spec.file.display());
+        bail!(
+            "{} has no Btrfs pool with root subvolumes to restore into",
+            spec.file.display()
+        );
     };
     if pool.part.encrypt == Encryption::Luks2 {
         bail!(
@@ -49,7 +52,11 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
     let backup_disk = spec
         .disks
         .iter()
-        .find(|d| d.partitions.iter().any(|p| p.label.as_deref() == Some(BACKUP_LABEL)))
+        .find(|d| {
+            d.partitions
+                .iter()
+                .any(|p| p.label.as_deref() == Some(BACKUP_LABEL))
+        })
         .map(|d| d.id.clone());
     let mut required = vec![target_disk.clone()];
     required.extend(backup_disk.clone());
@@ -109,7 +116,11 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         for s in spec_subvols.iter().filter(|s| !with_points.contains(s)) {
             println!("{s}: no restore points on the backup drive; it stays as provisioning makes it (empty)");
         }
-        for g in inv.subvols.iter().filter(|g| !spec_subvols.contains(&g.subvol)) {
+        for g in inv
+            .subvols
+            .iter()
+            .filter(|g| !spec_subvols.contains(&g.subvol))
+        {
             println!("{}: not a subvolume of the spec; not restored", g.subvol);
         }
         if with_points.is_empty() {
@@ -159,7 +170,10 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
     let target = if fresh_pool {
         Target {
             received: vec![],
-            canonical: chains.iter().map(|c| (c.subvol.clone(), Found::Empty)).collect(),
+            canonical: chains
+                .iter()
+                .map(|c| (c.subvol.clone(), Found::Empty))
+                .collect(),
         }
     } else {
         let top = Mount::read_only(&pool_node, "btrfs", Some("subvolid=5"))
@@ -205,9 +219,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         let mut steps = ui::Steps::new(prov.action_count());
         let result = apply::apply(&prov, &mut steps, &mut super::provision::Prompted);
         steps.finish();
-        result.context(
-            "provisioning stopped; running the same restore again finishes the rest",
-        )?;
+        result.context("provisioning stopped; running the same restore again finishes the rest")?;
     }
 
     // Receive.
@@ -341,7 +353,9 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
                         .args(["subvolume", "show"])
                         .arg(&path)
                         .read()
-                        .with_context(|| format!("{} cannot be read; nothing was written", p.path))?;
+                        .with_context(|| {
+                            format!("{} cannot be read; nothing was written", p.path)
+                        })?;
                     let readonly = show
                         .lines()
                         .any(|l| l.trim().starts_with("Flags:") && l.contains("readonly"));
@@ -405,7 +419,10 @@ fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
             Some(rec)
         }
         Err(e) => {
-            println!("  {RECORD_FILE} in {} cannot be read ({e}); new UUIDs", point.path);
+            println!(
+                "  {RECORD_FILE} in {} cannot be read ({e}); new UUIDs",
+                point.path
+            );
             None
         }
     }
@@ -413,9 +430,10 @@ fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
 
 /// Whether the provisioning plan makes the pool's filesystem.
 fn makes_pool(prov: &Plan, number: u32) -> bool {
-    prov.disks.iter().flat_map(|d| &d.actions).any(|a| {
-        matches!(a, Action::Mkfs { partition, .. } if partition.number == number)
-    })
+    prov.disks
+        .iter()
+        .flat_map(|d| &d.actions)
+        .any(|a| matches!(a, Action::Mkfs { partition, .. } if partition.number == number))
 }
 
 /// The pool partition's size: as planned, or as it is on the disk.
@@ -441,14 +459,19 @@ fn pool_size(prov: &Plan, bindings: &[Binding], pool: &SpecPart) -> Result<u64> 
 
 /// What the pool mounted (top level) at `top` holds: received points and canonical ones.
 fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
-    let list = Cmd::new("btrfs")
-        .args(["subvolume", "list", "-u", "-q"])
-        .arg(top)
-        .read()?;
-    let rows = inventory::parse_subvolume_list(&list);
+    let list = |readonly: bool| -> Result<Vec<inventory::SubvolRow>> {
+        let mut cmd = Cmd::new("btrfs").args(["subvolume", "list", "-u", "-q", "-R"]);
+        if readonly {
+            cmd = cmd.arg("-r");
+        }
+        Ok(inventory::parse_subvolume_list(&cmd.arg(top).read()?))
+    };
+    let rows = list(false)?;
     let prefix = format!("{SNAPSHOTS}/");
-    let received = rows
-        .iter()
+    // Complete: read-only, with a received UUID (btrfs receive sets both at its end).
+    let received = list(true)?
+        .into_iter()
+        .filter(|row| row.received_uuid.is_some())
         .filter_map(|row| {
             let name = row.path.strip_prefix(&prefix)?;
             (!name.contains('/')).then_some((name.to_owned(), row.uuid?))
@@ -489,14 +512,15 @@ fn receive_all(
 ) -> Result<()> {
     let snapshots = top.join(SNAPSHOTS);
     std::fs::create_dir_all(&snapshots).context("making @snapshots")?;
-    let partial = snapshots.join(PARTIAL);
-    clear_partial(&partial)?;
     // The plan again, now against the pool as it really is after provisioning.
     let plans = r::plan::plan(chains, &probe_target(top, chains)?, stamp);
     for p in &plans {
         println!("\n{}", p.subvol);
         if p.is_done() {
-            println!("  already restored ({} from {SNAPSHOTS}/{})", p.subvol, p.from);
+            println!(
+                "  already restored ({} from {SNAPSHOTS}/{})",
+                p.subvol, p.from
+            );
             continue;
         }
         for rcv in &p.receives {
@@ -505,26 +529,44 @@ fn receive_all(
                 continue;
             }
             let src = usb.join(&rcv.point.path);
-            let source = match rcv.point.kind {
-                Kind::Stream => Source::File {
-                    path: &src,
-                    compressed: rcv.point.compressed,
-                },
-                Kind::Btrbk | Kind::Snapper => Source::Subvolume(&src),
+            let (source, incoming) = match rcv.point.kind {
+                Kind::Stream => (
+                    Source::File {
+                        path: &src,
+                        compressed: rcv.point.compressed,
+                    },
+                    inventory::read_head(&src, rcv.point.compressed)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", rcv.point.path))?
+                        .name,
+                ),
+                Kind::Btrbk | Kind::Snapper => (
+                    Source::Subvolume(&src),
+                    src.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
             };
+            let arriving = snapshots.join(&incoming);
+            clear_incomplete(top, &arriving, &incoming)?;
             let total = sizes
                 .iter()
                 .find(|(path, _)| *path == rcv.point.path)
                 .map(|(_, s)| *s);
             let mut bar = ui::Bytes::new(&rcv.name, total);
-            let sink = Cmd::new("btrfs").args(["receive", "-q"]).arg(&partial);
+            let sink = Cmd::new("btrfs").args(["receive", "-q"]).arg(&snapshots);
             let moved = pipe::stream(source, &sink, &mut |b| bar.set(b));
             bar.finish();
             let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
-            let arrived = only_entry(&partial)?;
-            std::fs::rename(&arrived, snapshots.join(&rcv.name)).with_context(|| {
-                format!("renaming the received {} to {SNAPSHOTS}/{}", arrived.display(), rcv.name)
-            })?;
+            if incoming != rcv.name {
+                // Within one directory: a read-only subvolume cannot change directories.
+                std::fs::rename(&arriving, snapshots.join(&rcv.name)).with_context(|| {
+                    format!(
+                        "renaming the received {SNAPSHOTS}/{incoming} to {}",
+                        rcv.name
+                    )
+                })?;
+            }
             println!(
                 "  {SNAPSHOTS}/{}: {} in {:.1} s ({}/s)",
                 rcv.name,
@@ -535,46 +577,39 @@ fn receive_all(
         }
         canonical(top, p)?;
     }
-    let _ = std::fs::remove_dir(&partial);
     Ok(())
 }
 
-/// Subvolumes left in the partial directory by an interrupted run are deleted: they are
-/// incomplete by construction.
-fn clear_partial(partial: &Path) -> Result<()> {
-    if let Ok(entries) = std::fs::read_dir(partial) {
-        for e in entries.flatten() {
-            println!("  removing {} left by an interrupted run", e.path().display());
-            // A partial receive may not have been made read-only yet, or may have been.
-            let _ = Cmd::new("btrfs")
-                .args(["property", "set", "-f", "-ts"])
-                .arg(e.path())
-                .args(["ro", "false"])
-                .output();
-            Cmd::new("btrfs")
-                .args(["subvolume", "delete"])
-                .arg(e.path())
-                .run()
-                .map(|_| ())
-                .or_else(|err| std::fs::remove_dir_all(e.path()).map_err(|_| err))?;
-        }
+/// A subvolume where a point is about to be received: left by an interrupted receive (not
+/// read-only or without a received UUID) it is deleted; complete, it is in the way.
+fn clear_incomplete(top: &Path, at: &Path, name: &str) -> Result<()> {
+    if !at.exists() {
+        return Ok(());
     }
-    std::fs::create_dir_all(partial).context("making the receive directory")?;
+    let show = Cmd::new("btrfs")
+        .args(["subvolume", "show"])
+        .arg(at)
+        .read()
+        .with_context(|| format!("{SNAPSHOTS}/{name} is in the way and is not a subvolume"))?;
+    let readonly = show
+        .lines()
+        .any(|l| l.trim().starts_with("Flags:") && l.contains("readonly"));
+    let received = show
+        .lines()
+        .any(|l| l.trim().starts_with("Received UUID:") && !l.trim().ends_with('-'));
+    if readonly && received {
+        bail!(
+            "{SNAPSHOTS}/{name} already holds a received subvolume that is not the one chosen; \
+             move it away (it is in {})",
+            top.display()
+        );
+    }
+    println!("  removing the incomplete {SNAPSHOTS}/{name} left by an interrupted run");
+    Cmd::new("btrfs")
+        .args(["subvolume", "delete"])
+        .arg(at)
+        .run()?;
     Ok(())
-}
-
-fn only_entry(dir: &Path) -> Result<PathBuf> {
-    let entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    match entries.as_slice() {
-        [one] => Ok(one.clone()),
-        _ => bail!(
-            "btrfs receive left {} entries in {} (one expected)",
-            entries.len(),
-            dir.display()
-        ),
-    }
 }
 
 fn canonical(top: &Path, p: &SubvolPlan) -> Result<()> {
@@ -600,7 +635,10 @@ fn canonical(top: &Path, p: &SubvolPlan) -> Result<()> {
         .arg(&from)
         .arg(&at)
         .run()?;
-    println!("  {}: writable snapshot of {SNAPSHOTS}/{}", p.subvol, p.from);
+    println!(
+        "  {}: writable snapshot of {SNAPSHOTS}/{}",
+        p.subvol, p.from
+    );
     Ok(())
 }
 
@@ -630,7 +668,10 @@ fn restore_boot(
         .map(|d| d.id.as_str())
         .collect();
     let node = |p: &SpecPart| -> Result<PathBuf> {
-        Ok(blockdev::partition_node(&device_of(&bindings, &p.disk.id)?, p.number))
+        Ok(blockdev::partition_node(
+            &device_of(&bindings, &p.disk.id)?,
+            p.number,
+        ))
     };
     if let Some(boot) = r::boot_partition(spec) {
         let from = backup.join("boot");
@@ -657,7 +698,9 @@ fn restore_boot(
             .map(|n| backup.join("esp").join(n))
             .find(|p| p.is_dir());
         let Some(from) = from else {
-            notes.push(format!("the boot backup has no copy of an ESP: {name} stays empty"));
+            notes.push(format!(
+                "the boot backup has no copy of an ESP: {name} stays empty"
+            ));
             continue;
         };
         let m = Mount::new(&node(esp)?, "vfat").with_context(|| format!("mounting {name}"))?;
@@ -687,7 +730,7 @@ fn check(
     pool: &SpecPart,
     restored: &[String],
 ) -> Result<Report> {
-    let bindings = super::bind_disks(spec, disks, &[pool.disk.id.clone()], true)?;
+    let bindings = super::bind_disks(spec, disks, std::slice::from_ref(&pool.disk.id), true)?;
     let mut ids: Vec<String> = Vec::new();
     for b in &bindings {
         if let Some(g) = b.device.gpt() {
@@ -734,14 +777,30 @@ fn check(
                     line.push_str(&format!("; /etc/fstab: {} UUIDs, all present", named.len()));
                 } else {
                     let lookup = super::fstab::lookup(&bindings);
-                    let new = fstab::render(spec, name, &lookup)?;
-                    std::fs::rename(&fstab_path, m.path().join("etc/fstab.before-restore"))?;
-                    crate::boot::loader::write_renamed(&fstab_path, new.as_bytes())?;
-                    line.push_str(&format!(
-                        "; /etc/fstab named {} that do not exist: rewritten from the spec \
-                         (the old one is etc/fstab.before-restore)",
-                        missing.join(", ")
-                    ));
+                    match fstab::render(spec, name, &lookup) {
+                        Ok(new) => {
+                            std::fs::rename(
+                                &fstab_path,
+                                m.path().join("etc/fstab.before-restore"),
+                            )?;
+                            crate::boot::loader::write_renamed(&fstab_path, new.as_bytes())?;
+                            line.push_str(&format!(
+                                "; /etc/fstab named {} that do not exist: rewritten from the \
+                                 spec (the old one is etc/fstab.before-restore)",
+                                missing.join(", ")
+                            ));
+                        }
+                        Err(e) => {
+                            line.push_str(&format!(
+                                "; /etc/fstab names {}, which do not exist, and cannot be \
+                                 rewritten: {e}",
+                                missing.join(", ")
+                            ));
+                            report
+                                .failed
+                                .push(format!("{name}'s /etc/fstab names missing filesystems"));
+                        }
+                    }
                 }
             }
             Err(_) => {
@@ -765,14 +824,18 @@ fn check(
             }
             None => {
                 line.push_str("; no user with UID 1000");
-                report.failed.push(format!("{name} has no user with UID 1000"));
+                report
+                    .failed
+                    .push(format!("{name} has no user with UID 1000"));
             }
         }
         m.close()?;
         report.lines.push(line);
     }
     if report.lines.is_empty() {
-        report.lines.push("no root subvolume was restored: nothing to check".into());
+        report
+            .lines
+            .push("no root subvolume was restored: nothing to check".into());
     }
     Ok(report)
 }

@@ -324,7 +324,8 @@ fn streams(top: &Path, dir: &str) -> Result<Vec<Point>, InventoryError> {
     Ok(out)
 }
 
-fn read_head(path: &Path, compressed: bool) -> Result<stream::StreamHead, String> {
+/// The head of a stream file (plain or zstd).
+pub fn read_head(path: &Path, compressed: bool) -> Result<stream::StreamHead, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::with_capacity(stream::HEAD_BYTES);
     let reader: Box<dyn Read> = if compressed {

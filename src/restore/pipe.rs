@@ -66,7 +66,11 @@ pub fn stream(
                 .spawn(false, true)?;
             let out = send.child.stdout.take().expect("stdout is piped");
             grow_pipe(&out);
-            (Box::new(out), Some(send), format!("btrfs send {}", path.display()))
+            (
+                Box::new(out),
+                Some(send),
+                format!("btrfs send {}", path.display()),
+            )
         }
         Source::File { path, compressed } => {
             let file = File::open(path).map_err(|source| PipeError::Read {

@@ -2,10 +2,11 @@
 //! and what the pool holds now → which points to receive into `@snapshots`, and how each
 //! subvolume gets its canonical, writable name.
 //!
-//! Interruption safety lives in this shape: a point is received into
-//! `@snapshots/.lifeboat-partial/` and renamed to `@snapshots/<name>` only once complete, so
-//! a name under `@snapshots` is always a whole point and a re-run skips it. The canonical
-//! subvolume is a snapshot of the received point, made in one step.
+//! Interruption safety: `btrfs receive` marks a subvolume complete only at its very end (it
+//! sets the received UUID and makes it read-only), so a point under `@snapshots` counts as
+//! received only with both; a re-run skips those and deletes an incomplete one before
+//! receiving it again. The canonical subvolume (`@home`) is a snapshot of a complete
+//! point, made in one step, so it never holds a partial restore.
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -15,8 +16,6 @@ use super::select::{target_name, Chain};
 
 /// The directory (in the pool's top level) that holds received points.
 pub const SNAPSHOTS: &str = "@snapshots";
-/// Inside [`SNAPSHOTS`]: where a point is received before it is complete.
-pub const PARTIAL: &str = ".lifeboat-partial";
 
 /// A canonical subvolume (`@home`) as found on the target pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,7 +31,8 @@ pub enum Found {
 /// What the target pool holds now.
 #[derive(Debug, Clone, Default)]
 pub struct Target {
-    /// Subvolumes directly under `@snapshots`: name and UUID.
+    /// Complete received points directly under `@snapshots` (read-only, with a received
+    /// UUID): name and UUID.
     pub received: Vec<(String, Uuid)>,
     /// The canonical subvolumes by name; missing ones are [`Found::Absent`].
     pub canonical: Vec<(String, Found)>,
@@ -149,8 +149,13 @@ pub fn render(plans: &[SubvolPlan]) -> String {
             ));
         }
         let line = match &p.canonical {
-            Canonical::Keep => format!("done: {} is a snapshot of {SNAPSHOTS}/{}", p.subvol, p.from),
-            Canonical::Create => format!("- snapshot {SNAPSHOTS}/{} as {}, writable", p.from, p.subvol),
+            Canonical::Keep => {
+                format!("done: {} is a snapshot of {SNAPSHOTS}/{}", p.subvol, p.from)
+            }
+            Canonical::Create => format!(
+                "- snapshot {SNAPSHOTS}/{} as {}, writable",
+                p.from, p.subvol
+            ),
             Canonical::ReplaceEmpty => format!(
                 "- replace the empty {} with a writable snapshot of {SNAPSHOTS}/{}",
                 p.subvol, p.from
@@ -223,7 +228,7 @@ mod tests {
         assert_eq!(p.from, "@home.20261120T0300");
         assert_eq!(p.canonical, Canonical::ReplaceEmpty);
         assert!(!p.is_done());
-        let text = render(&[p.clone()]);
+        let text = render(std::slice::from_ref(p));
         assert!(
             text.contains("- receive raw/@home.20261120T0300.btrfs (1970-01-01 00:00:00 UTC, incremental on @home.20261119T0300) as @snapshots/@home.20261120T0300"),
             "{text}"

@@ -33,7 +33,9 @@ impl Chain {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
-    #[error("there are no restore points for {subvol} on the backup drive (it has points for: {have})")]
+    #[error(
+        "there are no restore points for {subvol} on the backup drive (it has points for: {have})"
+    )]
     NoPoints { subvol: String, have: String },
     #[error("{subvol} has no restore point at or before {at}; its oldest is from {oldest}")]
     NothingBefore {
@@ -85,7 +87,11 @@ pub fn select(
                 })?;
             // Newest first already; among points of one time a received subvolume comes
             // before a stream (Kind's order), so it is preferred.
-            let usable = |p: &&Point| !p.note.as_deref().is_some_and(|n| n.starts_with("unreadable"));
+            let usable = |p: &&Point| {
+                !p.note
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("unreadable"))
+            };
             let chosen = match when {
                 When::Latest => group.points.iter().find(usable),
                 When::At(t) => group.points.iter().filter(|p| p.time <= t).find(usable),
@@ -275,10 +281,20 @@ mod tests {
 
     #[test]
     fn names_under_snapshots() {
-        let mut snap = point("@rootTW", Kind::Snapper, 1, "atlantis/@rootTW/.snapshots/12/snapshot");
+        let mut snap = point(
+            "@rootTW",
+            Kind::Snapper,
+            1,
+            "atlantis/@rootTW/.snapshots/12/snapshot",
+        );
         snap.seq = 12;
         assert_eq!(target_name(&snap), "@rootTW.snapper-12");
-        let s = point("@home", Kind::Stream, 1, "raw-snapshots/atlantis/@home.20261120T0300.btrfs.zst");
+        let s = point(
+            "@home",
+            Kind::Stream,
+            1,
+            "raw-snapshots/atlantis/@home.20261120T0300.btrfs.zst",
+        );
         assert_eq!(target_name(&s), "@home.20261120T0300");
         let b = point("@home", Kind::Btrbk, 1, "atlantis/@home.20261120T0300_1");
         assert_eq!(target_name(&b), "@home.20261120T0300_1");

@@ -59,8 +59,7 @@ fn copy_dir(from: &Path, to: &Path, done: &mut Copied) -> io::Result<()> {
 /// Mode and mtime, where the filesystem takes them (FAT refuses most modes: fine).
 fn keep_attributes(path: &Path, meta: &fs::Metadata) {
     let _ = fs::set_permissions(path, meta.permissions());
-    if let (Ok(modified), Ok(file)) = (meta.modified(), File::options().write(true).open(path))
-    {
+    if let (Ok(modified), Ok(file)) = (meta.modified(), File::options().write(true).open(path)) {
         let _ = file.set_times(FileTimes::new().set_modified(modified));
     }
     if meta.is_dir() {

@@ -124,6 +124,41 @@ impl Drop for Mount {
     }
 }
 
+/// disk0 as the factory leaves it, made by sgdisk, mkfs.vfat and mkfs.ntfs: a 512 MiB ESP
+/// (FAT32, ESP0) and Windows (NTFS) on the rest. The loop device over `image`.
+pub fn factory_windows(image: &Path) -> Loop {
+    let disk0 = Loop::attach(image);
+    let d0 = disk0.path().to_owned();
+    run(&[
+        "sgdisk",
+        "-n",
+        "1:0:+512M",
+        "-t",
+        "1:ef00",
+        "-c",
+        "1:EFI system partition",
+        "-n",
+        "2:0:0",
+        "-t",
+        "2:0700",
+        "-c",
+        "2:Basic data partition",
+        &d0,
+    ]);
+    run(&["partx", "-a", &d0]);
+    run(&["mkfs.vfat", "-F", "32", "-n", "ESP0", &format!("{d0}p1")]);
+    run(&[
+        "mkfs.ntfs",
+        "-Q",
+        "-F",
+        "-q",
+        "-L",
+        "Windows",
+        &format!("{d0}p2"),
+    ]);
+    disk0
+}
+
 /// A fingerprint of a sparse file's bytes: SHA-256 over (offset, block) for every 4 KiB
 /// block that is not all zeros. Equal fingerprints mean byte-identical files; holes are
 /// skipped with SEEK_DATA, so a mostly empty 4.5 TB image takes milliseconds. (Extent maps

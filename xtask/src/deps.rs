@@ -17,6 +17,8 @@ pub const PACKAGES: &[&str] = &[
     "mtools",
     "cryptsetup-bin",
     "file",
+    // Restore tests compare extended attributes with getfattr.
+    "attr",
     // Raw send-stream fixtures are compressed the way backups keep them.
     "zstd",
     // The rescue image: depmod for its modules; QEMU and UEFI firmware for the scenarios.
@@ -47,7 +49,10 @@ pub fn ensure(sh: &Shell) -> Result<()> {
     if !still.is_empty() {
         // A newer qemu-utils (from backports) conflicts with Debian 12's qemu-system-x86:
         // apt removes it rather than downgrade it. Asked again, it installs the matching one.
-        println!("deps: installing again what apt removed: {}", still.join(" "));
+        println!(
+            "deps: installing again what apt removed: {}",
+            still.join(" ")
+        );
         cmd!(sh, "apt-get install -y {still...}")
             .env("DEBIAN_FRONTEND", "noninteractive")
             .run()?;
