@@ -129,15 +129,16 @@ is the spec's Linux disk (never the backup drive, never a preserved disk) and ha
 Atlantis-meta/boot/filesystems.toml (written by `lifeboat backup-boot`), every filesystem \
 gets its recorded UUID again, so fstab and loader entries stay valid as they are.\n  \
 4. Each point is sent through lifeboat (progress with rate and ETA) into `btrfs receive` \
-under @snapshots/.lifeboat-partial/ and renamed to @snapshots/<name> once complete; then \
-the writable subvolume (@home, @rootTW, …) is made as a snapshot of it.\n  \
+under @snapshots/ (it stays there read-only, the base for the next backups); then the \
+writable subvolume (@home, @rootTW, …) is made as a snapshot of it.\n  \
 5. /boot and the ESPs on the restored disk get their copies from Atlantis-meta/boot; a \
 root's /etc/fstab that names filesystems which do not exist is rewritten from the spec \
 (the old one kept as fstab.before-restore); UEFI boot entries are written.\n  \
 6. Checks: every restored root mounts, its fstab's UUIDs exist, UID 1000 is the same user \
 in every root.\n\n\
-Interrupted? Run the same command again: complete points are kept, a partial one is \
-received again, nothing is restored twice. Data already in a subvolume that is restored \
+Interrupted? Run the same command again: complete points (read-only, with a received \
+UUID: btrfs receive sets both at its end) are kept, a partial one is deleted and received \
+again, nothing is restored twice. Data already in a subvolume that is restored \
 over is renamed to <name>.before-restore-<time>, never deleted.",
         after_help = "Examples:\n  \
 lifeboat inventory configs/atlantis.toml\n  \

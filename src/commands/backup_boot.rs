@@ -29,7 +29,12 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
             spec.file.display()
         );
     }
-    let bindings = super::bind_disks(&spec, &args.disks, std::slice::from_ref(&pool.disk.id), true)?;
+    let bindings = super::bind_disks(
+        &spec,
+        &args.disks,
+        std::slice::from_ref(&pool.disk.id),
+        true,
+    )?;
     let top = Mount::with_options(&node(&bindings, &pool)?, "btrfs", Some("subvolid=5"))
         .context("mounting the pool")?;
     let meta = top.path().join(META);

@@ -48,6 +48,24 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
             pool.part.name
         );
     }
+    // Which subvolumes: the spec's (except the snapshot container), or those asked for.
+    let spec_subvols: Vec<String> = pool
+        .part
+        .subvolumes
+        .iter()
+        .map(|s| s.name.clone())
+        .filter(|n| n != SNAPSHOTS)
+        .collect();
+    for asked in &args.subvols {
+        if !spec_subvols.contains(asked) {
+            bail!(
+                "--subvol {asked}: the pool {} in {} has no such subvolume (it has {})",
+                pool.part.name,
+                spec.file.display(),
+                spec_subvols.join(", ")
+            );
+        }
+    }
     let target_disk = pool.disk.id.clone();
     let backup_disk = spec
         .disks
@@ -89,24 +107,6 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
 
-    // Which subvolumes: the spec's (except the snapshot container), or those asked for.
-    let spec_subvols: Vec<String> = pool
-        .part
-        .subvolumes
-        .iter()
-        .map(|s| s.name.clone())
-        .filter(|n| n != SNAPSHOTS)
-        .collect();
-    for asked in &args.subvols {
-        if !spec_subvols.contains(asked) {
-            bail!(
-                "--subvol {asked}: the pool {} in {} has no such subvolume (it has {})",
-                pool.part.name,
-                spec.file.display(),
-                spec_subvols.join(", ")
-            );
-        }
-    }
     let wanted: Vec<String> = if args.subvols.is_empty() {
         let with_points: Vec<String> = spec_subvols
             .iter()

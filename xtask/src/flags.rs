@@ -15,6 +15,9 @@ Commands:
   bench provision [--rounds N] [--baseline-only]
                             time `lifeboat plan` and `lifeboat provision` against the same
                             work done with sgdisk and mkfs (default 5 rounds) (root)
+  bench restore-usb [--rounds N] [--mib N]
+                            `lifeboat restore --from usb` of N MiB of mixed data (default
+                            2048) against a bare btrfs send | receive (default 3 rounds) (root)
   bench image [--rounds N] [--no-cold]
                             image size, cold build (fresh download cache), warm rebuild,
                             reproducibility, and boot-to-menu seconds under QEMU (median of
@@ -40,6 +43,7 @@ pub enum Xtask {
     Demo(Demo),
     BenchProvision(BenchProvision),
     BenchImage(BenchImage),
+    BenchRestoreUsb(BenchRestoreUsb),
     Image(crate::image::Options),
     Qemu(crate::qemu::Options),
 }
@@ -53,6 +57,12 @@ pub struct Demo {
 pub struct BenchProvision {
     pub rounds: u32,
     pub baseline_only: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct BenchRestoreUsb {
+    pub rounds: u32,
+    pub mib: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -97,11 +107,14 @@ impl Xtask {
                 Some((what, rest)) if what == "image" => {
                     Xtask::BenchImage(parse_bench_image(rest)?)
                 }
+                Some((what, rest)) if what == "restore-usb" => {
+                    Xtask::BenchRestoreUsb(parse_bench_restore_usb(rest)?)
+                }
                 Some((what, _)) => {
-                    bail!("unknown bench `{what}`; there are `bench provision` and `bench image`")
+                    bail!("unknown bench `{what}`; there are `bench provision`, `bench restore-usb` and `bench image`")
                 }
                 None => bail!(
-                    "`bench` needs what to measure: `cargo xtask bench provision` or `bench image`"
+                    "`bench` needs what to measure: `cargo xtask bench provision`, `bench restore-usb` or `bench image`"
                 ),
             },
             _ => bail!("unknown command `{command}`; see `cargo xtask help`"),
@@ -134,6 +147,31 @@ fn parse_bench_provision(args: &[String]) -> Result<BenchProvision> {
             Ok(n) if n > 0 => n,
             _ => bail!("`--rounds` needs a whole number of at least 1, got `{rounds}`"),
         };
+    }
+    Ok(bench)
+}
+
+fn parse_bench_restore_usb(args: &[String]) -> Result<BenchRestoreUsb> {
+    let mut bench = BenchRestoreUsb {
+        rounds: 3,
+        mib: 2048,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = |name: &str, args: &mut std::slice::Iter<String>| -> Result<u64> {
+            let v = args
+                .next()
+                .with_context(|| format!("`{name}` needs a number"))?;
+            match v.parse() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => bail!("`{name}` needs a whole number of at least 1, got `{v}`"),
+            }
+        };
+        match arg.as_str() {
+            "--rounds" => bench.rounds = value("--rounds", &mut args)? as u32,
+            "--mib" => bench.mib = value("--mib", &mut args)?,
+            _ => bail!("unknown argument `{arg}` for `bench restore-usb`; see `cargo xtask help`"),
+        }
     }
     Ok(bench)
 }

@@ -44,6 +44,7 @@ fn run() -> Result<()> {
         Xtask::Test => test::run(&sh),
         Xtask::BenchProvision(args) => bench::provision(&sh, &args),
         Xtask::BenchImage(args) => bench::image(&sh, &args),
+        Xtask::BenchRestoreUsb(args) => bench::restore_usb(&sh, &args),
         Xtask::Demo(args) => demo::run(&sh, &args),
         Xtask::Image(options) => image::run(&sh, &options),
         Xtask::Qemu(options) => qemu::run(&sh, &options),

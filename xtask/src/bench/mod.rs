@@ -3,6 +3,8 @@
 
 mod image;
 mod provision;
+mod restore_usb;
 
 pub use image::image;
 pub use provision::provision;
+pub use restore_usb::restore_usb;
