@@ -52,8 +52,9 @@ Running it again on a finished disk plans nothing; on a half-finished one it doe
     Check(CheckArgs),
     /// The rescue menu the live image shows on every console.
     #[command(
-        long_about = "The rescue menu: show disks, check the spec, plan and provision, open a \
-shell, reboot or power off. Every entry runs the same code as the matching command; an error \
+        long_about = "The rescue menu: show disks, check the spec, plan and provision, mirror the ESPs, write \
+the boot entries, list restore points and restore from the USB drive, open a shell, reboot \
+or power off. Every entry runs the same code as the matching command; an error \
 is shown and the menu comes back. Works on a serial console (arrow keys or j/k)."
     )]
     Menu(MenuArgs),

@@ -8,8 +8,8 @@ use dialoguer::theme::SimpleTheme;
 
 use crate::apply::mount::Mount;
 use crate::cli::{
-    BootEntriesArgs, DisksArgs, EspSyncArgs, MenuArgs, PlanArgs, ProvisionArgs, Selection,
-    DEFAULT_LOADER,
+    BootEntriesArgs, DisksArgs, EspSyncArgs, InventoryArgs, MenuArgs, PlanArgs, ProvisionArgs,
+    RestoreArgs, RestoreFrom, Selection, DEFAULT_LOADER,
 };
 use crate::exec::Cmd;
 
@@ -20,6 +20,8 @@ const ENTRIES: &[&str] = &[
     "Provision the disks (shows the plan, asks per disk)",
     "Mirror ESP0 onto ESP1 (shows the changes, asks)",
     "UEFI boot entries for both ESPs (shows the changes, asks)",
+    "List the restore points on the USB backup drive",
+    "Restore from the USB backup drive (preflight, plan, asks)",
     "Shell",
     "Reboot",
     "Power off",
@@ -75,13 +77,52 @@ fn run_entry(choice: usize, spec: &Path) -> Result<()> {
             dry_run: false,
             yes: false,
         }),
-        6 => {
+        6 => super::inventory(&InventoryArgs {
+            spec: spec.to_owned(),
+            disks: Vec::new(),
+            json: false,
+        }),
+        7 => restore(spec),
+        8 => {
             println!("Type `exit` to come back to the menu.");
             Ok(Cmd::new("sh").run_interactive()?)
         }
-        7 => Ok(Cmd::new("reboot").arg("-f").run_interactive()?),
+        9 => Ok(Cmd::new("reboot").arg("-f").run_interactive()?),
         _ => Ok(Cmd::new("poweroff").arg("-f").run_interactive()?),
     }
+}
+
+/// The restore, asked step by step: which point in time; then `lifeboat restore` shows the
+/// preflight and the plan and asks for disk1's serial before it writes.
+fn restore(spec: &Path) -> Result<()> {
+    let when = dialoguer::Select::with_theme(&SimpleTheme)
+        .with_prompt("Restore which point? (`List the restore points` shows them)")
+        .items([
+            "The newest point of each subvolume",
+            "The newest point at or before a time I type",
+        ])
+        .default(0)
+        .interact()?;
+    let at = if when == 1 {
+        Some(
+            dialoguer::Input::<String>::with_theme(&SimpleTheme)
+                .with_prompt("Time (UTC): 2026-11-20, 2026-11-20 03:00 or 20261120T0300")
+                .interact_text()?,
+        )
+    } else {
+        None
+    };
+    super::restore(&RestoreArgs {
+        spec: spec.to_owned(),
+        from: RestoreFrom::Usb,
+        latest: at.is_none(),
+        at,
+        subvols: Vec::new(),
+        disks: Vec::new(),
+        wipe: Vec::new(),
+        yes: false,
+        dry_run: false,
+    })
 }
 
 /// The rescue system mounts nothing of the machine: mount the spec's two ESPs on private

@@ -225,7 +225,8 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
     // Receive.
     let top = Mount::with_options(&pool_node, "btrfs", Some("subvolid=5"))
         .context("mounting the pool")?;
-    let received = receive_all(usb.path(), top.path(), &chains, &stamp, estimate.per_point);
+    let received = receive_all(usb.path(), top.path(), &chains, &stamp, estimate.per_point)
+        .context("the restore stopped; running the same command again keeps what is complete and finishes the rest");
     let boot = received.and_then(|()| restore_boot(&spec, &args.disks, top.path(), &prov));
     let closed = top.close();
     let usb_closed = usb.close();

@@ -66,6 +66,47 @@ pub struct Part {
     pub label: Option<&'static str>,
 }
 
+pub const LINPOOL_SUBVOLUMES: &[&str] = &[
+    "@rootTW",
+    "@rootF41",
+    "@rootNobara",
+    "@home",
+    "@snapshots",
+    "Atlantis-meta",
+];
+
+/// configs/atlantis.toml's disk1, as plain tools make it.
+pub const ATLANTIS_DISK1: &[Part] = &[
+    Part {
+        name: "ESP1",
+        size: Size::Mib(512),
+        typecode: "ef00",
+        fs: Fs::Vfat,
+        label: Some("ESP1"),
+    },
+    Part {
+        name: "boot",
+        size: Size::Mib(1024),
+        typecode: "8300",
+        fs: Fs::Ext4,
+        label: Some("BOOT"),
+    },
+    Part {
+        name: "swap",
+        size: Size::Mib(64 * 1024),
+        typecode: "8200",
+        fs: Fs::Swap,
+        label: Some("SWAP"),
+    },
+    Part {
+        name: "LINPOOL",
+        size: Size::Rest,
+        typecode: "8300",
+        fs: Fs::Btrfs(LINPOOL_SUBVOLUMES),
+        label: Some("LINPOOL"),
+    },
+];
+
 /// What disk0 looks like when the machine leaves the factory.
 pub const FACTORY_DISK0: &[Part] = &[
     Part {

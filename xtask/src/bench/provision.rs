@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::disks::{lay_out, mib_ceil, Fs, Lab, LoopDisk, Mount, Part, Size, FACTORY_DISK0};
+use crate::disks::{
+    lay_out, mib_ceil, Fs, Lab, LoopDisk, Mount, Part, Size, ATLANTIS_DISK1 as DISK1, FACTORY_DISK0,
+};
 use crate::flags::BenchProvision;
 use crate::{deps, interrupt, lifeboat, require_root, run_quiet};
 
@@ -19,47 +21,6 @@ const PLAN_TARGET_MS: f64 = 50.0;
 const RATIO_TARGET: f64 = 1.2;
 const BASELINE_HINT: &str =
     "`cargo xtask bench provision --baseline-only` times the baseline without lifeboat";
-
-const LINPOOL_SUBVOLUMES: &[&str] = &[
-    "@rootTW",
-    "@rootF41",
-    "@rootNobara",
-    "@home",
-    "@snapshots",
-    "Atlantis-meta",
-];
-
-/// configs/atlantis.toml's disk1, as plain tools make it.
-const DISK1: &[Part] = &[
-    Part {
-        name: "ESP1",
-        size: Size::Mib(512),
-        typecode: "ef00",
-        fs: Fs::Vfat,
-        label: Some("ESP1"),
-    },
-    Part {
-        name: "boot",
-        size: Size::Mib(1024),
-        typecode: "8300",
-        fs: Fs::Ext4,
-        label: Some("BOOT"),
-    },
-    Part {
-        name: "swap",
-        size: Size::Mib(64 * 1024),
-        typecode: "8200",
-        fs: Fs::Swap,
-        label: Some("SWAP"),
-    },
-    Part {
-        name: "LINPOOL",
-        size: Size::Rest,
-        typecode: "8300",
-        fs: Fs::Btrfs(LINPOOL_SUBVOLUMES),
-        label: Some("LINPOOL"),
-    },
-];
 
 /// configs/atlantis.toml's usb; decimal sizes rounded up to whole MiB.
 const USB: &[Part] = &[

@@ -38,6 +38,9 @@ pub fn base(sh: &Shell, content: Content, bytes: u64) -> Result<PathBuf> {
         }
         Content::FactoryWindows => factory_windows(sh, &dir, &tmp, bytes)
             .context("making the factory Windows disk (GPT, ESP0, NTFS)")?,
+        Content::AtlantisFixture => {
+            anyhow::bail!("the fixture Atlantis is made for each run (qemu/fixture.rs), not cached")
+        }
     }
     fs::rename(&tmp, &path)
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;

@@ -8,6 +8,7 @@
 
 mod argv;
 mod console;
+mod fixture;
 mod media;
 mod scenario;
 
@@ -119,9 +120,20 @@ pub fn run_scenario(
     let vars = dir.join("OVMF_VARS.fd");
     fs::copy(argv::OVMF_VARS, &vars).context("copying the OVMF variable store")?;
     let mut disks = Vec::new();
+    let mut home_sha256 = None;
     for disk in &scenario.disks {
-        let base = media::base(sh, disk.content, disk.bytes)
-            .with_context(|| format!("disk `{}`", disk.id))?;
+        let base = if disk.content == scenario::Content::AtlantisFixture {
+            println!(
+                "qemu: making the fixture Atlantis on {} ({} bytes)",
+                disk.id, disk.bytes
+            );
+            let made = fixture::atlantis(sh, image, disk.bytes, &dir)?;
+            home_sha256 = Some(made.home_sha256);
+            made.disk1
+        } else {
+            media::base(sh, disk.content, disk.bytes)
+                .with_context(|| format!("disk `{}`", disk.id))?
+        };
         let file = dir.join(format!("{}.qcow2", disk.id));
         media::overlay(sh, &base, &file)?;
         disks.push((disk, base, file));
@@ -137,6 +149,23 @@ pub fn run_scenario(
     let boots = scenario.boots.len();
     for (n, boot) in scenario.boots.iter().enumerate() {
         interrupt::check()?;
+        for id in &boot.replace {
+            for (disk, base, file) in disks.iter_mut().filter(|(d, _, _)| &d.id == id) {
+                println!(
+                    "qemu: {id} replaced by a blank disk of {} bytes",
+                    disk.bytes
+                );
+                *base = media::base(sh, scenario::Content::Blank, disk.bytes)?;
+                media::overlay(sh, base, file)?;
+            }
+        }
+        let mut boot = boot.clone();
+        if let Some(sum) = &home_sha256 {
+            for e in &mut boot.expect {
+                *e = e.replace(scenario::HOME_SHA256, sum);
+            }
+        }
+        let boot = &boot;
         let which = if boots == 1 {
             String::new()
         } else {

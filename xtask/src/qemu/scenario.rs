@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+/// In `expect`: the sha256 the fixture Atlantis' @home must show (see fixture.rs).
+pub const HOME_SHA256: &str = "{home_sha256}";
+
 /// Where scenarios live, relative to the project root.
 pub const DIR: &str = "tests/qemu";
 
@@ -39,6 +42,10 @@ pub struct Boot {
     /// Whether the rescue stick is plugged in (and the firmware tries it first).
     #[serde(default = "yes")]
     pub stick: bool,
+    /// Disks (by id) taken out before this boot and replaced by a new blank disk of the
+    /// same size and serial: a dead disk swapped.
+    #[serde(default)]
+    pub replace: Vec<String>,
 }
 
 impl Boot {
@@ -106,6 +113,9 @@ pub enum Content {
     Blank,
     /// A factory disk: GPT, a 512 MiB FAT32 ESP labelled ESP0 and an NTFS "Windows".
     FactoryWindows,
+    /// disk1 of a small bootable Atlantis (xtask/src/qemu/fixture.rs), made for each run
+    /// from the rescue image's kernel; expectations may name `{home_sha256}`.
+    AtlantisFixture,
 }
 
 impl Content {
@@ -113,6 +123,7 @@ impl Content {
         match self {
             Content::Blank => "blank",
             Content::FactoryWindows => "factory-windows",
+            Content::AtlantisFixture => "atlantis-fixture",
         }
     }
 }
@@ -154,6 +165,7 @@ impl Scenario {
                 run: file.run,
                 expect: file.expect.context("`expect` is missing")?,
                 stick: true,
+                replace: vec![],
             }],
         };
         let scenario = Scenario {
@@ -183,6 +195,18 @@ impl Scenario {
             }
             if let Some(blank) = boot.expect.iter().find(|e| e.trim().is_empty()) {
                 bail!("{which}`expect` entries must not be blank (found {blank:?})");
+            }
+            for id in &boot.replace {
+                if !self.disks.iter().any(|d| &d.id == id) {
+                    bail!("{which}`replace` names `{id}`, which is not a disk of the scenario");
+                }
+            }
+            let fixture = self
+                .disks
+                .iter()
+                .any(|d| d.content == Content::AtlantisFixture);
+            if !fixture && boot.expect.iter().any(|e| e.contains(HOME_SHA256)) {
+                bail!("{which}`expect` names {HOME_SHA256} but no disk has content = \"atlantis-fixture\"");
             }
             if n == 0 && !boot.stick {
                 bail!("boot 1 has no stick: nothing would be on the disks to boot");
@@ -374,6 +398,44 @@ expect = ["BOOTED FROM ESP0"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("boot 1 has no stick"), "{err}");
+    }
+
+    #[test]
+    fn replaced_disks_and_the_fixture_checksum_are_checked() {
+        let text = r#"
+description = "d"
+[[boot]]
+timeout_secs = 60
+run = "true"
+expect = ["x"]
+[[boot]]
+timeout_secs = 60
+replace = ["disk1"]
+stick = false
+expect = ["ATLANTIS-HOME-SHA256 {home_sha256}"]
+[[disk]]
+id = "disk1"
+bytes = 2_000_000_000_000
+serial = "S1"
+content = "atlantis-fixture"
+"#;
+        let s = Scenario::parse("x", text).unwrap();
+        assert_eq!(s.boots[1].replace, ["disk1"]);
+        assert_eq!(s.disks[0].content, Content::AtlantisFixture);
+        let err = format!(
+            "{:#}",
+            Scenario::parse(
+                "x",
+                &text.replace("replace = [\"disk1\"]", "replace = [\"usb\"]")
+            )
+            .unwrap_err()
+        );
+        assert!(err.contains("`replace` names `usb`"), "{err}");
+        let err = format!(
+            "{:#}",
+            Scenario::parse("x", &text.replace("content = \"atlantis-fixture\"", "")).unwrap_err()
+        );
+        assert!(err.contains("names {home_sha256} but no disk"), "{err}");
     }
 
     #[test]
