@@ -175,10 +175,12 @@ echo "ATLANTIS-BOOTED $(cat /etc/hostname) root=$(awk '$2=="/"{print $1}' /proc/
 home=$(awk '$2=="/home"{print $1}' /etc/fstab)
 opts=$(awk '$2=="/home"{print $4}' /etc/fstab)
 uuid=${home#UUID=}
-dev=""
-for d in /dev/vd*; do
-    blkid "$d" | grep -q " UUID=\"$uuid\"" && dev=$d
-done
+dev=$(findfs "$home" 2>/dev/null)
+if [ -z "$dev" ]; then
+    for d in /dev/vd*; do
+        blkid "$d" | grep -q "UUID=\"$uuid\"" && dev=$d
+    done
+fi
 if [ -n "$dev" ] && mount -t btrfs -o "$opts" "$dev" /home; then
     echo "ATLANTIS-HOME mounted from $dev ($home)"
     sum=$(cd /home && find . -type f | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
@@ -186,7 +188,9 @@ if [ -n "$dev" ] && mount -t btrfs -o "$opts" "$dev" /home; then
     echo "ATLANTIS-UID1000 $(awk -F: '$3==1000{print $1}' /etc/passwd)"
     echo "LIFEBOAT-RUN-EXIT 0"
 else
-    echo "ATLANTIS-HOME not mounted ($home)"
+    echo "ATLANTIS-HOME not mounted ($home, device '$dev', options $opts)"
+    blkid
+    ls -l /dev/vd* /home
     echo "LIFEBOAT-RUN-EXIT 1"
 fi
 sync
@@ -342,7 +346,7 @@ pub fn tree_sha256(dir: &Path) -> Result<String> {
 fn write_esp(node: &Path, files: &BootFiles, pool: &str) -> Result<()> {
     let entry = format!(
         "title Atlantis (fixture)\nlinux /atlantis/vmlinuz\ninitrd /atlantis/initrd-rescue.img\n\
-         initrd /atlantis/initrd-atlantis.cpio\n\
+         initrd /atlantis/initrd-atlantis.img\n\
          options root=UUID={pool} rootflags=subvol=@rootTW console=ttyS0,115200 panic=10 loglevel=4\n"
     );
     let files = vec![
@@ -364,7 +368,7 @@ fn write_esp(node: &Path, files: &BootFiles, pool: &str) -> Result<()> {
             "atlantis/initrd-rescue.img".to_owned(),
             files.initrd.clone(),
         ),
-        ("atlantis/initrd-atlantis.cpio".to_owned(), init_cpio()?),
+        ("atlantis/initrd-atlantis.img".to_owned(), init_cpio()?),
     ];
     let mut dev = fs::OpenOptions::new().read(true).write(true).open(node)?;
     let len = dev.seek_end()?;
@@ -386,7 +390,9 @@ impl SeekEnd for fs::File {
     }
 }
 
-/// A newc archive with one file, `init`.
+/// A newc archive with one file, `init`, zstd-compressed: after another archive the
+/// kernel takes an uncompressed cpio only at a 4-byte aligned offset, which systemd-boot's
+/// concatenation of initrds does not promise; compressed data it finds anywhere.
 fn init_cpio() -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut w = cpio::newc::Builder::new("init")
@@ -398,7 +404,7 @@ fn init_cpio() -> Result<Vec<u8>> {
     w.write_all(INITRD_INIT.as_bytes())?;
     w.finish()?;
     cpio::newc::trailer(&mut out)?;
-    Ok(out)
+    Ok(zstd::encode_all(&out[..], 3)?)
 }
 
 #[cfg(test)]
@@ -425,7 +431,7 @@ mod tests {
 
     #[test]
     fn the_init_archive_is_one_executable_file() {
-        let bytes = init_cpio().unwrap();
+        let bytes = zstd::decode_all(&init_cpio().unwrap()[..]).unwrap();
         let entry = cpio::newc::Reader::new(&bytes[..]).unwrap();
         assert_eq!(entry.entry().name(), "init");
         assert_eq!(entry.entry().mode(), 0o100_755);
