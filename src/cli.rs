@@ -111,7 +111,8 @@ read-only, and list every restore point per subvolume, newest first: btrbk snaps
 (<subvol>/.snapshots/N/snapshot with info.xml) and raw send-stream files \
 (raw-snapshots/<host>/<name>.btrfs or .btrfs.zst). For each: time (UTC), age, size where \
 known, and the point it was made from (the parent chain: parent UUID and received UUID).\n\n\
-It looks in the host's directory (atlantis/ for host = \"atlantis\") and at the top level. A \
+It looks in the host's directory (atlantis/ for host = \"atlantis\"), at the top level and in \
+the spec's backup_dirs. A \
 subvolume whose newest point is older than 7 days gets a warning. Writes nothing.",
         after_help = "Example: lifeboat inventory configs/atlantis.toml --json"
     )]

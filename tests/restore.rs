@@ -181,6 +181,10 @@ fn inventory_lists_btrbk_snapper_and_stream_points_with_their_chains() {
     ]);
     run(&["zstd", "-q", "--rm", full.to_str().unwrap()]);
     std::fs::write(raw.join("README.txt"), "not a stream").unwrap();
+    // A directory only a spec naming it in backup_dirs looks in.
+    let archive = b.join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    send_receive(&s1, None, &archive);
 
     // What independent tools say.
     let (r1_uuid, _, r1_received) = show(&host.join("@home.20261119T0300"));
@@ -271,6 +275,26 @@ fn inventory_lists_btrbk_snapper_and_stream_points_with_their_chains() {
     let out = lifeboat(&["inventory", spec, "--disk", &usb_arg]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("@home — 4 points"), "{text}");
+    assert!(!text.contains("archive/"), "{text}");
+
+    // A spec with backup_dirs = ["archive"] finds the point there too.
+    let with_archive = dir.path().join("atlantis-archive.toml");
+    let spec_text = std::fs::read_to_string(spec_path()).unwrap().replace(
+        "host = \"atlantis\"\n",
+        "host = \"atlantis\"\nbackup_dirs = [\"archive\"]\n",
+    );
+    assert!(spec_text.contains("backup_dirs"));
+    std::fs::write(&with_archive, spec_text).unwrap();
+    let out = lifeboat(&[
+        "inventory",
+        with_archive.to_str().unwrap(),
+        "--disk",
+        &usb_arg,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("@home — 5 points"), "{text}");
+    assert!(text.contains("archive/@home.20261119T0300"), "{text}");
+    assert!(text.contains("looked in: atlantis/, /, archive/"), "{text}");
     assert!(
         text.contains("2026-11-21 02:15:00 UTC")
             && text.contains("(from atlantis/@home.20261120T0300_1)"),

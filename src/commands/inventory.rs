@@ -24,7 +24,7 @@ pub fn inventory(args: &InventoryArgs) -> Result<()> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let dirs = vec![spec.machine.host.clone(), String::new()];
+    let dirs = spec.backup_dirs();
     let found = inventory::scan(top.path(), &dirs, &spec.machine.host, now);
     top.close()?;
     let found =

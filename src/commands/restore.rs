@@ -100,7 +100,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
     let usb = Mount::read_only(&usb_node, "btrfs", Some("subvolid=5"))
         .with_context(|| format!("mounting the backup drive {BACKUP_LABEL} read-only"))?;
     let now = now();
-    let dirs = vec![spec.machine.host.clone(), String::new()];
+    let dirs = spec.backup_dirs();
     let inv = inventory::scan(usb.path(), &dirs, &spec.machine.host, now)
         .with_context(|| format!("reading the restore points on {}", usb_node.display()))?;
     for w in &inv.warnings {

@@ -96,6 +96,19 @@ impl Spec {
         validate::parse(file, text)
     }
 
+    /// Where on the backup drive restore points are looked for: the host's directory, the
+    /// top level (""), then the spec's `backup_dirs`.
+    pub fn backup_dirs(&self) -> Vec<String> {
+        let mut dirs = vec![self.machine.host.clone(), String::new()];
+        dirs.extend(
+            self.machine
+                .backup_dirs
+                .iter()
+                .map(|d| d.get_ref().trim_end_matches('/').to_owned()),
+        );
+        dirs
+    }
+
     pub fn disk(&self, id: &str) -> Option<&Disk> {
         self.disks.iter().find(|d| d.id == id)
     }

@@ -23,6 +23,10 @@ pub struct Machine {
     pub name: String,
     /// Host name used by backups (btrbk directories, restic `--host`).
     pub host: String,
+    /// More directories on the backup drive (relative to the top of LINBKUP) holding
+    /// btrbk or snapper points, looked in besides `<host>/` and the top level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_dirs: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -151,6 +151,21 @@ impl<'a> Checker<'a> {
                 "the spec describes no disk: add at least one [[disk]] table",
             ));
         }
+        for dir in &raw.machine.backup_dirs {
+            let text = dir.get_ref();
+            let bad = text.is_empty()
+                || text.starts_with('/')
+                || text.split('/').any(|part| part == ".." || part == ".");
+            if bad {
+                return Err(self.err(
+                    dir.span(),
+                    format!(
+                        "backup_dirs entry \"{text}\" must be a directory on the backup drive \
+                         relative to its top, like \"old-host\" (no leading /, no . or ..)"
+                    ),
+                ));
+            }
+        }
         let mut ids: HashMap<String, Location> = HashMap::new();
         let mut disks = Vec::with_capacity(raw.disks.len());
         for disk in raw.disks {
@@ -1048,6 +1063,15 @@ mod tests {
         assert_eq!(
             error("[[disk]]\nid = \"a\"\npreserve = \"yes\"\n"),
             "t.toml:6:12: wrong type for preserve: string \"yes\", expected a boolean"
+        );
+    }
+
+    #[test]
+    fn backup_dirs_are_relative() {
+        assert_eq!(
+            error("backup_dirs = [\"old\", \"../x\"]\n[[disk]]\nid = \"a\"\n"),
+            "t.toml:4:23: backup_dirs entry \"../x\" must be a directory on the backup drive \
+             relative to its top, like \"old-host\" (no leading /, no . or ..)"
         );
     }
 
