@@ -16,7 +16,10 @@ prints it, and asks for confirmation. `lifeboat plan` shows that plan and writes
 Typical session:\n  \
 lifeboat disks                                   # which disk is which (serials, sizes)\n  \
 lifeboat plan configs/atlantis.toml              # what would be done\n  \
-lifeboat provision configs/atlantis.toml         # do it, after typing the disk's serial",
+lifeboat provision configs/atlantis.toml         # do it, after typing the disk's serial\n\n\
+The day disk1 died (docs/restore.md):\n  \
+lifeboat inventory configs/atlantis.toml         # the restore points on the USB backup drive\n  \
+lifeboat restore configs/atlantis.toml --from usb --latest",
     after_help = "Run logs are written to /var/log/lifeboat (or $LIFEBOAT_LOG_DIR). Spec reference: docs/spec.md."
 )]
 pub struct Cli {
