@@ -6,45 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
-use common::{run, Image, Loop, Mount};
+use common::{lifeboat, run, send_receive, spec_path, write, Image, Loop, Mount};
 
 const USB: u64 = 4_500_000_000_000;
-
-fn spec_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/atlantis.toml")
-}
-
-fn lifeboat(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(args)
-        .env(
-            "LIFEBOAT_LOG_DIR",
-            std::env::temp_dir().join("lifeboat-test-logs"),
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lifeboat")
-}
-
-/// `btrfs send [-p parent] snap | btrfs receive dir`, as btrbk does it.
-fn send_receive(snap: &Path, parent: Option<&Path>, into: &Path) {
-    let mut send = Command::new("btrfs");
-    send.arg("send").arg("-q");
-    if let Some(p) = parent {
-        send.arg("-p").arg(p);
-    }
-    let mut sender = send.arg(snap).stdout(Stdio::piped()).spawn().unwrap();
-    let status = Command::new("btrfs")
-        .args(["receive", "-q"])
-        .arg(into)
-        .stdin(sender.stdout.take().unwrap())
-        .status()
-        .unwrap();
-    assert!(sender.wait().unwrap().success() && status.success());
-}
 
 /// `uuid`, `parent_uuid`, `received_uuid` of a subvolume, as `btrfs subvolume show` says.
 fn show(path: &Path) -> (String, String, String) {
@@ -60,11 +26,6 @@ fn show(path: &Path) -> (String, String, String) {
         field("Parent UUID:"),
         field("Received UUID:"),
     )
-}
-
-fn write(path: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]

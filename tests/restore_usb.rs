@@ -15,7 +15,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{fingerprint, run, Image, Loop, Mount};
+use common::{fingerprint, lifeboat, run, send_receive, write, Image, Loop, Mount};
 use sha2::{Digest, Sha256};
 
 const DISK0: u64 = 512_000_000_000;
@@ -23,22 +23,21 @@ const DISK1: u64 = 2_000_000_000_000;
 const USB: u64 = 4_500_000_000_000;
 
 fn spec() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("configs/atlantis.toml")
-        .display()
-        .to_string()
+    common::spec_path().display().to_string()
 }
 
-fn lifeboat(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(args)
-        .env(
-            "LIFEBOAT_LOG_DIR",
-            std::env::temp_dir().join("lifeboat-test-logs"),
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lifeboat")
+/// `btrfs property get -ts PATH ro`: `ro=true` or `ro=false`.
+fn ro(path: &Path) -> String {
+    run(&[
+        "btrfs",
+        "property",
+        "get",
+        "-ts",
+        path.to_str().unwrap(),
+        "ro",
+    ])
+    .trim()
+    .to_owned()
 }
 
 fn ok(out: &std::process::Output) -> String {
@@ -131,11 +130,6 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn write(path: &Path, data: &[u8]) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, data).unwrap();
-}
-
 /// @home's first state: small files, large ones, hard links, xattrs, a sparse file.
 fn fill_home(home: &Path) {
     for i in 0..300u64 {
@@ -202,22 +196,6 @@ fn subvol(args: &[&str], paths: &[&Path]) {
     run(&argv);
 }
 
-fn send_receive(snap: &Path, parent: Option<&Path>, into: &Path) {
-    let mut send = Command::new("btrfs");
-    send.args(["send", "-q"]);
-    if let Some(p) = parent {
-        send.arg("-p").arg(p);
-    }
-    let mut sender = send.arg(snap).stdout(Stdio::piped()).spawn().unwrap();
-    let status = Command::new("btrfs")
-        .args(["receive", "-q"])
-        .arg(into)
-        .stdin(sender.stdout.take().unwrap())
-        .status()
-        .unwrap();
-    assert!(sender.wait().unwrap().success() && status.success());
-}
-
 fn blkid(node: &str, tag: &str) -> String {
     run(&["blkid", "-p", "-o", "value", "-s", tag, node])
         .trim()
@@ -251,6 +229,15 @@ struct Machine {
 }
 
 impl Machine {
+    /// `lifeboat restore SPEC --from usb --disk …(all three) EXTRA…`
+    fn restore(&self, extra: &[&str]) -> std::process::Output {
+        let (spec, d0, d1, u) = (spec(), self.disk0_arg(), self.disk1_arg(), self.usb_arg());
+        let mut args = vec!["restore", &spec, "--from", "usb"];
+        args.extend_from_slice(&["--disk", &d0, "--disk", &d1, "--disk", &u]);
+        args.extend_from_slice(extra);
+        lifeboat(&args)
+    }
+
     fn disk0_arg(&self) -> String {
         format!("disk0={}", self.disk0.dev.display())
     }
@@ -410,26 +397,11 @@ fn machine() -> Machine {
 #[test]
 fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
     let m = machine();
-    let spec = spec();
-    let (d0, d1, u) = (m.disk0_arg(), m.disk1_arg(), m.usb_arg());
 
     let disk0_before = fingerprint(&m.disk0_img);
     // Dry run: the plan, nothing written.
     let before = fingerprint(&m.disk1_img);
-    let text = ok(&lifeboat(&[
-        "restore",
-        &spec,
-        "--from",
-        "usb",
-        "--latest",
-        "--disk",
-        &d0,
-        "--disk",
-        &d1,
-        "--disk",
-        &u,
-        "--dry-run",
-    ]));
+    let text = ok(&m.restore(&["--latest", "--dry-run"]));
     assert!(text.contains("stream whole"), "{text}");
     assert!(
         text.contains("receive raw-snapshots/atlantis/@rootF41.20261120T0300.btrfs"),
@@ -446,10 +418,7 @@ fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
     );
 
     // The restore.
-    let text = ok(&lifeboat(&[
-        "restore", &spec, "--from", "usb", "--latest", "--disk", &d0, "--disk", &d1, "--disk", &u,
-        "--yes",
-    ]));
+    let text = ok(&m.restore(&["--latest", "--yes"]));
     assert!(text.contains("UID 1000 is alice"), "{text}");
     assert!(
         text.contains("Restored Atlantis-meta, @rootTW, @rootF41, @home"),
@@ -484,24 +453,12 @@ fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
             d.is_empty(),
             "@rootF41 differs from its stream chain: {d:#?}"
         );
-        let ro = run(&[
-            "btrfs",
-            "property",
-            "get",
-            "-ts",
-            p.join("@home").to_str().unwrap(),
-            "ro",
-        ]);
-        assert_eq!(ro.trim(), "ro=false", "@home is writable");
-        let ro = run(&[
-            "btrfs",
-            "property",
-            "get",
-            "-ts",
-            p.join("@snapshots/@home.20261120T0300").to_str().unwrap(),
-            "ro",
-        ]);
-        assert_eq!(ro.trim(), "ro=true", "the received point stays read-only");
+        assert_eq!(ro(&p.join("@home")), "ro=false", "@home is writable");
+        assert_eq!(
+            ro(&p.join("@snapshots/@home.20261120T0300")),
+            "ro=true",
+            "the received point stays read-only"
+        );
         let sparse = fs::metadata(p.join("@home/alice/sparse.img")).unwrap();
         assert_eq!(sparse.len(), 1 << 30);
         assert!(
@@ -523,10 +480,7 @@ fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
     run(&["e2fsck", "-fn", &m.p(2)]);
 
     // Again: everything is there, nothing is received twice.
-    let text = ok(&lifeboat(&[
-        "restore", &spec, "--from", "usb", "--latest", "--disk", &d0, "--disk", &d1, "--disk", &u,
-        "--yes",
-    ]));
+    let text = ok(&m.restore(&["--latest", "--yes"]));
     assert!(
         text.contains("@home: already restored") || text.contains("already restored"),
         "{text}"
@@ -537,23 +491,7 @@ fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
     );
 
     // An older point of @home: the current @home is kept under another name.
-    let text = ok(&lifeboat(&[
-        "restore",
-        &spec,
-        "--from",
-        "usb",
-        "--at",
-        "2026-11-19",
-        "--subvol",
-        "@home",
-        "--disk",
-        &d0,
-        "--disk",
-        &d1,
-        "--disk",
-        &u,
-        "--yes",
-    ]));
+    let text = ok(&m.restore(&["--at", "2026-11-19", "--subvol", "@home", "--yes"]));
     assert!(
         text.contains("rename the existing @home to @home.before-restore-"),
         "{text}"
@@ -583,10 +521,7 @@ fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
     fs::write(raw.join("@rootF41.20261121T0300.btrfs"), &bad).unwrap();
     drop(linbkup);
     let before = fingerprint(&m.disk1_img);
-    let out = lifeboat(&[
-        "restore", &spec, "--from", "usb", "--latest", "--subvol", "@rootF41", "--disk", &d0,
-        "--disk", &d1, "--disk", &u, "--yes",
-    ]);
+    let out = m.restore(&["--latest", "--subvol", "@rootF41", "--yes"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -605,10 +540,7 @@ fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
     fs::remove_file(raw.join("@rootF41.20261121T0300.btrfs")).unwrap();
     fs::remove_file(raw.join("@rootF41.20261119T0300.btrfs.zst")).unwrap();
     drop(linbkup);
-    let out = lifeboat(&[
-        "restore", &spec, "--from", "usb", "--latest", "--subvol", "@rootF41", "--disk", &d0,
-        "--disk", &d1, "--disk", &u, "--yes",
-    ]);
+    let out = m.restore(&["--latest", "--subvol", "@rootF41", "--yes"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("which is not on the backup drive"), "{err}");
@@ -680,26 +612,15 @@ fn an_interrupted_restore_converges_when_run_again() {
     {
         let pool = Mount::new(Path::new(&m.p(4)), "btrfs");
         let p = pool.path();
-        let ro = run(&[
-            "btrfs",
-            "property",
-            "get",
-            "-ts",
-            p.join("@snapshots/@home.20261120T0300").to_str().unwrap(),
-            "ro",
-        ]);
         assert_eq!(
-            ro.trim(),
+            ro(&p.join("@snapshots/@home.20261120T0300")),
             "ro=false",
             "the interrupted receive is marked incomplete"
         );
         // The canonical @home is still the empty one provisioning made.
         assert_eq!(fs::read_dir(p.join("@home")).unwrap().count(), 0);
     }
-    let text = ok(&lifeboat(&[
-        "restore", &spec, "--from", "usb", "--latest", "--disk", &d0, "--disk", &d1, "--disk", &u,
-        "--yes",
-    ]));
+    let text = ok(&m.restore(&["--latest", "--yes"]));
     // The killed run's mounts were released (by this run, or by a test running beside it).
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(

@@ -50,6 +50,27 @@ pub struct Point {
     pub note: Option<String>,
 }
 
+impl Point {
+    /// A point with only what names it (for tests of the code that chooses points).
+    #[cfg(test)]
+    pub fn named(subvol: &str, kind: Kind, time: Epoch, path: &str) -> Point {
+        Point {
+            subvol: subvol.into(),
+            kind,
+            time,
+            seq: 0,
+            path: path.into(),
+            uuid: None,
+            received_uuid: None,
+            parent_uuid: None,
+            parent: None,
+            size: None,
+            compressed: false,
+            note: None,
+        }
+    }
+}
+
 /// One line of `btrfs subvolume list -u -q -R`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubvolRow {

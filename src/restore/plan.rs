@@ -176,20 +176,7 @@ mod tests {
     use crate::restore::inventory::Kind;
 
     fn point(kind: Kind, path: &str) -> Point {
-        Point {
-            subvol: "@home".into(),
-            kind,
-            time: 0,
-            seq: 0,
-            path: path.into(),
-            uuid: None,
-            received_uuid: None,
-            parent_uuid: None,
-            parent: None,
-            size: None,
-            compressed: false,
-            note: None,
-        }
+        Point::named("@home", kind, 0, path)
     }
 
     fn chain() -> Vec<Chain> {

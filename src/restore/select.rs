@@ -174,20 +174,7 @@ mod tests {
     }
 
     fn point(subvol: &str, kind: Kind, time: Epoch, path: &str) -> Point {
-        Point {
-            subvol: subvol.into(),
-            kind,
-            time,
-            seq: 0,
-            path: path.into(),
-            uuid: None,
-            received_uuid: None,
-            parent_uuid: None,
-            parent: None,
-            size: None,
-            compressed: false,
-            note: None,
-        }
+        Point::named(subvol, kind, time, path)
     }
 
     /// @home: btrbk points at 100 and 200, a stream chain full(300) ← incr(400);

@@ -27,6 +27,48 @@ pub fn run(argv: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// configs/atlantis.toml of this checkout.
+pub fn spec_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/atlantis.toml")
+}
+
+/// The lifeboat binary under test, stdin closed, its run log in a temporary directory.
+pub fn lifeboat(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(args)
+        .env(
+            "LIFEBOAT_LOG_DIR",
+            std::env::temp_dir().join("lifeboat-test-logs"),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run lifeboat")
+}
+
+/// `btrfs send [-p parent] snap | btrfs receive dir`, as btrbk does it.
+pub fn send_receive(snap: &Path, parent: Option<&Path>, into: &Path) {
+    use std::process::Stdio;
+    let mut send = Command::new("btrfs");
+    send.args(["send", "-q"]);
+    if let Some(p) = parent {
+        send.arg("-p").arg(p);
+    }
+    let mut sender = send.arg(snap).stdout(Stdio::piped()).spawn().unwrap();
+    let status = Command::new("btrfs")
+        .args(["receive", "-q"])
+        .arg(into)
+        .stdin(sender.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    assert!(sender.wait().unwrap().success() && status.success());
+}
+
+/// Write a file, making its directories.
+pub fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
 /// A sparse image file: real sizes cost nothing until written.
 pub struct Image {
     pub path: PathBuf,
