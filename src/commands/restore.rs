@@ -367,8 +367,10 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
                             p.path
                         );
                     }
+                    // A walk over every file: on a large home it takes a while, so say so.
+                    println!("  {}: read-only subvolume; measuring it for the ETA …", p.path);
                     let bytes = allocated(&path);
-                    println!("  {}: read-only subvolume, about {}", p.path, human(bytes));
+                    println!("    about {}", human(bytes));
                     bytes
                 }
             };
