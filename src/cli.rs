@@ -116,8 +116,14 @@ read-only, and list every restore point per subvolume, newest first: btrbk snaps
 known, and the point it was made from (the parent chain: parent UUID and received UUID).\n\n\
 It looks in the host's directory (atlantis/ for host = \"atlantis\"), at the top level and in \
 the spec's backup_dirs. A \
-subvolume whose newest point is older than 7 days gets a warning. Writes nothing.",
-        after_help = "Example: lifeboat inventory configs/atlantis.toml --json"
+subvolume whose newest point is older than 7 days gets a warning. Writes nothing.\n\n\
+With --from restic: the snapshots of the restic repository (the spec's [restic] env_file \
+and password_file; RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, AWS_* in the environment \
+override them), per host, newest first, with tags, paths and size where restic records it. \
+A wrong password, refused credentials, a missing bucket, a missing repository and an \
+unreachable endpoint each get their own message; the network is tried again before giving up.",
+        after_help = "Examples:\n  lifeboat inventory configs/atlantis.toml --json\n  \
+lifeboat inventory configs/atlantis.toml --from restic"
     )]
     Inventory(InventoryArgs),
     /// Bring the machine back from the backup drive: provision disk1, receive the chosen
@@ -213,10 +219,22 @@ pub struct BackupBootArgs {
     pub disks: Vec<(String, PathBuf)>,
 }
 
+/// Where `inventory` looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InventoryFrom {
+    /// The backup drive (LINBKUP): btrbk and snapper snapshots, raw send streams.
+    Usb,
+    /// The restic repository of the spec's [restic] section (or RESTIC_REPOSITORY).
+    Restic,
+}
+
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
     /// The machine spec (TOML).
     pub spec: PathBuf,
+    /// Where to look.
+    #[arg(long, value_enum, default_value = "usb")]
+    pub from: InventoryFrom,
     /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
     #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
     pub disks: Vec<(String, PathBuf)>,

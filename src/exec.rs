@@ -33,6 +33,8 @@ pub struct Cmd {
     envs: Vec<(OsString, OsString)>,
     /// Bytes fed to the program's stdin (never logged: keys travel this way).
     stdin: Option<Vec<u8>>,
+    /// Values (passwords, keys) replaced by `***` in what is logged and in errors.
+    secrets: Vec<String>,
 }
 
 /// What a finished program printed.
@@ -50,6 +52,7 @@ impl Cmd {
             args: Vec::new(),
             envs: Vec::new(),
             stdin: None,
+            secrets: Vec::new(),
         }
     }
 
@@ -78,6 +81,24 @@ impl Cmd {
     pub fn stdin(mut self, bytes: Vec<u8>) -> Cmd {
         self.stdin = Some(bytes);
         self
+    }
+
+    /// Never show this value: it is replaced by `***` in the log and in errors (a secret the
+    /// program gets in its environment may still come back in what it prints).
+    pub fn secret(mut self, value: impl Into<String>) -> Cmd {
+        let value = value.into();
+        if !value.is_empty() {
+            self.secrets.push(value);
+        }
+        self
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
     }
 
     pub fn program(&self) -> String {
@@ -129,7 +150,10 @@ impl Cmd {
             code: out.status.code(),
         };
         if !output.stderr.trim().is_empty() {
-            runlog::line(&format!("  stderr: {}", output.stderr.trim_end()));
+            runlog::line(&format!(
+                "  stderr: {}",
+                self.redact(output.stderr.trim_end())
+            ));
         }
         if output.code != Some(0) {
             runlog::line(&format!("  exit: {}", status_text(output.code)));
@@ -202,7 +226,7 @@ impl Cmd {
         ExecError::Failed {
             cmdline: self.to_string(),
             status: status_text(out.code),
-            stderr: last_lines(said, 6),
+            stderr: self.redact(&last_lines(said, 6)),
         }
     }
 
@@ -248,7 +272,10 @@ impl Running {
             code: status.code(),
         };
         if !out.stderr.trim().is_empty() {
-            runlog::line(&format!("  stderr: {}", out.stderr.trim_end()));
+            runlog::line(&format!(
+                "  stderr: {}",
+                self.cmd.redact(out.stderr.trim_end())
+            ));
         }
         if out.code == Some(0) {
             Ok(out)
@@ -337,6 +364,21 @@ mod tests {
     fn feeds_stdin() {
         let out = Cmd::new("cat").stdin(b"secret".to_vec()).read().unwrap();
         assert_eq!(out, "secret");
+    }
+
+    #[test]
+    fn secrets_never_reach_the_error() {
+        let err = Cmd::new("sh")
+            .args(["-c", "echo \"bad key $KEY\" >&2; exit 1"])
+            .env("KEY", "hunter22")
+            .secret("hunter22")
+            .run()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bad key ***") && !err.contains("hunter22"),
+            "{err}"
+        );
     }
 
     #[test]

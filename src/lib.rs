@@ -10,6 +10,7 @@ pub mod commands;
 pub mod exec;
 pub mod plan;
 pub mod probe;
+pub mod restic;
 pub mod restore;
 pub mod runlog;
 pub mod spec;

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 
 use crate::apply::mount::Mount;
-use crate::cli::InventoryArgs;
+use crate::cli::{InventoryArgs, InventoryFrom};
 use crate::plan::Binding;
 use crate::probe::Table;
 use crate::restore::inventory::{self, Inventory, Kind};
@@ -16,6 +16,9 @@ use crate::spec::Spec;
 
 pub fn inventory(args: &InventoryArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
+    if args.from == InventoryFrom::Restic {
+        return restic_inventory(&spec, args.json);
+    }
     let bindings = super::bind_disks(&spec, &args.disks, &[], true)?;
     let node = backup_partition(&spec, &bindings)?;
     let top = Mount::read_only(&node, "btrfs", Some("subvolid=5"))
@@ -135,6 +138,85 @@ fn render(inv: &Inventory, node: &std::path::Path, now: i64) -> String {
             }
             out.push('\n');
         }
+    }
+    out
+}
+
+/// The restic repository's snapshots, per host, newest first.
+fn restic_inventory(spec: &Spec, json: bool) -> Result<()> {
+    let restic = super::restic_for(spec)?;
+    let text = restic.read(&["snapshots", "--json"])?;
+    let snaps = crate::restic::snapshots::parse(&text)
+        .map_err(|e| anyhow::anyhow!("restic's snapshot list could not be read: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&snaps)?);
+        return Ok(());
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let tag = spec.restic.as_ref().map_or("LINUX", |r| r.tag.as_str());
+    print!(
+        "{}",
+        render_restic(&snaps, restic.profile.repository(), &spec.machine.host, now)
+    );
+    let ours = snaps
+        .iter()
+        .find(|s| s.host == spec.machine.host && s.tags.iter().any(|t| t == tag));
+    match ours {
+        None => eprintln!(
+            "warning: no snapshot of host {} tagged {tag} in the repository",
+            spec.machine.host
+        ),
+        Some(s) if now - s.time > inventory::STALE_AFTER_SECS => eprintln!(
+            "warning: the newest {tag} snapshot of {} is {} old ({}): are backups still running?",
+            spec.machine.host,
+            points::format_age(s.time, now),
+            points::format_time(s.time)
+        ),
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+fn render_restic(
+    snaps: &[crate::restic::snapshots::Snapshot],
+    repo: &str,
+    host: &str,
+    now: i64,
+) -> String {
+    let mut out = format!("restic repository {repo}\n");
+    let mut hosts: Vec<&str> = snaps.iter().map(|s| s.host.as_str()).collect();
+    hosts.sort();
+    hosts.dedup();
+    // This machine first.
+    hosts.sort_by_key(|h| *h != host);
+    for h in hosts {
+        let mine: Vec<_> = snaps.iter().filter(|s| s.host == h).collect();
+        out.push_str(&format!(
+            "\n{h}{} — {} snapshot{}\n",
+            if h == host { " (this machine)" } else { "" },
+            mine.len(),
+            if mine.len() == 1 { "" } else { "s" }
+        ));
+        for s in mine {
+            out.push_str(&format!(
+                "  {}  {:>9} old  {}  [{}]  {}",
+                points::format_time(s.time),
+                points::format_age(s.time, now),
+                s.short_id,
+                s.tags.join(","),
+                s.paths.join(", ")
+            ));
+            if let Some(size) = s.size {
+                out.push_str(&format!("  {}", crate::spec::human(size)));
+            }
+            out.push('\n');
+        }
+    }
+    if snaps.is_empty() {
+        out.push_str("\n(no snapshots)\n");
     }
     out
 }

@@ -8,8 +8,8 @@ use dialoguer::theme::SimpleTheme;
 
 use crate::apply::mount::Mount;
 use crate::cli::{
-    BootEntriesArgs, DisksArgs, EspSyncArgs, InventoryArgs, MenuArgs, PlanArgs, ProvisionArgs,
-    RestoreArgs, RestoreFrom, Selection, DEFAULT_LOADER,
+    BootEntriesArgs, DisksArgs, EspSyncArgs, InventoryArgs, InventoryFrom, MenuArgs, PlanArgs,
+    ProvisionArgs, RestoreArgs, RestoreFrom, Selection, DEFAULT_LOADER,
 };
 use crate::exec::Cmd;
 
@@ -79,6 +79,7 @@ fn run_entry(choice: usize, spec: &Path) -> Result<()> {
         }),
         6 => super::inventory(&InventoryArgs {
             spec: spec.to_owned(),
+            from: InventoryFrom::Usb,
             disks: Vec::new(),
             json: false,
         }),

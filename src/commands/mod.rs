@@ -23,6 +23,31 @@ pub use menu::menu;
 pub use provision::{plan, provision};
 pub use restore::restore;
 
+/// restic with the spec's profile under the process environment.
+fn restic_for(spec: &crate::spec::Spec) -> anyhow::Result<crate::restic::Restic> {
+    let (env_file, password_file) = match &spec.restic {
+        Some(r) => (r.env_file.as_deref(), r.password_file.as_deref()),
+        None => (None, None),
+    };
+    // A profile the spec names but that is not there is fine when the environment has
+    // the repository; a profile that is there must be private.
+    let from_env = crate::restic::Profile::from_process();
+    if let Some(f) = env_file.filter(|f| !f.exists()) {
+        if !from_env.iter().any(|(k, _)| k == "RESTIC_REPOSITORY") {
+            anyhow::bail!(
+                "the provider profile {} named in the spec's [restic] env_file does not exist: \
+                 copy a template from configs/providers/ there and fill it in (chmod 600), or set \
+                 RESTIC_REPOSITORY and the AWS_* variables",
+                f.display()
+            );
+        }
+    }
+    let env_file = env_file.filter(|f| f.exists());
+    let password_file = password_file.filter(|f| f.exists());
+    let profile = crate::restic::Profile::load(env_file, password_file, &from_env)?;
+    Ok(crate::restic::Restic::new(profile))
+}
+
 /// After printed changes: `--yes`, or a yes typed at the terminal; without a terminal and
 /// without `--yes`, nothing is written.
 fn confirm_changes(yes: bool, question: &str) -> anyhow::Result<()> {

@@ -368,7 +368,10 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
                         );
                     }
                     // A walk over every file: on a large home it takes a while, so say so.
-                    println!("  {}: read-only subvolume; measuring it for the ETA …", p.path);
+                    println!(
+                        "  {}: read-only subvolume; measuring it for the ETA …",
+                        p.path
+                    );
                     let bytes = allocated(&path);
                     println!("    about {}", human(bytes));
                     bytes

@@ -5,7 +5,7 @@ mod model;
 mod size;
 mod validate;
 
-pub use model::{Encryption, FsKind, Machine, PartType};
+pub use model::{Encryption, FsKind, Machine, PartType, ResticSpec};
 pub use size::{human, SizeSpec};
 
 use serde::Serialize;
@@ -34,6 +34,7 @@ pub struct Spec {
     pub file: PathBuf,
     pub machine: Machine,
     pub disks: Vec<Disk>,
+    pub restic: Option<ResticSpec>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -14,6 +14,32 @@ pub struct SpecFile {
     pub machine: Machine,
     #[serde(rename = "disk", default)]
     pub disks: Vec<DiskSpec>,
+    #[serde(default)]
+    pub restic: Option<ResticSpec>,
+}
+
+/// Where the off-site restic repository is and what of the machine it holds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResticSpec {
+    /// The provider profile (a copy of configs/providers/*.env with the real values):
+    /// RESTIC_REPOSITORY and the S3 credentials. The process environment overrides it.
+    #[serde(default)]
+    pub env_file: Option<std::path::PathBuf>,
+    /// The repository password, one line, readable by root only (RESTIC_PASSWORD_FILE
+    /// in the environment overrides it).
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// The tag of this machine's Linux snapshots.
+    #[serde(default = "linux_tag")]
+    pub tag: String,
+    /// Backed-up path → the subvolume it is restored into (`"/home" = "@home"`).
+    #[serde(default)]
+    pub paths: std::collections::BTreeMap<String, Spanned<String>>,
+}
+
+fn linux_tag() -> String {
+    "LINUX".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

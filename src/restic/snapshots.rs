@@ -1,0 +1,113 @@
+//! `restic snapshots --json` (pure): the snapshots of every host, newest first.
+
+use serde::{Deserialize, Serialize};
+
+use crate::restore::points::{self, Epoch};
+
+#[derive(Debug, Clone, Deserialize)]
+struct Raw {
+    time: String,
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    hostname: String,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    id: String,
+    #[serde(default)]
+    short_id: Option<String>,
+    /// restic 0.17+: what the backup run saw.
+    #[serde(default)]
+    summary: Option<Summary>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Summary {
+    #[serde(default)]
+    total_bytes_processed: Option<u64>,
+    #[serde(default)]
+    total_files_processed: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub short_id: String,
+    pub time: Epoch,
+    pub host: String,
+    pub tags: Vec<String>,
+    pub paths: Vec<String>,
+    /// Known from restic 0.17 on.
+    pub size: Option<u64>,
+    pub files: Option<u64>,
+}
+
+/// Parse the JSON; snapshots newest first.
+pub fn parse(json: &str) -> Result<Vec<Snapshot>, String> {
+    let raw: Vec<Raw> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut out = raw
+        .into_iter()
+        .map(|r| {
+            let time = rfc3339(&r.time).ok_or_else(|| format!("bad snapshot time {:?}", r.time))?;
+            Ok(Snapshot {
+                short_id: r.short_id.unwrap_or_else(|| r.id.chars().take(8).collect()),
+                id: r.id,
+                time,
+                host: r.hostname,
+                tags: r.tags.unwrap_or_default(),
+                paths: r.paths,
+                size: r.summary.as_ref().and_then(|s| s.total_bytes_processed),
+                files: r.summary.as_ref().and_then(|s| s.total_files_processed),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    out.sort_by(|a, b| b.time.cmp(&a.time).then(a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// `2026-11-25T13:18:00.296879656Z`, `2026-11-25T14:18:00+01:00` → seconds (UTC).
+pub fn rfc3339(text: &str) -> Option<Epoch> {
+    let (date, rest) = text.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, mo, dd) = (d.next()??, d.next()??, d.next()??);
+    let (clock, offset) = if let Some(c) = rest.strip_suffix('Z') {
+        (c, 0)
+    } else {
+        let at = rest.rfind(['+', '-'])?;
+        let (c, off) = rest.split_at(at);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let (h, m) = off[1..].split_once(':')?;
+        (
+            c,
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60),
+        )
+    };
+    let clock = clock.split('.').next()?;
+    let mut t = clock.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
+    Some(points::epoch(y, mo, dd, h, mi, s)? - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restic_json_of_0_14_and_0_18() {
+        // 0.14 against SeaweedFS, and the 0.17+ shape with a summary.
+        let json = r#"[
+ {"time":"2026-11-20T03:00:00.296879656Z","tree":"c0fa","paths":["/home"],"hostname":"atlantis","username":"root","tags":["LINUX"],"id":"ea119a3adf87177b","short_id":"ea119a3a"},
+ {"time":"2026-11-21T04:00:00+01:00","paths":["C:\\Backups"],"hostname":"WIN-DESKTOP","id":"77aa","summary":{"total_bytes_processed":1048576,"total_files_processed":3}}
+]"#;
+        let s = parse(json).unwrap();
+        assert_eq!(s[0].host, "WIN-DESKTOP");
+        assert_eq!(s[0].time, 1_795_143_600 + 86_400);
+        assert_eq!(s[0].short_id, "77aa");
+        assert_eq!(s[0].size, Some(1_048_576));
+        assert!(s[0].tags.is_empty());
+        assert_eq!(s[1].tags, ["LINUX"]);
+        assert_eq!(s[1].time, 1_795_143_600);
+        assert_eq!(s[1].size, None);
+        assert!(parse("{").is_err());
+    }
+}
