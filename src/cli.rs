@@ -176,10 +176,12 @@ Atlantis-meta."
 pub enum RestoreFrom {
     /// The btrbk/snapper snapshots and stream files on the backup drive (LINBKUP).
     Usb,
+    /// The restic repository of the spec's [restic] section (the off-site copy).
+    Restic,
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("when").required(true).args(["at", "latest"]))]
+#[command(group = clap::ArgGroup::new("when").required(true).args(["at", "latest", "snapshot"]))]
 pub struct RestoreArgs {
     /// The machine spec (TOML).
     pub spec: PathBuf,
@@ -193,6 +195,9 @@ pub struct RestoreArgs {
     /// The newest point of each subvolume.
     #[arg(long)]
     pub latest: bool,
+    /// With --from restic: this snapshot (its id or the start of it) for every path it holds.
+    #[arg(long, value_name = "ID")]
+    pub snapshot: Option<String>,
     /// Only this subvolume (repeatable). Default: every subvolume of the spec with points.
     #[arg(long = "subvol", value_name = "NAME")]
     pub subvols: Vec<String>,

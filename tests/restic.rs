@@ -66,7 +66,7 @@ fn lifeboat(vars: &[(&str, &str)], args: &[&str]) -> Output {
 }
 
 fn setup() -> Setup {
-    let s3 = S3::start("atlantis");
+    let s3 = S3::start("atlantis,second-provider");
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join("restic.env");
     let password_file = dir.path().join("restic.pw");
@@ -283,4 +283,299 @@ fn inventory_from_restic_on_s3_and_each_failure_named() {
         stderr(&out)
     );
     assert!(Path::new(&s.env_file).exists());
+
+    // Another provider is another profile, and nothing else: a second bucket with its own
+    // repository, named by a second env file; the spec changes only in env_file.
+    let other = s.dir.path().join("second.env");
+    let repo2 = s.s3.repository("second-provider", "restic-repo");
+    private_file(
+        &other,
+        &format!(
+            "RESTIC_REPOSITORY={repo2}\nAWS_ACCESS_KEY_ID={ACCESS_KEY}\nAWS_SECRET_ACCESS_KEY={SECRET_KEY}\n"
+        ),
+    );
+    let mut vars2 = s.vars();
+    vars2[0].1 = repo2.clone();
+    let mut tries = 0;
+    while !Command::new("restic")
+        .arg("init")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .envs(vars2.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        tries += 1;
+        assert!(tries < 60, "restic init on the second bucket");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let data = s.dir.path().join("data");
+    restic(
+        &vars2,
+        &[
+            "backup",
+            "-q",
+            "--host",
+            "atlantis",
+            "--tag",
+            "LINUX",
+            data.join("home").to_str().unwrap(),
+        ],
+    );
+    let spec2 = s.dir.path().join("atlantis-second.toml");
+    let text = std::fs::read_to_string(&s.spec).unwrap();
+    let text2 = text.replace(s.env_file.to_str().unwrap(), other.to_str().unwrap());
+    let changed: Vec<(&str, &str)> = text
+        .lines()
+        .zip(text2.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].0.starts_with("env_file"), "{changed:?}");
+    std::fs::write(&spec2, text2).unwrap();
+    let out = lifeboat(
+        &[],
+        &["inventory", spec2.to_str().unwrap(), "--from", "restic"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains(&format!("restic repository {repo2}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("atlantis (this machine) — 1 snapshot"),
+        "{text}"
+    );
+    assert!(!text.contains("WIN-DESKTOP"), "{text}");
+}
+
+/// disk0 (factory) and a blank 2 TB disk1 on loop devices.
+struct Disks {
+    _dir: tempfile::TempDir,
+    disk0: common::Loop,
+    disk1: common::Loop,
+}
+
+fn disks() -> Disks {
+    let dir = tempfile::tempdir().unwrap();
+    let i0 = common::Image::sparse(dir.path(), "disk0.img", 512_000_000_000);
+    let i1 = common::Image::sparse(dir.path(), "disk1.img", 2_000_000_000_000);
+    let disk0 = common::factory_windows(&i0.path);
+    let disk1 = common::Loop::attach(&i1.path);
+    Disks {
+        _dir: dir,
+        disk0,
+        disk1,
+    }
+}
+
+/// A machine's trees as restic backs them up: a root with /home inside it (another
+/// subvolume), and Atlantis-meta with a /boot copy.
+fn fill(src: &Path, day: &str) {
+    let root = src.join("root");
+    common::write(
+        &root.join("etc/passwd"),
+        b"root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+    );
+    common::write(
+        &root.join("etc/fstab"),
+        b"UUID=00000000-dead-beef-0000-000000000000 / btrfs subvol=@rootTW 0 0\n",
+    );
+    let home = root.join("home/alice");
+    for i in 0..120u32 {
+        common::write(
+            &home.join(format!("notes/{:02}/n{i}.txt", i % 7)),
+            format!("{day} {i}\n")
+                .repeat(1 + i as usize % 50)
+                .as_bytes(),
+        );
+    }
+    common::write(&home.join("big.bin"), &vec![b'x'; 3 << 20]);
+    let _ = std::fs::remove_file(home.join("big-link.bin"));
+    std::fs::hard_link(home.join("big.bin"), home.join("big-link.bin")).unwrap();
+    let _ = std::fs::remove_file(home.join("first"));
+    std::os::unix::fs::symlink("notes/00/n0.txt", home.join("first")).unwrap();
+    common::run(&["chown", "-R", "1000:1000", home.to_str().unwrap()]);
+    common::write(&src.join("meta/boot/boot/vmlinuz-6.1"), &[9u8; 100_000]);
+}
+
+fn pool_mount(d: &Disks) -> common::Mount {
+    common::Mount::new(Path::new(&format!("{}p4", d.disk1.dev.display())), "btrfs")
+}
+
+#[test]
+fn restore_from_restic_onto_a_blank_disk_then_an_older_snapshot_and_a_rerun_after_a_kill() {
+    let s = setup();
+    let src = s.dir.path().join("src");
+    fill(&src, "monday");
+    // The spec maps what this test backs up (paths as restic recorded them).
+    let root = src.join("root").display().to_string();
+    let spec_text = std::fs::read_to_string(&s.spec)
+        .unwrap()
+        .replace("\"/\" = \"@rootTW\"", &format!("\"{root}\" = \"@rootTW\""))
+        .replace(
+            "\"/home\" = \"@home\"",
+            &format!("\"{root}/home\" = \"@home\""),
+        )
+        .replace(
+            "\"/mnt/Atlantis-meta\" = \"Atlantis-meta\"",
+            &format!("\"{}\" = \"Atlantis-meta\"", src.join("meta").display()),
+        );
+    std::fs::write(&s.spec, spec_text).unwrap();
+    let spec = s.spec.to_str().unwrap();
+    s.backups(); // init (+ two unrelated snapshots)
+    let backup = || {
+        restic(
+            &s.vars(),
+            &[
+                "backup",
+                "-q",
+                "--host",
+                "atlantis",
+                "--tag",
+                "LINUX",
+                &root,
+                src.join("meta").to_str().unwrap(),
+            ],
+        )
+    };
+    backup();
+    let monday = common::manifest(&src.join("root/home"));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    fill(&src, "tuesday");
+    std::fs::remove_file(src.join("root/home/alice/notes/01/n1.txt")).unwrap();
+    backup();
+    let tuesday = common::manifest(&src.join("root/home"));
+    assert_ne!(monday, tuesday);
+
+    let d = disks();
+    let (d0, d1) = (
+        format!("disk0={}", d.disk0.dev.display()),
+        format!("disk1={}", d.disk1.dev.display()),
+    );
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore", spec, "--from", "restic", "--disk", &d0, "--disk", &d1,
+        ];
+        args.extend_from_slice(extra);
+        lifeboat(&[], &args)
+    };
+
+    // Killed while @home is being restored: the partial subvolume is all that is left.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args([
+            "restore", spec, "--from", "restic", "--latest", "--disk", &d0, "--disk", &d1, "--yes",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env(
+            "LIFEBOAT_LOG_DIR",
+            std::env::temp_dir().join("lifeboat-test-logs"),
+        )
+        .env(
+            "RESTIC_CACHE_DIR",
+            std::env::temp_dir().join("lifeboat-test-restic-cache"),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let watch = tempfile::tempdir().unwrap();
+    let node = format!("{}p4", d.disk1.dev.display());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut killed = false;
+    while std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        let mounted = Command::new("mount")
+            .args(["-o", "ro", "-t", "btrfs", &node])
+            .arg(watch.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if mounted {
+            let busy = watch.path().join("@home.lifeboat-partial").exists();
+            common::run(&["umount", watch.path().to_str().unwrap()]);
+            if busy {
+                child.kill().unwrap();
+                killed = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.wait();
+    assert!(killed, "the restore was not caught restoring @home");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+
+    // Run again: it finishes.
+    let out = restore(&["--latest", "--yes"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("removing the incomplete @home.lifeboat-partial"),
+        "{text}"
+    );
+    assert!(text.contains("verified"), "{text}");
+    assert!(text.contains("UID 1000 is alice"), "{text}");
+    assert!(text.contains("rewritten from the spec"), "{text}");
+    {
+        let pool = pool_mount(&d);
+        let p = pool.path();
+        let d = common::diff(&tuesday, &common::manifest(&p.join("@home")));
+        assert!(
+            d.is_empty(),
+            "@home differs from the newest snapshot: {d:#?}"
+        );
+        // @rootTW holds the root without /home's contents (they are @home's), the mount
+        // point stays.
+        assert!(p.join("@rootTW/etc/passwd").is_file());
+        assert_eq!(
+            std::fs::read_dir(p.join("@rootTW/home")).unwrap().count(),
+            0
+        );
+        assert!(p.join("@rootTW/etc/fstab.before-restore").is_file());
+        assert!(p.join("Atlantis-meta/boot/boot/vmlinuz-6.1").is_file());
+        let list = common::run(&["btrfs", "subvolume", "list", p.to_str().unwrap()]);
+        assert!(!list.contains("lifeboat-partial"), "{list}");
+    }
+    {
+        let boot = common::Mount::new(Path::new(&format!("{}p2", d.disk1.dev.display())), "ext4");
+        assert_eq!(
+            std::fs::read(boot.path().join("vmlinuz-6.1")).unwrap(),
+            vec![9u8; 100_000]
+        );
+    }
+
+    // Nothing left to do on a third run.
+    let out = restore(&["--latest", "--yes"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(text.matches("already restored from").count(), 3, "{text}");
+
+    // Monday's @home by its snapshot id: Tuesday's is kept under another name.
+    let list: serde_json::Value = serde_json::from_slice(
+        &restic(&s.vars(), &["snapshots", "--json", "--host", "atlantis"]).stdout,
+    )
+    .unwrap();
+    let mut ours: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["paths"].as_array().unwrap().len() == 2)
+        .map(|x| (x["time"].as_str().unwrap(), x["id"].as_str().unwrap()))
+        .collect();
+    ours.sort();
+    let monday_id = &ours[0].1[..10];
+    let out = restore(&["--snapshot", monday_id, "--subvol", "@home", "--yes"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("rename the existing @home to @home.before-restore-"),
+        "{text}"
+    );
+    let pool = pool_mount(&d);
+    let d = common::diff(&monday, &common::manifest(&pool.path().join("@home")));
+    assert!(d.is_empty(), "@home differs from Monday's snapshot: {d:#?}");
 }

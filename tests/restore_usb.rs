@@ -15,8 +15,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{fingerprint, lifeboat, run, send_receive, write, Image, Loop, Mount};
-use sha2::{Digest, Sha256};
+use common::{diff, fingerprint, lifeboat, manifest, run, send_receive, write, Image, Loop, Mount};
 
 const DISK0: u64 = 512_000_000_000;
 const DISK1: u64 = 2_000_000_000_000;
@@ -48,71 +47,6 @@ fn ok(out: &std::process::Output) -> String {
     );
     assert!(out.status.success(), "{text}");
     text
-}
-
-/// Every entry under `dir`: path → description. Hard links share a group (the first path
-/// with that inode); content by sha256; xattrs from getfattr.
-fn manifest(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut inodes: BTreeMap<u64, String> = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let mut entries: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap()).collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let path = e.path();
-            let rel = path.strip_prefix(dir).unwrap().display().to_string();
-            let m = fs::symlink_metadata(&path).unwrap();
-            let owner = format!(
-                "{:o} {}:{}",
-                m.permissions().mode() & 0o7777,
-                m.uid(),
-                m.gid()
-            );
-            let what = if m.is_dir() {
-                stack.push(path.clone());
-                format!("dir {owner}")
-            } else if m.file_type().is_symlink() {
-                format!("link -> {}", fs::read_link(&path).unwrap().display())
-            } else {
-                let group = inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone();
-                let mut h = Sha256::new();
-                h.update(fs::read(&path).unwrap());
-                format!(
-                    "file {owner} {} {:x} links={} group={group}",
-                    m.len(),
-                    h.finalize(),
-                    m.nlink()
-                )
-            };
-            out.insert(rel, what);
-        }
-    }
-    let xattrs = Command::new("getfattr")
-        .args(["-R", "-d", "-m", "-", "-h", "."])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    out.insert(
-        "(xattrs)".into(),
-        String::from_utf8_lossy(&xattrs.stdout).into_owned(),
-    );
-    out
-}
-
-fn diff(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
-    let mut d = Vec::new();
-    for (k, v) in a {
-        match b.get(k) {
-            Some(w) if w == v => {}
-            Some(w) => d.push(format!("{k}: {v} != {w}")),
-            None => d.push(format!("{k}: only in the first")),
-        }
-    }
-    for k in b.keys().filter(|k| !a.contains_key(*k)) {
-        d.push(format!("{k}: only in the second"));
-    }
-    d
 }
 
 /// Deterministic bytes (no RNG crate needed).

@@ -118,6 +118,7 @@ fn restore(spec: &Path) -> Result<()> {
         from: RestoreFrom::Usb,
         latest: at.is_none(),
         at,
+        snapshot: None,
         subvols: Vec::new(),
         disks: Vec::new(),
         wipe: Vec::new(),

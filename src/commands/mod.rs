@@ -11,6 +11,8 @@ mod menu;
 mod provision;
 mod provision_boot;
 mod restore;
+mod restore_restic;
+mod restore_usb;
 
 pub use backup_boot::backup_boot;
 pub use boot_entries::boot_entries;

@@ -11,14 +11,14 @@ use crate::apply::mount::Mount;
 use crate::apply::{self};
 use crate::blockdev;
 use crate::boot::fstab;
-use crate::cli::{BootEntriesArgs, RestoreArgs, DEFAULT_LOADER};
-use crate::exec::Cmd;
+use crate::cli::{BootEntriesArgs, RestoreArgs, RestoreFrom, DEFAULT_LOADER};
+
+use super::restore_restic::ResticSource;
+use super::restore_usb::UsbSource;
 use crate::plan::{self, Action, Binding, Plan, Scope};
-use crate::restore::inventory::{self, Kind};
-use crate::restore::pipe::{self, Source};
-use crate::restore::plan::{Canonical, Found, SubvolPlan, Target, SNAPSHOTS};
+use crate::restore::plan::SNAPSHOTS;
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
-use crate::restore::select::{self, Chain, When};
+use crate::restore::select::When;
 use crate::restore::{self as r, points, tree, verify, SpecPart, BACKUP_LABEL, META};
 use crate::spec::{human, Encryption, Spec};
 use crate::{runlog, ui};
@@ -77,7 +77,9 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         })
         .map(|d| d.id.clone());
     let mut required = vec![target_disk.clone()];
-    required.extend(backup_disk.clone());
+    if args.from == RestoreFrom::Usb {
+        required.extend(backup_disk.clone());
+    }
     let bindings = super::bind_disks(&spec, &args.disks, &required, false)?;
 
     // Never the backup drive, never a preserved disk, never the same device twice.
@@ -95,46 +97,24 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         }
     }
 
-    // The backup drive, read-only for the whole run.
-    let usb_node = super::inventory::backup_partition(&spec, &bindings)?;
-    let usb = Mount::read_only(&usb_node, "btrfs", Some("subvolid=5"))
-        .with_context(|| format!("mounting the backup drive {BACKUP_LABEL} read-only"))?;
-    let now = now();
-    let dirs = spec.backup_dirs();
-    let inv = inventory::scan(usb.path(), &dirs, &spec.machine.host, now)
-        .with_context(|| format!("reading the restore points on {}", usb_node.display()))?;
-    for w in &inv.warnings {
-        eprintln!("warning: {w}");
+    if args.snapshot.is_some() && args.from != RestoreFrom::Restic {
+        bail!("--snapshot names a restic snapshot: it goes with --from restic");
     }
-
-    let wanted: Vec<String> = if args.subvols.is_empty() {
-        let with_points: Vec<String> = spec_subvols
-            .iter()
-            .filter(|s| inv.subvols.iter().any(|g| &g.subvol == *s))
-            .cloned()
-            .collect();
-        for s in spec_subvols.iter().filter(|s| !with_points.contains(s)) {
-            println!("{s}: no restore points on the backup drive; it stays as provisioning makes it (empty)");
-        }
-        for g in inv
-            .subvols
-            .iter()
-            .filter(|g| !spec_subvols.contains(&g.subvol))
-        {
-            println!("{}: not a subvolume of the spec; not restored", g.subvol);
-        }
-        if with_points.is_empty() {
-            bail!("the backup drive holds no restore points for any subvolume of the spec");
-        }
-        with_points
-    } else {
-        args.subvols.clone()
+    let now = now();
+    let stamp = stamp(now);
+    let source: Box<dyn Source> = match args.from {
+        RestoreFrom::Usb => Box::new(UsbSource::open(
+            &spec,
+            &bindings,
+            &spec_subvols,
+            &args.subvols,
+            when,
+            now,
+        )?),
+        RestoreFrom::Restic => Box::new(ResticSource::open(&spec, &args.subvols, args)?),
     };
-    let chains = select::select(&inv, &wanted, when, META)?;
-
-    println!("\nPreflight (nothing is written yet):");
-    let estimate = preflight(usb.path(), &chains)?;
-    let record = read_record(usb.path(), &chains);
+    let record = source.record();
+    let estimate = source.bytes();
 
     // Provisioning of the Linux disk, with the recorded UUIDs.
     let scope = Scope {
@@ -149,17 +129,18 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         None => Vec::new(),
     };
     let pool_size = pool_size(&prov, &bindings, &pool)?;
-    if estimate.bytes > pool_size {
+    if estimate > pool_size {
+        source.close()?;
         bail!(
             "the chosen points hold about {} but the pool {} has {}: not enough room",
-            human(estimate.bytes),
+            human(estimate),
             pool.part.name,
             human(pool_size)
         );
     }
     println!(
-        "  about {} to receive into {} ({})",
-        human(estimate.bytes),
+        "  about {} to restore into {} ({})",
+        human(estimate),
         pool.part.name,
         human(pool_size)
     );
@@ -167,23 +148,15 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
     // What the pool holds now (nothing when it is about to be made).
     let pool_node = blockdev::partition_node(&target_dev, pool.number);
     let fresh_pool = makes_pool(&prov, pool.number);
-    let target = if fresh_pool {
-        Target {
-            received: vec![],
-            canonical: chains
-                .iter()
-                .map(|c| (c.subvol.clone(), Found::Empty))
-                .collect(),
-        }
+    let plan_lines = if fresh_pool {
+        source.plan_lines(None, &stamp)
     } else {
         let top = Mount::read_only(&pool_node, "btrfs", Some("subvolid=5"))
             .context("mounting the pool to see what it holds")?;
-        let t = probe_target(top.path(), &chains);
+        let lines = source.plan_lines(Some(top.path()), &stamp);
         top.close()?;
-        t?
-    };
-    let stamp = stamp(now);
-    let plans = r::plan::plan(&chains, &target, &stamp);
+        lines
+    }?;
 
     println!("\nRestore plan");
     if prov.is_empty() {
@@ -200,12 +173,11 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
             ),
         }
     }
-    println!("\nThen, from {BACKUP_LABEL} into {}:", pool.part.name);
-    print!("{}", r::plan::render(&plans));
+    println!("\nThen, from {} into {}:", source.name(), pool.part.name);
+    print!("{plan_lines}");
     println!("\nThen: /boot and the ESPs of {target_disk} from {META}/{BOOT_DIR}, fstab checked, boot entries, checks.");
     if args.dry_run {
-        usb.close()?;
-        return Ok(());
+        return source.close();
     }
     if !prov.is_empty() {
         super::provision::confirm(&prov, args.yes)?;
@@ -225,14 +197,17 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
     // Receive.
     let top = Mount::with_options(&pool_node, "btrfs", Some("subvolid=5"))
         .context("mounting the pool")?;
-    let received = receive_all(usb.path(), top.path(), &chains, &stamp, estimate.per_point)
-        .context("the restore stopped; running the same command again keeps what is complete and finishes the rest");
-    let boot = received.and_then(|()| restore_boot(&spec, &args.disks, top.path(), &prov));
+    let restored = source.restore(top.path(), &stamp).context(
+        "the restore stopped; running the same command again keeps what is complete and finishes the rest",
+    );
+    let boot = restored.and_then(|()| restore_boot(&spec, &args.disks, top.path(), &prov));
     let closed = top.close();
-    let usb_closed = usb.close();
+    let name = source.name();
+    let subvols = source.subvols();
+    let source_closed = source.close();
     let boot_lines = boot?;
     closed?;
-    usb_closed?;
+    source_closed?;
 
     // Boot entries, then the checks.
     let mut notes = boot_lines;
@@ -259,8 +234,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
                 .into(),
         );
     }
-    let restored: Vec<String> = chains.iter().map(|c| c.subvol.clone()).collect();
-    let report = check(&spec, &args.disks, &pool, &restored)?;
+    let report = check(&spec, &args.disks, &pool, &subvols)?;
     println!("\nChecks");
     for line in &report.lines {
         println!("  {line}");
@@ -283,13 +257,31 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         );
     }
     println!(
-        "\nRestored {} from {BACKUP_LABEL}. Remove the rescue USB and reboot.",
-        restored.join(", ")
+        "\nRestored {} from {name}. Remove the rescue USB and reboot.",
+        subvols.join(", ")
     );
     Ok(())
 }
 
-fn now() -> i64 {
+/// Where the subvolumes come from: the backup drive, or restic.
+pub(super) trait Source {
+    /// For messages: `LINBKUP`, `restic s3:…`.
+    fn name(&self) -> String;
+    /// The subvolumes it restores, in order.
+    fn subvols(&self) -> Vec<String>;
+    /// About how many bytes it writes into the pool.
+    fn bytes(&self) -> u64;
+    /// The filesystem record from the backup's Atlantis-meta, if it can be read now.
+    fn record(&self) -> Option<Record>;
+    /// The plan's lines for the pool mounted (read-only) at `top`, or for a pool about to
+    /// be made (`None`).
+    fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String>;
+    /// Restore into the pool mounted (top level, read-write) at `top`.
+    fn restore(&self, top: &Path, stamp: &str) -> Result<()>;
+    fn close(self: Box<Self>) -> Result<()>;
+}
+
+pub(super) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -297,7 +289,7 @@ fn now() -> i64 {
 }
 
 /// `20261125T1200`, for names of things moved aside.
-fn stamp(t: i64) -> String {
+pub(super) fn stamp(t: i64) -> String {
     let (y, mo, d, h, mi, _) = runlog::civil(t.max(0) as u64);
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}")
 }
@@ -312,126 +304,6 @@ fn device_of(bindings: &[Binding], id: &str) -> Result<PathBuf> {
 
 fn same_device(a: &Path, b: &Path) -> Result<bool> {
     Ok(blockdev::dev_numbers(a)? == blockdev::dev_numbers(b)?)
-}
-
-/// How much will be received, in all and per point (by path on the backup drive).
-struct Estimate {
-    bytes: u64,
-    per_point: Vec<(String, u64)>,
-}
-
-/// Every point readable, every stream whole (`btrfs receive --dump` reads it to the end and
-/// checks each command's CRC), every subvolume read-only (so it can be sent).
-fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
-    let mut est = Estimate {
-        bytes: 0,
-        per_point: vec![],
-    };
-    for chain in chains {
-        for p in &chain.points {
-            let path = usb.join(&p.path);
-            let size = match p.kind {
-                Kind::Stream => {
-                    let mut bar = ui::Bytes::new(&format!("checking {}", p.path), p.size);
-                    let dump = Cmd::new("btrfs").args(["receive", "--dump"]);
-                    let checked = pipe::stream(
-                        Source::File {
-                            path: &path,
-                            compressed: p.compressed,
-                        },
-                        &dump,
-                        &mut |b| bar.set(b),
-                    );
-                    bar.finish();
-                    let t = checked.with_context(|| {
-                        format!("{} is damaged or unreadable; nothing was written", p.path)
-                    })?;
-                    println!("  {}: stream whole ({})", p.path, human(t.bytes));
-                    t.bytes
-                }
-                Kind::Btrbk | Kind::Snapper => {
-                    let show = Cmd::new("btrfs")
-                        .args(["subvolume", "show"])
-                        .arg(&path)
-                        .read()
-                        .with_context(|| {
-                            format!("{} cannot be read; nothing was written", p.path)
-                        })?;
-                    let readonly = show
-                        .lines()
-                        .any(|l| l.trim().starts_with("Flags:") && l.contains("readonly"));
-                    if !readonly {
-                        bail!(
-                            "{} is not read-only, so it cannot be sent (a snapshot that is \
-                             still being written?); nothing was written",
-                            p.path
-                        );
-                    }
-                    // A walk over every file: on a large home it takes a while, so say so.
-                    println!(
-                        "  {}: read-only subvolume; measuring it for the ETA …",
-                        p.path
-                    );
-                    let bytes = allocated(&path);
-                    println!("    about {}", human(bytes));
-                    bytes
-                }
-            };
-            est.bytes += size;
-            est.per_point.push((p.path.clone(), size));
-        }
-    }
-    Ok(est)
-}
-
-/// Bytes the files under `dir` occupy (an estimate of the stream's size, for the ETA).
-fn allocated(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(meta) = e.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(e.path());
-            }
-            total += meta.blocks() * 512;
-        }
-    }
-    total
-}
-
-/// The filesystem record in the chosen Atlantis-meta point, when that point is a subvolume
-/// on the drive (a stream cannot be looked into before it is received).
-fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
-    let meta = chains.iter().find(|c| c.subvol == META)?;
-    let point = meta.chosen();
-    if point.kind == Kind::Stream {
-        println!("  {META} comes from a stream: the filesystems get new UUIDs");
-        return None;
-    }
-    let path = usb.join(&point.path).join(BOOT_DIR).join(RECORD_FILE);
-    let text = std::fs::read_to_string(&path).ok()?;
-    match Record::parse(&text) {
-        Ok(rec) => {
-            println!(
-                "  {META}/{BOOT_DIR}/{RECORD_FILE}: {} filesystems recorded on {}",
-                rec.filesystems.len(),
-                rec.written
-            );
-            Some(rec)
-        }
-        Err(e) => {
-            println!(
-                "  {RECORD_FILE} in {} cannot be read ({e}); new UUIDs",
-                point.path
-            );
-            None
-        }
-    }
 }
 
 /// Whether the provisioning plan makes the pool's filesystem.
@@ -461,191 +333,6 @@ fn pool_size(prov: &Plan, bindings: &[Binding], pool: &SpecPart) -> Result<u64> 
         .and_then(|g| g.partitions.iter().find(|p| p.number == pool.number))
         .context("the pool's partition is not on the disk")?;
     Ok((part.last_lba + 1 - part.first_lba) * b.device.sector_size)
-}
-
-/// What the pool mounted (top level) at `top` holds: received points and canonical ones.
-fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
-    let list = |readonly: bool| -> Result<Vec<inventory::SubvolRow>> {
-        let mut cmd = Cmd::new("btrfs").args(["subvolume", "list", "-u", "-q", "-R"]);
-        if readonly {
-            cmd = cmd.arg("-r");
-        }
-        Ok(inventory::parse_subvolume_list(&cmd.arg(top).read()?))
-    };
-    let rows = list(false)?;
-    let prefix = format!("{SNAPSHOTS}/");
-    // Complete: read-only, with a received UUID (btrfs receive sets both at its end).
-    let received = list(true)?
-        .into_iter()
-        .filter(|row| row.received_uuid.is_some())
-        .filter_map(|row| {
-            let name = row.path.strip_prefix(&prefix)?;
-            (!name.contains('/')).then_some((name.to_owned(), row.uuid?))
-        })
-        .collect();
-    let canonical = chains
-        .iter()
-        .map(|c| {
-            let found = match rows.iter().find(|row| row.path == c.subvol) {
-                None => Found::Absent,
-                Some(row) => {
-                    let empty = std::fs::read_dir(top.join(&c.subvol))
-                        .map(|mut d| d.next().is_none())
-                        .unwrap_or(false);
-                    if empty {
-                        Found::Empty
-                    } else {
-                        Found::HasData(row.parent_uuid)
-                    }
-                }
-            };
-            (c.subvol.clone(), found)
-        })
-        .collect();
-    Ok(Target {
-        received,
-        canonical,
-    })
-}
-
-/// Receive every point not yet complete, then give each subvolume its canonical name.
-fn receive_all(
-    usb: &Path,
-    top: &Path,
-    chains: &[Chain],
-    stamp: &str,
-    sizes: Vec<(String, u64)>,
-) -> Result<()> {
-    let snapshots = top.join(SNAPSHOTS);
-    std::fs::create_dir_all(&snapshots).context("making @snapshots")?;
-    // The plan again, now against the pool as it really is after provisioning.
-    let plans = r::plan::plan(chains, &probe_target(top, chains)?, stamp);
-    for p in &plans {
-        println!("\n{}", p.subvol);
-        if p.is_done() {
-            println!(
-                "  already restored ({} from {SNAPSHOTS}/{})",
-                p.subvol, p.from
-            );
-            continue;
-        }
-        for rcv in &p.receives {
-            if rcv.done {
-                println!("  {SNAPSHOTS}/{}: received by an earlier run", rcv.name);
-                continue;
-            }
-            let src = usb.join(&rcv.point.path);
-            let (source, incoming) = match rcv.point.kind {
-                Kind::Stream => (
-                    Source::File {
-                        path: &src,
-                        compressed: rcv.point.compressed,
-                    },
-                    inventory::read_head(&src, rcv.point.compressed)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", rcv.point.path))?
-                        .name,
-                ),
-                Kind::Btrbk | Kind::Snapper => (
-                    Source::Subvolume(&src),
-                    src.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned(),
-                ),
-            };
-            let arriving = snapshots.join(&incoming);
-            clear_incomplete(top, &arriving, &incoming)?;
-            let total = sizes
-                .iter()
-                .find(|(path, _)| *path == rcv.point.path)
-                .map(|(_, s)| *s);
-            let mut bar = ui::Bytes::new(&rcv.name, total);
-            let sink = Cmd::new("btrfs").args(["receive", "-q"]).arg(&snapshots);
-            let moved = pipe::stream(source, &sink, &mut |b| bar.set(b));
-            bar.finish();
-            let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
-            if incoming != rcv.name {
-                // Within one directory: a read-only subvolume cannot change directories.
-                std::fs::rename(&arriving, snapshots.join(&rcv.name)).with_context(|| {
-                    format!(
-                        "renaming the received {SNAPSHOTS}/{incoming} to {}",
-                        rcv.name
-                    )
-                })?;
-            }
-            println!(
-                "  {SNAPSHOTS}/{}: {} in {:.1} s ({}/s)",
-                rcv.name,
-                human(t.bytes),
-                t.secs,
-                human(t.rate() as u64)
-            );
-        }
-        canonical(top, p)?;
-    }
-    Ok(())
-}
-
-/// A subvolume where a point is about to be received: left by an interrupted receive (not
-/// read-only or without a received UUID) it is deleted; complete, it is in the way.
-fn clear_incomplete(top: &Path, at: &Path, name: &str) -> Result<()> {
-    if !at.exists() {
-        return Ok(());
-    }
-    let show = Cmd::new("btrfs")
-        .args(["subvolume", "show"])
-        .arg(at)
-        .read()
-        .with_context(|| format!("{SNAPSHOTS}/{name} is in the way and is not a subvolume"))?;
-    let readonly = show
-        .lines()
-        .any(|l| l.trim().starts_with("Flags:") && l.contains("readonly"));
-    let received = show
-        .lines()
-        .any(|l| l.trim().starts_with("Received UUID:") && !l.trim().ends_with('-'));
-    if readonly && received {
-        bail!(
-            "{SNAPSHOTS}/{name} already holds a received subvolume that is not the one chosen; \
-             move it away (it is in {})",
-            top.display()
-        );
-    }
-    println!("  removing the incomplete {SNAPSHOTS}/{name} left by an interrupted run");
-    Cmd::new("btrfs")
-        .args(["subvolume", "delete"])
-        .arg(at)
-        .run()?;
-    Ok(())
-}
-
-fn canonical(top: &Path, p: &SubvolPlan) -> Result<()> {
-    let at = top.join(&p.subvol);
-    let from = top.join(SNAPSHOTS).join(&p.from);
-    match &p.canonical {
-        Canonical::Keep => return Ok(()),
-        Canonical::Create => {}
-        Canonical::ReplaceEmpty => {
-            Cmd::new("btrfs")
-                .args(["subvolume", "delete"])
-                .arg(&at)
-                .run()?;
-        }
-        Canonical::MoveAside(to) => {
-            std::fs::rename(&at, top.join(to))
-                .with_context(|| format!("renaming {} to {to}", p.subvol))?;
-            println!("  the {} that was there is now {to}", p.subvol);
-        }
-    }
-    Cmd::new("btrfs")
-        .args(["subvolume", "snapshot"])
-        .arg(&from)
-        .arg(&at)
-        .run()?;
-    println!(
-        "  {}: writable snapshot of {SNAPSHOTS}/{}",
-        p.subvol, p.from
-    );
-    Ok(())
 }
 
 /// /boot and the ESPs on the disks provisioning wrote, from Atlantis-meta/boot. Returns

@@ -4,6 +4,7 @@
 
 pub mod env;
 pub mod failure;
+pub mod select;
 pub mod snapshots;
 
 use std::time::Duration;
@@ -26,6 +27,42 @@ pub enum ResticError {
     NotInstalled,
     #[error("restic's output could not be read: {0}")]
     Output(String),
+}
+
+impl Restic {
+    /// `restic ARGS…` for a long run (a restore): `tick` is called about twice a second
+    /// while it runs. Not retried: the caller knows whether starting over is safe.
+    pub fn run_watched(&self, args: &[String], tick: &mut dyn FnMut()) -> Result<(), ResticError> {
+        let mut cmd = Cmd::new("restic").args(args);
+        for (k, v) in &self.profile.vars {
+            cmd = cmd.env(k, v);
+        }
+        for s in self.profile.secrets() {
+            cmd = cmd.secret(s.clone());
+        }
+        let mut running = match cmd.spawn(false, false) {
+            Ok(r) => r,
+            Err(ExecError::NotFound { .. }) => return Err(ResticError::NotInstalled),
+            Err(e) => return Err(ResticError::Output(e.to_string())),
+        };
+        while running.child.try_wait().ok().flatten().is_none() {
+            tick();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        tick();
+        match running.finish() {
+            Ok(_) => Ok(()),
+            Err(ExecError::Failed { stderr, .. }) => {
+                let failure = Failure::of(&stderr);
+                Err(ResticError::Failed {
+                    failure,
+                    explained: failure.explain(self.profile.repository()),
+                    said: self.profile.redact(&stderr),
+                })
+            }
+            Err(e) => Err(ResticError::Output(e.to_string())),
+        }
+    }
 }
 
 /// `2,5,15` → those waits; `0` → none. `None` for anything else.

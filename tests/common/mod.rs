@@ -4,9 +4,11 @@
 
 pub mod s3;
 
-use std::fs::File;
+use std::collections::BTreeMap;
+use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -69,6 +71,71 @@ pub fn send_receive(snap: &Path, parent: Option<&Path>, into: &Path) {
 pub fn write(path: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
+}
+
+/// Every entry under `dir`: path → description. Hard links share a group (the first path
+/// with that inode); content by sha256; xattrs from getfattr.
+pub fn manifest(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<u64, String> = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let rel = path.strip_prefix(dir).unwrap().display().to_string();
+            let m = fs::symlink_metadata(&path).unwrap();
+            let owner = format!(
+                "{:o} {}:{}",
+                m.permissions().mode() & 0o7777,
+                m.uid(),
+                m.gid()
+            );
+            let what = if m.is_dir() {
+                stack.push(path.clone());
+                format!("dir {owner}")
+            } else if m.file_type().is_symlink() {
+                format!("link -> {}", fs::read_link(&path).unwrap().display())
+            } else {
+                let group = inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone();
+                let mut h = Sha256::new();
+                h.update(fs::read(&path).unwrap());
+                format!(
+                    "file {owner} {} {:x} links={} group={group}",
+                    m.len(),
+                    h.finalize(),
+                    m.nlink()
+                )
+            };
+            out.insert(rel, what);
+        }
+    }
+    let xattrs = Command::new("getfattr")
+        .args(["-R", "-d", "-m", "-", "-h", "."])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    out.insert(
+        "(xattrs)".into(),
+        String::from_utf8_lossy(&xattrs.stdout).into_owned(),
+    );
+    out
+}
+
+pub fn diff(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
+    let mut d = Vec::new();
+    for (k, v) in a {
+        match b.get(k) {
+            Some(w) if w == v => {}
+            Some(w) => d.push(format!("{k}: {v} != {w}")),
+            None => d.push(format!("{k}: only in the first")),
+        }
+    }
+    for k in b.keys().filter(|k| !a.contains_key(*k)) {
+        d.push(format!("{k}: only in the second"));
+    }
+    d
 }
 
 /// A sparse image file: real sizes cost nothing until written.

@@ -1,0 +1,357 @@
+//! `lifeboat restore --from restic`: the off-site restic repository as the source. Which
+//! snapshot each mapped path comes from is chosen by [`crate::restic::select`]; each path
+//! is restored by `restic restore --verify` into `<subvol>.lifeboat-partial`, a new
+//! subvolume, which is renamed to the canonical name only when restic has finished. The
+//! pool's top level keeps `.lifeboat-restored`, a line per finished subvolume, so a re-run
+//! skips what is done.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::restore::Source as RestoreSource;
+use crate::cli::RestoreArgs;
+use crate::exec::Cmd;
+use crate::restic::select::{self, Pick, Planned};
+use crate::restic::{snapshots, Restic};
+use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
+use crate::restore::{points, META};
+use crate::spec::{human, Spec};
+use crate::ui;
+
+/// In the pool's top level: which subvolumes a restic restore finished, from what.
+const DONE_FILE: &str = ".lifeboat-restored";
+/// Inside a partial subvolume: where restic writes (its paths are absolute).
+const SCAFFOLD: &str = ".lifeboat-restic";
+
+pub(super) struct ResticSource {
+    restic: Restic,
+    planned: Vec<Planned>,
+    /// restic's restore size of each snapshot used, by id.
+    sizes: Vec<(String, u64)>,
+    record: Option<Record>,
+}
+
+impl ResticSource {
+    pub(super) fn open(spec: &Spec, asked: &[String], args: &RestoreArgs) -> Result<ResticSource> {
+        let Some(conf) = &spec.restic else {
+            bail!(
+                "{} has no [restic] section: it says where the repository is and which backed-up \
+                 path goes into which subvolume (docs/spec.md)",
+                spec.file.display()
+            );
+        };
+        let restic = super::restic_for(spec)?;
+        let pick = match (&args.snapshot, &args.at) {
+            (Some(id), _) => Pick::Id(id.clone()),
+            (None, Some(text)) => Pick::At(points::parse_at(text).with_context(|| {
+                format!(
+                    "--at \"{text}\" is not a time: write 2026-11-20, '2026-11-20 03:00' or \
+                     20261120T0300 (UTC)"
+                )
+            })?),
+            (None, None) => Pick::Latest,
+        };
+        println!("\nPreflight (nothing is written yet):");
+        let snaps = snapshots::parse(&restic.read(&["snapshots", "--json"])?)
+            .map_err(|e| anyhow!("restic's snapshot list could not be read: {e}"))?;
+        println!(
+            "  {}: {} snapshots",
+            restic.profile.repository(),
+            snaps.len()
+        );
+        let paths: Vec<(String, String)> = conf
+            .paths
+            .iter()
+            .map(|(path, subvol)| (path.clone(), subvol.get_ref().clone()))
+            .collect();
+        let planned = select::select(&snaps, &paths, asked, &spec.machine.host, &conf.tag, &pick)?;
+        let mut sizes = Vec::new();
+        let ids: BTreeSet<&str> = planned.iter().map(|p| p.snapshot.id.as_str()).collect();
+        for id in ids {
+            let json = restic.read(&["stats", "--json", "--mode", "restore-size", id])?;
+            let v: serde_json::Value =
+                serde_json::from_str(&json).map_err(|e| anyhow!("restic stats of {id}: {e}"))?;
+            let size = v["total_size"].as_u64().unwrap_or(0);
+            let s = planned
+                .iter()
+                .find(|p| p.snapshot.id == id)
+                .map(|p| &p.snapshot);
+            if let Some(s) = s {
+                println!(
+                    "  snapshot {} of {} ({}; {}): {}",
+                    s.short_id,
+                    s.host,
+                    points::format_time(s.time),
+                    s.paths.join(", "),
+                    human(size)
+                );
+            }
+            sizes.push((id.to_owned(), size));
+        }
+        let record = read_record(&restic, &planned);
+        Ok(ResticSource {
+            restic,
+            planned,
+            sizes,
+            record,
+        })
+    }
+}
+
+/// `restic dump` of Atlantis-meta's filesystem record.
+fn read_record(restic: &Restic, planned: &[Planned]) -> Option<Record> {
+    let meta = planned.iter().find(|p| p.subvol == META)?;
+    let file = format!(
+        "{}/{BOOT_DIR}/{RECORD_FILE}",
+        meta.path.trim_end_matches('/')
+    );
+    match restic.read(&["dump", &meta.snapshot.id, &file]) {
+        Ok(text) => match Record::parse(&text) {
+            Ok(rec) => {
+                println!(
+                    "  {META}/{BOOT_DIR}/{RECORD_FILE}: {} filesystems recorded on {}",
+                    rec.filesystems.len(),
+                    rec.written
+                );
+                Some(rec)
+            }
+            Err(e) => {
+                println!("  {file} cannot be read ({e}); new UUIDs");
+                None
+            }
+        },
+        Err(_) => {
+            println!(
+                "  no {file} in snapshot {}: new UUIDs",
+                meta.snapshot.short_id
+            );
+            None
+        }
+    }
+}
+
+/// `@home restic:<id>:<path>`: the line a finished subvolume gets in [`DONE_FILE`].
+fn done_line(p: &Planned) -> String {
+    format!("{} restic:{}:{}", p.subvol, p.snapshot.id, p.path)
+}
+
+fn is_done(top: &Path, p: &Planned) -> bool {
+    std::fs::read_to_string(top.join(DONE_FILE)).is_ok_and(|t| t.lines().any(|l| l == done_line(p)))
+        && top.join(&p.subvol).is_dir()
+}
+
+fn has_data(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}
+
+impl RestoreSource for ResticSource {
+    fn name(&self) -> String {
+        format!("restic {}", self.restic.profile.repository())
+    }
+
+    fn subvols(&self) -> Vec<String> {
+        self.planned.iter().map(|p| p.subvol.clone()).collect()
+    }
+
+    fn bytes(&self) -> u64 {
+        self.sizes.iter().map(|(_, s)| s).sum()
+    }
+
+    fn record(&self) -> Option<Record> {
+        self.record.clone()
+    }
+
+    fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
+        let mut out = String::new();
+        for p in &self.planned {
+            out.push_str(&format!("  {}:\n", p.subvol));
+            if top.is_some_and(|t| is_done(t, p)) {
+                out.push_str(&format!(
+                    "    done: restored from {} {} by an earlier run\n",
+                    p.snapshot.short_id, p.path
+                ));
+                continue;
+            }
+            let skip = if p.exclude.is_empty() {
+                String::new()
+            } else {
+                format!(" without {}", p.exclude.join(", "))
+            };
+            out.push_str(&format!(
+                "    - restic restore {} of snapshot {} ({}){skip} into {}.lifeboat-partial, verified\n",
+                p.path,
+                p.snapshot.short_id,
+                points::format_time(p.snapshot.time),
+                p.subvol
+            ));
+            let existing = top.map(|t| t.join(&p.subvol));
+            let line = match existing {
+                Some(at) if has_data(&at) => format!(
+                    "- rename the existing {0} to {0}.before-restore-{stamp} (kept), then the restored one to {0}",
+                    p.subvol
+                ),
+                Some(at) if at.is_dir() => {
+                    format!("- replace the empty {0} with the restored one", p.subvol)
+                }
+                None => format!("- replace the empty {0} with the restored one", p.subvol),
+                Some(_) => format!("- rename the restored one to {}", p.subvol),
+            };
+            out.push_str(&format!("    {line}\n"));
+        }
+        Ok(out)
+    }
+
+    fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
+        for p in &self.planned {
+            println!("\n{}", p.subvol);
+            if is_done(top, p) {
+                println!("  already restored from {} {}", p.snapshot.short_id, p.path);
+                continue;
+            }
+            let partial = top.join(format!("{}.lifeboat-partial", p.subvol));
+            if partial.exists() {
+                println!(
+                    "  removing the incomplete {} left by an interrupted run",
+                    partial.file_name().unwrap_or_default().to_string_lossy()
+                );
+                Cmd::new("btrfs")
+                    .args(["subvolume", "delete"])
+                    .arg(&partial)
+                    .run()?;
+            }
+            Cmd::new("btrfs")
+                .args(["subvolume", "create"])
+                .arg(&partial)
+                .run()?;
+            let total = self
+                .sizes
+                .iter()
+                .find(|(id, _)| *id == p.snapshot.id)
+                .map(|(_, s)| *s);
+            let t = self.run_restore(p, &partial, top, total)?;
+            settle(p, &partial)?;
+            let at = top.join(&p.subvol);
+            if has_data(&at) {
+                let aside = format!("{}.before-restore-{stamp}", p.subvol);
+                std::fs::rename(&at, top.join(&aside))
+                    .with_context(|| format!("renaming {} to {aside}", p.subvol))?;
+                println!("  the {} that was there is now {aside}", p.subvol);
+            } else if at.exists() {
+                Cmd::new("btrfs")
+                    .args(["subvolume", "delete"])
+                    .arg(&at)
+                    .run()?;
+            }
+            std::fs::rename(&partial, &at)
+                .with_context(|| format!("renaming the restored subvolume to {}", p.subvol))?;
+            let mut done = std::fs::read_to_string(top.join(DONE_FILE)).unwrap_or_default();
+            done.push_str(&done_line(p));
+            done.push('\n');
+            crate::boot::loader::write_renamed(&top.join(DONE_FILE), done.as_bytes())?;
+            println!(
+                "  {}: {} of snapshot {} in {:.1} s, verified",
+                p.subvol,
+                p.path,
+                p.snapshot.short_id,
+                t.as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl ResticSource {
+    /// `restic restore … --verify` into the partial subvolume, with a bar fed by how much
+    /// the pool has grown (restic 0.14 prints no restore progress of its own).
+    fn run_restore(
+        &self,
+        p: &Planned,
+        partial: &Path,
+        top: &Path,
+        total: Option<u64>,
+    ) -> Result<Duration> {
+        let scaffold = partial.join(SCAFFOLD);
+        let mut args: Vec<String> = vec![
+            "restore".into(),
+            p.snapshot.id.clone(),
+            "--target".into(),
+            scaffold.display().to_string(),
+            "--verify".into(),
+        ];
+        if p.path == "/" {
+            for x in &p.exclude {
+                args.extend(["--exclude".into(), x.clone()]);
+            }
+        } else {
+            // restic before 0.16 takes --include or --exclude, not both: nested paths of
+            // other subvolumes are removed after the restore instead.
+            args.extend(["--include".into(), p.path.clone()]);
+        }
+        let started = Instant::now();
+        let used = || {
+            nix::sys::statvfs::statvfs(top)
+                .map(|s| (s.blocks() - s.blocks_free()) * s.fragment_size())
+                .unwrap_or(0)
+        };
+        let before = used();
+        let mut bar = ui::Bytes::new(&p.subvol, total);
+        let result = self
+            .restic
+            .run_watched(&args, &mut || bar.set(used().saturating_sub(before)));
+        bar.finish();
+        result.with_context(|| format!("restic restore of {}", p.path))?;
+        Ok(started.elapsed())
+    }
+}
+
+/// Move what restic wrote under `.lifeboat-restic/<path>/` to the subvolume's top, take
+/// over that directory's owner and mode, and drop nested paths of other subvolumes.
+fn settle(p: &Planned, partial: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let scaffold = partial.join(SCAFFOLD);
+    let from: PathBuf = scaffold.join(p.path.trim_start_matches('/'));
+    if !from.is_dir() {
+        bail!(
+            "restic restored nothing at {} (is {} in snapshot {}?)",
+            from.display(),
+            p.path,
+            p.snapshot.short_id
+        );
+    }
+    for entry in std::fs::read_dir(&from)? {
+        let entry = entry?;
+        std::fs::rename(entry.path(), partial.join(entry.file_name()))
+            .with_context(|| format!("moving {} into place", entry.path().display()))?;
+    }
+    let meta = std::fs::metadata(&from)?;
+    std::fs::set_permissions(partial, meta.permissions())?;
+    std::os::unix::fs::chown(partial, Some(meta.uid()), Some(meta.gid()))?;
+    std::fs::remove_dir_all(&scaffold)?;
+    if p.path != "/" {
+        for nested in &p.exclude {
+            if let Some(rel) = nested.strip_prefix(p.path.as_str()) {
+                // Its contents belong to another subvolume; the directory stays, as the
+                // mount point it is.
+                let inside = partial.join(rel.trim_start_matches('/'));
+                if inside.is_dir() {
+                    for entry in std::fs::read_dir(&inside)? {
+                        let path = entry?.path();
+                        if path.is_dir() && !path.is_symlink() {
+                            std::fs::remove_dir_all(&path)?;
+                        } else {
+                            std::fs::remove_file(&path)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
