@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 static LOG: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
+/// When the log started: each line says how many seconds after it (what took long).
+static STARTED: Mutex<Option<std::time::Instant>> = Mutex::new(None);
 
 /// Start logging this run to a new file in `dir` (created if needed), named after the
 /// command and the time. Returns the file's path.
@@ -30,6 +32,9 @@ pub fn start_in(dir: &Path, command: &str) -> std::io::Result<PathBuf> {
         .open(&path)?;
     if let Ok(mut log) = LOG.lock() {
         *log = Some((path.clone(), file));
+    }
+    if let Ok(mut started) = STARTED.lock() {
+        *started = Some(std::time::Instant::now());
     }
     line(&format!(
         "lifeboat {} {command}, started {stamp} UTC",
@@ -55,9 +60,14 @@ pub fn path() -> Option<PathBuf> {
 
 /// Append one line (no-op when no log was started).
 pub fn line(text: &str) {
+    let secs = STARTED
+        .lock()
+        .ok()
+        .and_then(|s| s.map(|t| t.elapsed().as_secs_f64()))
+        .unwrap_or(0.0);
     if let Ok(mut log) = LOG.lock() {
         if let Some((_, file)) = log.as_mut() {
-            let _ = writeln!(file, "{text}");
+            let _ = writeln!(file, "[{secs:8.3}] {text}");
         }
     }
 }

@@ -71,10 +71,21 @@ impl ResticSource {
         let mut sizes = Vec::new();
         let ids: BTreeSet<&str> = planned.iter().map(|p| p.snapshot.id.as_str()).collect();
         for id in ids {
-            let json = restic.read(&["stats", "--json", "--mode", "restore-size", id])?;
-            let v: serde_json::Value =
-                serde_json::from_str(&json).map_err(|e| anyhow!("restic stats of {id}: {e}"))?;
-            let size = v["total_size"].as_u64().unwrap_or(0);
+            // restic 0.17+ records the size in the snapshot; an older one is asked (another
+            // run of restic, which reads the snapshot's trees).
+            let recorded = planned
+                .iter()
+                .find(|p| p.snapshot.id == id)
+                .and_then(|p| p.snapshot.size);
+            let size = match recorded {
+                Some(size) => size,
+                None => {
+                    let json = restic.read(&["stats", "--json", "--mode", "restore-size", id])?;
+                    let v: serde_json::Value = serde_json::from_str(&json)
+                        .map_err(|e| anyhow!("restic stats of {id}: {e}"))?;
+                    v["total_size"].as_u64().unwrap_or(0)
+                }
+            };
             let s = planned
                 .iter()
                 .find(|p| p.snapshot.id == id)

@@ -45,9 +45,14 @@ impl Restic {
             Err(ExecError::NotFound { .. }) => return Err(ResticError::NotInstalled),
             Err(e) => return Err(ResticError::Output(e.to_string())),
         };
+        // Checked often so that the end is seen at once; the bar is fed twice a second.
+        let mut last = std::time::Instant::now();
         while running.child.try_wait().ok().flatten().is_none() {
-            tick();
-            std::thread::sleep(Duration::from_millis(500));
+            if last.elapsed() >= Duration::from_millis(500) {
+                tick();
+                last = std::time::Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         tick();
         match running.finish() {

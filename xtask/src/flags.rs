@@ -18,6 +18,9 @@ Commands:
   bench restore-usb [--rounds N] [--mib N]
                             `lifeboat restore --from usb` of N MiB of mixed data (default
                             2048) against a bare btrfs send | receive (default 3 rounds) (root)
+  bench restore-restic [--rounds N] [--mib N]
+                            `lifeboat restore --from restic` of N MiB (default 2048) from a
+                            local repository against a bare `restic restore --verify` (root)
   bench image [--rounds N] [--no-cold]
                             image size, cold build (fresh download cache), warm rebuild,
                             reproducibility, and boot-to-menu seconds under QEMU (median of
@@ -43,7 +46,8 @@ pub enum Xtask {
     Demo(Demo),
     BenchProvision(BenchProvision),
     BenchImage(BenchImage),
-    BenchRestoreUsb(BenchRestoreUsb),
+    BenchRestoreUsb(BenchRestore),
+    BenchRestoreRestic(BenchRestore),
     Image(crate::image::Options),
     Qemu(crate::qemu::Options),
 }
@@ -60,7 +64,7 @@ pub struct BenchProvision {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct BenchRestoreUsb {
+pub struct BenchRestore {
     pub rounds: u32,
     pub mib: u64,
 }
@@ -110,8 +114,11 @@ impl Xtask {
                 Some((what, rest)) if what == "restore-usb" => {
                     Xtask::BenchRestoreUsb(parse_bench_restore_usb(rest)?)
                 }
+                Some((what, rest)) if what == "restore-restic" => {
+                    Xtask::BenchRestoreRestic(parse_bench_restore_usb(rest)?)
+                }
                 Some((what, _)) => {
-                    bail!("unknown bench `{what}`; there are `bench provision`, `bench restore-usb` and `bench image`")
+                    bail!("unknown bench `{what}`; there are `bench provision`, `bench restore-usb`, `bench restore-restic` and `bench image`")
                 }
                 None => bail!(
                     "`bench` needs what to measure: `cargo xtask bench provision`, `bench restore-usb` or `bench image`"
@@ -151,8 +158,8 @@ fn parse_bench_provision(args: &[String]) -> Result<BenchProvision> {
     Ok(bench)
 }
 
-fn parse_bench_restore_usb(args: &[String]) -> Result<BenchRestoreUsb> {
-    let mut bench = BenchRestoreUsb {
+fn parse_bench_restore_usb(args: &[String]) -> Result<BenchRestore> {
+    let mut bench = BenchRestore {
         rounds: 3,
         mib: 2048,
     };

@@ -3,8 +3,10 @@
 
 mod image;
 mod provision;
+mod restore_restic;
 mod restore_usb;
 
 pub use image::image;
 pub use provision::provision;
+pub use restore_restic::restore_restic;
 pub use restore_usb::restore_usb;

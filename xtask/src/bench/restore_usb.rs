@@ -21,13 +21,13 @@ use xshell::{cmd, Shell};
 
 use super::provision::median;
 use crate::disks::{Lab, Mount};
-use crate::flags::BenchRestoreUsb;
+use crate::flags::BenchRestore;
 use crate::{deps, interrupt, lifeboat, require_root, run_quiet};
 
 const RATIO_TARGET: f64 = 0.9;
 const POINT: &str = "@home.20261120T0300";
 
-pub fn restore_usb(sh: &Shell, flags: &BenchRestoreUsb) -> Result<()> {
+pub fn restore_usb(sh: &Shell, flags: &BenchRestore) -> Result<()> {
     require_root("bench restore-usb")?;
     deps::ensure(sh)?;
     let bin = lifeboat::build(sh)?;
@@ -90,15 +90,23 @@ pub fn restore_usb(sh: &Shell, flags: &BenchRestoreUsb) -> Result<()> {
     }
     lab.disk1.reset_blank(sh)?;
     lab.close()?;
-    print!("{}", report(data.bytes, &ours, &base));
+    print!(
+        "{}",
+        report(
+            "bare btrfs send | receive, with lifeboat provision and the snapshot",
+            data.bytes,
+            &ours,
+            &base
+        )
+    );
     Ok(())
 }
 
-struct Data {
-    files: u64,
-    bytes: u64,
+pub(super) struct Data {
+    pub(super) files: u64,
+    pub(super) bytes: u64,
     /// A large file and its bytes, to check a restored tree by content.
-    sample: (String, Vec<u8>),
+    pub(super) sample: (String, Vec<u8>),
 }
 
 /// Fill @home with `mib` MiB of incompressible data (a fifth in small files), snapshot it
@@ -106,33 +114,7 @@ struct Data {
 fn fill_and_back_up(sh: &Shell, lab: &Lab, mib: u64) -> Result<Data> {
     let pool = Mount::new(sh, &lab.disk1.part(4), &lab.dir().join("pool"), &[])?;
     let home = pool.path().join("@home");
-    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
-    let total = mib << 20;
-    let small_budget = total / 5;
-    let (mut files, mut bytes) = (0u64, 0u64);
-    let mut buf = Vec::new();
-    while bytes < small_budget {
-        let len = 512 + (rng.next() % (32 << 10)) as usize;
-        rng.fill(&mut buf, len);
-        let dir = home.join(format!("alice/small/{:03}", files % 512));
-        write(&dir.join(format!("f{files}")), &buf)?;
-        files += 1;
-        bytes += len as u64;
-    }
-    let mut sample = None;
-    let mut n = 0;
-    while bytes < total {
-        let len = ((total - bytes).min(256 << 20)) as usize;
-        rng.fill(&mut buf, len);
-        let rel = format!("alice/large/big{n}.bin");
-        write(&home.join(&rel), &buf)?;
-        if sample.is_none() {
-            sample = Some((rel, buf.clone()));
-        }
-        files += 1;
-        bytes += len as u64;
-        n += 1;
-    }
+    let data = write_mixed(&home, mib)?;
     let snaps = pool.path().join("@snapshots");
     let snap = snaps.join(POINT);
     run_quiet(cmd!(sh, "btrfs subvolume snapshot -r {home} {snap}"))?;
@@ -142,6 +124,39 @@ fn fill_and_back_up(sh: &Shell, lab: &Lab, mib: u64) -> Result<Data> {
     send_receive(sh, &snap, &into)?;
     usb.unmount()?;
     pool.unmount()?;
+    Ok(data)
+}
+
+/// `mib` MiB of incompressible data under `dir`: a fifth in small files (512 B to 32 KiB
+/// in 512 directories), the rest in files of up to 256 MiB.
+pub(super) fn write_mixed(dir: &Path, mib: u64) -> Result<Data> {
+    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
+    let total = mib << 20;
+    let small_budget = total / 5;
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut buf = Vec::new();
+    while bytes < small_budget {
+        let len = 512 + (rng.next() % (32 << 10)) as usize;
+        rng.fill(&mut buf, len);
+        let sub = dir.join(format!("alice/small/{:03}", files % 512));
+        write(&sub.join(format!("f{files}")), &buf)?;
+        files += 1;
+        bytes += len as u64;
+    }
+    let mut sample = None;
+    let mut n = 0;
+    while bytes < total {
+        let len = ((total - bytes).min(256 << 20)) as usize;
+        rng.fill(&mut buf, len);
+        let rel = format!("alice/large/big{n}.bin");
+        write(&dir.join(&rel), &buf)?;
+        if sample.is_none() {
+            sample = Some((rel, buf.clone()));
+        }
+        files += 1;
+        bytes += len as u64;
+        n += 1;
+    }
     Ok(Data {
         files,
         bytes,
@@ -197,7 +212,7 @@ fn baseline(
 }
 
 /// The restored @home has every file, every byte (counted) and the sample's content.
-fn verify(sh: &Shell, lab: &Lab, data: &Data, who: &str) -> Result<()> {
+pub(super) fn verify(sh: &Shell, lab: &Lab, data: &Data, who: &str) -> Result<()> {
     let pool = Mount::new(sh, &lab.disk1.part(4), &lab.dir().join("pool"), &["ro"])?;
     let home = pool.path().join("@home");
     let (mut files, mut bytes) = (0u64, 0u64);
@@ -231,21 +246,21 @@ fn verify(sh: &Shell, lab: &Lab, data: &Data, who: &str) -> Result<()> {
     Ok(())
 }
 
-fn drop_caches(sh: &Shell) -> Result<()> {
+pub(super) fn drop_caches(sh: &Shell) -> Result<()> {
     run_quiet(cmd!(sh, "sync"))?;
     std::fs::write("/proc/sys/vm/drop_caches", "3\n")
         .map_err(|e| anyhow!("dropping the page cache: {e}"))
 }
 
-fn secs(d: Duration) -> f64 {
+pub(super) fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-fn mbs(bytes: u64, d: Duration) -> f64 {
+pub(super) fn mbs(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9)
 }
 
-fn report(bytes: u64, ours: &[Duration], base: &[Duration]) -> String {
+pub(super) fn report(what: &str, bytes: u64, ours: &[Duration], base: &[Duration]) -> String {
     let (Some(o), Some(b)) = (median(ours), median(base)) else {
         return "no rounds ran\n".into();
     };
@@ -253,7 +268,7 @@ fn report(bytes: u64, ours: &[Duration], base: &[Duration]) -> String {
     format!(
         "\nrestore of {:.2} GiB, median of {} rounds:\n  \
          lifeboat restore      {:>7.1} s  {:>6.0} MB/s\n  \
-         bare send | receive   {:>7.1} s  {:>6.0} MB/s  (with lifeboat provision and the snapshot)\n  \
+         baseline              {:>7.1} s  {:>6.0} MB/s  ({what})\n  \
          ratio {:.2} (target >= {RATIO_TARGET}): {}\n",
         bytes as f64 / (1u64 << 30) as f64,
         ours.len(),
@@ -262,7 +277,11 @@ fn report(bytes: u64, ours: &[Duration], base: &[Duration]) -> String {
         secs(b),
         mbs(bytes, b),
         ratio,
-        if ratio >= RATIO_TARGET { "met" } else { "NOT met" }
+        if ratio >= RATIO_TARGET {
+            "met"
+        } else {
+            "NOT met"
+        }
     )
 }
 
@@ -299,9 +318,14 @@ mod tests {
                 .map(|x| Duration::from_secs_f64(*x))
                 .collect::<Vec<_>>()
         };
-        let text = report(2 << 30, &s(&[10.0, 11.0, 12.0]), &s(&[10.0, 10.5, 30.0]));
+        let text = report(
+            "x",
+            2 << 30,
+            &s(&[10.0, 11.0, 12.0]),
+            &s(&[10.0, 10.5, 30.0]),
+        );
         assert!(text.contains("ratio 0.95 (target >= 0.9): met"), "{text}");
-        let text = report(2 << 30, &s(&[20.0]), &s(&[10.0]));
+        let text = report("x", 2 << 30, &s(&[20.0]), &s(&[10.0]));
         assert!(
             text.contains("ratio 0.50 (target >= 0.9): NOT met"),
             "{text}"

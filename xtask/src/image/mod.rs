@@ -80,6 +80,37 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 20) as f64
 }
 
+/// The restic the rescue image carries (from the package set of images/rescue.toml that
+/// names it), unpacked under the image cache: the benches run the same version the
+/// rescue system does. Returns the binary's path.
+pub fn restic_binary(sh: &Shell) -> Result<PathBuf> {
+    let rescue = Rescue::load(&project_root().join(DEFINITION))?;
+    let set = rescue
+        .packages
+        .iter()
+        .find(|set| set.names.iter().any(|n| n == "restic"))
+        .context("images/rescue.toml has no package set with restic")?;
+    let cache = cache_dir();
+    let source = &rescue.sources[&set.source];
+    let root = AptRoot::new(&cache, &set.source);
+    let host = host_apt::read_host();
+    let lines = source
+        .suites
+        .iter()
+        .map(|suite| host_apt::line_for(&host, suite, &source.components))
+        .collect::<Result<Vec<_>>>()?;
+    root.prepare(sh, &lines, false)?;
+    let deb = root.fetch(sh, &["restic".to_owned()], &cache.join("debs"))?;
+    let dir = cache.join("work").join("restic");
+    let _ = fs::remove_dir_all(&dir);
+    rootfs::extract(sh, &deb, &dir)?;
+    let bin = dir.join("usr/bin/restic");
+    if !bin.is_file() {
+        bail!("the restic package has no usr/bin/restic");
+    }
+    Ok(bin)
+}
+
 pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     let start = Instant::now();
     let root_dir = project_root();
