@@ -22,6 +22,8 @@ pub const PACKAGES: &[&str] = &[
     "attr",
     // The off-site copy: tests back up to S3 with it and lifeboat drives it.
     "restic",
+    // QEMU's guestfwd runs one `nc` per guest connection to the scenario's S3 server.
+    "netcat-openbsd",
     // Raw send-stream fixtures are compressed the way backups keep them.
     "zstd",
     // The rescue image: depmod for its modules; QEMU and UEFI firmware for the scenarios.

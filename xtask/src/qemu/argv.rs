@@ -1,12 +1,17 @@
 //! The QEMU command line of a scenario machine (pure). A q35 PC with OVMF, the rescue stick
 //! on USB (as people boot it), the scenario's disks on virtio with their serial numbers,
-//! no network, the serial console on stdout. Always TCG: /dev/kvm hangs QEMU here.
+//! no network unless the scenario has an S3 server (then user-mode networking with
+//! `restrict=on`: the guest reaches nothing but [`S3_GUEST`], forwarded to that server on
+//! 127.0.0.1), the serial console on stdout. Always TCG: /dev/kvm hangs QEMU here.
 
 use std::path::Path;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// Where the guest finds the scenario's S3 server (`http://10.0.2.100/`).
+pub const S3_GUEST: &str = "10.0.2.100:80";
+
 /// The serial number the stick shows the guest.
 pub const STICK_SERIAL: &str = "LIFEBOAT-STICK";
 
@@ -19,6 +24,8 @@ pub struct Machine<'a> {
     pub disks: Vec<(&'a str, &'a Path, &'a str)>,
     pub memory_mib: u32,
     pub cpus: u32,
+    /// The port on 127.0.0.1 of the scenario's S3 server, if it has one.
+    pub s3_port: Option<u16>,
 }
 
 pub fn argv(m: &Machine<'_>) -> Vec<String> {
@@ -36,11 +43,18 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
         "-serial",
         "stdio",
         "-no-reboot",
-        "-nic",
-        "none",
     ]
     .map(str::to_owned)
     .to_vec();
+    a.push("-nic".into());
+    a.push(match m.s3_port {
+        // `cmd:` starts one nc per guest connection; a `tcp:` chardev would be a single
+        // stream that every connection of the guest (restic opens several) shares.
+        Some(port) => format!(
+            "user,model=virtio-net-pci,restrict=on,guestfwd=tcp:{S3_GUEST}-cmd:nc -N 127.0.0.1 {port}"
+        ),
+        None => "none".into(),
+    });
     a.extend(["-m".into(), m.memory_mib.to_string()]);
     a.extend(["-smp".into(), m.cpus.to_string()]);
     a.extend([
@@ -84,6 +98,7 @@ mod tests {
             ],
             memory_mib: 1536,
             cpus: 2,
+            s3_port: None,
         });
         let line = a.join(" ");
         assert!(line.contains("-accel tcg,thread=multi"), "{line}");
@@ -108,6 +123,24 @@ mod tests {
     }
 
     #[test]
+    fn with_s3_the_guest_reaches_only_the_forwarded_server_on_localhost() {
+        let a = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: None,
+            disks: vec![],
+            memory_mib: 1024,
+            cpus: 1,
+            s3_port: Some(41234),
+        });
+        let nic = a.iter().position(|x| x == "-nic").unwrap();
+        assert_eq!(
+            a[nic + 1],
+            "user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:nc -N 127.0.0.1 41234"
+        );
+        assert_eq!(a.iter().filter(|x| *x == "-nic").count(), 1);
+    }
+
+    #[test]
     fn a_pulled_stick_leaves_the_firmware_the_disks() {
         let a = argv(&Machine {
             vars: Path::new("/run/vars.fd"),
@@ -115,6 +148,7 @@ mod tests {
             disks: vec![("disk1", Path::new("/run/disk1.qcow2"), "ATLANTIS-DISK1")],
             memory_mib: 1024,
             cpus: 2,
+            s3_port: None,
         })
         .join(" ");
         assert!(!a.contains("usb-storage") && !a.contains("id=stick"), "{a}");

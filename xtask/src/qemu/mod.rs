@@ -10,6 +10,7 @@ mod argv;
 mod console;
 mod fixture;
 mod media;
+mod s3;
 mod scenario;
 
 use std::fs::{self, File};
@@ -139,6 +140,13 @@ pub fn run_scenario(
         disks.push((disk, base, file));
     }
 
+    // Kept for the whole run, every boot: stopped when this goes.
+    let s3 = if scenario.s3_buckets.is_empty() {
+        None
+    } else {
+        Some(s3::S3::start(&dir, &scenario.s3_buckets)?)
+    };
+
     let stick = dir.join("stick.img");
     let mut outcome = Outcome {
         name: name.clone(),
@@ -191,6 +199,7 @@ pub fn run_scenario(
             // through OVMF's pflash) hung now and then under TCG (twice in six runs of
             // boot-entries); one vCPU boots the scenarios as fast.
             cpus: 1,
+            s3_port: s3.as_ref().map(|s| s.port),
         };
         let args = argv::argv(&machine);
         let log_path = if boots == 1 {

@@ -22,6 +22,8 @@ pub struct Scenario {
     pub forbid: Vec<String>,
     pub memory_mib: u32,
     pub disks: Vec<Disk>,
+    /// Buckets of an S3 server the guest reaches at http://10.0.2.100/ (none: no network).
+    pub s3_buckets: Vec<String>,
     /// Boots of the same machine, one after another: disks and firmware variables (boot
     /// entries, BootOrder) carry over from one to the next.
     pub boots: Vec<Boot>,
@@ -79,6 +81,8 @@ struct File {
     disks: Vec<Disk>,
     #[serde(default, rename = "boot")]
     boots: Vec<Boot>,
+    #[serde(default)]
+    s3_buckets: Vec<String>,
 }
 
 fn default_memory() -> u32 {
@@ -174,6 +178,7 @@ impl Scenario {
             forbid: file.forbid,
             memory_mib: file.memory_mib,
             disks: file.disks,
+            s3_buckets: file.s3_buckets,
             boots,
         };
         scenario.check()?;

