@@ -126,8 +126,8 @@ unreachable endpoint each get their own message; the network is tried again befo
 lifeboat inventory configs/atlantis.toml --from restic"
     )]
     Inventory(InventoryArgs),
-    /// Bring the machine back from the backup drive: provision disk1, receive the chosen
-    /// snapshots, restore /boot and the ESPs, write the boot entries, check the result.
+    /// Bring the machine back from the backup drive or restic: provision disk1, restore
+    /// the chosen snapshots, /boot and the ESPs, write the boot entries, check the result.
     #[command(
         long_about = "Bare-metal restore from the USB backup drive (LINBKUP).\n\n\
 Steps, in this order:\n  \
@@ -147,6 +147,12 @@ root's /etc/fstab that names filesystems which do not exist is rewritten from th
 (the old one kept as fstab.before-restore); UEFI boot entries are written.\n  \
 6. Checks: every restored root mounts, its fstab's UUIDs exist, UID 1000 is the same user \
 in every root.\n\n\
+--from restic: the same steps from the restic repository of the spec's [restic] section \
+(the provider profile env_file and password_file; RESTIC_* and AWS_* in the environment \
+override them). Each path of [restic.paths] is restored from the newest snapshot of this host \
+and tag that holds it (or --at, or --snapshot ID) by `restic restore --verify` into \
+<subvol>.lifeboat-partial, renamed to <subvol> when restic has finished; the filesystem record \
+is read with `restic dump`.\n\n\
 Interrupted? Run the same command again: complete points (read-only, with a received \
 UUID: btrfs receive sets both at its end) are kept, a partial one is deleted and received \
 again, nothing is restored twice. Data already in a subvolume that is restored \
@@ -154,7 +160,8 @@ over is renamed to <name>.before-restore-<time>, never deleted.",
         after_help = "Examples:\n  \
 lifeboat inventory configs/atlantis.toml\n  \
 lifeboat restore configs/atlantis.toml --from usb --latest --dry-run\n  \
-lifeboat restore configs/atlantis.toml --from usb --at '2026-11-20 03:00' --subvol @home"
+lifeboat restore configs/atlantis.toml --from usb --at '2026-11-20 03:00' --subvol @home\n  \
+lifeboat restore configs/atlantis.toml --from restic --latest --dry-run"
     )]
     Restore(RestoreArgs),
     /// Copy /boot and the ESPs into Atlantis-meta/boot/, with the filesystems' UUIDs, so
