@@ -185,6 +185,9 @@ pub enum RestoreFrom {
     Usb,
     /// The restic repository of the spec's [restic] section (the off-site copy).
     Restic,
+    /// Raw `btrfs send` stream files kept in that restic repository
+    /// (raw-snapshots/<host>/), received as from the backup drive.
+    ResticStream,
 }
 
 #[derive(Debug, Args)]
@@ -202,7 +205,7 @@ pub struct RestoreArgs {
     /// The newest point of each subvolume.
     #[arg(long)]
     pub latest: bool,
-    /// With --from restic: this snapshot (its id or the start of it) for every path it holds.
+    /// With --from restic or restic-stream: this snapshot (its id or the start of it).
     #[arg(long, value_name = "ID")]
     pub snapshot: Option<String>,
     /// Only this subvolume (repeatable). Default: every subvolume of the spec with points.

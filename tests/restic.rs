@@ -384,7 +384,12 @@ fn fill(src: &Path, day: &str) {
         &root.join("etc/fstab"),
         b"UUID=00000000-dead-beef-0000-000000000000 / btrfs subvol=@rootTW 0 0\n",
     );
-    let home = root.join("home/alice");
+    fill_home(&root.join("home/alice"), day);
+    common::write(&src.join("meta/boot/boot/vmlinuz-6.1"), &[9u8; 100_000]);
+}
+
+/// alice's home: small files, a large one, a hard link, a symlink, owned by UID 1000.
+fn fill_home(home: &Path, day: &str) {
     for i in 0..120u32 {
         common::write(
             &home.join(format!("notes/{:02}/n{i}.txt", i % 7)),
@@ -399,7 +404,6 @@ fn fill(src: &Path, day: &str) {
     let _ = std::fs::remove_file(home.join("first"));
     std::os::unix::fs::symlink("notes/00/n0.txt", home.join("first")).unwrap();
     common::run(&["chown", "-R", "1000:1000", home.to_str().unwrap()]);
-    common::write(&src.join("meta/boot/boot/vmlinuz-6.1"), &[9u8; 100_000]);
 }
 
 fn pool_mount(d: &Disks) -> common::Mount {
@@ -578,4 +582,132 @@ fn restore_from_restic_onto_a_blank_disk_then_an_older_snapshot_and_a_rerun_afte
     let pool = pool_mount(&d);
     let d = common::diff(&monday, &common::manifest(&pool.path().join("@home")));
     assert!(d.is_empty(), "@home differs from Monday's snapshot: {d:#?}");
+}
+
+#[test]
+fn restore_raw_send_streams_kept_in_restic() {
+    let s = setup();
+    s.backups(); // init
+                 // A machine's @home with two points, sent as files the way btrbk's raw target keeps
+                 // them: a full stream (zstd) and an incremental one.
+    let img = common::Image::sparse(s.dir.path(), "pool.img", 1 << 30);
+    common::run(&["mkfs.btrfs", "-q", img.path.to_str().unwrap()]);
+    let lo = common::Loop::attach(&img.path);
+    let pool = common::Mount::new(&lo.dev, "btrfs");
+    let p = pool.path();
+    common::run(&[
+        "btrfs",
+        "subvolume",
+        "create",
+        p.join("@home").to_str().unwrap(),
+    ]);
+    fill_home(&p.join("@home/alice"), "monday");
+    let snap = |name: &str| {
+        let to = p.join(name);
+        common::run(&[
+            "btrfs",
+            "subvolume",
+            "snapshot",
+            "-r",
+            p.join("@home").to_str().unwrap(),
+            to.to_str().unwrap(),
+        ]);
+        to
+    };
+    let s1 = snap("@home.20261119T0300");
+    common::write(&p.join("@home/alice/tuesday.txt"), b"tuesday");
+    common::run(&[
+        "chown",
+        "1000:1000",
+        p.join("@home/alice/tuesday.txt").to_str().unwrap(),
+    ]);
+    let s2 = snap("@home.20261120T0300");
+    let want = common::manifest(&s2);
+    let bk = s.dir.path().join("bk/raw-snapshots/atlantis");
+    std::fs::create_dir_all(&bk).unwrap();
+    let full = bk.join("@home.20261119T0300.btrfs");
+    common::run(&[
+        "btrfs",
+        "send",
+        "-q",
+        "-f",
+        full.to_str().unwrap(),
+        s1.to_str().unwrap(),
+    ]);
+    common::run(&["zstd", "-q", "--rm", full.to_str().unwrap()]);
+    let incr = bk.join("@home.20261120T0300.btrfs");
+    common::run(&[
+        "btrfs",
+        "send",
+        "-q",
+        "-p",
+        s1.to_str().unwrap(),
+        "-f",
+        incr.to_str().unwrap(),
+        s2.to_str().unwrap(),
+    ]);
+    drop(pool);
+    drop(lo);
+    restic(
+        &s.vars(),
+        &[
+            "backup",
+            "-q",
+            "--host",
+            "atlantis",
+            "--tag",
+            "LINUX",
+            s.dir.path().join("bk").to_str().unwrap(),
+        ],
+    );
+
+    let spec = s.spec.to_str().unwrap();
+    let out = lifeboat(&[], &["inventory", spec, "--from", "restic"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("raw send streams in snapshot"), "{text}");
+    assert!(
+        text.contains("raw-snapshots/atlantis/@home.20261120T0300.btrfs"),
+        "{text}"
+    );
+
+    let d = disks();
+    let (d0, d1) = (
+        format!("disk0={}", d.disk0.dev.display()),
+        format!("disk1={}", d.disk1.dev.display()),
+    );
+    let out = lifeboat(
+        &[],
+        &[
+            "restore",
+            spec,
+            "--from",
+            "restic-stream",
+            "--latest",
+            "--subvol",
+            "@home",
+            "--disk",
+            &d0,
+            "--disk",
+            &d1,
+            "--yes",
+        ],
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2 stream files"), "{text}");
+    assert!(
+        text.contains("incremental on @home.20261119T0300"),
+        "{text}"
+    );
+    let pool = pool_mount(&d);
+    let diff = common::diff(&want, &common::manifest(&pool.path().join("@home")));
+    assert!(
+        diff.is_empty(),
+        "@home differs from the newest stream: {diff:#?}"
+    );
+    let list = common::run(&["btrfs", "subvolume", "list", pool.path().to_str().unwrap()]);
+    assert!(
+        list.contains("path @snapshots/@home.20261120T0300\n"),
+        "{list}"
+    );
 }

@@ -164,6 +164,25 @@ fn restic_inventory(spec: &Spec, json: bool) -> Result<()> {
     let ours = snaps
         .iter()
         .find(|s| s.host == spec.machine.host && s.tags.iter().any(|t| t == tag));
+    // Raw send streams kept in the newest snapshot of this machine (--from restic-stream).
+    if let Some(s) = ours {
+        let listing = restic.read(&["ls", "--json", &s.id])?;
+        let streams = crate::restic::streams::points(&listing, &spec.machine.host);
+        if !streams.is_empty() {
+            println!(
+                "\nraw send streams in snapshot {} (lifeboat restore --from restic-stream):",
+                s.short_id
+            );
+            for p in &streams {
+                println!(
+                    "  {}  {}  {}",
+                    points::format_time(p.time),
+                    p.path,
+                    crate::spec::human(p.size.unwrap_or(0))
+                );
+            }
+        }
+    }
     match ours {
         None => eprintln!(
             "warning: no snapshot of host {} tagged {tag} in the repository",

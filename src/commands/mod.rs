@@ -12,6 +12,7 @@ mod provision;
 mod provision_boot;
 mod restore;
 mod restore_restic;
+mod restore_restic_stream;
 mod restore_usb;
 
 pub use backup_boot::backup_boot;

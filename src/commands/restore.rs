@@ -14,6 +14,7 @@ use crate::boot::fstab;
 use crate::cli::{BootEntriesArgs, RestoreArgs, RestoreFrom, DEFAULT_LOADER};
 
 use super::restore_restic::ResticSource;
+use super::restore_restic_stream::StreamSource;
 use super::restore_usb::UsbSource;
 use crate::plan::{self, Action, Binding, Plan, Scope};
 use crate::restore::plan::SNAPSHOTS;
@@ -97,8 +98,8 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         }
     }
 
-    if args.snapshot.is_some() && args.from != RestoreFrom::Restic {
-        bail!("--snapshot names a restic snapshot: it goes with --from restic");
+    if args.snapshot.is_some() && args.from == RestoreFrom::Usb {
+        bail!("--snapshot names a restic snapshot: it goes with --from restic or restic-stream");
     }
     let now = now();
     let stamp = stamp(now);
@@ -112,6 +113,9 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
             now,
         )?),
         RestoreFrom::Restic => Box::new(ResticSource::open(&spec, &args.subvols, args)?),
+        RestoreFrom::ResticStream => {
+            Box::new(StreamSource::open(&spec, &spec_subvols, args, when, now)?)
+        }
     };
     let record = source.record();
     let estimate = source.bytes();

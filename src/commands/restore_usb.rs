@@ -2,7 +2,7 @@
 //! chosen by [`crate::restore::select`], planned by [`crate::restore::plan`], checked
 //! whole before anything is written, and received through lifeboat's progress pipe.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
@@ -10,7 +10,7 @@ use super::restore::Source as RestoreSource;
 use crate::apply::mount::Mount;
 use crate::exec::Cmd;
 use crate::plan::Binding;
-use crate::restore::inventory::{self, Kind};
+use crate::restore::inventory::{self, Kind, Point};
 use crate::restore::pipe::{self, Source};
 use crate::restore::plan::{Canonical, Found, SubvolPlan, Target, SNAPSHOTS};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
@@ -117,13 +117,10 @@ impl RestoreSource for UsbSource {
     }
 
     fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
-        receive_all(
-            self.usb.path(),
-            top,
-            &self.chains,
-            stamp,
-            &self.estimate.per_point,
-        )
+        let usb = self.usb.path();
+        receive_all(top, &self.chains, stamp, &self.estimate.per_point, &|p| {
+            on_drive(usb, p)
+        })
     }
 
     fn close(self: Box<Self>) -> Result<()> {
@@ -252,7 +249,7 @@ fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
 }
 
 /// What the pool mounted (top level) at `top` holds: received points and canonical ones.
-fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
+pub(super) fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
     let list = |readonly: bool| -> Result<Vec<inventory::SubvolRow>> {
         let mut cmd = Cmd::new("btrfs").args(["subvolume", "list", "-u", "-q", "-R"]);
         if readonly {
@@ -296,13 +293,59 @@ fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
     })
 }
 
+/// Where a point's bytes come from, owned (a [`Source`] borrows from it).
+pub(super) enum Opened {
+    Subvolume(PathBuf),
+    File(PathBuf, bool),
+    Program(Cmd, bool),
+}
+
+impl Opened {
+    fn source(&self) -> Source<'_> {
+        match self {
+            Opened::Subvolume(p) => Source::Subvolume(p),
+            Opened::File(p, compressed) => Source::File {
+                path: p,
+                compressed: *compressed,
+            },
+            Opened::Program(cmd, compressed) => Source::Program {
+                cmd,
+                compressed: *compressed,
+            },
+        }
+    }
+}
+
+/// A point on the backup drive mounted at `usb`: its bytes, and the name `btrfs receive`
+/// gives what it makes.
+fn on_drive(usb: &Path, point: &Point) -> Result<(Opened, String)> {
+    let src = usb.join(&point.path);
+    Ok(match point.kind {
+        Kind::Stream => {
+            let name = inventory::read_head(&src, point.compressed)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", point.path))?
+                .name;
+            (Opened::File(src, point.compressed), name)
+        }
+        Kind::Btrbk | Kind::Snapper => {
+            let name = src
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            (Opened::Subvolume(src), name)
+        }
+    })
+}
+
 /// Receive every point not yet complete, then give each subvolume its canonical name.
-fn receive_all(
-    usb: &Path,
+/// `open` says where a point's bytes come from.
+pub(super) fn receive_all(
     top: &Path,
     chains: &[Chain],
     stamp: &str,
     sizes: &[(String, u64)],
+    open: &dyn Fn(&Point) -> Result<(Opened, String)>,
 ) -> Result<()> {
     let snapshots = top.join(SNAPSHOTS);
     std::fs::create_dir_all(&snapshots).context("making @snapshots")?;
@@ -322,25 +365,8 @@ fn receive_all(
                 println!("  {SNAPSHOTS}/{}: received by an earlier run", rcv.name);
                 continue;
             }
-            let src = usb.join(&rcv.point.path);
-            let (source, incoming) = match rcv.point.kind {
-                Kind::Stream => (
-                    Source::File {
-                        path: &src,
-                        compressed: rcv.point.compressed,
-                    },
-                    inventory::read_head(&src, rcv.point.compressed)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", rcv.point.path))?
-                        .name,
-                ),
-                Kind::Btrbk | Kind::Snapper => (
-                    Source::Subvolume(&src),
-                    src.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned(),
-                ),
-            };
+            let (opened, incoming) = open(&rcv.point)?;
+            let source = opened.source();
             let arriving = snapshots.join(&incoming);
             clear_incomplete(top, &arriving, &incoming)?;
             let total = sizes

@@ -6,6 +6,7 @@ pub mod env;
 pub mod failure;
 pub mod select;
 pub mod snapshots;
+pub mod streams;
 
 use std::time::Duration;
 
@@ -30,9 +31,9 @@ pub enum ResticError {
 }
 
 impl Restic {
-    /// `restic ARGS…` for a long run (a restore): `tick` is called about twice a second
-    /// while it runs. Not retried: the caller knows whether starting over is safe.
-    pub fn run_watched(&self, args: &[String], tick: &mut dyn FnMut()) -> Result<(), ResticError> {
+    /// `restic ARGS…` as a command with the profile's environment and secrets (for
+    /// streaming its output somewhere: `restic dump`).
+    pub fn cmd<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Cmd {
         let mut cmd = Cmd::new("restic").args(args);
         for (k, v) in &self.profile.vars {
             cmd = cmd.env(k, v);
@@ -40,6 +41,13 @@ impl Restic {
         for s in self.profile.secrets() {
             cmd = cmd.secret(s.clone());
         }
+        cmd
+    }
+
+    /// `restic ARGS…` for a long run (a restore): `tick` is called about twice a second
+    /// while it runs. Not retried: the caller knows whether starting over is safe.
+    pub fn run_watched(&self, args: &[String], tick: &mut dyn FnMut()) -> Result<(), ResticError> {
+        let cmd = self.cmd(args);
         let mut running = match cmd.spawn(false, false) {
             Ok(r) => r,
             Err(ExecError::NotFound { .. }) => return Err(ResticError::NotInstalled),
@@ -119,14 +127,7 @@ impl Restic {
     pub fn read(&self, args: &[&str]) -> Result<String, ResticError> {
         let mut tries = 0;
         loop {
-            let mut cmd = Cmd::new("restic").args(args);
-            for (k, v) in &self.profile.vars {
-                cmd = cmd.env(k, v);
-            }
-            for s in self.profile.secrets() {
-                cmd = cmd.secret(s.clone());
-            }
-            let out = match cmd.output() {
+            let out = match self.cmd(args).output() {
                 Ok(out) => out,
                 Err(ExecError::NotFound { .. }) => return Err(ResticError::NotInstalled),
                 Err(e) => return Err(ResticError::Output(e.to_string())),

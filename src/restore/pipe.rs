@@ -20,6 +20,8 @@ pub enum Source<'a> {
     Subvolume(&'a Path),
     /// A stream file (`btrfs send -f`), zstd-compressed when `compressed`.
     File { path: &'a Path, compressed: bool },
+    /// What a program writes to stdout (`restic dump` of a stream file kept in restic).
+    Program { cmd: &'a Cmd, compressed: bool },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,22 @@ pub fn stream(
                 Some(send),
                 format!("btrfs send {}", path.display()),
             )
+        }
+        Source::Program { cmd, compressed } => {
+            let mut prog = cmd.spawn(false, true)?;
+            let out = prog.child.stdout.take().expect("stdout is piped");
+            grow_pipe(&out);
+            let reader: Box<dyn Read> = if compressed {
+                Box::new(zstd::stream::read::Decoder::new(out).map_err(|source| {
+                    PipeError::Read {
+                        what: cmd.to_string(),
+                        source,
+                    }
+                })?)
+            } else {
+                Box::new(out)
+            };
+            (reader, Some(prog), cmd.to_string())
         }
         Source::File { path, compressed } => {
             let file = File::open(path).map_err(|source| PipeError::Read {

@@ -1,0 +1,203 @@
+//! `lifeboat restore --from restic-stream`: raw `btrfs send` stream files kept in the restic
+//! repository (`…/raw-snapshots/<host>/…`, the block-level path of the backup design). The
+//! chains are chosen and received exactly as from the backup drive; the bytes come from
+//! `restic dump`, which checks every blob it reads against its hash.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+
+use super::restore::Source as RestoreSource;
+use super::restore_usb::{probe_target, receive_all, Opened};
+use crate::cli::RestoreArgs;
+use crate::restic::snapshots::{self, Snapshot};
+use crate::restic::{streams, Restic};
+use crate::restore::inventory::{self, Point};
+use crate::restore::plan::{Found, Target};
+use crate::restore::record::Record;
+use crate::restore::select::{self, Chain, When};
+use crate::restore::{self as r, points, stream, META};
+use crate::spec::{human, Spec};
+
+pub(super) struct StreamSource {
+    restic: Restic,
+    snapshot: Snapshot,
+    chains: Vec<Chain>,
+    /// (path in the snapshot, the subvolume name its stream makes).
+    names: Vec<(String, String)>,
+    sizes: Vec<(String, u64)>,
+}
+
+impl StreamSource {
+    pub(super) fn open(
+        spec: &Spec,
+        spec_subvols: &[String],
+        args: &RestoreArgs,
+        when: When,
+        now: i64,
+    ) -> Result<StreamSource> {
+        let restic = super::restic_for(spec)?;
+        let host = &spec.machine.host;
+        let tag = spec.restic.as_ref().map_or("LINUX", |r| r.tag.as_str());
+        println!("\nPreflight (nothing is written yet):");
+        let snaps = snapshots::parse(&restic.read(&["snapshots", "--json"])?)
+            .map_err(|e| anyhow!("restic's snapshot list could not be read: {e}"))?;
+        let candidates: Vec<&Snapshot> = match &args.snapshot {
+            Some(id) => snaps
+                .iter()
+                .filter(|s| s.id.starts_with(id.as_str()))
+                .collect(),
+            None => snaps
+                .iter()
+                .filter(|s| &s.host == host && s.tags.iter().any(|t| t == tag))
+                .collect(),
+        };
+        // The newest snapshot that holds stream files of this host.
+        let mut found = None;
+        for s in candidates {
+            let listing = restic.read(&["ls", "--json", &s.id])?;
+            let points = streams::points(&listing, host);
+            if !points.is_empty() {
+                found = Some((s.clone(), points));
+                break;
+            }
+        }
+        let Some((snapshot, mut points)) = found else {
+            bail!(
+                "no restic snapshot of host {host} tagged {tag} holds stream files under \
+                 raw-snapshots/{host}/"
+            );
+        };
+        println!(
+            "  snapshot {} ({}): {} stream files",
+            snapshot.short_id,
+            points::format_time(snapshot.time),
+            points.len()
+        );
+        let mut names = Vec::new();
+        for p in &mut points {
+            match head(&restic, &snapshot.id, p) {
+                Ok(h) => {
+                    p.uuid = Some(h.uuid);
+                    p.parent_uuid = h.parent.map(|(u, _)| u);
+                    names.push((p.path.clone(), h.name));
+                }
+                Err(why) => p.note = Some(format!("unreadable: {why}")),
+            }
+        }
+        inventory::link_parents(&mut points);
+        let inv = inventory::group(vec![format!("raw-snapshots/{host}")], points, now);
+        let wanted: Vec<String> = if args.subvols.is_empty() {
+            spec_subvols
+                .iter()
+                .filter(|s| inv.subvols.iter().any(|g| &g.subvol == *s))
+                .cloned()
+                .collect()
+        } else {
+            args.subvols.clone()
+        };
+        if wanted.is_empty() {
+            bail!("the stream files in restic are of no subvolume of the spec");
+        }
+        let chains = select::select(&inv, &wanted, when, META)?;
+        let mut sizes = Vec::new();
+        for p in chains.iter().flat_map(|c| &c.points) {
+            let size = p.size.unwrap_or(0);
+            println!(
+                "  {}: {}{}",
+                p.path,
+                human(size),
+                if p.compressed { " (zstd)" } else { "" }
+            );
+            sizes.push((p.path.clone(), size));
+        }
+        Ok(StreamSource {
+            restic,
+            snapshot,
+            chains,
+            names,
+            sizes,
+        })
+    }
+}
+
+/// The first command of a stream file in restic: `restic dump` stopped after the head.
+fn head(restic: &Restic, id: &str, p: &Point) -> Result<stream::StreamHead, String> {
+    use std::io::Read;
+    let cmd = restic.cmd(&["dump", id, p.path.as_str()]);
+    let mut running = cmd.spawn(false, true).map_err(|e| e.to_string())?;
+    let out = running.child.stdout.take().ok_or("no stdout")?;
+    let reader: Box<dyn Read> = if p.compressed {
+        Box::new(zstd::stream::read::Decoder::new(out).map_err(|e| e.to_string())?)
+    } else {
+        Box::new(out)
+    };
+    let mut bytes = Vec::new();
+    let read = reader
+        .take(stream::HEAD_BYTES as u64)
+        .read_to_end(&mut bytes);
+    running.kill();
+    read.map_err(|e| e.to_string())?;
+    stream::head(&bytes).map_err(|e| e.to_string())
+}
+
+impl RestoreSource for StreamSource {
+    fn name(&self) -> String {
+        format!(
+            "the stream files in restic {} (snapshot {})",
+            self.restic.profile.repository(),
+            self.snapshot.short_id
+        )
+    }
+
+    fn subvols(&self) -> Vec<String> {
+        self.chains.iter().map(|c| c.subvol.clone()).collect()
+    }
+
+    fn bytes(&self) -> u64 {
+        self.sizes.iter().map(|(_, s)| s).sum()
+    }
+
+    fn record(&self) -> Option<Record> {
+        // Atlantis-meta, if it is among the streams, cannot be looked into before it is
+        // received: the filesystems get new UUIDs and the roots' fstab is rewritten.
+        None
+    }
+
+    fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
+        let target = match top {
+            None => Target {
+                received: vec![],
+                canonical: self
+                    .chains
+                    .iter()
+                    .map(|c| (c.subvol.clone(), Found::Empty))
+                    .collect(),
+            },
+            Some(top) => probe_target(top, &self.chains)?,
+        };
+        Ok(r::plan::render(&r::plan::plan(
+            &self.chains,
+            &target,
+            stamp,
+        )))
+    }
+
+    fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
+        let id = self.snapshot.id.as_str();
+        receive_all(top, &self.chains, stamp, &self.sizes, &|p| {
+            let name = self
+                .names
+                .iter()
+                .find(|(path, _)| *path == p.path)
+                .map(|(_, n)| n.clone())
+                .ok_or_else(|| anyhow!("{}: its head could not be read", p.path))?;
+            let cmd = self.restic.cmd(&["dump", id, p.path.as_str()]);
+            Ok((Opened::Program(cmd, p.compressed), name))
+        })
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
