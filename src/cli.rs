@@ -176,6 +176,46 @@ the filesystems their recorded UUIDs again. Reads the disks; writes only into \
 Atlantis-meta."
     )]
     BackupBoot(BackupBootArgs),
+    /// Copy another host's newest Veeam image (or phone backup) out of restic onto a USB
+    /// partition, for that system's own recovery tools.
+    #[command(
+        long_about = "Copy the newest file matching --match (default *.vbk, a Veeam full \
+backup) from the newest restic snapshot of --host (or --snapshot ID) onto the spec's \
+partition labelled --to (WINBKUP for Windows images, CUSHION for a phone's TWRP backup), \
+into lifeboat-staged/<host>/. The free space is checked first and the plan printed; the \
+copy is written under a temporary name and renamed when restic has given every byte. \
+NTFS partitions are mounted with ntfs-3g.",
+        after_help = "Examples:\n  lifeboat stage configs/atlantis.toml --host WIN-DESKTOP --to WINBKUP\n  \
+lifeboat stage configs/atlantis.toml --host pixel7 --to CUSHION --match '*.win'"
+    )]
+    Stage(StageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// The machine spec (TOML): its [restic] section and the target partition.
+    pub spec: PathBuf,
+    /// The restic host whose backup is staged (WIN-DESKTOP, a phone's name).
+    #[arg(long)]
+    pub host: String,
+    /// The label of the partition it goes to (WINBKUP, CUSHION).
+    #[arg(long, value_name = "LABEL")]
+    pub to: String,
+    /// Which file: the newest whose name matches (`*` and `?`).
+    #[arg(long = "match", value_name = "GLOB", default_value = "*.vbk")]
+    pub pattern: String,
+    /// This restic snapshot (its id or the start of it) instead of the newest of the host.
+    #[arg(long, value_name = "ID")]
+    pub snapshot: Option<String>,
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
+    /// Copy without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print what would be copied and stop.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Where a restore reads the machine from.

@@ -17,6 +17,7 @@ fn main() {
         Command::Inventory(args) => commands::inventory(args),
         Command::Restore(args) => commands::restore(args),
         Command::BackupBoot(args) => commands::backup_boot(args),
+        Command::Stage(args) => commands::stage(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.

@@ -711,3 +711,66 @@ fn restore_raw_send_streams_kept_in_restic() {
         "{list}"
     );
 }
+
+#[test]
+fn stage_a_windows_image_from_restic_onto_winbkup() {
+    let s = setup();
+    s.backups(); // WIN-DESKTOP's Backups/desktop.vbk among them
+    let spec = s.spec.to_str().unwrap();
+    let usb_img = common::Image::sparse(s.dir.path(), "usb.img", 4_500_000_000_000);
+    let usb = common::Loop::attach(&usb_img.path);
+    let u = format!("usb={}", usb.dev.display());
+    let out = lifeboat(
+        &[],
+        &["provision", spec, "--only", "usb", "--disk", &u, "--yes"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = lifeboat(
+        &[],
+        &[
+            "stage", spec, "--host", "NOPE", "--to", "WINBKUP", "--disk", &u, "--yes",
+        ],
+    );
+    assert!(
+        stderr(&out).contains(
+            "no restic snapshot of host NOPE (the repository has: WIN-DESKTOP, atlantis)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = lifeboat(
+        &[],
+        &[
+            "stage",
+            spec,
+            "--host",
+            "WIN-DESKTOP",
+            "--to",
+            "WINBKUP",
+            "--disk",
+            &u,
+            "--yes",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{}", text, stderr(&out));
+    assert!(
+        text.contains("Staged: lifeboat-staged/WIN-DESKTOP/desktop.vbk"),
+        "{text}"
+    );
+
+    // What ntfs-3g reads back.
+    let winbkup = common::Mount::new(Path::new(&format!("{}p1", usb.dev.display())), "ntfs-3g");
+    let staged = winbkup.path().join("lifeboat-staged/WIN-DESKTOP");
+    assert_eq!(
+        std::fs::read(staged.join("desktop.vbk")).unwrap(),
+        vec![7u8; 4096]
+    );
+    let names: Vec<String> = std::fs::read_dir(&staged)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["desktop.vbk"]);
+}

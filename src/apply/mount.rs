@@ -15,6 +15,8 @@ pub enum MountError {
         at: PathBuf,
         errno: nix::Error,
     },
+    #[error("{0}")]
+    Program(String),
     #[error("cannot unmount {}: {errno}; it stays mounted there", at.display())]
     Unmount { at: PathBuf, errno: nix::Error },
 }
@@ -81,6 +83,25 @@ impl Mount {
         options: Option<&str>,
     ) -> Result<Mount, MountError> {
         Mount::attach(device, fstype, options, MsFlags::MS_NOATIME)
+    }
+
+    /// Through a mount program (`ntfs-3g`, a FUSE filesystem the kernel cannot mount by
+    /// itself); unmounted like any other.
+    pub fn with_program(device: &Path, program: &str) -> Result<Mount, MountError> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{PREFIX}{}-", std::process::id()))
+            .tempdir()
+            .map_err(MountError::Dir)?;
+        let path = dir.path().to_owned();
+        crate::exec::Cmd::new(program)
+            .arg(device)
+            .arg(&path)
+            .run()
+            .map_err(|e| MountError::Program(e.to_string()))?;
+        Ok(Mount {
+            dir: Some(dir),
+            path,
+        })
     }
 
     /// Read-only: nothing on the device can change through this mount.

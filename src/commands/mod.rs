@@ -14,6 +14,7 @@ mod restore;
 mod restore_restic;
 mod restore_restic_stream;
 mod restore_usb;
+mod stage;
 
 pub use backup_boot::backup_boot;
 pub use boot_entries::boot_entries;
@@ -25,6 +26,7 @@ pub use inventory::inventory;
 pub use menu::menu;
 pub use provision::{plan, provision};
 pub use restore::restore;
+pub use stage::stage;
 
 /// restic with the spec's profile under the process environment.
 fn restic_for(spec: &crate::spec::Spec) -> anyhow::Result<crate::restic::Restic> {
