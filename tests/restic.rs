@@ -43,8 +43,8 @@ fn restic(vars: &[(&str, String)], args: &[&str]) -> Output {
     out
 }
 
-/// lifeboat with only these restic variables in its environment.
-fn lifeboat(vars: &[(&str, &str)], args: &[&str]) -> Output {
+/// lifeboat with only these restic variables in its environment (and short retries).
+fn lifeboat_cmd(vars: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
     cmd.args(args)
         .env_clear()
@@ -62,7 +62,11 @@ fn lifeboat(vars: &[(&str, &str)], args: &[&str]) -> Output {
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    cmd.output().expect("run lifeboat")
+    cmd
+}
+
+fn lifeboat(vars: &[(&str, &str)], args: &[&str]) -> Output {
+    lifeboat_cmd(vars, args).output().expect("run lifeboat")
 }
 
 fn setup() -> Setup {
@@ -469,25 +473,16 @@ fn restore_from_restic_onto_a_blank_disk_then_an_older_snapshot_and_a_rerun_afte
     };
 
     // Killed while @home is being restored: the partial subvolume is all that is left.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args([
+    let mut child = lifeboat_cmd(
+        &[],
+        &[
             "restore", spec, "--from", "restic", "--latest", "--disk", &d0, "--disk", &d1, "--yes",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .env(
-            "LIFEBOAT_LOG_DIR",
-            std::env::temp_dir().join("lifeboat-test-logs"),
-        )
-        .env(
-            "RESTIC_CACHE_DIR",
-            std::env::temp_dir().join("lifeboat-test-restic-cache"),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let watch = tempfile::tempdir().unwrap();
     let node = format!("{}p4", d.disk1.dev.display());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);

@@ -8,15 +8,14 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 
 use super::restore::Source as RestoreSource;
-use super::restore_usb::{probe_target, receive_all, Opened};
+use super::restore_usb::{plan_lines, receive_all, Opened};
 use crate::cli::RestoreArgs;
 use crate::restic::snapshots::{self, Snapshot};
 use crate::restic::{streams, Restic};
 use crate::restore::inventory::{self, Point};
-use crate::restore::plan::{Found, Target};
 use crate::restore::record::Record;
 use crate::restore::select::{self, Chain, When};
-use crate::restore::{self as r, points, stream, META};
+use crate::restore::{points, stream, META};
 use crate::spec::{human, Spec};
 
 pub(super) struct StreamSource {
@@ -165,22 +164,7 @@ impl RestoreSource for StreamSource {
     }
 
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
-        let target = match top {
-            None => Target {
-                received: vec![],
-                canonical: self
-                    .chains
-                    .iter()
-                    .map(|c| (c.subvol.clone(), Found::Empty))
-                    .collect(),
-            },
-            Some(top) => probe_target(top, &self.chains)?,
-        };
-        Ok(r::plan::render(&r::plan::plan(
-            &self.chains,
-            &target,
-            stamp,
-        )))
+        plan_lines(&self.chains, top, stamp)
     }
 
     fn restore(&self, top: &Path, stamp: &str) -> Result<()> {

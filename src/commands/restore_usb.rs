@@ -98,22 +98,7 @@ impl RestoreSource for UsbSource {
     }
 
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
-        let target = match top {
-            None => Target {
-                received: vec![],
-                canonical: self
-                    .chains
-                    .iter()
-                    .map(|c| (c.subvol.clone(), Found::Empty))
-                    .collect(),
-            },
-            Some(top) => probe_target(top, &self.chains)?,
-        };
-        Ok(r::plan::render(&r::plan::plan(
-            &self.chains,
-            &target,
-            stamp,
-        )))
+        plan_lines(&self.chains, top, stamp)
     }
 
     fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
@@ -249,7 +234,7 @@ fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
 }
 
 /// What the pool mounted (top level) at `top` holds: received points and canonical ones.
-pub(super) fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
+fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
     let list = |readonly: bool| -> Result<Vec<inventory::SubvolRow>> {
         let mut cmd = Cmd::new("btrfs").args(["subvolume", "list", "-u", "-q", "-R"]);
         if readonly {
@@ -291,6 +276,21 @@ pub(super) fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
         received,
         canonical,
     })
+}
+
+/// The plan of receiving `chains` into the pool mounted at `top` (or one about to be made).
+pub(super) fn plan_lines(chains: &[Chain], top: Option<&Path>, stamp: &str) -> Result<String> {
+    let target = match top {
+        None => Target {
+            received: vec![],
+            canonical: chains
+                .iter()
+                .map(|c| (c.subvol.clone(), Found::Empty))
+                .collect(),
+        },
+        Some(top) => probe_target(top, chains)?,
+    };
+    Ok(r::plan::render(&r::plan::plan(chains, &target, stamp)))
 }
 
 /// Where a point's bytes come from, owned (a [`Source`] borrows from it).

@@ -6,32 +6,17 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Deserialize;
 
 use crate::apply::mount::Mount;
 use crate::blockdev;
 use crate::cli::StageArgs;
-use crate::restic::snapshots::{self, rfc3339};
+use crate::restic::snapshots::{self, rfc3339, Node};
 use crate::restore::points;
 use crate::spec::{human, FsKind, Spec};
 use crate::ui;
 
 /// Where staged files go on the target partition: `lifeboat-staged/<host>/`.
 pub const STAGED_DIR: &str = "lifeboat-staged";
-
-#[derive(Debug, Deserialize)]
-struct Node {
-    #[serde(default)]
-    name: String,
-    #[serde(default, rename = "type")]
-    kind: String,
-    #[serde(default)]
-    path: String,
-    #[serde(default)]
-    size: Option<u64>,
-    #[serde(default)]
-    mtime: Option<String>,
-}
 
 /// `*` and `?` against a whole file name.
 pub fn glob(pattern: &str, name: &str) -> bool {
@@ -79,9 +64,8 @@ pub fn stage(args: &StageArgs) -> Result<()> {
         );
     };
     let listing = restic.read(&["ls", "--json", &snapshot.id])?;
-    let file = listing
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Node>(l).ok())
+    let file = snapshots::nodes(&listing)
+        .into_iter()
         .filter(|n| n.kind == "file" && glob(&args.pattern, &n.name))
         .max_by_key(|n| n.mtime.as_deref().and_then(rfc3339).unwrap_or(0));
     let Some(file) = file else {

@@ -42,6 +42,30 @@ pub struct Snapshot {
     pub files: Option<u64>,
 }
 
+/// One file or directory of `restic ls --json` (one JSON object per line).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Node {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub mtime: Option<String>,
+}
+
+/// The nodes of a `restic ls --json` listing (the snapshot's own line is skipped).
+pub fn nodes(ls_json: &str) -> Vec<Node> {
+    ls_json
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Node>(line).ok())
+        .filter(|n| !n.kind.is_empty())
+        .collect()
+}
+
 /// Parse the JSON; snapshots newest first.
 pub fn parse(json: &str) -> Result<Vec<Snapshot>, String> {
     let raw: Vec<Raw> = serde_json::from_str(json).map_err(|e| e.to_string())?;

@@ -2,29 +2,14 @@
 //! are streams (`…/raw-snapshots/<host>/<btrbk name>.btrfs[.zst]`), as restore points whose
 //! path is the file's path inside the snapshot.
 
-use serde::Deserialize;
-
 use crate::restore::inventory::{Kind, Point};
 use crate::restore::points;
-
-#[derive(Debug, Deserialize)]
-struct Node {
-    #[serde(default)]
-    name: String,
-    #[serde(default, rename = "type")]
-    kind: String,
-    #[serde(default)]
-    path: String,
-    #[serde(default)]
-    size: Option<u64>,
-}
 
 /// The stream files of `host` in one snapshot's listing (one JSON object per line).
 pub fn points(ls_json: &str, host: &str) -> Vec<Point> {
     let dir = format!("/raw-snapshots/{host}/");
-    ls_json
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Node>(line).ok())
+    super::snapshots::nodes(ls_json)
+        .into_iter()
         .filter(|n| n.kind == "file" && n.path.contains(&dir))
         .filter_map(|n| {
             let (name, compressed) = points::raw_stream(&n.name)?;
