@@ -112,7 +112,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
             when,
             now,
         )?),
-        RestoreFrom::Restic => Box::new(ResticSource::open(&spec, &args.subvols, args)?),
+        RestoreFrom::Restic => Box::new(ResticSource::open(&spec, args, when)?),
         RestoreFrom::ResticStream => {
             Box::new(StreamSource::open(&spec, &spec_subvols, args, when, now)?)
         }
@@ -283,6 +283,24 @@ pub(super) trait Source {
     /// Restore into the pool mounted (top level, read-write) at `top`.
     fn restore(&self, top: &Path, stamp: &str) -> Result<()>;
     fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// The filesystem record in `text` (read from `from`), reported in the preflight.
+pub(super) fn record_from(text: &str, from: &str) -> Option<Record> {
+    match Record::parse(text) {
+        Ok(rec) => {
+            println!(
+                "  {META}/{BOOT_DIR}/{RECORD_FILE}: {} filesystems recorded on {}",
+                rec.filesystems.len(),
+                rec.written
+            );
+            Some(rec)
+        }
+        Err(e) => {
+            println!("  {from} cannot be read ({e}); new UUIDs");
+            None
+        }
+    }
 }
 
 pub(super) fn now() -> i64 {

@@ -17,6 +17,7 @@ use crate::exec::Cmd;
 use crate::restic::select::{self, Pick, Planned};
 use crate::restic::{snapshots, Restic};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
+use crate::restore::select::When;
 use crate::restore::{points, META};
 use crate::spec::{human, Spec};
 use crate::ui;
@@ -35,7 +36,7 @@ pub(super) struct ResticSource {
 }
 
 impl ResticSource {
-    pub(super) fn open(spec: &Spec, asked: &[String], args: &RestoreArgs) -> Result<ResticSource> {
+    pub(super) fn open(spec: &Spec, args: &RestoreArgs, when: When) -> Result<ResticSource> {
         let Some(conf) = &spec.restic else {
             bail!(
                 "{} has no [restic] section: it says where the repository is and which backed-up \
@@ -44,15 +45,10 @@ impl ResticSource {
             );
         };
         let restic = super::restic_for(spec)?;
-        let pick = match (&args.snapshot, &args.at) {
+        let pick = match (&args.snapshot, when) {
             (Some(id), _) => Pick::Id(id.clone()),
-            (None, Some(text)) => Pick::At(points::parse_at(text).with_context(|| {
-                format!(
-                    "--at \"{text}\" is not a time: write 2026-11-20, '2026-11-20 03:00' or \
-                     20261120T0300 (UTC)"
-                )
-            })?),
-            (None, None) => Pick::Latest,
+            (None, When::At(t)) => Pick::At(t),
+            (None, When::Latest) => Pick::Latest,
         };
         println!("\nPreflight (nothing is written yet):");
         let snaps = snapshots::parse(&restic.read(&["snapshots", "--json"])?)
@@ -67,7 +63,14 @@ impl ResticSource {
             .iter()
             .map(|(path, subvol)| (path.clone(), subvol.get_ref().clone()))
             .collect();
-        let planned = select::select(&snaps, &paths, asked, &spec.machine.host, &conf.tag, &pick)?;
+        let planned = select::select(
+            &snaps,
+            &paths,
+            &args.subvols,
+            &spec.machine.host,
+            &conf.tag,
+            &pick,
+        )?;
         let mut sizes = Vec::new();
         let ids: BTreeSet<&str> = planned.iter().map(|p| p.snapshot.id.as_str()).collect();
         for id in ids {
@@ -120,20 +123,7 @@ fn read_record(restic: &Restic, planned: &[Planned]) -> Option<Record> {
         meta.path.trim_end_matches('/')
     );
     match restic.read(&["dump", &meta.snapshot.id, &file]) {
-        Ok(text) => match Record::parse(&text) {
-            Ok(rec) => {
-                println!(
-                    "  {META}/{BOOT_DIR}/{RECORD_FILE}: {} filesystems recorded on {}",
-                    rec.filesystems.len(),
-                    rec.written
-                );
-                Some(rec)
-            }
-            Err(e) => {
-                println!("  {file} cannot be read ({e}); new UUIDs");
-                None
-            }
-        },
+        Ok(text) => super::restore::record_from(&text, &file),
         Err(_) => {
             println!(
                 "  no {file} in snapshot {}: new UUIDs",

@@ -214,23 +214,7 @@ fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
     }
     let path = usb.join(&point.path).join(BOOT_DIR).join(RECORD_FILE);
     let text = std::fs::read_to_string(&path).ok()?;
-    match Record::parse(&text) {
-        Ok(rec) => {
-            println!(
-                "  {META}/{BOOT_DIR}/{RECORD_FILE}: {} filesystems recorded on {}",
-                rec.filesystems.len(),
-                rec.written
-            );
-            Some(rec)
-        }
-        Err(e) => {
-            println!(
-                "  {RECORD_FILE} in {} cannot be read ({e}); new UUIDs",
-                point.path
-            );
-            None
-        }
-    }
+    super::restore::record_from(&text, &format!("{}/{BOOT_DIR}/{RECORD_FILE}", point.path))
 }
 
 /// What the pool mounted (top level) at `top` holds: received points and canonical ones.

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use super::restore_usb::{drop_caches, mbs, report, secs, verify, write_mixed};
+use super::restore_usb::{alternate, report, verify, write_mixed};
 use crate::disks::{Lab, Mount};
 use crate::flags::BenchRestore as Flags;
-use crate::{deps, interrupt, lifeboat, require_root, run_quiet};
+use crate::{deps, lifeboat, require_root, run_quiet};
 
 pub fn restore_restic(sh: &Shell, flags: &Flags) -> Result<()> {
     require_root("bench restore-restic")?;
@@ -90,46 +90,29 @@ pub fn restore_restic(sh: &Shell, flags: &Flags) -> Result<()> {
     ];
     let spec_arg = spec.display().to_string();
 
-    let mut ours = Vec::new();
-    let mut base = Vec::new();
-    for round in 0..flags.rounds {
-        let mut line = format!("round {}/{}:", round + 1, flags.rounds);
-        let ours_first = round % 2 == 0;
-        for our_turn in [ours_first, !ours_first] {
-            interrupt::check()?;
-            lab.disk1.reset_blank(sh)?;
-            drop_caches(sh)?;
-            let took = if our_turn {
-                let mut args = vec!["restore".to_owned(), spec_arg.clone()];
-                args.extend(bindings.iter().cloned());
-                args.extend(
-                    ["--from", "restic", "--latest", "--subvol", "@home", "--yes"]
-                        .map(String::from),
-                );
-                let (_, took) = lifeboat::run_captured(sh, &bin, &args, &log_dir)?;
-                verify(sh, &lab, &data, "lifeboat restore --from restic")?;
-                took
-            } else {
-                let took = baseline(
-                    sh, &bin, &lab, &spec_arg, &bindings, &log_dir, &restic, &src_text,
-                )?;
-                verify(sh, &lab, &data, "the baseline")?;
-                took
-            };
-            line += &format!(
-                "  {} {:.1} s ({:.0} MB/s)",
-                if our_turn { "lifeboat" } else { "baseline" },
-                secs(took),
-                mbs(data.bytes, took)
+    let (ours, base) = alternate(
+        sh,
+        &lab,
+        &data,
+        flags.rounds,
+        &mut || {
+            let mut args = vec!["restore".to_owned(), spec_arg.clone()];
+            args.extend(bindings.iter().cloned());
+            args.extend(
+                ["--from", "restic", "--latest", "--subvol", "@home", "--yes"].map(String::from),
             );
-            if our_turn {
-                ours.push(took);
-            } else {
-                base.push(took);
-            }
-        }
-        println!("{line}");
-    }
+            let (_, took) = lifeboat::run_captured(sh, &bin, &args, &log_dir)?;
+            verify(sh, &lab, &data, "lifeboat restore --from restic")?;
+            Ok(took)
+        },
+        &mut || {
+            let took = baseline(
+                sh, &bin, &lab, &spec_arg, &bindings, &log_dir, &restic, &src_text,
+            )?;
+            verify(sh, &lab, &data, "the baseline")?;
+            Ok(took)
+        },
+    )?;
     lab.disk1.reset_blank(sh)?;
     lab.close()?;
     print!(

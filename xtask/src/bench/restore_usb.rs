@@ -52,42 +52,27 @@ pub fn restore_usb(sh: &Shell, flags: &BenchRestore) -> Result<()> {
         data.bytes as f64 / (1u64 << 30) as f64
     );
 
-    let mut ours = Vec::new();
-    let mut base = Vec::new();
-    for round in 0..flags.rounds {
-        let mut line = format!("round {}/{}:", round + 1, flags.rounds);
-        let ours_first = round % 2 == 0;
-        for our_turn in [ours_first, !ours_first] {
-            interrupt::check()?;
-            lab.disk1.reset_blank(sh)?;
-            drop_caches(sh)?;
-            if our_turn {
-                let args = lifeboat::args(
-                    "restore",
-                    &bindings,
-                    &["--from", "usb", "--latest", "--subvol", "@home", "--yes"],
-                );
-                let (_, took) = lifeboat::run_captured(sh, &bin, &args, &log_dir)?;
-                verify(sh, &lab, &data, "lifeboat restore")?;
-                line += &format!(
-                    "  lifeboat {:.1} s ({:.0} MB/s)",
-                    secs(took),
-                    mbs(data.bytes, took)
-                );
-                ours.push(took);
-            } else {
-                let took = baseline(sh, &bin, &lab, &bindings, &log_dir)?;
-                verify(sh, &lab, &data, "the baseline")?;
-                line += &format!(
-                    "  baseline {:.1} s ({:.0} MB/s)",
-                    secs(took),
-                    mbs(data.bytes, took)
-                );
-                base.push(took);
-            }
-        }
-        println!("{line}");
-    }
+    let (ours, base) = alternate(
+        sh,
+        &lab,
+        &data,
+        flags.rounds,
+        &mut || {
+            let args = lifeboat::args(
+                "restore",
+                &bindings,
+                &["--from", "usb", "--latest", "--subvol", "@home", "--yes"],
+            );
+            let (_, took) = lifeboat::run_captured(sh, &bin, &args, &log_dir)?;
+            verify(sh, &lab, &data, "lifeboat restore")?;
+            Ok(took)
+        },
+        &mut || {
+            let took = baseline(sh, &bin, &lab, &bindings, &log_dir)?;
+            verify(sh, &lab, &data, "the baseline")?;
+            Ok(took)
+        },
+    )?;
     lab.disk1.reset_blank(sh)?;
     lab.close()?;
     print!(
@@ -100,6 +85,38 @@ pub fn restore_usb(sh: &Shell, flags: &BenchRestore) -> Result<()> {
         )
     );
     Ok(())
+}
+
+/// `rounds` rounds of both sides on a blank disk1 and cold caches, the side that goes
+/// first alternating; a line per round. Returns (ours, baseline) times.
+pub(super) fn alternate(
+    sh: &Shell,
+    lab: &Lab,
+    data: &Data,
+    rounds: u32,
+    ours: &mut dyn FnMut() -> Result<Duration>,
+    base: &mut dyn FnMut() -> Result<Duration>,
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let (mut o, mut b) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut line = format!("round {}/{rounds}:", round + 1);
+        let ours_first = round % 2 == 0;
+        for our_turn in [ours_first, !ours_first] {
+            interrupt::check()?;
+            lab.disk1.reset_blank(sh)?;
+            drop_caches(sh)?;
+            let took = if our_turn { ours()? } else { base()? };
+            line += &format!(
+                "  {} {:.1} s ({:.0} MB/s)",
+                if our_turn { "lifeboat" } else { "baseline" },
+                secs(took),
+                mbs(data.bytes, took)
+            );
+            if our_turn { &mut o } else { &mut b }.push(took);
+        }
+        println!("{line}");
+    }
+    Ok((o, b))
 }
 
 pub(super) struct Data {

