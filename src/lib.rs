@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod blockdev;
 pub mod boot;
+pub mod btrfs;
 pub mod cli;
 pub mod commands;
 pub mod exec;

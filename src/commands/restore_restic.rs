@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::restore::Source as RestoreSource;
+use crate::btrfs;
 use crate::cli::RestoreArgs;
-use crate::exec::Cmd;
 use crate::restic::select::{self, Pick, Planned};
 use crate::restic::{snapshots, Restic};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
@@ -218,15 +218,9 @@ impl RestoreSource for ResticSource {
                     "  removing the incomplete {} left by an interrupted run",
                     partial.file_name().unwrap_or_default().to_string_lossy()
                 );
-                Cmd::new("btrfs")
-                    .args(["subvolume", "delete"])
-                    .arg(&partial)
-                    .run()?;
+                btrfs::delete(&partial)?;
             }
-            Cmd::new("btrfs")
-                .args(["subvolume", "create"])
-                .arg(&partial)
-                .run()?;
+            btrfs::create(&partial)?;
             let total = self
                 .sizes
                 .iter()
@@ -241,10 +235,7 @@ impl RestoreSource for ResticSource {
                     .with_context(|| format!("renaming {} to {aside}", p.subvol))?;
                 println!("  the {} that was there is now {aside}", p.subvol);
             } else if at.exists() {
-                Cmd::new("btrfs")
-                    .args(["subvolume", "delete"])
-                    .arg(&at)
-                    .run()?;
+                btrfs::delete(&at)?;
             }
             std::fs::rename(&partial, &at)
                 .with_context(|| format!("renaming the restored subvolume to {}", p.subvol))?;

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use super::restore::Source as RestoreSource;
 use crate::apply::mount::Mount;
+use crate::btrfs;
 use crate::exec::Cmd;
 use crate::plan::Binding;
 use crate::restore::inventory::{self, Kind, Point};
@@ -132,7 +133,7 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
             let size = match p.kind {
                 Kind::Stream => {
                     let mut bar = ui::Bytes::new(&format!("checking {}", p.path), p.size);
-                    let dump = Cmd::new("btrfs").args(["receive", "--dump"]);
+                    let dump = btrfs::dump();
                     let checked = pipe::stream(
                         Source::File {
                             path: &path,
@@ -149,17 +150,10 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
                     t.bytes
                 }
                 Kind::Btrbk | Kind::Snapper => {
-                    let show = Cmd::new("btrfs")
-                        .args(["subvolume", "show"])
-                        .arg(&path)
-                        .read()
-                        .with_context(|| {
-                            format!("{} cannot be read; nothing was written", p.path)
-                        })?;
-                    let readonly = show
-                        .lines()
-                        .any(|l| l.trim().starts_with("Flags:") && l.contains("readonly"));
-                    if !readonly {
+                    let show = btrfs::show(&path).with_context(|| {
+                        format!("{} cannot be read; nothing was written", p.path)
+                    })?;
+                    if !show.readonly {
                         bail!(
                             "{} is not read-only, so it cannot be sent (a snapshot that is \
                              still being written?); nothing was written",
@@ -220,11 +214,9 @@ fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
 /// What the pool mounted (top level) at `top` holds: received points and canonical ones.
 fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
     let list = |readonly: bool| -> Result<Vec<inventory::SubvolRow>> {
-        let mut cmd = Cmd::new("btrfs").args(["subvolume", "list", "-u", "-q", "-R"]);
-        if readonly {
-            cmd = cmd.arg("-r");
-        }
-        Ok(inventory::parse_subvolume_list(&cmd.arg(top).read()?))
+        Ok(inventory::parse_subvolume_list(&btrfs::list(
+            top, readonly,
+        )?))
     };
     let rows = list(false)?;
     let prefix = format!("{SNAPSHOTS}/");
@@ -358,7 +350,7 @@ pub(super) fn receive_all(
                 .find(|(path, _)| *path == rcv.point.path)
                 .map(|(_, s)| *s);
             let mut bar = ui::Bytes::new(&rcv.name, total);
-            let sink = Cmd::new("btrfs").args(["receive", "-q"]).arg(&snapshots);
+            let sink = btrfs::receive(&snapshots);
             let moved = pipe::stream(source, &sink, &mut |b| bar.set(b));
             bar.finish();
             let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
@@ -390,18 +382,9 @@ fn clear_incomplete(top: &Path, at: &Path, name: &str) -> Result<()> {
     if !at.exists() {
         return Ok(());
     }
-    let show = Cmd::new("btrfs")
-        .args(["subvolume", "show"])
-        .arg(at)
-        .read()
+    let show = btrfs::show(at)
         .with_context(|| format!("{SNAPSHOTS}/{name} is in the way and is not a subvolume"))?;
-    let readonly = show
-        .lines()
-        .any(|l| l.trim().starts_with("Flags:") && l.contains("readonly"));
-    let received = show
-        .lines()
-        .any(|l| l.trim().starts_with("Received UUID:") && !l.trim().ends_with('-'));
-    if readonly && received {
+    if show.readonly && show.received {
         bail!(
             "{SNAPSHOTS}/{name} already holds a received subvolume that is not the one chosen; \
              move it away (it is in {})",
@@ -409,10 +392,7 @@ fn clear_incomplete(top: &Path, at: &Path, name: &str) -> Result<()> {
         );
     }
     println!("  removing the incomplete {SNAPSHOTS}/{name} left by an interrupted run");
-    Cmd::new("btrfs")
-        .args(["subvolume", "delete"])
-        .arg(at)
-        .run()?;
+    btrfs::delete(at)?;
     Ok(())
 }
 
@@ -423,10 +403,7 @@ fn canonical(top: &Path, p: &SubvolPlan) -> Result<()> {
         Canonical::Keep => return Ok(()),
         Canonical::Create => {}
         Canonical::ReplaceEmpty => {
-            Cmd::new("btrfs")
-                .args(["subvolume", "delete"])
-                .arg(&at)
-                .run()?;
+            btrfs::delete(&at)?;
         }
         Canonical::MoveAside(to) => {
             std::fs::rename(&at, top.join(to))
@@ -434,11 +411,7 @@ fn canonical(top: &Path, p: &SubvolPlan) -> Result<()> {
             println!("  the {} that was there is now {to}", p.subvol);
         }
     }
-    Cmd::new("btrfs")
-        .args(["subvolume", "snapshot"])
-        .arg(&from)
-        .arg(&at)
-        .run()?;
+    btrfs::snapshot(&from, &at)?;
     println!(
         "  {}: writable snapshot of {SNAPSHOTS}/{}",
         p.subvol, p.from

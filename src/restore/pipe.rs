@@ -62,10 +62,7 @@ pub fn stream(
     let started = Instant::now();
     let (mut reader, sender, what): (Box<dyn Read>, _, String) = match source {
         Source::Subvolume(path) => {
-            let mut send = Cmd::new("btrfs")
-                .args(["send", "-q"])
-                .arg(path)
-                .spawn(false, true)?;
+            let mut send = crate::btrfs::send(path).spawn(false, true)?;
             let out = send.child.stdout.take().expect("stdout is piped");
             grow_pipe(&out);
             (
