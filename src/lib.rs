@@ -9,6 +9,7 @@ pub mod btrfs;
 pub mod cli;
 pub mod commands;
 pub mod exec;
+pub mod machine;
 pub mod plan;
 pub mod probe;
 pub mod restic;

@@ -7,5 +7,7 @@ pub mod esp_sync;
 pub mod fstab;
 pub mod hook;
 pub mod loader;
+pub mod mirror;
 pub mod setup;
 pub mod sync_plan;
+pub mod uefi;

@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use crate::apply::mount::Mount;
 use crate::blockdev;
 use crate::boot::setup::{self, Facts, PartAt, Setup, Step};
-use crate::boot::{efivars, esp_sync, fstab, loader};
-use crate::cli::{BootEntriesArgs, EspSyncArgs, Selection, DEFAULT_LOADER};
+use crate::boot::{efivars, esp_sync, fstab, loader, uefi};
+use crate::cli::{Selection, DEFAULT_LOADER};
 use crate::plan::{Binding, Plan};
 use crate::runlog;
 use crate::spec::Spec;
@@ -71,14 +71,8 @@ pub fn run(spec: &Spec, sel: &Selection, setup: &Setup) -> Result<()> {
         let result = match step {
             Step::Fstab { pool, roots } => write_fstabs(spec, &bindings, pool, roots),
             Step::Loader { esp } => install_loader(&bindings, esp),
-            Step::Mirror { from, to } => mirror(spec, &bindings, from, to),
-            Step::Entries => super::boot_entries(&BootEntriesArgs {
-                spec: sel.spec.clone(),
-                disks: sel.disks.clone(),
-                loader: DEFAULT_LOADER.to_owned(),
-                dry_run: false,
-                yes: true,
-            }),
+            Step::Mirror { from, to } => mirror(&bindings, from, to),
+            Step::Entries => uefi::write_for(spec, &sel.disks, DEFAULT_LOADER, false, true),
         };
         if let Err(err) = result {
             println!("  failed: {err:#}");
@@ -110,7 +104,7 @@ fn node(bindings: &[Binding], at: &PartAt) -> Result<std::path::PathBuf> {
 }
 
 fn write_fstabs(spec: &Spec, bindings: &[Binding], pool: &PartAt, roots: &[String]) -> Result<()> {
-    let lookup = super::fstab::lookup(bindings);
+    let lookup = fstab::lookup(bindings);
     let pool_mount = Mount::with_options(&node(bindings, pool)?, "btrfs", Some("subvolid=5"))?;
     for root in roots {
         let dir = pool_mount.path().join(root);
@@ -148,17 +142,10 @@ fn install_loader(bindings: &[Binding], esp: &PartAt) -> Result<()> {
     Ok(())
 }
 
-fn mirror(spec: &Spec, bindings: &[Binding], from: &PartAt, to: &PartAt) -> Result<()> {
+fn mirror(bindings: &[Binding], from: &PartAt, to: &PartAt) -> Result<()> {
     let source = Mount::new(&node(bindings, from)?, "vfat")?;
     let dest = Mount::new(&node(bindings, to)?, "vfat")?;
-    let result = super::esp_sync(&EspSyncArgs {
-        from: Some(source.path().to_owned()),
-        to: Some(dest.path().to_owned()),
-        spec: spec.file.clone(),
-        dry_run: false,
-        yes: true,
-        install_hook: None,
-    });
+    let result = crate::boot::mirror::run(source.path(), dest.path(), false, true);
     dest.close()?;
     source.close()?;
     result

@@ -11,7 +11,7 @@ use crate::apply::mount::Mount;
 use crate::apply::{self};
 use crate::blockdev;
 use crate::boot::fstab;
-use crate::cli::{BootEntriesArgs, RestoreArgs, RestoreFrom, DEFAULT_LOADER};
+use crate::cli::{RestoreArgs, RestoreFrom, DEFAULT_LOADER};
 
 use super::restore_restic::ResticSource;
 use super::restore_restic_stream::StreamSource;
@@ -184,7 +184,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         return source.close();
     }
     if !prov.is_empty() {
-        super::provision::confirm(&prov, args.yes)?;
+        ui::confirm_plan(&prov, args.yes)?;
     } else {
         super::confirm_changes(args.yes, "Restore into this pool?")?;
     }
@@ -193,7 +193,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
     if !prov.is_empty() {
         println!("\nProvisioning {target_disk}");
         let mut steps = ui::Steps::new(prov.action_count());
-        let result = apply::apply(&prov, &mut steps, &mut super::provision::Prompted);
+        let result = apply::apply(&prov, &mut steps, &mut ui::Prompted);
         steps.finish();
         result.context("provisioning stopped; running the same restore again finishes the rest")?;
     }
@@ -223,14 +223,8 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         .unwrap_or(false);
     if efivarfs {
         println!("\nBoot entries");
-        super::boot_entries(&BootEntriesArgs {
-            spec: args.spec.clone(),
-            disks: args.disks.clone(),
-            loader: DEFAULT_LOADER.to_owned(),
-            dry_run: false,
-            yes: true,
-        })
-        .context("writing the boot entries")?;
+        crate::boot::uefi::write_for(&spec, &args.disks, DEFAULT_LOADER, false, true)
+            .context("writing the boot entries")?;
     } else {
         notes.push(
             "efivarfs is not mounted (not booted in UEFI mode): no boot entries were written; \
@@ -491,7 +485,7 @@ fn check(
                 if missing.is_empty() {
                     line.push_str(&format!("; /etc/fstab: {} UUIDs, all present", named.len()));
                 } else {
-                    let lookup = super::fstab::lookup(&bindings);
+                    let lookup = fstab::lookup(&bindings);
                     match fstab::render(spec, name, &lookup) {
                         Ok(new) => {
                             std::fs::rename(

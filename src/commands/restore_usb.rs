@@ -37,7 +37,7 @@ impl UsbSource {
         when: When,
         now: i64,
     ) -> Result<UsbSource> {
-        let usb_node = super::inventory::backup_partition(spec, bindings)?;
+        let usb_node = r::backup_drive::backup_partition(spec, bindings)?;
         let usb = Mount::read_only(&usb_node, "btrfs", Some("subvolid=5"))
             .with_context(|| format!("mounting the backup drive {BACKUP_LABEL} read-only"))?;
         let inv = inventory::scan(usb.path(), &spec.backup_dirs(), &spec.machine.host, now)

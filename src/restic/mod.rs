@@ -6,6 +6,7 @@ pub mod env;
 pub mod failure;
 pub mod select;
 pub mod snapshots;
+pub mod spec;
 pub mod streams;
 
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! the send | receive pipe with its progress ([`pipe`]), file trees copied ([`tree`]) and
 //! the checks of a restored root ([`verify`]).
 
+pub mod backup_drive;
 pub mod inventory;
 pub mod pipe;
 pub mod plan;

@@ -1,0 +1,81 @@
+//! The spec's disks bound to the devices of this machine: `--disk ID=DEVICE` first, then
+//! the spec's match rules against the disks sysfs lists. Each call probes every disk it
+//! looks at once; a command that needs the disks again after it wrote them probes again.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::plan::Binding;
+use crate::probe::Device;
+use crate::spec::Spec;
+
+/// The bindings, and every disk of the machine when they were listed (for questions about
+/// the whole machine: is a partition of ours still on some disk?).
+#[derive(Debug)]
+pub struct Machine {
+    pub bindings: Vec<Binding>,
+    /// Empty when the machine's disks were not listed.
+    pub listed: Vec<Device>,
+}
+
+/// Bind the spec's disks to devices: `--disk ID=DEVICE` first, then this machine's disks by
+/// the spec's match rules. The machine's disks are listed when `everything` is asked for or
+/// a disk in `required` is still unbound; a required disk that is not found is an error.
+pub fn bind_disks(
+    spec: &Spec,
+    disks: &[(String, PathBuf)],
+    required: &[String],
+    everything: bool,
+) -> Result<Vec<Binding>> {
+    Ok(probe(spec, disks, required, everything)?.bindings)
+}
+
+/// [`bind_disks`], keeping the listed disks. A `--disk` device that is also listed is
+/// probed once.
+pub fn probe(
+    spec: &Spec,
+    disks: &[(String, PathBuf)],
+    required: &[String],
+    everything: bool,
+) -> Result<Machine> {
+    for at in crate::apply::mount::release_stale() {
+        println!(
+            "Unmounted {}: left mounted by a lifeboat run that was killed",
+            at.display()
+        );
+    }
+    for (id, _) in disks {
+        if spec.disk(id).is_none() {
+            return Err(crate::plan::bind::unknown(spec, id, "--disk").into());
+        }
+    }
+    let list = || -> Result<Vec<Device>> {
+        let found = crate::probe::all_disks().context("listing the disks of this machine")?;
+        for (path, why) in &found.unreadable {
+            crate::runlog::line(&format!("skipped {}: {why}", path.display()));
+        }
+        Ok(found.disks)
+    };
+    let mut listed = if everything { list()? } else { Vec::new() };
+    let mut explicit = Vec::new();
+    for (id, path) in disks {
+        let known = crate::blockdev::kernel_name(path)
+            .ok()
+            .and_then(|name| listed.iter().find(|d| d.kernel_name == name));
+        let device = match known {
+            Some(d) => d.clone(),
+            None => crate::probe::device(path)
+                .with_context(|| format!("probing {} for {id}", path.display()))?,
+        };
+        explicit.push((id.clone(), device));
+    }
+    let unbound = required
+        .iter()
+        .any(|r| !explicit.iter().any(|(id, _)| id == r));
+    if !everything && unbound {
+        listed = list()?;
+    }
+    let bindings = crate::plan::bind(spec, explicit, &listed, required)?;
+    Ok(Machine { bindings, listed })
+}
