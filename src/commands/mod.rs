@@ -11,9 +11,6 @@ mod menu;
 mod provision;
 mod provision_boot;
 mod restore;
-mod restore_restic;
-mod restore_restic_stream;
-mod restore_usb;
 mod stage;
 
 pub use backup_boot::backup_boot;

@@ -5,15 +5,22 @@
 //! the checks of a restored root ([`verify`]).
 
 pub mod backup_drive;
+pub mod boot;
 pub mod inventory;
 pub mod pipe;
 pub mod plan;
 pub mod points;
+pub mod receive;
 pub mod record;
+pub mod report;
+pub mod run;
 pub mod select;
+pub mod source;
 pub mod stream;
 pub mod tree;
 pub mod verify;
+
+pub use run::{run, Options};
 
 /// The label of the Btrfs filesystem on the backup drive that holds the btrbk targets.
 pub const BACKUP_LABEL: &str = "LINBKUP";

@@ -1,4 +1,4 @@
-//! `lifeboat restore --from restic`: the off-site restic repository as the source. Which
+//! `restore --from restic`: the off-site restic repository as the source. Which
 //! snapshot each mapped path comes from is chosen by [`crate::restic::select`]; each path
 //! is restored by `restic restore --verify` into `<subvol>.lifeboat-partial`, a new
 //! subvolume, which is renamed to the canonical name only when restic has finished. The
@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::restore::Source as RestoreSource;
+use super::Source as RestoreSource;
 use crate::btrfs;
-use crate::cli::RestoreArgs;
 use crate::restic::select::{self, Pick, Planned};
 use crate::restic::{snapshots, Restic};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
+use crate::restore::run::Options;
 use crate::restore::select::When;
 use crate::restore::{points, META};
 use crate::spec::{human, Spec};
@@ -27,7 +27,7 @@ const DONE_FILE: &str = ".lifeboat-restored";
 /// Inside a partial subvolume: where restic writes (its paths are absolute).
 const SCAFFOLD: &str = ".lifeboat-restic";
 
-pub(super) struct ResticSource {
+pub struct ResticSource {
     restic: Restic,
     planned: Vec<Planned>,
     /// restic's restore size of each snapshot used, by id.
@@ -36,7 +36,7 @@ pub(super) struct ResticSource {
 }
 
 impl ResticSource {
-    pub(super) fn open(spec: &Spec, args: &RestoreArgs, when: When) -> Result<ResticSource> {
+    pub fn open(spec: &Spec, args: &Options, when: When) -> Result<ResticSource> {
         let Some(conf) = &spec.restic else {
             bail!(
                 "{} has no [restic] section: it says where the repository is and which backed-up \
@@ -44,7 +44,7 @@ impl ResticSource {
                 spec.file.display()
             );
         };
-        let restic = super::restic_for(spec)?;
+        let restic = crate::restic::spec::restic_for(spec)?;
         let pick = match (&args.snapshot, when) {
             (Some(id), _) => Pick::Id(id.clone()),
             (None, When::At(t)) => Pick::At(t),
@@ -123,7 +123,7 @@ fn read_record(restic: &Restic, planned: &[Planned]) -> Option<Record> {
         meta.path.trim_end_matches('/')
     );
     match restic.read(&["dump", &meta.snapshot.id, &file]) {
-        Ok(text) => super::restore::record_from(&text, &file),
+        Ok(text) => super::record_from(&text, &file),
         Err(_) => {
             println!(
                 "  no {file} in snapshot {}: new UUIDs",

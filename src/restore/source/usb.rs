@@ -1,26 +1,25 @@
-//! `lifeboat restore --from usb`: the backup drive (LINBKUP) as the source. Points are
+//! `restore --from usb`: the backup drive (LINBKUP) as the source. Points are
 //! chosen by [`crate::restore::select`], planned by [`crate::restore::plan`], checked
 //! whole before anything is written, and received through lifeboat's progress pipe.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::restore::Source as RestoreSource;
+use super::Source as RestoreSource;
 use crate::apply::mount::Mount;
 use crate::btrfs;
-use crate::exec::Cmd;
 use crate::plan::Binding;
 use crate::restore::inventory::{self, Kind, Point};
 use crate::restore::pipe::{self, Source};
-use crate::restore::plan::{Canonical, Found, SubvolPlan, Target, SNAPSHOTS};
+use crate::restore::receive::{plan_lines, receive_all, Opened};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::{self, Chain, When};
 use crate::restore::{self as r, BACKUP_LABEL, META};
 use crate::spec::{human, Spec};
 use crate::ui;
 
-pub(super) struct UsbSource {
+pub struct UsbSource {
     usb: Mount,
     chains: Vec<Chain>,
     estimate: Estimate,
@@ -29,7 +28,7 @@ pub(super) struct UsbSource {
 
 impl UsbSource {
     /// Mount the backup drive read-only, choose the points, check them.
-    pub(super) fn open(
+    pub fn open(
         spec: &Spec,
         bindings: &[Binding],
         spec_subvols: &[String],
@@ -208,88 +207,7 @@ fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
     }
     let path = usb.join(&point.path).join(BOOT_DIR).join(RECORD_FILE);
     let text = std::fs::read_to_string(&path).ok()?;
-    super::restore::record_from(&text, &format!("{}/{BOOT_DIR}/{RECORD_FILE}", point.path))
-}
-
-/// What the pool mounted (top level) at `top` holds: received points and canonical ones.
-fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
-    let list = |readonly: bool| -> Result<Vec<inventory::SubvolRow>> {
-        Ok(inventory::parse_subvolume_list(&btrfs::list(
-            top, readonly,
-        )?))
-    };
-    let rows = list(false)?;
-    let prefix = format!("{SNAPSHOTS}/");
-    // Complete: read-only, with a received UUID (btrfs receive sets both at its end).
-    let received = list(true)?
-        .into_iter()
-        .filter(|row| row.received_uuid.is_some())
-        .filter_map(|row| {
-            let name = row.path.strip_prefix(&prefix)?;
-            (!name.contains('/')).then_some((name.to_owned(), row.uuid?))
-        })
-        .collect();
-    let canonical = chains
-        .iter()
-        .map(|c| {
-            let found = match rows.iter().find(|row| row.path == c.subvol) {
-                None => Found::Absent,
-                Some(row) => {
-                    let empty = std::fs::read_dir(top.join(&c.subvol))
-                        .map(|mut d| d.next().is_none())
-                        .unwrap_or(false);
-                    if empty {
-                        Found::Empty
-                    } else {
-                        Found::HasData(row.parent_uuid)
-                    }
-                }
-            };
-            (c.subvol.clone(), found)
-        })
-        .collect();
-    Ok(Target {
-        received,
-        canonical,
-    })
-}
-
-/// The plan of receiving `chains` into the pool mounted at `top` (or one about to be made).
-pub(super) fn plan_lines(chains: &[Chain], top: Option<&Path>, stamp: &str) -> Result<String> {
-    let target = match top {
-        None => Target {
-            received: vec![],
-            canonical: chains
-                .iter()
-                .map(|c| (c.subvol.clone(), Found::Empty))
-                .collect(),
-        },
-        Some(top) => probe_target(top, chains)?,
-    };
-    Ok(r::plan::render(&r::plan::plan(chains, &target, stamp)))
-}
-
-/// Where a point's bytes come from, owned (a [`Source`] borrows from it).
-pub(super) enum Opened {
-    Subvolume(PathBuf),
-    File(PathBuf, bool),
-    Program(Cmd, bool),
-}
-
-impl Opened {
-    fn source(&self) -> Source<'_> {
-        match self {
-            Opened::Subvolume(p) => Source::Subvolume(p),
-            Opened::File(p, compressed) => Source::File {
-                path: p,
-                compressed: *compressed,
-            },
-            Opened::Program(cmd, compressed) => Source::Program {
-                cmd,
-                compressed: *compressed,
-            },
-        }
-    }
+    super::record_from(&text, &format!("{}/{BOOT_DIR}/{RECORD_FILE}", point.path))
 }
 
 /// A point on the backup drive mounted at `usb`: its bytes, and the name `btrfs receive`
@@ -312,109 +230,4 @@ fn on_drive(usb: &Path, point: &Point) -> Result<(Opened, String)> {
             (Opened::Subvolume(src), name)
         }
     })
-}
-
-/// Receive every point not yet complete, then give each subvolume its canonical name.
-/// `open` says where a point's bytes come from.
-pub(super) fn receive_all(
-    top: &Path,
-    chains: &[Chain],
-    stamp: &str,
-    sizes: &[(String, u64)],
-    open: &dyn Fn(&Point) -> Result<(Opened, String)>,
-) -> Result<()> {
-    let snapshots = top.join(SNAPSHOTS);
-    std::fs::create_dir_all(&snapshots).context("making @snapshots")?;
-    // The plan again, now against the pool as it really is after provisioning.
-    let plans = r::plan::plan(chains, &probe_target(top, chains)?, stamp);
-    for p in &plans {
-        println!("\n{}", p.subvol);
-        if p.is_done() {
-            println!(
-                "  already restored ({} from {SNAPSHOTS}/{})",
-                p.subvol, p.from
-            );
-            continue;
-        }
-        for rcv in &p.receives {
-            if rcv.done {
-                println!("  {SNAPSHOTS}/{}: received by an earlier run", rcv.name);
-                continue;
-            }
-            let (opened, incoming) = open(&rcv.point)?;
-            let source = opened.source();
-            let arriving = snapshots.join(&incoming);
-            clear_incomplete(top, &arriving, &incoming)?;
-            let total = sizes
-                .iter()
-                .find(|(path, _)| *path == rcv.point.path)
-                .map(|(_, s)| *s);
-            let mut bar = ui::Bytes::new(&rcv.name, total);
-            let sink = btrfs::receive(&snapshots);
-            let moved = pipe::stream(source, &sink, &mut |b| bar.set(b));
-            bar.finish();
-            let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
-            if incoming != rcv.name {
-                // Within one directory: a read-only subvolume cannot change directories.
-                std::fs::rename(&arriving, snapshots.join(&rcv.name)).with_context(|| {
-                    format!(
-                        "renaming the received {SNAPSHOTS}/{incoming} to {}",
-                        rcv.name
-                    )
-                })?;
-            }
-            println!(
-                "  {SNAPSHOTS}/{}: {} in {:.1} s ({}/s)",
-                rcv.name,
-                human(t.bytes),
-                t.secs,
-                human(t.rate() as u64)
-            );
-        }
-        canonical(top, p)?;
-    }
-    Ok(())
-}
-
-/// A subvolume where a point is about to be received: left by an interrupted receive (not
-/// read-only or without a received UUID) it is deleted; complete, it is in the way.
-fn clear_incomplete(top: &Path, at: &Path, name: &str) -> Result<()> {
-    if !at.exists() {
-        return Ok(());
-    }
-    let show = btrfs::show(at)
-        .with_context(|| format!("{SNAPSHOTS}/{name} is in the way and is not a subvolume"))?;
-    if show.readonly && show.received {
-        bail!(
-            "{SNAPSHOTS}/{name} already holds a received subvolume that is not the one chosen; \
-             move it away (it is in {})",
-            top.display()
-        );
-    }
-    println!("  removing the incomplete {SNAPSHOTS}/{name} left by an interrupted run");
-    btrfs::delete(at)?;
-    Ok(())
-}
-
-fn canonical(top: &Path, p: &SubvolPlan) -> Result<()> {
-    let at = top.join(&p.subvol);
-    let from = top.join(SNAPSHOTS).join(&p.from);
-    match &p.canonical {
-        Canonical::Keep => return Ok(()),
-        Canonical::Create => {}
-        Canonical::ReplaceEmpty => {
-            btrfs::delete(&at)?;
-        }
-        Canonical::MoveAside(to) => {
-            std::fs::rename(&at, top.join(to))
-                .with_context(|| format!("renaming {} to {to}", p.subvol))?;
-            println!("  the {} that was there is now {to}", p.subvol);
-        }
-    }
-    btrfs::snapshot(&from, &at)?;
-    println!(
-        "  {}: writable snapshot of {SNAPSHOTS}/{}",
-        p.subvol, p.from
-    );
-    Ok(())
 }
