@@ -148,6 +148,118 @@ fn has_data(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
 
+/// What the pool holds under a subvolume's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    Absent,
+    Empty,
+    HasData,
+}
+
+fn held(at: &Path) -> Held {
+    if has_data(at) {
+        Held::HasData
+    } else if at.is_dir() {
+        Held::Empty
+    } else {
+        Held::Absent
+    }
+}
+
+/// What a restic restore does with one subvolume, decided once from what the pool holds:
+/// the printed plan and the restore carry out the same value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Restored by an earlier run (its line is in `.lifeboat-restored`).
+    Done,
+    /// `restic restore` into `<subvol>.lifeboat-partial`, then put in its place.
+    Restore(Place),
+}
+
+/// How the restored subvolume takes its canonical name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// The subvolume there holds data: renamed to this name (kept).
+    MoveAside(String),
+    /// The subvolume there is empty: deleted.
+    ReplaceEmpty,
+    /// Nothing there: renamed.
+    Create,
+}
+
+/// The step for a subvolume: `done` by an earlier run, else placed by what the pool holds.
+pub fn step(subvol: &str, done: bool, held: Held, stamp: &str) -> Step {
+    if done {
+        return Step::Done;
+    }
+    Step::Restore(match held {
+        Held::HasData => Place::MoveAside(format!("{subvol}.before-restore-{stamp}")),
+        Held::Empty => Place::ReplaceEmpty,
+        Held::Absent => Place::Create,
+    })
+}
+
+/// The plan's lines for `planned` and its steps.
+pub fn render(planned: &[Planned], steps: &[Step]) -> String {
+    let mut out = String::new();
+    for (p, step) in planned.iter().zip(steps) {
+        out.push_str(&format!("  {}:\n", p.subvol));
+        let place = match step {
+            Step::Done => {
+                out.push_str(&format!(
+                    "    done: restored from {} {} by an earlier run\n",
+                    p.snapshot.short_id, p.path
+                ));
+                continue;
+            }
+            Step::Restore(place) => place,
+        };
+        let skip = if p.exclude.is_empty() {
+            String::new()
+        } else {
+            format!(" without {}", p.exclude.join(", "))
+        };
+        out.push_str(&format!(
+            "    - restic restore {} of snapshot {} ({}){skip} into {}.lifeboat-partial, verified\n",
+            p.path,
+            p.snapshot.short_id,
+            points::format_time(p.snapshot.time),
+            p.subvol
+        ));
+        let line = match place {
+            Place::MoveAside(aside) => format!(
+                "- rename the existing {0} to {aside} (kept), then the restored one to {0}",
+                p.subvol
+            ),
+            Place::ReplaceEmpty => {
+                format!("- replace the empty {0} with the restored one", p.subvol)
+            }
+            Place::Create => format!("- rename the restored one to {}", p.subvol),
+        };
+        out.push_str(&format!("    {line}\n"));
+    }
+    out
+}
+
+impl ResticSource {
+    /// The step of each planned subvolume for the pool mounted at `top`, or for a pool
+    /// about to be made (`None`: provisioning makes each subvolume, empty).
+    fn plan(&self, top: Option<&Path>, stamp: &str) -> Vec<Step> {
+        self.planned
+            .iter()
+            .map(|p| match top {
+                None => step(&p.subvol, false, Held::Empty, stamp),
+                Some(top) => step(
+                    &p.subvol,
+                    is_done(top, p),
+                    held(&top.join(&p.subvol)),
+                    stamp,
+                ),
+            })
+            .collect()
+    }
+}
+
 impl RestoreSource for ResticSource {
     fn name(&self) -> String {
         format!("restic {}", self.restic.profile.repository())
@@ -166,52 +278,21 @@ impl RestoreSource for ResticSource {
     }
 
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
-        let mut out = String::new();
-        for p in &self.planned {
-            out.push_str(&format!("  {}:\n", p.subvol));
-            if top.is_some_and(|t| is_done(t, p)) {
-                out.push_str(&format!(
-                    "    done: restored from {} {} by an earlier run\n",
-                    p.snapshot.short_id, p.path
-                ));
-                continue;
-            }
-            let skip = if p.exclude.is_empty() {
-                String::new()
-            } else {
-                format!(" without {}", p.exclude.join(", "))
-            };
-            out.push_str(&format!(
-                "    - restic restore {} of snapshot {} ({}){skip} into {}.lifeboat-partial, verified\n",
-                p.path,
-                p.snapshot.short_id,
-                points::format_time(p.snapshot.time),
-                p.subvol
-            ));
-            let existing = top.map(|t| t.join(&p.subvol));
-            let line = match existing {
-                Some(at) if has_data(&at) => format!(
-                    "- rename the existing {0} to {0}.before-restore-{stamp} (kept), then the restored one to {0}",
-                    p.subvol
-                ),
-                Some(at) if at.is_dir() => {
-                    format!("- replace the empty {0} with the restored one", p.subvol)
-                }
-                None => format!("- replace the empty {0} with the restored one", p.subvol),
-                Some(_) => format!("- rename the restored one to {}", p.subvol),
-            };
-            out.push_str(&format!("    {line}\n"));
-        }
-        Ok(out)
+        Ok(render(&self.planned, &self.plan(top, stamp)))
     }
 
     fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
-        for p in &self.planned {
+        // The plan again, now against the pool as it really is after provisioning.
+        let steps = self.plan(Some(top), stamp);
+        for (p, step) in self.planned.iter().zip(&steps) {
             println!("\n{}", p.subvol);
-            if is_done(top, p) {
-                println!("  already restored from {} {}", p.snapshot.short_id, p.path);
-                continue;
-            }
+            let place = match step {
+                Step::Done => {
+                    println!("  already restored from {} {}", p.snapshot.short_id, p.path);
+                    continue;
+                }
+                Step::Restore(place) => place,
+            };
             let partial = top.join(format!("{}.lifeboat-partial", p.subvol));
             if partial.exists() {
                 println!(
@@ -229,13 +310,14 @@ impl RestoreSource for ResticSource {
             let t = self.run_restore(p, &partial, top, total)?;
             settle(p, &partial)?;
             let at = top.join(&p.subvol);
-            if has_data(&at) {
-                let aside = format!("{}.before-restore-{stamp}", p.subvol);
-                std::fs::rename(&at, top.join(&aside))
-                    .with_context(|| format!("renaming {} to {aside}", p.subvol))?;
-                println!("  the {} that was there is now {aside}", p.subvol);
-            } else if at.exists() {
-                btrfs::delete(&at)?;
+            match place {
+                Place::MoveAside(aside) => {
+                    std::fs::rename(&at, top.join(aside))
+                        .with_context(|| format!("renaming {} to {aside}", p.subvol))?;
+                    println!("  the {} that was there is now {aside}", p.subvol);
+                }
+                Place::ReplaceEmpty => btrfs::delete(&at)?,
+                Place::Create => {}
             }
             std::fs::rename(&partial, &at)
                 .with_context(|| format!("renaming the restored subvolume to {}", p.subvol))?;
@@ -346,4 +428,75 @@ fn settle(p: &Planned, partial: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restic::snapshots::Snapshot;
+
+    fn planned(subvol: &str, path: &str) -> Planned {
+        Planned {
+            subvol: subvol.into(),
+            path: path.into(),
+            snapshot: Snapshot {
+                id: "4f9c0a7e".repeat(8),
+                short_id: "4f9c0a7e".into(),
+                time: 1_764_000_000,
+                host: "atlantis".into(),
+                tags: vec!["LINUX".into()],
+                paths: vec![path.into()],
+                size: None,
+                files: None,
+            },
+            exclude: vec![],
+        }
+    }
+
+    #[test]
+    fn the_step_follows_what_the_pool_holds() {
+        let stamp = "20261125T1200";
+        assert_eq!(
+            step("@home", false, Held::HasData, stamp),
+            Step::Restore(Place::MoveAside(
+                "@home.before-restore-20261125T1200".into()
+            ))
+        );
+        assert_eq!(
+            step("@home", false, Held::Empty, stamp),
+            Step::Restore(Place::ReplaceEmpty)
+        );
+        assert_eq!(
+            step("@home", false, Held::Absent, stamp),
+            Step::Restore(Place::Create)
+        );
+        // Done wins over what is there: the earlier run's result is kept.
+        assert_eq!(step("@home", true, Held::HasData, stamp), Step::Done);
+    }
+
+    #[test]
+    fn the_printed_plan_says_what_the_restore_does() {
+        let planned = [
+            planned("@home", "/home"),
+            planned("@rootTW", "/"),
+            planned("Atlantis-meta", "/meta"),
+            planned("@rootF41", "/f41"),
+        ];
+        let steps = [
+            Step::Restore(Place::MoveAside("@home.before-restore-X".into())),
+            Step::Restore(Place::ReplaceEmpty),
+            Step::Restore(Place::Create),
+            Step::Done,
+        ];
+        let text = render(&planned, &steps);
+        assert!(text.contains(
+            "    - rename the existing @home to @home.before-restore-X (kept), then the restored one to @home\n"
+        ), "{text}");
+        assert!(text.contains("    - replace the empty @rootTW with the restored one\n"));
+        assert!(text.contains("    - rename the restored one to Atlantis-meta\n"));
+        assert!(
+            text.contains("  @rootF41:\n    done: restored from 4f9c0a7e /f41 by an earlier run\n")
+        );
+        assert_eq!(text.matches("restic restore").count(), 3);
+    }
 }
