@@ -79,3 +79,12 @@ pub fn probe(
     let bindings = crate::plan::bind(spec, explicit, &listed, required)?;
     Ok(Machine { bindings, listed })
 }
+
+/// The device bound to disk `id`.
+pub fn device_of(bindings: &[Binding], id: &str) -> Result<PathBuf> {
+    bindings
+        .iter()
+        .find(|b| b.id == id)
+        .map(|b| b.device.path.clone())
+        .with_context(|| format!("{id} was not found"))
+}

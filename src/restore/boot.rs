@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::record::BOOT_DIR;
-use super::run::device_of;
 use super::{self as r, tree, SpecPart, META};
 use crate::apply::mount::Mount;
 use crate::blockdev;
+use crate::machine::device_of;
 use crate::plan::{Binding, Plan};
 use crate::spec::{human, Spec};
 

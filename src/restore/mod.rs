@@ -7,6 +7,7 @@
 pub mod backup_drive;
 pub mod boot;
 pub mod inventory;
+pub mod options;
 pub mod pipe;
 pub mod plan;
 pub mod points;
@@ -20,7 +21,8 @@ pub mod stream;
 pub mod tree;
 pub mod verify;
 
-pub use run::{run, Options};
+pub use options::Options;
+pub use run::run;
 
 /// The label of the Btrfs filesystem on the backup drive that holds the btrbk targets.
 pub const BACKUP_LABEL: &str = "LINBKUP";

@@ -8,11 +8,11 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::run::device_of;
 use super::{verify, SpecPart};
 use crate::apply::mount::Mount;
 use crate::blockdev;
 use crate::boot::fstab::{self, FstabError};
+use crate::machine::device_of;
 use crate::plan::Binding;
 use crate::spec::Spec;
 

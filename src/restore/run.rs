@@ -6,18 +6,18 @@
 //! plan in [`source::restic`](super::source::restic), [`report`](super::report)); this
 //! file carries them out in order.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
 use super::plan::SNAPSHOTS;
 use super::record::{BOOT_DIR, RECORD_FILE};
-use super::select::When;
 use super::source::restic::ResticSource;
 use super::source::restic_stream::StreamSource;
 use super::source::usb::UsbSource;
 use super::source::{Kind, Source};
+use super::Options;
 use super::{self as r, report, SpecPart, BACKUP_LABEL, META};
 use crate::apply::mount::Mount;
 use crate::apply::{self};
@@ -26,28 +26,6 @@ use crate::machine;
 use crate::plan::{self, Action, Binding, Plan, Scope};
 use crate::spec::{human, Encryption, Spec};
 use crate::{runlog, ui};
-
-/// The loader the boot entries point at (the command line's `boot-entries --loader`
-/// default).
-pub const LOADER: &str = crate::cli::DEFAULT_LOADER;
-
-/// What a restore is asked to do, as plain values (the command line's `restore` flags).
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub from: Kind,
-    /// The newest points, or the newest at or before a time.
-    pub when: When,
-    /// A restic snapshot id (prefix): `--from restic` or `restic-stream` only.
-    pub snapshot: Option<String>,
-    /// Only these subvolumes (all of the spec's when empty).
-    pub subvols: Vec<String>,
-    /// `--disk ID=DEVICE`.
-    pub disks: Vec<(String, PathBuf)>,
-    /// `--wipe ID`: disks whose foreign contents provisioning may replace.
-    pub wipe: Vec<String>,
-    pub yes: bool,
-    pub dry_run: bool,
-}
 
 /// Restore the machine of `spec` as `args` says. Disks are probed twice: once to plan,
 /// and once after the receives (provisioning rewrote the partition table and made the
@@ -106,7 +84,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
     if pool.disk.preserve {
         bail!("{target_disk} is marked preserve in the spec: a restore would have to write it");
     }
-    let target_dev = device_of(&bindings, &target_disk)?;
+    let target_dev = machine::device_of(&bindings, &target_disk)?;
     for b in bindings.iter().filter(|b| b.id != target_disk) {
         if same_device(&b.device.path, &target_dev)? {
             bail!(
@@ -248,7 +226,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
         .unwrap_or(false);
     if efivarfs {
         println!("\nBoot entries");
-        crate::boot::uefi::write(spec, &after, LOADER, false, true)
+        crate::boot::uefi::write(spec, &after, crate::boot::loader::ON_ESP_UEFI, false, true)
             .context("writing the boot entries")?;
     } else {
         notes.push(
@@ -297,14 +275,6 @@ pub fn now() -> i64 {
 pub fn stamp(t: i64) -> String {
     let (y, mo, d, h, mi, _) = runlog::civil(t.max(0) as u64);
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}")
-}
-
-pub(super) fn device_of(bindings: &[Binding], id: &str) -> Result<PathBuf> {
-    bindings
-        .iter()
-        .find(|b| b.id == id)
-        .map(|b| b.device.path.clone())
-        .with_context(|| format!("{id} was not found"))
 }
 
 fn same_device(a: &Path, b: &Path) -> Result<bool> {

@@ -13,8 +13,8 @@ use crate::restic::{streams, Restic};
 use crate::restore::inventory::{self, Point};
 use crate::restore::receive::{plan_lines, receive_all, Opened};
 use crate::restore::record::Record;
-use crate::restore::run::Options;
 use crate::restore::select::{self, Chain, When};
+use crate::restore::Options;
 use crate::restore::{points, stream, META};
 use crate::spec::{human, Spec};
 
