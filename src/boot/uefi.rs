@@ -1,6 +1,6 @@
 //! The spec's UEFI boot entries written through efivarfs: the ESPs as the disks show them
 //! ([`spec_esps`]), the firmware's entries read, the changes planned by [`entries::plan`],
-//! shown, confirmed and written ([`write`]).
+//! shown, confirmed and written ([`write()`]).
 
 use std::path::PathBuf;
 
@@ -80,7 +80,7 @@ pub fn spec_esps(spec: &Spec, bindings: &[Binding], loader: &str) -> Result<Vec<
     Ok(out)
 }
 
-/// Probe the machine, then [`write`].
+/// Probe the machine, then [`write()`].
 pub fn write_for(
     spec: &Spec,
     disks: &[(String, PathBuf)],

@@ -1,4 +1,5 @@
-//! The work behind each subcommand. The binary's `main` only parses and dispatches.
+//! One function per subcommand: its flags turned into one library call (the rescue menu,
+//! `menu`, runs them from a list). The binary's `main` only parses and dispatches.
 
 mod backup_boot;
 mod boot_entries;

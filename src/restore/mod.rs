@@ -1,8 +1,11 @@
-//! Restoring the machine from its backups: which restore points exist ([`points`] by name,
-//! [`inventory`] on the backup drive), which of them a restore uses ([`select`]), what it
-//! does on the target pool ([`plan`]), the record of the filesystems' UUIDs ([`record`]),
-//! the send | receive pipe with its progress ([`pipe`]), file trees copied ([`tree`]) and
-//! the checks of a restored root ([`verify`]).
+//! Restoring the machine from its backups, the whole engine: [`run()`] carries one restore
+//! out from [`Options`]. Where the subvolumes come from ([`source`]: the backup drive,
+//! restic, stream files in restic, behind one trait); which restore points exist
+//! ([`points`] by name, [`inventory`] on the backup drive), which of them a restore uses
+//! ([`select`]), what it does on the target pool ([`plan`]), receiving them ([`receive`]
+//! through the send | receive pipe with its progress, [`pipe`]), the record of the
+//! filesystems' UUIDs ([`record`]), /boot and the ESPs ([`boot`], file trees copied by
+//! [`tree`]) and the checks afterwards ([`report`], pure parts in [`verify`]).
 
 pub mod backup_drive;
 pub mod boot;

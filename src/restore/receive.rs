@@ -1,8 +1,8 @@
-//! Receiving chosen points into the pool: what the pool holds now ([`probe_target`]),
-//! the plan against it ([`plan_lines`]), each point received into `@snapshots` through
+//! Receiving chosen points into the pool: what the pool holds now (`probe_target`),
+//! the plan against it (`plan_lines`), each point received into `@snapshots` through
 //! lifeboat's progress pipe after an interrupted run's leftover is cleared
-//! ([`clear_incomplete`]), then the writable snapshot under the canonical name
-//! ([`canonical`]). Shared by the backup drive and the stream files kept in restic.
+//! (`clear_incomplete`), then the writable snapshot under the canonical name
+//! (`canonical`). Shared by the backup drive and the stream files kept in restic.
 
 use std::path::{Path, PathBuf};
 

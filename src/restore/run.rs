@@ -3,7 +3,7 @@
 //! gets), confirmation, provisioning, the receives, /boot and the ESPs, boot entries, the
 //! checks with their fstab repair, and the report. The choices are made by the pure code
 //! in [`crate::restore`] ([`select`](super::select), [`plan`](super::plan), the restic
-//! plan in [`source::restic`](super::source::restic), [`report`](super::report)); this
+//! plan in [`source::restic`](super::source::restic), [`report`](super::report::check)); this
 //! file carries them out in order.
 
 use std::path::Path;
