@@ -239,6 +239,17 @@ fn filesystems_behind_a_zapped_table_need_wipe() {
     assert_eq!(tag(&found, "TYPE"), "ext4");
     assert_eq!(tag(&found, "LABEL"), "CUSHION");
     let before = fingerprint(&usb.image);
+    // `lifeboat disks` says what is left where partitioning tools put partitions.
+    let disks: serde_json::Value =
+        serde_json::from_str(&lifeboat_ok(&["disks", "--json"])).unwrap();
+    let me = disks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["path"] == d.as_str())
+        .unwrap();
+    assert_eq!(me["orphans"][0]["offset"], MIB);
+    assert_eq!(me["orphans"][0]["fs"]["label"], "WINBKUP");
 
     let cushion_found = format!(
         "a ext4 filesystem labelled \"CUSHION\" at {} MiB",

@@ -98,7 +98,7 @@ fn a_password_in_restic_repository_is_never_printed_or_logged() {
             "{args:?}:\n{err}"
         );
         assert!(
-            err.contains(&format!("cannot be reached")) && err.contains(&shown),
+            err.contains("cannot be reached") && err.contains(&shown),
             "{args:?}:\n{err}"
         );
     }

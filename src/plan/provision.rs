@@ -382,7 +382,7 @@ fn describe_contents(dev: &Device) -> String {
 /// An offset as partitioning tools show it: MiB when it is a whole number of them.
 fn offset_text(offset: u64) -> String {
     const MIB: u64 = 1 << 20;
-    if offset % MIB == 0 {
+    if offset.is_multiple_of(MIB) {
         format!("{} MiB", offset / MIB)
     } else {
         format!("byte {offset}")
