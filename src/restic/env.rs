@@ -137,7 +137,8 @@ pub fn shown_repository(repo: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Profile {
     pub vars: BTreeMap<String, String>,
-    /// The password itself (read from the password file), only to redact it.
+    /// The password itself (read from the password file) and one inside the repository
+    /// URL, only to redact them.
     secrets: Vec<String>,
     /// RESTIC_REPOSITORY without the password it may hold.
     shown: String,
