@@ -93,13 +93,10 @@ fn a_password_in_restic_repository_is_never_printed_or_logged() {
             !err.contains(secret),
             "{args:?} printed the password:\n{err}"
         );
+        // The repository is named, as restic shows it.
         assert!(
-            err.contains(&format!("could not reach {shown}")),
-            "{args:?}:\n{err}"
-        );
-        assert!(
-            err.contains("cannot be reached") && err.contains(&shown),
-            "{args:?}:\n{err}"
+            err.lines().filter(|l| l.contains(&shown)).count() >= 2,
+            "the retry and the error name {shown}; {args:?}:\n{err}"
         );
     }
     let log: Vec<PathBuf> = std::fs::read_dir(&logs)
@@ -111,7 +108,9 @@ fn a_password_in_restic_repository_is_never_printed_or_logged() {
     assert!(!log.contains(secret), "the log has the password:\n{log}");
     assert!(
         log.contains("$ restic snapshots")
-            && log.contains(&format!("error: the S3 endpoint of {shown}")),
+            && log
+                .lines()
+                .any(|l| l.contains("error: ") && l.contains(&shown)),
         "{log}"
     );
 }
