@@ -81,8 +81,9 @@ pub fn run(spec: &Spec, sel: &Selection, setup: &Setup) -> Result<()> {
             }),
         };
         if let Err(err) = result {
-            println!("  failed: {err:#}");
-            runlog::line(&format!("failed: {err:#}"));
+            let said = crate::ui::error_sentence(&err);
+            println!("  failed: {said}");
+            runlog::line(&format!("failed: {said}"));
             failed.push(step.describe());
         }
     }

@@ -51,6 +51,8 @@ pub enum PlanError {
         size: u64,
         needed: u64,
     },
+    #[error("{id} ({}) is read-only: the kernel refuses writes to it (a write-protect switch, `blockdev --setro`, or a loop device attached with `losetup -r`); make it writable (`blockdev --setrw {}`) or bind another device", device.display(), device.display())]
+    ReadOnly { id: String, device: PathBuf },
     #[error("{id} ({}) already holds {what}, which provisioning would destroy; to replace it, pass --wipe {id} (or set wipe = true for {id} in the spec) and confirm", device.display())]
     WouldDestroy {
         id: String,

@@ -77,3 +77,11 @@ fn needed_lbas(disk: &Disk, sector: u64, align: u64) -> u64 {
     let tail = 1 + ENTRY_ARRAY_BYTES.div_ceil(sector);
     next + tail
 }
+
+/// Where each partition of the spec would start on a device of this size, in bytes (none
+/// when the layout does not fit): the places to look for filesystems an erased table left.
+pub fn starts(disk: &Disk, device_size: u64, sector: u64) -> Vec<u64> {
+    layout(disk, device_size, sector, &mut String::new)
+        .map(|ps| ps.iter().map(|p| p.first_lba * sector).collect())
+        .unwrap_or_default()
+}
