@@ -16,6 +16,7 @@ use crate::restore::inventory::{self, Point};
 use crate::restore::record::Record;
 use crate::restore::select::{self, Chain, When};
 use crate::restore::{points, stream, META};
+use crate::single_component::SingleComponent;
 use crate::spec::{human, Spec};
 
 pub(super) struct StreamSource {
@@ -23,7 +24,7 @@ pub(super) struct StreamSource {
     snapshot: Snapshot,
     chains: Vec<Chain>,
     /// (path in the snapshot, the subvolume name its stream makes).
-    names: Vec<(String, String)>,
+    names: Vec<(String, SingleComponent)>,
     sizes: Vec<(String, u64)>,
 }
 

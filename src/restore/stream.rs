@@ -9,6 +9,8 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::single_component::{NameError, SingleComponent};
+
 const MAGIC: &[u8] = b"btrfs-stream\0";
 const CMD_SUBVOL: u16 = 1;
 const CMD_SNAPSHOT: u16 = 2;
@@ -24,8 +26,9 @@ pub const HEAD_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StreamHead {
     pub version: u32,
-    /// The subvolume's name as it will be received.
-    pub name: String,
+    /// The subvolume's name as it will be received: one path component, since lifeboat
+    /// joins it onto the receive directory.
+    pub name: SingleComponent,
     /// The UUID of the sent subvolume: the received one gets it as received_uuid.
     pub uuid: Uuid,
     pub ctransid: u64,
@@ -43,6 +46,8 @@ pub enum StreamError {
     FirstCommand(u16),
     #[error("the stream's first command lacks its {0}")]
     Missing(&'static str),
+    #[error("the stream names its subvolume \"{0}\", which {1}: a subvolume name must be one path component")]
+    Name(String, NameError),
 }
 
 /// Parse the head of a stream from its first bytes ([`HEAD_BYTES`] is always enough).
@@ -86,9 +91,12 @@ pub fn head(bytes: &[u8]) -> Result<StreamHead, StreamError> {
     } else {
         None
     };
+    let name: String = name.ok_or(StreamError::Missing("path"))?;
+    let name = SingleComponent::new(name.as_str())
+        .map_err(|why| StreamError::Name(name.escape_debug().to_string(), why))?;
     Ok(StreamHead {
         version,
-        name: name.ok_or(StreamError::Missing("path"))?,
+        name,
         uuid: uuid.ok_or(StreamError::Missing("UUID"))?,
         ctransid: ctransid.ok_or(StreamError::Missing("ctransid"))?,
         parent,
@@ -132,7 +140,7 @@ mod tests {
             ],
         );
         let h = head(&full).unwrap();
-        assert_eq!(h.name, "@home.20261120T0300");
+        assert_eq!(h.name.as_str(), "@home.20261120T0300");
         assert_eq!(h.uuid, Uuid::from_bytes(U1));
         assert_eq!((h.version, h.ctransid, h.parent), (1, 7, None));
 
@@ -165,5 +173,20 @@ mod tests {
             ],
         );
         assert_eq!(head(&no_parent), Err(StreamError::Missing("parent UUID")));
+        let absolute = stream(
+            CMD_SUBVOL,
+            &[
+                attr(ATTR_PATH, b"/mnt/other/@home"),
+                attr(ATTR_UUID, &U1),
+                attr(ATTR_CTRANSID, &7u64.to_le_bytes()),
+            ],
+        );
+        assert_eq!(
+            head(&absolute),
+            Err(StreamError::Name(
+                "/mnt/other/@home".into(),
+                NameError::Slash
+            ))
+        );
     }
 }
