@@ -377,6 +377,11 @@ fn streams(
                 point.uuid = Some(head.uuid);
                 point.parent_uuid = head.parent.map(|(u, _)| u);
             }
+            // Not passed over like a damaged stream: chosen, the preflight refuses it by
+            // name, instead of quietly restoring an older point.
+            Err(HeadError::Stream(why @ stream::StreamError::Name(..))) => {
+                point.note = Some(format!("refused: {why}"))
+            }
             Err(why) => point.note = Some(format!("unreadable: {why}")),
         }
         out.push(point);
@@ -384,20 +389,27 @@ fn streams(
     Ok(out)
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Stream(#[from] stream::StreamError),
+}
+
 /// The head of a stream file (plain or zstd).
-pub fn read_head(path: &Path, compressed: bool) -> Result<stream::StreamHead, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+pub fn read_head(path: &Path, compressed: bool) -> Result<stream::StreamHead, HeadError> {
+    let file = std::fs::File::open(path)?;
     let mut bytes = Vec::with_capacity(stream::HEAD_BYTES);
     let reader: Box<dyn Read> = if compressed {
-        Box::new(zstd::stream::read::Decoder::new(file).map_err(|e| e.to_string())?)
+        Box::new(zstd::stream::read::Decoder::new(file)?)
     } else {
         Box::new(file)
     };
     reader
         .take(stream::HEAD_BYTES as u64)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    stream::head(&bytes).map_err(|e| e.to_string())
+        .read_to_end(&mut bytes)?;
+    Ok(stream::head(&bytes)?)
 }
 
 #[cfg(test)]

@@ -46,7 +46,11 @@ pub enum StreamError {
     FirstCommand(u16),
     #[error("the stream's first command lacks its {0}")]
     Missing(&'static str),
-    #[error("the stream names its subvolume \"{0}\", which {1}: a subvolume name must be one path component")]
+    /// Worded as [`super::stream_check`] words it: the whole-stream check says the same.
+    #[error(
+        "command 1 (subvol) names its subvolume \"{0}\", which {1}: a subvolume name must be \
+         one path component"
+    )]
     Name(String, NameError),
 }
 
