@@ -107,6 +107,10 @@ impl Drive {
     fn refused(&self, file: &str, says: &[&str]) {
         let before = fingerprint(&self.disk1_img);
         let out = self.restore(&["--latest", "--subvol", "@home", "--yes"]);
+        self.was_refused(&out, &before, file, says);
+    }
+
+    fn was_refused(&self, out: &std::process::Output, before: &str, file: &str, says: &[&str]) {
         let err = String::from_utf8_lossy(&out.stderr);
         let text = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
         assert!(!out.status.success(), "the restore succeeded:\n{text}");
@@ -239,19 +243,24 @@ fn an_absolute_subvolume_name_deletes_nothing_elsewhere() {
             .file("x", b"x")
             .end(),
     );
-    d.refused(
+    let before = fingerprint(&d.disk1_img);
+    let out = d.restore(&["--latest", "--subvol", "@home", "--yes"]);
+    let list = run(&["btrfs", "subvolume", "list", mnt.path().to_str().unwrap()]);
+    assert!(
+        list.contains("path victim\n"),
+        "the subvolume is gone:\n{list}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(fs::read(victim.join("keep.txt")).unwrap(), b"not yours");
+    d.was_refused(
+        &out,
+        &before,
         file,
         &[&format!(
             "command 1 (subvol) names its subvolume \"{}\", which cannot contain '/'",
             victim.display()
         )],
     );
-    let list = run(&["btrfs", "subvolume", "list", mnt.path().to_str().unwrap()]);
-    assert!(
-        list.contains("path victim\n"),
-        "the subvolume is gone:\n{list}"
-    );
-    assert_eq!(fs::read(victim.join("keep.txt")).unwrap(), b"not yours");
 }
 
 #[test]
@@ -332,4 +341,124 @@ fn a_host_that_is_not_one_directory_name_is_a_spec_error() {
         )),
         "{err}"
     );
+}
+
+/// The UUID of a subvolume, from `btrfs subvolume show`.
+fn uuid_of(subvol: &Path) -> [u8; 16] {
+    let show = run(&["btrfs", "subvolume", "show", subvol.to_str().unwrap()]);
+    let line = show
+        .lines()
+        .find(|l| l.trim_start().starts_with("UUID:"))
+        .unwrap();
+    let hex: String = line
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .chars()
+        .filter(|c| *c != '-')
+        .collect();
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+/// `btrfs subvolume show` says: read-only, and a received UUID (what a complete receive
+/// leaves).
+fn complete(subvol: &Path) -> bool {
+    let show = run(&["btrfs", "subvolume", "show", subvol.to_str().unwrap()]);
+    let readonly = show
+        .lines()
+        .any(|l| l.trim().starts_with("Flags:") && l.contains("readonly"));
+    let received = show
+        .lines()
+        .any(|l| l.trim().starts_with("Received UUID:") && !l.trim().ends_with('-'));
+    readonly && received
+}
+
+#[test]
+fn the_receive_pipe_checks_as_it_goes_and_receive_is_confined_to_its_directory() {
+    use lifeboat::restore::pipe::{self, PipeError, Source};
+    let dir = tempfile::Builder::new()
+        .prefix("lifeboat-hostile-")
+        .tempdir()
+        .unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let img = Image::sparse(dir.path(), "pool.img", 1 << 30).path;
+    let dev = Loop::attach(&img);
+    run(&["mkfs.btrfs", "-q", "-L", "POOL", dev.path()]);
+    let pool = Mount::new(&dev.dev, "btrfs");
+    let snaps = pool.path().join("@snapshots");
+    fs::create_dir(&snaps).unwrap();
+    let receive = |bytes: &[u8], sink: &lifeboat::exec::Cmd| {
+        let file = dir.path().join("stream.btrfs");
+        fs::write(&file, bytes).unwrap();
+        pipe::stream(
+            Source::File {
+                path: &file,
+                compressed: false,
+            },
+            sink,
+            &mut |_| {},
+        )
+    };
+
+    // Checked while it flows into `btrfs receive` (no preflight): stopped at the command,
+    // and receive killed rather than given EOF, so its subvolume is not marked complete.
+    let hostile = SendStream::subvol("@home.20261121T0300", UUID)
+        .symlink("escape", outside.to_str().unwrap())
+        .file("escape/owned", b"written through a symlink")
+        .end();
+    match receive(&hostile, &pipe::receive_into(&snaps)) {
+        Err(PipeError::Refused(r)) => assert_eq!(
+            r.to_string(),
+            "command 3 (mkfile) goes through the symlink escape that command 2 made: \
+             escape/owned"
+        ),
+        other => panic!("not refused: {other:?}"),
+    }
+    assert_eq!(entries(&outside), Vec::<String>::new());
+    let partial = snaps.join("@home.20261121T0300");
+    if partial.exists() {
+        assert!(!complete(&partial), "the refused receive looks complete");
+    }
+
+    // A symlink in the parent of an incremental stream is not the stream's own: the check
+    // cannot know it, `--chroot` keeps its target inside the receive directory.
+    let src = pool.path().join("src");
+    run(&["btrfs", "subvolume", "create", src.to_str().unwrap()]);
+    std::os::unix::fs::symlink(&outside, src.join("lnk")).unwrap();
+    let parent = snaps.join("parent");
+    run(&[
+        "btrfs",
+        "subvolume",
+        "snapshot",
+        "-r",
+        src.to_str().unwrap(),
+        parent.to_str().unwrap(),
+    ]);
+    let through_parent = |name: &str| {
+        SendStream::snapshot(name, [0x6b; 16], uuid_of(&parent))
+            .file("lnk/owned", b"written through the parent's symlink")
+            .end()
+    };
+    // Unconfined (as before), the write lands outside: the stream is a real threat.
+    let unconfined = lifeboat::exec::Cmd::new("btrfs")
+        .args(["receive", "-q"])
+        .arg(&snaps);
+    let _ = receive(&through_parent("unconfined"), &unconfined);
+    assert!(
+        outside.join("owned").exists(),
+        "the control stream did not escape"
+    );
+    fs::remove_file(outside.join("owned")).unwrap();
+    let confined = receive(&through_parent("confined"), &pipe::receive_into(&snaps));
+    assert!(
+        matches!(confined, Err(PipeError::Receive { .. })),
+        "{confined:?}"
+    );
+    assert_eq!(entries(&outside), Vec::<String>::new());
 }

@@ -6,6 +6,7 @@
 //! length, data). `btrfs receive` checks every CRC, so these streams pass `--dump`.
 
 pub const SUBVOL: u16 = 1;
+pub const SNAPSHOT: u16 = 2;
 pub const MKFILE: u16 = 3;
 pub const MKDIR: u16 = 4;
 pub const SYMLINK: u16 = 8;
@@ -21,6 +22,8 @@ pub const A_PATH_TO: u16 = 16;
 pub const A_PATH_LINK: u16 = 17;
 pub const A_FILE_OFFSET: u16 = 18;
 pub const A_DATA: u16 = 19;
+pub const A_CLONE_UUID: u16 = 20;
+pub const A_CLONE_CTRANSID: u16 = 21;
 
 /// btrfs' crc32c(0, …): the Castagnoli polynomial, reflected, seed 0 and no final xor
 /// (not the usual ~0 seed).
@@ -43,12 +46,7 @@ pub struct SendStream {
 impl SendStream {
     /// A version-1 stream whose first command makes the subvolume `name`.
     pub fn subvol(name: &str, uuid: [u8; 16]) -> SendStream {
-        let mut bytes = b"btrfs-stream\0".to_vec();
-        bytes.extend(1u32.to_le_bytes());
-        let mut s = SendStream {
-            bytes,
-            next_ino: 257,
-        };
+        let mut s = SendStream::header();
         s.command(
             SUBVOL,
             &[
@@ -58,6 +56,32 @@ impl SendStream {
             ],
         );
         s
+    }
+
+    /// A version-1 incremental stream: `name` made as a snapshot of the subvolume whose
+    /// UUID (or received UUID) is `parent`.
+    pub fn snapshot(name: &str, uuid: [u8; 16], parent: [u8; 16]) -> SendStream {
+        let mut s = SendStream::header();
+        s.command(
+            SNAPSHOT,
+            &[
+                (A_PATH, name.as_bytes()),
+                (A_UUID, &uuid),
+                (A_CTRANSID, &9u64.to_le_bytes()),
+                (A_CLONE_UUID, &parent),
+                (A_CLONE_CTRANSID, &7u64.to_le_bytes()),
+            ],
+        );
+        s
+    }
+
+    fn header() -> SendStream {
+        let mut bytes = b"btrfs-stream\0".to_vec();
+        bytes.extend(1u32.to_le_bytes());
+        SendStream {
+            bytes,
+            next_ino: 257,
+        }
     }
 
     pub fn command(&mut self, cmd: u16, attrs: &[(u16, &[u8])]) -> &mut SendStream {
