@@ -23,6 +23,9 @@ pub enum NameError {
     Control,
     #[error("is {0} bytes long; Btrfs allows {NAME_MAX}")]
     TooLong(usize),
+    /// Bytes that are no UTF-8: lifeboat could not name the subvolume it receives.
+    #[error("is not UTF-8")]
+    NotUtf8,
 }
 
 /// Is `name` one path component: not empty, no `/`, not `.` or `..`, no control

@@ -78,7 +78,7 @@ pub fn head(bytes: &[u8]) -> Result<StreamHead, StreamError> {
         let data = attrs.get(4..4 + n).ok_or(StreamError::Truncated)?;
         let as_u64 = || data.try_into().ok().map(u64::from_le_bytes);
         match ty {
-            ATTR_PATH => name = Some(String::from_utf8_lossy(data).into_owned()),
+            ATTR_PATH => name = Some(data),
             ATTR_UUID => uuid = Uuid::from_slice(data).ok(),
             ATTR_CTRANSID => ctransid = as_u64(),
             ATTR_CLONE_UUID => clone_uuid = Uuid::from_slice(data).ok(),
@@ -95,9 +95,11 @@ pub fn head(bytes: &[u8]) -> Result<StreamHead, StreamError> {
     } else {
         None
     };
-    let name: String = name.ok_or(StreamError::Missing("path"))?;
-    let name = SingleComponent::new(name.as_str())
-        .map_err(|why| StreamError::Name(name.escape_debug().to_string(), why))?;
+    let raw = name.ok_or(StreamError::Missing("path"))?;
+    let refused =
+        |why| StreamError::Name(String::from_utf8_lossy(raw).escape_debug().to_string(), why);
+    let name = std::str::from_utf8(raw).map_err(|_| refused(NameError::NotUtf8))?;
+    let name = SingleComponent::new(name).map_err(refused)?;
     Ok(StreamHead {
         version,
         name,

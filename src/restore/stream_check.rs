@@ -204,7 +204,7 @@ pub struct StreamCheck {
     subvol: Option<Vec<u8>>,
     ended: bool,
     /// Symlinks the stream made, by their current path, with the command that made them.
-    symlinks: BTreeMap<String, u64>,
+    symlinks: BTreeMap<Vec<u8>, u64>,
 }
 
 impl StreamCheck {
@@ -311,9 +311,12 @@ impl StreamCheck {
         match cmd {
             // subvol, snapshot
             1 | 2 => {
-                let name = attrs.text(A_PATH)?.ok_or(Problem::Missing("path"))?;
-                if let Err(why) = single_component::check(&name) {
-                    return Err(Problem::SubvolumeName(name, why));
+                let name = attrs.get(A_PATH).ok_or(Problem::Missing("path"))?;
+                let checked = std::str::from_utf8(name)
+                    .map_err(|_| NameError::NotUtf8)
+                    .and_then(single_component::check);
+                if let Err(why) = checked {
+                    return Err(Problem::SubvolumeName(lossy(name), why));
                 }
                 let uuid = attrs.get(A_UUID).ok_or(Problem::Missing("UUID"))?;
                 self.subvol = Some(uuid.to_vec());
@@ -365,15 +368,15 @@ impl StreamCheck {
             16 => {
                 self.path(attrs, A_PATH, Followed)?;
                 let from = attrs
-                    .text(A_CLONE_PATH)?
+                    .get(A_CLONE_PATH)
                     .ok_or(Problem::Missing("clone path"))?;
                 let own = attrs.get(A_CLONE_UUID).map(<[u8]>::to_vec) == self.subvol;
                 if own {
-                    self.check_path(&from, Followed)?;
+                    self.check_path(from, Followed)?;
                 } else {
                     // Another subvolume of the target pool; its symlinks are not known
                     // here, and btrfs clones only within one filesystem.
-                    plain(&from)?;
+                    plain(from)?;
                 }
             }
             // end
@@ -383,29 +386,30 @@ impl StreamCheck {
         Ok(())
     }
 
-    /// The checked, required path attribute `attr`.
-    fn path(&self, attrs: &Attrs, attr: u16, last: Last) -> Result<String, Problem> {
-        let path = attrs.text(attr)?.ok_or(Problem::Missing(match attr {
+    /// The checked, required path attribute `attr`. Paths are bytes, as receive takes
+    /// them: two names that differ only in bytes that are not UTF-8 stay apart.
+    fn path(&self, attrs: &Attrs, attr: u16, last: Last) -> Result<Vec<u8>, Problem> {
+        let path = attrs.get(attr).ok_or(Problem::Missing(match attr {
             A_PATH_TO => "new path",
             A_PATH_LINK => "link target",
             _ => "path",
         }))?;
-        self.check_path(&path, last)?;
-        Ok(path)
+        self.check_path(path, last)?;
+        Ok(path.to_vec())
     }
 
-    fn check_path(&self, path: &str, last: Last) -> Result<(), Problem> {
+    fn check_path(&self, path: &[u8], last: Last) -> Result<(), Problem> {
         plain(path)?;
         if path.is_empty() {
             return Ok(());
         }
         // Every directory on the way, then the path itself when it is followed.
-        for (i, _) in path.match_indices('/') {
+        for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
             let dir = &path[..i];
             if let Some(made) = self.symlinks.get(dir) {
                 return Err(Problem::Through {
-                    path: path.to_owned(),
-                    link: dir.to_owned(),
+                    path: lossy(path),
+                    link: lossy(dir),
                     made: *made,
                 });
             }
@@ -413,7 +417,7 @@ impl StreamCheck {
         if last == Last::Followed {
             if let Some(made) = self.symlinks.get(path) {
                 return Err(Problem::Follows {
-                    path: path.to_owned(),
+                    path: lossy(path),
                     made: *made,
                 });
             }
@@ -423,47 +427,55 @@ impl StreamCheck {
 
     /// A rename moves the symlink at `from`, or those under the directory `from`; what was
     /// at `to` is replaced.
-    fn moved(&mut self, from: &str, to: &str) {
+    fn moved(&mut self, from: &[u8], to: &[u8]) {
         self.forget(to);
-        let under = format!("{from}/");
-        let moving: Vec<(String, u64)> = self
+        let moving: Vec<(Vec<u8>, u64)> = self
             .symlinks
             .iter()
-            .filter(|(p, _)| *p == from || p.starts_with(&under))
+            .filter(|(p, _)| is_at_or_under(p, from))
             .map(|(p, m)| (p.clone(), *m))
             .collect();
         for (path, made) in moving {
             self.symlinks.remove(&path);
-            self.symlinks
-                .insert(format!("{to}{}", &path[from.len()..]), made);
+            let mut moved = to.to_vec();
+            moved.extend_from_slice(&path[from.len()..]);
+            self.symlinks.insert(moved, made);
         }
     }
 
-    fn forget(&mut self, path: &str) {
-        let under = format!("{path}/");
-        self.symlinks
-            .retain(|p, _| p != path && !p.starts_with(&under));
+    fn forget(&mut self, path: &[u8]) {
+        self.symlinks.retain(|p, _| !is_at_or_under(p, path));
     }
+}
+
+/// `p` is `dir`, or a path inside it.
+fn is_at_or_under(p: &[u8], dir: &[u8]) -> bool {
+    p.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.first() == Some(&b'/'))
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A relative path of plain components: not absolute, no `..`, `.` or empty component, no
 /// NUL (receive would cut the path there). The empty path is the subvolume itself.
-fn plain(path: &str) -> Result<(), Problem> {
-    if path.contains('\0') {
-        return Err(Problem::Nul(path.to_owned()));
+fn plain(path: &[u8]) -> Result<(), Problem> {
+    if path.contains(&0) {
+        return Err(Problem::Nul(lossy(path)));
     }
     if path.is_empty() {
         return Ok(());
     }
-    if path.starts_with('/') {
-        return Err(Problem::Absolute(path.to_owned()));
+    if path.first() == Some(&b'/') {
+        return Err(Problem::Absolute(lossy(path)));
     }
-    let parts: Vec<&str> = path.split('/').collect();
-    if parts.contains(&"..") {
-        return Err(Problem::ClimbsOut(path.to_owned()));
+    let parts: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
+    if parts.contains(&&b".."[..]) {
+        return Err(Problem::ClimbsOut(lossy(path)));
     }
-    if parts.iter().any(|p| p.is_empty() || *p == ".") {
-        return Err(Problem::NotPlain(path.to_owned()));
+    if parts.iter().any(|p| p.is_empty() || *p == b".") {
+        return Err(Problem::NotPlain(lossy(path)));
     }
     Ok(())
 }
@@ -474,14 +486,6 @@ struct Attrs<'a>(Vec<(u16, &'a [u8])>);
 impl<'a> Attrs<'a> {
     fn get(&self, ty: u16) -> Option<&'a [u8]> {
         self.0.iter().find(|(t, _)| *t == ty).map(|(_, d)| *d)
-    }
-
-    /// A string attribute, as receive reads it (bytes; paths on Linux need not be UTF-8,
-    /// so anything else is kept visible in the message rather than refused).
-    fn text(&self, ty: u16) -> Result<Option<String>, Problem> {
-        Ok(self
-            .get(ty)
-            .map(|d| String::from_utf8_lossy(d).into_owned()))
     }
 }
 
@@ -731,6 +735,22 @@ mod tests {
             ],
         );
         assert_eq!(problem(&clone).2, through("evil/shadow", "evil", 2));
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_stay_apart() {
+        // Read as lossy UTF-8 both would be "\u{fffd}": making the directory must not
+        // forget the symlink.
+        let s = Stream::new()
+            .subvol("s")
+            .cmd(8, &[(A_PATH, b"\xff"), (A_PATH_LINK, b"/etc")])
+            .cmd(4, &[(A_PATH, b"\xfe")])
+            .cmd(3, &[(A_PATH, b"\xff/x")]);
+        assert_eq!(problem(&s).0, 4);
+        assert_eq!(
+            problem(&Stream::new().cmd(1, &[(A_PATH, b"\xff"), (A_UUID, &[1; 16])])).2,
+            Problem::SubvolumeName("\u{fffd}".into(), NameError::NotUtf8)
+        );
     }
 
     #[test]
