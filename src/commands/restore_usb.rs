@@ -366,6 +366,12 @@ pub(super) fn receive_all(
             let sink = pipe::receive_into(&snapshots);
             let moved = pipe::stream(source, &sink, &mut |b| bar.set(b));
             bar.finish();
+            if let Err(pipe::PipeError::Refused(why)) = &moved {
+                bail!(
+                    "{}: {why}; lifeboat refuses this backup and stopped the receive before                      that command (move the file away, docs/restore.md: what lifeboat refuses)",
+                    rcv.point.path
+                );
+            }
             let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
             if incoming != rcv.name {
                 // Within one directory: a read-only subvolume cannot change directories.
