@@ -145,7 +145,8 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
                     bar.finish();
                     if let Err(pipe::PipeError::Refused(why)) = &checked {
                         bail!(
-                            "{}: {why}; lifeboat refuses this backup, nothing was written                              (docs/restore.md: what lifeboat refuses)",
+                            "{}: {why}; lifeboat refuses this backup, nothing was written \
+                             (docs/restore.md: what lifeboat refuses)",
                             p.path
                         );
                     }
@@ -368,7 +369,8 @@ pub(super) fn receive_all(
             bar.finish();
             if let Err(pipe::PipeError::Refused(why)) = &moved {
                 bail!(
-                    "{}: {why}; lifeboat refuses this backup and stopped the receive before                      that command (move the file away, docs/restore.md: what lifeboat refuses)",
+                    "{}: {why}; lifeboat refuses this backup and stopped the receive before \
+                     that command (move the file away, docs/restore.md: what lifeboat refuses)",
                     rcv.point.path
                 );
             }

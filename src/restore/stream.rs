@@ -48,10 +48,10 @@ pub enum StreamError {
     Missing(&'static str),
     /// Worded as [`super::stream_check`] words it: the whole-stream check says the same.
     #[error(
-        "command 1 (subvol) names its subvolume \"{0}\", which {1}: a subvolume name must be \
+        "command 1 ({0}) names its subvolume \"{1}\", which {2}: a subvolume name must be \
          one path component"
     )]
-    Name(String, NameError),
+    Name(&'static str, String, NameError),
 }
 
 /// Parse the head of a stream from its first bytes ([`HEAD_BYTES`] is always enough).
@@ -96,8 +96,18 @@ pub fn head(bytes: &[u8]) -> Result<StreamHead, StreamError> {
         None
     };
     let raw = name.ok_or(StreamError::Missing("path"))?;
-    let refused =
-        |why| StreamError::Name(String::from_utf8_lossy(raw).escape_debug().to_string(), why);
+    let command = if kind == CMD_SNAPSHOT {
+        "snapshot"
+    } else {
+        "subvol"
+    };
+    let refused = |why| {
+        StreamError::Name(
+            command,
+            String::from_utf8_lossy(raw).escape_debug().to_string(),
+            why,
+        )
+    };
     let name = std::str::from_utf8(raw).map_err(|_| refused(NameError::NotUtf8))?;
     let name = SingleComponent::new(name).map_err(refused)?;
     Ok(StreamHead {
@@ -190,6 +200,7 @@ mod tests {
         assert_eq!(
             head(&absolute),
             Err(StreamError::Name(
+                "subvol",
                 "/mnt/other/@home".into(),
                 NameError::Slash
             ))
