@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod s3;
+pub mod send_stream;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
