@@ -192,11 +192,17 @@ mod tests {
     fn the_loader_counts_only_with_the_same_bytes_and_a_loader_conf() {
         let sha: [u8; 32] = Sha256::digest(b"sd-boot").into();
         let mut tree = Tree::new();
-        tree.insert(PathBuf::from("EFI/SYSTEMD/SYSTEMD-BOOTX64.EFI"), file(b"sd-boot"));
+        tree.insert(
+            PathBuf::from("EFI/SYSTEMD/SYSTEMD-BOOTX64.EFI"),
+            file(b"sd-boot"),
+        );
         assert!(!holds_loader(&tree, &sha), "no loader.conf");
         tree.insert(PathBuf::from("loader/loader.conf"), file(b"timeout 5\n"));
         assert!(holds_loader(&tree, &sha));
-        tree.insert(PathBuf::from("EFI/SYSTEMD/SYSTEMD-BOOTX64.EFI"), file(b"old"));
+        tree.insert(
+            PathBuf::from("EFI/SYSTEMD/SYSTEMD-BOOTX64.EFI"),
+            file(b"old"),
+        );
         assert!(!holds_loader(&tree, &sha), "another version");
     }
 }

@@ -429,7 +429,10 @@ mod tests {
         f.on_disk.filesystems.retain(|(d, _)| d == "disk0");
         let setup = plan(&atlantis(), &f);
         assert!(
-            !setup.steps.iter().any(|s| matches!(s, Step::Fstab { .. } | Step::Entries)),
+            !setup
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Fstab { .. } | Step::Entries)),
             "{:?}",
             setup.steps
         );

@@ -3,8 +3,8 @@
 use anyhow::{bail, Context, Result};
 
 use crate::apply::{self, KeySource};
-use crate::cli::{PlanArgs, ProvisionArgs, Selection};
 use crate::boot::setup::Setup;
+use crate::cli::{PlanArgs, ProvisionArgs, Selection};
 use crate::plan::{self, Binding, PartRef, Plan, Scope};
 use crate::spec::Spec;
 use crate::{runlog, ui};

@@ -38,8 +38,7 @@ pub fn facts(spec: &Spec, bindings: &[Binding], pending: &Plan) -> Facts {
         .collect();
     let new_table = pending.disks.iter().any(|d| {
         esp_disks.contains(&d.id.as_str())
-            && d
-                .actions
+            && d.actions
                 .iter()
                 .any(|a| matches!(a, Action::CreateGpt { .. } | Action::WipeDisk { .. }))
     });
@@ -80,6 +79,7 @@ pub fn render(setup: &Setup) -> String {
 /// filesystems and subvolumes that the setup works on, and the probe made before it saw
 /// none of them. Stops at the first step that fails, with one sentence naming it.
 pub fn run(spec: &Spec, sel: &Selection) -> Result<()> {
+    crate::apply::pause_at("pause-before:boot-setup");
     let bindings = super::bind_disks(spec, &sel.disks, &[], true)?;
     let done = Plan {
         spec: spec.file.clone(),
