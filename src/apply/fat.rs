@@ -473,6 +473,57 @@ mod tests {
     }
 
     #[test]
+    fn four_k_sectors_and_trees_that_compare_across_sector_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![
+            ("EFI/systemd/systemd-bootx64.efi".to_owned(), vec![0x4D; 70_000]),
+            ("loader/loader.conf".to_owned(), b"timeout 5\n".to_vec()),
+        ];
+        let mut trees = Vec::new();
+        for (sector, label) in [(512u64, "ESP0"), (4096, "ESP1")] {
+            let img = dir.path().join(format!("{sector}.img"));
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&img)
+                .unwrap();
+            f.set_len(512 << 20).unwrap();
+            format_fat32(&mut f, 0, 512 << 20, sector, label, 9).unwrap();
+            write_files(&mut f, 0, 512 << 20, &files, 1_700_000_000).unwrap();
+            let out = Cmd::new("fsck.vfat")
+                .args(["-n", "-v"])
+                .arg(&img)
+                .run()
+                .unwrap();
+            assert!(
+                out.stdout
+                    .contains(&format!("{sector} bytes per logical sector")),
+                "{}",
+                out.stdout
+            );
+            trees.push(tree(&mut File::open(&img).unwrap(), 0, 512 << 20).unwrap());
+        }
+        assert_eq!(trees[0], trees[1], "labels and sector sizes are not content");
+        assert_eq!(trees[0].len(), 5, "{:?}", trees[0]);
+        assert!(matches!(
+            trees[0].get(Path::new("EFI/systemd/systemd-bootx64.efi")),
+            Some(Node::File { len: 70_000, .. })
+        ));
+        let mut f = tempfile::tempfile().unwrap();
+        f.set_len(64 << 20).unwrap();
+        assert!(matches!(
+            format_fat32(&mut f, 0, 64 << 20, 4096, "X", 1),
+            Err(FatError::TooSmall { .. })
+        ));
+        assert!(matches!(
+            format_fat32(&mut f, 0, 64 << 20, 520, "X", 1),
+            Err(FatError::SectorSize { .. })
+        ));
+    }
+
+    #[test]
     fn refuses_long_labels_and_tiny_regions() {
         let dir = tempfile::tempdir().unwrap();
         let part = dir.path().join("p.img");
