@@ -476,7 +476,10 @@ mod tests {
     fn four_k_sectors_and_trees_that_compare_across_sector_sizes() {
         let dir = tempfile::tempdir().unwrap();
         let files = vec![
-            ("EFI/systemd/systemd-bootx64.efi".to_owned(), vec![0x4D; 70_000]),
+            (
+                "EFI/systemd/systemd-bootx64.efi".to_owned(),
+                vec![0x4D; 70_000],
+            ),
             ("loader/loader.conf".to_owned(), b"timeout 5\n".to_vec()),
         ];
         let mut trees = Vec::new();
@@ -505,7 +508,10 @@ mod tests {
             );
             trees.push(tree(&mut File::open(&img).unwrap(), 0, 512 << 20).unwrap());
         }
-        assert_eq!(trees[0], trees[1], "labels and sector sizes are not content");
+        assert_eq!(
+            trees[0], trees[1],
+            "labels and sector sizes are not content"
+        );
         assert_eq!(trees[0].len(), 5, "{:?}", trees[0]);
         assert!(matches!(
             trees[0].get(Path::new("EFI/systemd/systemd-bootx64.efi")),

@@ -49,7 +49,7 @@ impl Pending {
         p
     }
 
-    fn new(&self, slot: &Slot) -> bool {
+    fn makes(&self, slot: &Slot) -> bool {
         self.disks.contains(&slot.0) || self.partitions.contains(slot)
     }
 }
@@ -72,7 +72,7 @@ pub fn probe(spec: &Spec, bindings: &[Binding], pending: &Plan, loader: Option<&
         for (i, part) in disk.partitions.iter().enumerate() {
             let Some(fs) = part.fs else { continue };
             let slot: Slot = (disk.id.clone(), i as u32 + 1);
-            let fresh = pending.new(&slot);
+            let fresh = pending.makes(&slot);
             let found = found_fs(dev, slot.1);
             let want = if part.encrypt == Encryption::Luks2 {
                 "crypto_LUKS"

@@ -163,7 +163,10 @@ mod tests {
             .unwrap();
         assert!(disk0 < usb, "disks keep the scenario's order");
         assert!(a.contains(&"if=none,id=disk-usb,format=qcow2,file=/run/usb.qcow2".to_owned()));
-        assert!(!line.contains("block_size"), "512-byte disks keep QEMU's default");
+        assert!(
+            !line.contains("block_size"),
+            "512-byte disks keep QEMU's default"
+        );
         // Every option is its own argument: nothing for a shell to split.
         assert!(a.iter().all(|x| !x.starts_with(' ') && !x.ends_with(' ')));
     }
