@@ -17,7 +17,7 @@ pub enum FatError {
     Open { path: PathBuf, source: io::Error },
     #[error("FAT label \"{0}\" is longer than 11 bytes")]
     Label(String),
-    #[error("{len} bytes is too small for FAT32 with {sector_size}-byte sectors (it needs at least {})", crate::spec::human(fat32_floor(*sector_size)))]
+    #[error("{len} bytes is too small for FAT32 with {sector_size}-byte sectors (it needs at least {})", crate::spec::human(crate::plan::layout::fat32_min_bytes(*sector_size)))]
     TooSmall { len: u64, sector_size: u64 },
     #[error("{sector_size}-byte sectors: FAT32 takes 512, 1024, 2048 or 4096")]
     SectorSize { sector_size: u64 },
@@ -114,11 +114,6 @@ fn label_bytes(label: &str) -> Result<[u8; 11], FatError> {
     Ok(out)
 }
 
-/// The smallest FAT32: 65525 clusters, and a cluster is at least one sector.
-fn fat32_floor(sector_size: u64) -> u64 {
-    (33 << 20) * (sector_size / 512).max(1)
-}
-
 /// Format `[offset, offset + len)` of `file` as FAT32 with this label and volume id, in
 /// sectors of `sector_size` bytes. That must be the device's logical sector size: the
 /// kernel refuses to mount a FAT whose sectors are smaller than the device's ("logical
@@ -137,7 +132,7 @@ pub fn format_fat32(
         512 | 1024 | 2048 | 4096 => sector_size as u16,
         _ => return Err(FatError::SectorSize { sector_size }),
     };
-    if len < fat32_floor(sector_size) {
+    if len < crate::plan::layout::fat32_min_bytes(sector_size) {
         return Err(FatError::TooSmall { len, sector_size });
     }
     let options = FormatVolumeOptions::new()
