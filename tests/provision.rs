@@ -573,6 +573,21 @@ fn a_root_that_lost_its_fstab_gets_it_back() {
     let back = fstabs_on_disk(&m);
     assert_eq!(back, kept, "the same fstab again, the others untouched");
     assert_fstab(&m, "@rootF41", back[1].as_deref().unwrap());
+
+    // A step that cannot be done stops the run: one sentence, non-zero, the next run
+    // still plans it.
+    {
+        let pool = Mount::new(Path::new(&node(&m.disk1.dev, 4)), "btrfs");
+        let etc = pool.path().join("@rootF41/etc");
+        std::fs::remove_dir_all(&etc).unwrap();
+        std::fs::write(&etc, b"not a directory").unwrap();
+    }
+    lifeboat_refuses(
+        &m.cmd("provision", &["--yes"]),
+        "the boot setup stopped at \"write /etc/fstab into @rootF41 on LINPOOL (disk1 partition 4) (where it has none)\"",
+    );
+    let plan = lifeboat_ok(&m.cmd("plan", &[]));
+    assert!(plan.contains("write /etc/fstab into @rootF41 on"), "{plan}");
 }
 
 /// A spec file of our own next to the images, for the cases configs/atlantis.toml can't show.
