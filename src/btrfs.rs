@@ -88,9 +88,14 @@ pub fn send(path: &Path) -> Cmd {
     Cmd::new("btrfs").args(["send", "-q"]).arg(path)
 }
 
-/// `btrfs receive -q DIR`: a stream on stdin becomes a subvolume in `dir`.
+/// `btrfs receive -q --chroot DIR`: a stream on stdin becomes a subvolume in `dir`,
+/// confined to it: `--chroot` makes `dir` the receiver's `/`, so whatever a path or symlink
+/// in the stream says, it cannot reach the rest of the system. (Parents and clone sources
+/// are still found: receive opens the filesystem's top before it changes root.)
 pub fn receive(dir: &Path) -> Cmd {
-    Cmd::new("btrfs").args(["receive", "-q"]).arg(dir)
+    Cmd::new("btrfs")
+        .args(["receive", "-q", "--chroot"])
+        .arg(dir)
 }
 
 /// `btrfs receive --dump`: reads a stream on stdin to its end, checking each command's

@@ -76,7 +76,16 @@ pub fn probe(
     if !everything && unbound {
         listed = list()?;
     }
-    let bindings = crate::plan::bind(spec, explicit, &listed, required)?;
+    let mut bindings = crate::plan::bind(spec, explicit, &listed, required)?;
+    // A disk that looks blank may hold filesystems whose table was erased: look where the
+    // spec's partitions would go, so that the plan does not format over them unasked.
+    for b in &mut bindings {
+        if let Some(disk) = spec.disk(&b.id) {
+            let starts = crate::plan::layout::starts(disk, b.device.size, b.device.sector_size);
+            crate::probe::look_for_orphans(&mut b.device, &starts)
+                .with_context(|| format!("probing {} for {}", b.device.path.display(), b.id))?;
+        }
+    }
     Ok(Machine { bindings, listed })
 }
 

@@ -8,6 +8,7 @@ pub mod fstab;
 pub mod hook;
 pub mod loader;
 pub mod mirror;
+pub mod on_disk;
 pub mod setup;
 pub mod sync_plan;
 pub mod uefi;

@@ -80,6 +80,23 @@ pub fn spec_esps(spec: &Spec, bindings: &[Binding], loader: &str) -> Result<Vec<
     Ok(out)
 }
 
+/// Whether the firmware already has our entry for each ESP of the bound disks, first in
+/// BootOrder (boot-entries would change nothing). False when it cannot be read.
+pub fn firmware_current(spec: &Spec, bindings: &[Binding]) -> bool {
+    let current = || -> Result<bool> {
+        let wanted: Vec<Esp> = spec_esps(spec, bindings, super::loader::ON_ESP_UEFI)?
+            .into_iter()
+            .map(|(esp, _)| esp)
+            .collect();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let (existing, order) = Firmware::open(&mountinfo)?.boot_entries()?;
+        // Only ours are compared here: a stale entry of ours elsewhere is boot-entries' to
+        // tidy, and does not stop these from booting.
+        Ok(entries::plan(&spec.machine.name, &wanted, &existing, &order, &|_| true).is_empty())
+    };
+    current().unwrap_or(false)
+}
+
 /// Probe the machine, then [`write()`].
 pub fn write_for(
     spec: &Spec,

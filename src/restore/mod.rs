@@ -21,6 +21,7 @@ pub mod run;
 pub mod select;
 pub mod source;
 pub mod stream;
+pub mod stream_check;
 pub mod tree;
 pub mod verify;
 

@@ -15,6 +15,7 @@ use super::select::Chain;
 use crate::btrfs;
 use crate::exec::Cmd;
 use crate::restore as r;
+use crate::single_component::SingleComponent;
 use crate::spec::human;
 use crate::ui;
 
@@ -106,7 +107,7 @@ pub(super) fn receive_all(
     chains: &[Chain],
     stamp: &str,
     sizes: &[(String, u64)],
-    open: &dyn Fn(&Point) -> Result<(Opened, String)>,
+    open: &dyn Fn(&Point) -> Result<(Opened, SingleComponent)>,
 ) -> Result<()> {
     let snapshots = top.join(SNAPSHOTS);
     std::fs::create_dir_all(&snapshots).context("making @snapshots")?;
@@ -138,6 +139,13 @@ pub(super) fn receive_all(
             let sink = btrfs::receive(&snapshots);
             let moved = pipe::stream(source, &sink, &mut |b| bar.set(b));
             bar.finish();
+            if let Err(pipe::PipeError::Refused(why)) = &moved {
+                bail!(
+                    "{}: {why}; lifeboat refuses this backup and stopped the receive before \
+                     that command (move the file away, docs/restore.md: what lifeboat refuses)",
+                    rcv.point.path
+                );
+            }
             let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
             if incoming != rcv.name {
                 // Within one directory: a read-only subvolume cannot change directories.

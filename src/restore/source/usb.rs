@@ -16,6 +16,7 @@ use crate::restore::receive::{plan_lines, receive_all, Opened};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::{self, Chain, When};
 use crate::restore::{self as r, BACKUP_LABEL, META};
+use crate::single_component::SingleComponent;
 use crate::spec::{human, Spec};
 use crate::ui;
 
@@ -142,6 +143,13 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
                         &mut |b| bar.set(b),
                     );
                     bar.finish();
+                    if let Err(pipe::PipeError::Refused(why)) = &checked {
+                        bail!(
+                            "{}: {why}; lifeboat refuses this backup, nothing was written \
+                             (docs/restore.md: what lifeboat refuses)",
+                            p.path
+                        );
+                    }
                     let t = checked.with_context(|| {
                         format!("{} is damaged or unreadable; nothing was written", p.path)
                     })?;
@@ -212,7 +220,7 @@ fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
 
 /// A point on the backup drive mounted at `usb`: its bytes, and the name `btrfs receive`
 /// gives what it makes.
-fn on_drive(usb: &Path, point: &Point) -> Result<(Opened, String)> {
+fn on_drive(usb: &Path, point: &Point) -> Result<(Opened, SingleComponent)> {
     let src = usb.join(&point.path);
     Ok(match point.kind {
         Kind::Stream => {
@@ -222,11 +230,9 @@ fn on_drive(usb: &Path, point: &Point) -> Result<(Opened, String)> {
             (Opened::File(src, point.compressed), name)
         }
         Kind::Btrbk | Kind::Snapper => {
-            let name = src
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+            let base = point.path.rsplit('/').next().unwrap_or_default();
+            let name = SingleComponent::new(base)
+                .map_err(|why| anyhow::anyhow!("{}: the name {base:?} {why}", point.path))?;
             (Opened::Subvolume(src), name)
         }
     })
