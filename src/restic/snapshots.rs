@@ -134,4 +134,18 @@ mod tests {
         assert_eq!(s[1].size, None);
         assert!(parse("{").is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever restic (or something posing as it) prints: an error, never a panic.
+        #[test]
+        fn any_output(text in "\\PC{0,200}", time in "[0-9T:.+Zü-]{0,30}") {
+            let _ = parse(&text);
+            let _ = nodes(&text);
+            let _ = rfc3339(&text);
+            let _ = rfc3339(&time);
+            let _ = parse(&format!(r#"[{{"time":"{time}","id":"ab"}}]"#));
+        }
+    }
 }
