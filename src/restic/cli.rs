@@ -129,8 +129,8 @@ impl Restic {
 
     /// Every snapshot of every host, newest first.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>, ResticError> {
-        let text = self.read(&["snapshots", "--json"])?;
-        snapshots::parse(&text)
+        let raw: Vec<snapshots::Raw> = self.run_json(&["snapshots"])?;
+        snapshots::from_raw(raw)
             .map_err(|e| ResticError::Output(format!("restic's snapshot list: {e}")))
     }
 

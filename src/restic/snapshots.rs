@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::restore::points::{self, Epoch};
 
+/// One snapshot as restic prints it.
 #[derive(Debug, Clone, Deserialize)]
-struct Raw {
+pub struct Raw {
     time: String,
     #[serde(default)]
     paths: Vec<String>,
@@ -84,7 +85,11 @@ pub fn restored_bytes(n: &Node, path: &str, exclude: &[String]) -> u64 {
 
 /// Parse the JSON; snapshots newest first.
 pub fn parse(json: &str) -> Result<Vec<Snapshot>, String> {
-    let raw: Vec<Raw> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    from_raw(serde_json::from_str(json).map_err(|e| e.to_string())?)
+}
+
+/// Snapshots newest first, their times read.
+pub fn from_raw(raw: Vec<Raw>) -> Result<Vec<Snapshot>, String> {
     let mut out = raw
         .into_iter()
         .map(|r| {
