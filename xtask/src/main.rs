@@ -31,13 +31,13 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<()> {
-    let task = Xtask::parse(std::env::args().skip(1))?;
+    let task = Xtask::parse(std::env::args().skip(1)).unwrap_or_else(|e| e.exit());
     interrupt::install()?;
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     match task {
-        Xtask::Help => {
-            print!("{}", flags::USAGE);
+        Xtask::Help(text) => {
+            print!("{text}");
             Ok(())
         }
         Xtask::Deps => deps::ensure(&sh),
