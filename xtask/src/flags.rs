@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 /// The project's own automation: Debian packages, tests, the demo, the rescue image, QEMU
-/// scenarios, benches.
+/// scenarios, benches, the man pages and shell completions.
 #[derive(Debug, Parser)]
 #[command(
     name = "xtask",
@@ -41,6 +41,9 @@ pub enum Task {
     /// first unless --image (root on the first run: the factory disk0 is made on a loop
     /// device)
     Qemu(QemuArgs),
+    /// Write lifeboat's man pages and shell completions (bash, zsh, fish), generated from
+    /// its command-line definitions, into target/docgen/
+    Docgen(Docgen),
     /// This text, or a command's (`cargo xtask help bench`)
     Help {
         /// The command (and subcommand) to describe
@@ -126,6 +129,13 @@ pub struct QemuArgs {
     pub keep: bool,
 }
 
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct Docgen {
+    /// Write here instead of target/docgen/
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
 /// What to do, the arguments parsed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Xtask {
@@ -140,6 +150,7 @@ pub enum Xtask {
     BenchRestoreRestic(BenchRestore),
     Image(crate::image::Options),
     Qemu(crate::qemu::Options),
+    Docgen(Docgen),
 }
 
 impl Xtask {
@@ -187,6 +198,7 @@ impl Xtask {
                 console: q.console,
                 keep: q.keep,
             }),
+            Some(Task::Docgen(d)) => Xtask::Docgen(d),
         })
     }
 }
@@ -292,6 +304,12 @@ mod tests {
             Xtask::BenchImage(BenchImage {
                 rounds: 1,
                 no_cold: false
+            })
+        );
+        assert_eq!(
+            parse("docgen --out /tmp/d").unwrap(),
+            Xtask::Docgen(Docgen {
+                out: Some("/tmp/d".into())
             })
         );
     }

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod deps;
 mod disks;
+mod docgen;
 mod flags;
 mod image;
 mod interrupt;
@@ -49,6 +50,7 @@ fn run() -> Result<()> {
         Xtask::Demo(args) => demo::run(&sh, &args),
         Xtask::Image(options) => image::run(&sh, &options),
         Xtask::Qemu(options) => qemu::run(&sh, &options),
+        Xtask::Docgen(args) => docgen::run(&args),
     }
 }
 
