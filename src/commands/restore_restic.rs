@@ -78,12 +78,11 @@ impl ResticSource {
         let mut sizes = Vec::new();
         for p in &planned {
             let s = &p.snapshot;
-            // restic 0.17+ records the size of what it backed up, which is what a restore
-            // of the snapshot's one path writes; else (other paths in it, or an older
-            // restic) the files under the path are listed and summed.
-            let size = match s.size {
-                Some(size) if s.paths == [p.path.clone()] && p.exclude.is_empty() => size,
-                _ => restic.restore_size(&s.id, &p.path, &p.exclude)?,
+            // Another run of restic reads the snapshot's trees: only when the size restic
+            // 0.17+ recorded is not that of this restore.
+            let size = match p.recorded_size() {
+                Some(size) => size,
+                None => restic.restore_size(&s.id, &p.path, &p.exclude)?,
             };
             let without = if p.exclude.is_empty() {
                 String::new()

@@ -52,6 +52,18 @@ pub struct Selection {
     pub skipped: Vec<Skipped>,
 }
 
+impl Planned {
+    /// The size restic 0.17+ recorded for the snapshot, when it is the size of this restore:
+    /// the snapshot holds this one path and nothing is left out of it. Otherwise the files
+    /// under the path have to be counted.
+    pub fn recorded_size(&self) -> Option<u64> {
+        let only = self.snapshot.paths.len() == 1 && self.snapshot.paths[0] == self.path;
+        self.snapshot
+            .size
+            .filter(|_| only && self.exclude.is_empty())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
     #[error(
@@ -309,6 +321,30 @@ mod tests {
             err.to_string()
                 .contains("holds /home (for @home) at or before"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_recorded_size_only_when_it_is_that_of_the_restore() {
+        let mut snaps = snaps();
+        for s in &mut snaps {
+            s.size = Some(1000);
+        }
+        let got = select(&snaps, &paths(), &[], "atlantis", "LINUX", &Pick::Latest).unwrap();
+        let sizes: Vec<(&str, Option<u64>)> = got
+            .planned
+            .iter()
+            .map(|p| (p.subvol.as_str(), p.recorded_size()))
+            .collect();
+        // @home's snapshot holds /home alone; the others hold more than their path, or
+        // leave nested paths out.
+        assert_eq!(
+            sizes,
+            [
+                ("Atlantis-meta", None),
+                ("@rootTW", None),
+                ("@home", Some(1000))
+            ]
         );
     }
 
