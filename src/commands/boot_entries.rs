@@ -7,13 +7,15 @@ use uuid::Uuid;
 use crate::boot::efivars::Firmware;
 use crate::boot::entries::{self, Esp};
 use crate::cli::BootEntriesArgs;
+use crate::disklock::DiskLocks;
 use crate::probe::{self, Table};
 use crate::runlog;
 use crate::spec::{PartType, Spec};
 
 pub fn boot_entries(args: &BootEntriesArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
-    let wanted: Vec<Esp> = spec_esps(&spec, &args.disks, &args.loader)?
+    let (esps, _locks) = esps(&spec, &args.disks, &args.loader, true)?;
+    let wanted: Vec<Esp> = esps
         .into_iter()
         .map(|(esp, _)| esp)
         .collect();
@@ -109,6 +111,17 @@ pub fn spec_esps(
     bound: &[(String, std::path::PathBuf)],
     loader: &str,
 ) -> Result<Vec<(Esp, std::path::PathBuf)>> {
+    Ok(esps(spec, bound, loader, false)?.0)
+}
+
+/// [`spec_esps`]; with `lock`, their disks locked against other runs while the entries that
+/// name their partitions are written.
+fn esps(
+    spec: &Spec,
+    bound: &[(String, std::path::PathBuf)],
+    loader: &str,
+    lock: bool,
+) -> Result<(Vec<(Esp, std::path::PathBuf)>, DiskLocks)> {
     let mut disks: Vec<_> = spec
         .disks
         .iter()
@@ -116,7 +129,12 @@ pub fn spec_esps(
         .collect();
     disks.sort_by_key(|d| !d.preserve);
     let required: Vec<String> = disks.iter().map(|d| d.id.clone()).collect();
-    let bindings = super::bind_disks(spec, bound, &required, false)?;
+    let (bindings, locks) = if lock {
+        super::bind_for_writing(spec, bound, &required, false, Some(&required))?
+    } else {
+        let bindings = super::bind_disks(spec, bound, &required, false)?;
+        (bindings, DiskLocks::default())
+    };
     let mut out = Vec::new();
     for disk in disks {
         let binding = bindings
@@ -160,5 +178,5 @@ pub fn spec_esps(
             ));
         }
     }
-    Ok(out)
+    Ok((out, locks))
 }

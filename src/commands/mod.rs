@@ -68,6 +68,21 @@ fn confirm_changes(yes: bool, question: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// [`bind_disks`] for a command that writes the bound disks named in `write` (every bound
+/// disk when `None`): they are locked against other runs for as long as the returned locks
+/// live, and probed again under the lock.
+fn bind_for_writing(
+    spec: &crate::spec::Spec,
+    disks: &[(String, std::path::PathBuf)],
+    required: &[String],
+    everything: bool,
+    write: Option<&[String]>,
+) -> anyhow::Result<(Vec<crate::plan::Binding>, crate::disklock::DiskLocks)> {
+    let mut bindings = bind_disks(spec, disks, required, everything)?;
+    let locks = crate::disklock::lock_bindings(&mut bindings, write)?;
+    Ok((bindings, locks))
+}
+
 /// Bind the spec's disks to devices: `--disk ID=DEVICE` first, then this machine's disks by
 /// the spec's match rules. The machine's disks are listed when `everything` is asked for or
 /// a disk in `required` is still unbound; a required disk that is not found is an error.

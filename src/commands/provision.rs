@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::apply::{self, KeySource};
 use crate::cli::{PlanArgs, ProvisionArgs, Selection};
+use crate::disklock::DiskLocks;
 use crate::plan::{self, PartRef, Plan, Scope};
 use crate::spec::Spec;
 use crate::{runlog, ui};
@@ -12,7 +13,7 @@ use super::provision_boot;
 
 /// `lifeboat plan`: print what provision would do. Writes nothing.
 pub fn plan(args: &PlanArgs) -> Result<()> {
-    let (spec, plan) = make_plan(&args.selection)?;
+    let (spec, plan, _) = make_plan(&args.selection, false)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
@@ -28,7 +29,7 @@ pub fn plan(args: &PlanArgs) -> Result<()> {
 /// `lifeboat provision`: the plan, a confirmation, then the writes.
 pub fn provision(args: &ProvisionArgs) -> Result<()> {
     let log = runlog::start("provision").ok();
-    let (spec, plan) = make_plan(&args.selection)?;
+    let (spec, plan, _locks) = make_plan(&args.selection, true)?;
     let boot = provision_boot::plan(&spec, &plan);
     print!("{}", plan.render());
     print!("{}", provision_boot::render(&boot));
@@ -59,7 +60,9 @@ pub fn provision(args: &ProvisionArgs) -> Result<()> {
     booted
 }
 
-fn make_plan(sel: &Selection) -> Result<(Spec, Plan)> {
+/// The plan; when it is to be written, on disks locked against other runs (every bound disk:
+/// the boot setup may write the preserved disk's ESP too).
+fn make_plan(sel: &Selection, write: bool) -> Result<(Spec, Plan, DiskLocks)> {
     let spec = Spec::load(&sel.spec)?;
     runlog::line(&format!("spec {}", sel.spec.display()));
     let scope = Scope {
@@ -68,11 +71,16 @@ fn make_plan(sel: &Selection) -> Result<(Spec, Plan)> {
     };
     let targets = scope.targets(&spec)?;
     // Look at the machine's other disks only when a disk to be written is still unbound.
-    let bindings = super::bind_disks(&spec, &sel.disks, &targets, false)?;
+    let (bindings, locks) = if write {
+        super::bind_for_writing(&spec, &sel.disks, &targets, false, None)?
+    } else {
+        let bindings = super::bind_disks(&spec, &sel.disks, &targets, false)?;
+        (bindings, DiskLocks::default())
+    };
     let plan = plan::plan(&spec, &bindings, &scope, &mut || {
         uuid::Uuid::new_v4().to_string().to_uppercase()
     })?;
-    Ok((spec, plan))
+    Ok((spec, plan, locks))
 }
 
 /// `--yes`, or the serial of every disk that will be written typed at the prompt.
