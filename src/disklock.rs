@@ -81,7 +81,8 @@ pub fn holders(proc_locks: &str, dev: (u64, u64), ino: u64) -> Vec<(u32, bool)> 
         .lines()
         .filter_map(|line| {
             let mut f = line.split_whitespace().skip(1);
-            let (kind, _, mode, pid, file) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+            let (kind, _, mode, pid, file) =
+                (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
             (kind == "FLOCK" && file == want)
                 .then(|| Some((pid.parse().ok()?, mode == "WRITE")))
                 .flatten()
@@ -100,7 +101,12 @@ pub fn command_line(raw: &[u8]) -> Option<String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or(program);
-    Some(std::iter::once(program).chain(args).collect::<Vec<_>>().join(" "))
+    Some(
+        std::iter::once(program)
+            .chain(args)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 struct Held {
@@ -319,8 +325,7 @@ mod tests {
     #[test]
     fn command_lines_read_as_typed() {
         assert_eq!(
-            command_line(b"/usr/local/bin/lifeboat\0provision\0atlantis.toml\0--yes\0")
-                .as_deref(),
+            command_line(b"/usr/local/bin/lifeboat\0provision\0atlantis.toml\0--yes\0").as_deref(),
             Some("lifeboat provision atlantis.toml --yes")
         );
         assert_eq!(command_line(b""), None);

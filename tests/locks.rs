@@ -43,7 +43,11 @@ impl Machine {
     fn cmd(&self, cmd: &str, extra: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
         c.arg(cmd).arg(common::spec_path());
-        for (id, l) in [("disk0", &self.disk0), ("disk1", &self.disk1), ("usb", &self.usb)] {
+        for (id, l) in [
+            ("disk0", &self.disk0),
+            ("disk1", &self.disk1),
+            ("usb", &self.usb),
+        ] {
             c.arg("--disk").arg(format!("{id}={}", l.path()));
         }
         c.args(extra)
@@ -133,11 +137,16 @@ fn every_writing_command_refuses_a_disk_another_process_holds() {
         );
         assert_eq!(err.len(), 1, "{cmd}: one sentence expected:\n{err:?}");
         assert!(
-            err[0].starts_with(&expected) && err[0].ends_with("wait for it to finish, then run this again"),
+            err[0].starts_with(&expected)
+                && err[0].ends_with("wait for it to finish, then run this again"),
             "{cmd}: {}\nexpected: {expected}…",
             err[0]
         );
-        assert_eq!(m.fingerprints(), before, "{cmd} wrote while {id} was locked");
+        assert_eq!(
+            m.fingerprints(),
+            before,
+            "{cmd} wrote while {id} was locked"
+        );
     }
     assert!(lock_is_free(&m.disk1.dev) && lock_is_free(&m.usb.dev));
 }

@@ -15,10 +15,7 @@ use crate::spec::{PartType, Spec};
 pub fn boot_entries(args: &BootEntriesArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
     let (esps, _locks) = esps(&spec, &args.disks, &args.loader, true)?;
-    let wanted: Vec<Esp> = esps
-        .into_iter()
-        .map(|(esp, _)| esp)
-        .collect();
+    let wanted: Vec<Esp> = esps.into_iter().map(|(esp, _)| esp).collect();
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let firmware = match Firmware::open(&mountinfo) {

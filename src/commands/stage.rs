@@ -47,7 +47,8 @@ pub fn stage(args: &StageArgs) -> Result<()> {
         );
     };
     let write = std::slice::from_ref(&disk.id);
-    let (bindings, _locks) = super::bind_for_writing(&spec, &args.disks, write, false, Some(write))?;
+    let (bindings, _locks) =
+        super::bind_for_writing(&spec, &args.disks, write, false, Some(write))?;
     let restic = super::restic_for(&spec)?;
     let snaps = snapshots::parse(&restic.read(&["snapshots", "--json"])?)
         .map_err(|e| anyhow!("restic's snapshot list could not be read: {e}"))?;

@@ -185,8 +185,7 @@ fn subvolumes(disk: &Path, name: &str, p: &Part, start: u64, size: u64) -> Optio
         let mut wanted = known.clone();
         wanted.push(mine);
         // Never under a run that is rewriting this disk's partitions.
-        crate::disklock::unless_written(disk, || blockdev::sync_partitions(disk, &wanted))?
-            .ok()?;
+        crate::disklock::unless_written(disk, || blockdev::sync_partitions(disk, &wanted))?.ok()?;
     }
     let node = blockdev::partition_node(disk, p.number);
     let dump = Cmd::new("btrfs")
