@@ -83,9 +83,10 @@ pub fn holders(proc_locks: &str, dev: (u64, u64), ino: u64) -> Vec<(u32, bool)> 
             let mut f = line.split_whitespace().skip(1);
             let (kind, _, mode, pid, file) =
                 (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
-            (kind == "FLOCK" && file == want)
-                .then(|| Some((pid.parse().ok()?, mode == "WRITE")))
-                .flatten()
+            if kind != "FLOCK" || file != want {
+                return None;
+            }
+            Some((pid.parse().ok()?, mode == "WRITE"))
         })
         .collect()
 }
