@@ -40,7 +40,7 @@ pub enum SyncError {
         outer: PathBuf,
         why: &'static str,
     },
-    #[error("{} is another filesystem mounted inside {}: esp-sync never walks or deletes across a mount point; unmount it first", mount.display(), root.display())]
+    #[error("{} is a mount point inside {}: esp-sync never walks or deletes across a mount point; unmount it first", mount.display(), root.display())]
     MountInside { mount: PathBuf, root: PathBuf },
     #[error("the destination ESP is full: {} ({}) does not fit; nothing is left half-written, files copied before it are in place", path.display(), crate::spec::human(*len))]
     Full { path: PathBuf, len: u64 },
@@ -79,6 +79,12 @@ pub fn check(from: &Path, to: &Path, mountinfo: &str) -> Result<(), SyncError> {
                 })
             }
             Some(_) => {}
+        }
+        if let Some(mount) = mount_inside(mountinfo, &canonical) {
+            return Err(SyncError::MountInside {
+                mount,
+                root: path.to_owned(),
+            });
         }
     }
     let dev = |p: &Path| {
@@ -164,6 +170,26 @@ pub fn mount_fstype<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
         let fstype = right.split(' ').next()?;
         (unescape(point) == want).then_some(fstype)
     })
+}
+
+/// A mount point inside the mount at `path` (the top one there), from mountinfo: one whose
+/// parent is that mount. A bind mount of the ESP into itself counts too, which st_dev
+/// cannot tell; mounts hidden under the one at `path` do not.
+pub fn mount_inside(mountinfo: &str, path: &Path) -> Option<PathBuf> {
+    let want = path.to_string_lossy();
+    let entries: Vec<(&str, &str, String)> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split(' ');
+            let (id, parent) = (f.next()?, f.next()?);
+            Some((id, parent, unescape(f.nth(2)?)))
+        })
+        .collect();
+    let (top, _, _) = entries.iter().rev().find(|(_, _, point)| *point == want)?;
+    entries
+        .iter()
+        .find(|(_, parent, point)| parent == top && *point != want)
+        .map(|(_, _, point)| PathBuf::from(point))
 }
 
 /// mountinfo writes space, tab, newline and backslash as octal escapes.
@@ -358,6 +384,7 @@ mod tests {
 31 22 8:17 / /boot/efi2 rw,relatime shared:6 - vfat /dev/sdb1 rw
 32 22 0:40 / /mnt/with\\040space rw - tmpfs tmpfs rw
 33 31 0:41 / /boot/efi2 rw - tmpfs tmpfs rw
+34 30 0:42 / /boot/efi/EFI/extra rw - tmpfs tmpfs rw
 ";
 
     #[test]
@@ -444,8 +471,8 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "{} is another filesystem mounted inside {}: esp-sync never walks or deletes \
-                 across a mount point; unmount it first",
+                "{} is a mount point inside {}: esp-sync never walks or deletes across a \
+                 mount point; unmount it first",
                 inside.display(),
                 to.path().display()
             )
@@ -468,6 +495,22 @@ mod tests {
         assert_eq!(fs::read(inside.join("keep.bin")).unwrap(), b"not the ESP's");
         drop(mounted);
         assert!(to.path().join("EFI/extra").is_dir());
+    }
+
+    #[test]
+    fn mount_points_inside_a_mount() {
+        assert_eq!(
+            mount_inside(MOUNTINFO, Path::new("/boot/efi")),
+            Some(PathBuf::from("/boot/efi/EFI/extra"))
+        );
+        // The tmpfs over /boot/efi2 hides nothing mounted inside it.
+        assert_eq!(mount_inside(MOUNTINFO, Path::new("/boot/efi2")), None);
+        assert_eq!(mount_inside(MOUNTINFO, Path::new("/mnt/with space")), None);
+        assert_eq!(
+            mount_inside(MOUNTINFO, Path::new("/")),
+            Some(PathBuf::from("/boot/efi"))
+        );
+        assert_eq!(mount_inside(MOUNTINFO, Path::new("/nowhere")), None);
     }
 
     #[test]
