@@ -217,3 +217,43 @@ fn two_provisions_at_once_exactly_one_writes() {
         text(&again.stderr)
     );
 }
+
+/// `provision --wipe` runs wipefs on the whole disk it holds locked; with util-linux asked to
+/// lock devices too (LOCK_BLOCK_DEVICE=1), wipefs would wait for lifeboat's own lock forever.
+#[test]
+fn wiping_a_disk_under_its_own_lock_does_not_wait_for_itself() {
+    let m = Machine::new();
+    run(&["sgdisk", "-n", "1:0:+1G", "-c", "1:foreign", m.disk1.path()]);
+    let mut child = m
+        .cmd(
+            "provision",
+            &["--only", "disk1", "--wipe", "disk1", "--yes"],
+        )
+        .env("LOCK_BLOCK_DEVICE", "1")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "provision --wipe still running after 120 s:\n{}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let verify = run(&["sgdisk", "-v", m.disk1.path()]);
+    assert!(verify.contains("No problems found"), "{verify}");
+    let p = run(&["sgdisk", "-p", m.disk1.path()]);
+    assert!(!p.contains("foreign") && p.contains("LINPOOL"), "{p}");
+}
