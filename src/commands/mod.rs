@@ -27,6 +27,6 @@ pub use restore::restore;
 pub use stage::stage;
 
 // Shared by the command files; they live in the library.
-use crate::machine::bind_disks;
+use crate::machine::{bind_disks, bind_for_writing};
 use crate::restic::spec::restic_for;
 use crate::ui::confirm_changes;
