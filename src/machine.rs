@@ -101,8 +101,16 @@ pub fn bind_for_writing(
 /// again under the lock (what was read before may have been another run's half-written
 /// table).
 pub fn lock(spec: &Spec, bindings: &mut [Binding], write: Option<&[String]>) -> Result<DiskLocks> {
-    let locks = crate::disklock::lock_bindings(bindings, write)?;
-    // Locking probed the disks again; that probe knows only the usual partition starts.
+    let mut locks = DiskLocks::default();
+    let named = |b: &Binding| write.is_none_or(|ids| ids.contains(&b.id));
+    for b in bindings.iter().filter(|b| named(b)) {
+        locks.take(&b.id, &b.device.path)?;
+    }
+    for b in bindings.iter_mut().filter(|b| named(b)) {
+        b.device = crate::probe::device(&b.device.path)
+            .with_context(|| format!("probing {} for {}", b.device.path.display(), b.id))?;
+    }
+    // That probe knows only the usual partition starts.
     look_for_orphans(spec, bindings)?;
     Ok(locks)
 }
