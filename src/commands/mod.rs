@@ -10,7 +10,6 @@ mod fstab;
 mod inventory;
 mod menu;
 mod provision;
-mod provision_boot;
 mod restore;
 mod stage;
 

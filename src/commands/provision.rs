@@ -10,7 +10,7 @@ use crate::plan::{self, Binding, Plan, Scope};
 use crate::spec::Spec;
 use crate::{runlog, ui};
 
-use super::provision_boot;
+use crate::boot::setup_apply as provision_boot;
 
 /// `lifeboat plan`: print what provision would do. Writes nothing.
 pub fn plan(args: &PlanArgs) -> Result<()> {
@@ -89,7 +89,7 @@ pub fn provision(args: &ProvisionArgs) -> Result<()> {
                 .join(", ")
         );
     }
-    let booted = provision_boot::run(&spec, &args.selection);
+    let booted = provision_boot::run(&spec, &args.selection.disks);
     if let Some(path) = log {
         println!("Log: {}", path.display());
     }
