@@ -69,10 +69,7 @@ pub fn stream(
     let started = Instant::now();
     let (mut reader, sender, what): (Box<dyn Read>, _, String) = match source {
         Source::Subvolume(path) => {
-            let mut send = Cmd::new("btrfs")
-                .args(["send", "-q"])
-                .arg(path)
-                .spawn(false, true)?;
+            let mut send = crate::btrfs::send(path).spawn(false, true)?;
             let out = send.child.stdout.take().expect("stdout is piped");
             grow_pipe(&out);
             (
@@ -180,15 +177,8 @@ pub fn stream(
     })
 }
 
-/// `btrfs receive` into `dir`, confined to it: `--chroot` makes `dir` the receiver's `/`,
-/// so whatever a path or symlink in the stream says, it cannot reach the rest of the
-/// system. (Parents and clone sources are still found: receive opens the filesystem's top
-/// before it changes root.)
-pub fn receive_into(dir: &Path) -> Cmd {
-    Cmd::new("btrfs")
-        .args(["receive", "-q", "--chroot"])
-        .arg(dir)
-}
+/// The receiving side of the pipe: `btrfs receive --chroot` into a directory.
+pub use crate::btrfs::receive as receive_into;
 
 /// 1 MiB pipes instead of 64 KiB: fewer wake-ups between send, lifeboat and receive.
 fn grow_pipe(fd: &impl AsRawFd) {
