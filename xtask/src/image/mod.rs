@@ -2,8 +2,9 @@
 //!
 //! Steps: package lists per source (cached) → dependency closure → .deb downloads
 //! (cached, verified) → staging root (dpkg-deb -x, strip, kernel modules + depmod,
-//! rootfs/ overlay, static lifeboat, configs) → initramfs (cpio newc + zstd) → GPT + FAT32
-//! image with systemd-boot, checked by sgdisk and fsck.vfat, renamed into place.
+//! rootfs/ overlay, static lifeboat, configs; every module's signature checked) → initramfs
+//! (cpio newc + zstd) → GPT + FAT32 image with the signed chain shim → GRUB → kernel,
+//! checked by sgdisk and fsck.vfat, renamed into place.
 
 mod apt;
 mod config;
@@ -12,6 +13,8 @@ mod host_apt;
 mod initramfs;
 mod kernel;
 mod rootfs;
+pub mod signed;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -61,7 +64,7 @@ pub fn default_output() -> Result<PathBuf> {
 pub fn run(sh: &Shell, options: &Options) -> Result<()> {
     let report = build(sh, options)?;
     print_report(&report);
-    Ok(())
+    verify::checked(sh, &report.path)
 }
 
 pub fn print_report(r: &Report) {
@@ -185,14 +188,19 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
         );
     }
 
-    // systemd-boot.
+    // The signed boot chain, each file out of its Debian package.
     let broot = &roots[&rescue.boot.source];
-    let bdeb = broot.fetch(sh, std::slice::from_ref(&rescue.boot.package), &debs)?;
-    let bdir = work.join("boot");
-    rootfs::extract(sh, &bdeb, &bdir)?;
-    let efi_path = bdir.join(&rescue.boot.efi);
-    let loader = fs::read(&efi_path)
-        .with_context(|| format!("package {} has no {}", rescue.boot.package, rescue.boot.efi))?;
+    let mut loaders = Vec::new();
+    for file in &rescue.boot.files {
+        let deb = broot.fetch(sh, std::slice::from_ref(&file.package), &debs)?;
+        let dir = work.join("boot").join(&file.package);
+        rootfs::extract(sh, &deb, &dir)?;
+        let bytes = fs::read(dir.join(&file.from))
+            .with_context(|| format!("package {} has no {}", file.package, file.from))?;
+        signed::check_pe_signed(&bytes)
+            .with_context(|| format!("{} from package {}", file.from, file.package))?;
+        loaders.push((file.to.clone(), bytes));
+    }
 
     // The static lifeboat first: a compile error should not wait for the staging.
     let lifeboat = build_static_lifeboat(sh)?;
@@ -206,6 +214,9 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     rootfs::extract(sh, &live_debs, &live)?;
     rootfs::strip(&live)?;
     let load = kernel.install_modules(sh, &rescue.kernel.modules, &live)?;
+    // Under Secure Boot the kernel locks down and loads only signed modules: a module that
+    // lost its appended signature on the way (stripped, recompressed) would be refused.
+    let modules = signed::check_modules_signed(&live.join("lib/modules").join(&kernel.version))?;
     rootfs::overlay(&root_dir.join(&rescue.rootfs.overlay), &live)?;
     rootfs::fixups(&live)?;
     fs::create_dir_all(live.join("etc/lifeboat"))?;
@@ -219,7 +230,7 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     }
 
     println!(
-        "image: live root staged ({:.1} s)",
+        "image: live root staged, {modules} kernel modules all signed ({:.1} s)",
         start.elapsed().as_secs_f64()
     );
     let initrd = initramfs::build(&live, epoch, rescue.image.zstd_level)?;
@@ -232,7 +243,9 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
 
     let vmlinuz = fs::read(&kernel.vmlinuz)
         .with_context(|| format!("reading {}", kernel.vmlinuz.display()))?;
-    let files = esp_files(&rescue, loader, vmlinuz, initrd.compressed.clone());
+    signed::check_pe_signed(&vmlinuz)
+        .with_context(|| format!("kernel {}", kernel.vmlinuz.display()))?;
+    let files = esp_files(&rescue, loaders, vmlinuz, initrd.compressed.clone());
     let content: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
     let layout = disk::layout(
         content,
@@ -273,29 +286,50 @@ fn kernel_package(sh: &Shell, root: &AptRoot, meta: &str) -> Result<String> {
     }
 }
 
-/// The ESP's files: loader, its configuration, kernel, initramfs, the `lifeboat/` folder.
+/// The ESP's files: the signed loaders, GRUB's configuration, kernel, initramfs, the
+/// `lifeboat/` folder.
 fn esp_files(
     rescue: &Rescue,
-    loader: Vec<u8>,
+    loaders: Vec<(String, Vec<u8>)>,
     vmlinuz: Vec<u8>,
     initrd: Vec<u8>,
 ) -> Vec<(String, Vec<u8>)> {
-    let loader_conf = "timeout 0\ndefault lifeboat.conf\neditor no\n";
-    let entry = format!(
-        "title lifeboat rescue\nlinux /vmlinuz\ninitrd /initrd.img\noptions {}\n",
-        rescue.image.cmdline
-    );
-    vec![
-        ("EFI/BOOT/BOOTX64.EFI".to_owned(), loader),
-        ("loader/loader.conf".to_owned(), loader_conf.into()),
-        ("loader/entries/lifeboat.conf".to_owned(), entry.into()),
+    let mut files = loaders;
+    files.extend([
+        (
+            rescue.boot.config.clone(),
+            grub_cfg(&rescue.image.cmdline).into(),
+        ),
         ("vmlinuz".to_owned(), vmlinuz),
         ("initrd.img".to_owned(), initrd),
         (
             "lifeboat/README.txt".to_owned(),
             RUN_README.replace('\n', "\r\n").into(),
         ),
-    ]
+    ]);
+    files
+}
+
+/// The kernel command line parameter that names the partition GRUB started from.
+pub const BOOT_PARTUUID_PARAM: &str = "lifeboat.boot_partuuid";
+
+/// GRUB's configuration: no menu, straight into the kernel. systemd-boot told the init
+/// which partition it came from (LoaderDevicePartUUID); GRUB sets no such variable, so the
+/// partition's GPT GUID goes on the command line (`$root` is the partition GRUB itself was
+/// loaded from). Should `probe` find nothing the parameter is empty and the init falls
+/// back to the FAT label.
+pub fn grub_cfg(cmdline: &str) -> String {
+    format!(
+        "# The lifeboat rescue stick (written by `cargo xtask image`; docs/rescue-image.md).\n\
+         set timeout=0\n\
+         set default=0\n\
+         probe --set=lifeboat_part --part-uuid ($root)\n\
+         export lifeboat_part\n\
+         menuentry \"lifeboat rescue\" {{\n\
+         \tlinux /vmlinuz {cmdline} {BOOT_PARTUUID_PARAM}=$lifeboat_part\n\
+         \tinitrd /initrd.img\n\
+         }}\n"
+    )
 }
 
 const RUN_README: &str = "\
@@ -350,20 +384,41 @@ fn build_static_lifeboat(sh: &Shell) -> Result<PathBuf> {
 /// Write `lifeboat/run` onto the ESP of a copy of an image: how the QEMU harness (and a
 /// user) makes the stick run a script instead of the menu.
 pub fn write_run_file(image: &Path, script: &str, mtime: u64) -> Result<()> {
+    write_esp_files(
+        image,
+        &[("lifeboat/run".to_owned(), script.as_bytes().to_vec())],
+        mtime,
+    )
+}
+
+/// Write (or overwrite) files on the ESP of an image this module made.
+pub fn write_esp_files(image: &Path, files: &[(String, Vec<u8>)], mtime: u64) -> Result<()> {
     let (offset, len) = disk::find_esp(image)?;
     let mut file = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(image)
         .with_context(|| format!("opening {}", image.display()))?;
-    lifeboat::apply::fat::write_files(
-        &mut file,
-        offset,
-        len,
-        &[("lifeboat/run".to_owned(), script.as_bytes().to_vec())],
-        mtime,
-    )
-    .with_context(|| format!("writing lifeboat/run into {}", image.display()))
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    lifeboat::apply::fat::write_files(&mut file, offset, len, files, mtime)
+        .with_context(|| format!("writing {} into {}", names.join(", "), image.display()))
+}
+
+/// A file from the ESP of an image this module made.
+pub fn read_esp_file(image: &Path, path: &str) -> Result<Vec<u8>> {
+    let (offset, len) = disk::find_esp(image)?;
+    let mut file = fs::File::open(image).with_context(|| format!("opening {}", image.display()))?;
+    lifeboat::apply::fat::read_file(&mut file, offset, len, path)
+        .with_context(|| format!("reading {path} from {}", image.display()))
+}
+
+/// Replace the stick's `EFI/BOOT/BOOTX64.EFI` (shim) by the same binary without its
+/// signature: what firmware with Secure Boot on must refuse.
+pub fn unsign_loader(image: &Path, mtime: u64) -> Result<()> {
+    let loader = "EFI/BOOT/BOOTX64.EFI";
+    let signed = read_esp_file(image, loader)?;
+    let plain = signed::strip_signature(&signed).context(loader)?;
+    write_esp_files(image, &[(loader.to_owned(), plain)], mtime)
 }
 
 #[cfg(test)]

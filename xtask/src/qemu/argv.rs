@@ -9,6 +9,11 @@ use std::path::Path;
 pub const QEMU: &str = "qemu-system-x86_64";
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// Debian's Secure Boot build of OVMF (SMM, so the guest cannot write the key databases
+/// behind the firmware's back) and its variable store with Microsoft's keys enrolled and
+/// Secure Boot enforcing: firmware as PCs ship.
+pub const OVMF_CODE_SECBOOT: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+pub const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 /// Where the guest finds the scenario's S3 server (`http://10.0.2.100/`).
 pub const S3_GUEST: &str = "10.0.2.100:80";
 
@@ -26,12 +31,24 @@ pub struct Machine<'a> {
     pub cpus: u32,
     /// The port on 127.0.0.1 of the scenario's S3 server, if it has one.
     pub s3_port: Option<u16>,
+    /// Secure Boot firmware ([`OVMF_CODE_SECBOOT`]); `vars` is then a copy of
+    /// [`OVMF_VARS_MS`].
+    pub secure_boot: bool,
+}
+
+/// The variable store a machine's per-run copy starts from.
+pub fn vars_template(secure_boot: bool) -> &'static str {
+    if secure_boot {
+        OVMF_VARS_MS
+    } else {
+        OVMF_VARS
+    }
 }
 
 pub fn argv(m: &Machine<'_>) -> Vec<String> {
     let mut a: Vec<String> = [
         "-machine",
-        "q35",
+        if m.secure_boot { "q35,smm=on" } else { "q35" },
         "-accel",
         "tcg,thread=multi",
         "-nodefaults",
@@ -57,9 +74,21 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
     });
     a.extend(["-m".into(), m.memory_mib.to_string()]);
     a.extend(["-smp".into(), m.cpus.to_string()]);
+    if m.secure_boot {
+        // Only code running in SMM may write the flash: the variable store's keys hold.
+        a.extend([
+            "-global".into(),
+            "driver=cfi.pflash01,property=secure,value=on".into(),
+        ]);
+    }
+    let code = if m.secure_boot {
+        OVMF_CODE_SECBOOT
+    } else {
+        OVMF_CODE
+    };
     a.extend([
         "-drive".into(),
-        format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+        format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"),
         "-drive".into(),
         format!("if=pflash,format=raw,unit=1,file={}", m.vars.display()),
     ]);
@@ -99,6 +128,7 @@ mod tests {
             memory_mib: 1536,
             cpus: 2,
             s3_port: None,
+            secure_boot: false,
         });
         let line = a.join(" ");
         assert!(line.contains("-accel tcg,thread=multi"), "{line}");
@@ -131,6 +161,7 @@ mod tests {
             memory_mib: 1024,
             cpus: 1,
             s3_port: Some(41234),
+            secure_boot: false,
         });
         let nic = a.iter().position(|x| x == "-nic").unwrap();
         assert_eq!(
@@ -149,9 +180,35 @@ mod tests {
             memory_mib: 1024,
             cpus: 2,
             s3_port: None,
+            secure_boot: false,
         })
         .join(" ");
         assert!(!a.contains("usb-storage") && !a.contains("id=stick"), "{a}");
         assert!(a.contains("serial=ATLANTIS-DISK1"), "{a}");
+        assert!(!a.contains("smm=on") && !a.contains("secboot"), "{a}");
+    }
+
+    #[test]
+    fn secure_boot_firmware_has_smm_and_a_locked_flash() {
+        let a = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: Some(Path::new("/run/stick.img")),
+            disks: vec![],
+            memory_mib: 1536,
+            cpus: 1,
+            s3_port: None,
+            secure_boot: true,
+        });
+        let line = a.join(" ");
+        assert!(line.contains("-machine q35,smm=on "), "{line}");
+        assert!(line.contains("-accel tcg"), "{line}");
+        assert!(
+            line.contains("-global driver=cfi.pflash01,property=secure,value=on"),
+            "{line}"
+        );
+        assert!(line.contains(&format!("readonly=on,file={OVMF_CODE_SECBOOT}")));
+        assert!(!line.contains(&format!("file={OVMF_CODE} ")));
+        assert_eq!(vars_template(true), OVMF_VARS_MS);
+        assert_eq!(vars_template(false), OVMF_VARS);
     }
 }

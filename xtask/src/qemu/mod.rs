@@ -90,6 +90,8 @@ fn preflight() -> Result<()> {
     for (path, package) in [
         (argv::OVMF_CODE, "ovmf"),
         (argv::OVMF_VARS, "ovmf"),
+        (argv::OVMF_CODE_SECBOOT, "ovmf"),
+        (argv::OVMF_VARS_MS, "ovmf"),
         ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
         ("/usr/bin/qemu-img", "qemu-utils"),
     ] {
@@ -119,7 +121,8 @@ pub fn run_scenario(
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
     let vars = dir.join("OVMF_VARS.fd");
-    fs::copy(argv::OVMF_VARS, &vars).context("copying the OVMF variable store")?;
+    fs::copy(argv::vars_template(scenario.secure_boot), &vars)
+        .context("copying the OVMF variable store")?;
     let mut disks = Vec::new();
     let mut home_sha256 = None;
     for disk in &scenario.disks {
@@ -186,6 +189,9 @@ pub fn run_scenario(
             if let Some(script) = &boot.run {
                 image::write_run_file(&stick, script, 1_767_225_600)?;
             }
+            if boot.stick_loader == scenario::StickLoader::Unsigned {
+                image::unsign_loader(&stick, 1_767_225_600)?;
+            }
         }
         let machine = argv::Machine {
             vars: &vars,
@@ -200,6 +206,7 @@ pub fn run_scenario(
             // boot-entries); one vCPU boots the scenarios as fast.
             cpus: 1,
             s3_port: s3.as_ref().map(|s| s.port),
+            secure_boot: scenario.secure_boot,
         };
         let args = argv::argv(&machine);
         let log_path = if boots == 1 {
@@ -208,10 +215,19 @@ pub fn run_scenario(
             dir.join(format!("console-{}.log", n + 1))
         };
         println!(
-            "qemu: {which}{}{} disk(s), stick {}, timeout {} s; console log {}",
+            "qemu: {which}{}{} disk(s), stick {}{}, timeout {} s; console log {}",
             if which.is_empty() { "" } else { ": " },
             disks.len(),
-            if boot.stick { "in" } else { "pulled" },
+            match (boot.stick, boot.stick_loader) {
+                (false, _) => "pulled",
+                (true, scenario::StickLoader::Signed) => "in",
+                (true, scenario::StickLoader::Unsigned) => "in (its shim unsigned)",
+            },
+            if scenario.secure_boot {
+                ", Secure Boot enforcing"
+            } else {
+                ""
+            },
             boot.timeout_secs,
             log_path.display()
         );
@@ -342,7 +358,12 @@ fn boot_and_watch(
         }
     });
 
-    let mut watcher = Watcher::new(&boot.expect, &scenario.forbid);
+    let mut forbid = scenario.forbid.clone();
+    forbid.extend(boot.forbid.iter().cloned());
+    if boot.refused {
+        forbid.extend(scenario::STARTED.iter().map(|s| s.to_string()));
+    }
+    let mut watcher = Watcher::new(&boot.expect, &forbid);
     let deadline = start + Duration::from_secs(boot.timeout_secs);
     let fail = |why: String, watcher: &Watcher| -> anyhow::Error {
         anyhow::anyhow!(
@@ -351,7 +372,7 @@ fn boot_and_watch(
             log_path.display()
         )
     };
-    let menu_only = boot.is_menu();
+    let menu_only = boot.ends_when_expected();
     loop {
         if let Err(err) = interrupt::check() {
             return Err(err.context(format!("scenario {name} stopped")));
