@@ -21,8 +21,9 @@ fn main() {
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.
-        eprintln!("lifeboat: {err:#}");
-        lifeboat::runlog::line(&format!("error: {err:#}"));
+        let said = lifeboat::ui::error_sentence(&err);
+        eprintln!("lifeboat: {said}");
+        lifeboat::runlog::line(&format!("error: {said}"));
         if let Some(log) = lifeboat::runlog::path() {
             eprintln!("lifeboat: log: {}", log.display());
         }

@@ -45,12 +45,42 @@ pub fn start_in(dir: &Path, command: &str) -> std::io::Result<PathBuf> {
 
 /// The default place for run logs: `$LIFEBOAT_LOG_DIR`, else /var/log/lifeboat, else the
 /// temp dir (the live image's /var may be read-only).
+///
+/// A log that cannot be written where it was asked for never stops a rescue: a
+/// LIFEBOAT_LOG_DIR that cannot be written gets a warning on stderr and the log goes to
+/// the temp dir; when no log can be written at all, a warning says so and the run goes on.
 pub fn start(command: &str) -> std::io::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("LIFEBOAT_LOG_DIR") {
-        return start_in(Path::new(&dir), command);
+    let fallback = std::env::temp_dir().join("lifeboat");
+    let asked = std::env::var_os("LIFEBOAT_LOG_DIR").map(PathBuf::from);
+    let first = asked
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/log/lifeboat"));
+    let e = match start_in(&first, command) {
+        Ok(path) => return Ok(path),
+        Err(e) => e,
+    };
+    match start_in(&fallback, command) {
+        Ok(path) => {
+            if asked.is_some() {
+                eprintln!(
+                    "lifeboat: warning: cannot write the run log in {} (LIFEBOAT_LOG_DIR): {e}; \
+                     it goes to {} instead",
+                    first.display(),
+                    path.display()
+                );
+            }
+            Ok(path)
+        }
+        Err(e2) => {
+            eprintln!(
+                "lifeboat: warning: no run log for this run: cannot write in {} ({e}) nor in {} \
+                 ({e2}); going on without one",
+                first.display(),
+                fallback.display()
+            );
+            Err(e2)
+        }
     }
-    start_in(Path::new("/var/log/lifeboat"), command)
-        .or_else(|_| start_in(&std::env::temp_dir().join("lifeboat"), command))
 }
 
 /// The current log file, if a run log was started.

@@ -162,3 +162,53 @@ impl Bytes {
         }
     }
 }
+
+/// An error and its causes as one sentence, most general first, each cause said once:
+/// many errors already quote their cause (`cannot read spec /tmp: Is a directory`), and
+/// `{:#}` would repeat it.
+pub fn error_sentence(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::fs::read_to_string("/").unwrap_err();
+        let said = io.to_string();
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read spec /: {source}")]
+        struct Quoting {
+            source: std::io::Error,
+        }
+        let err = Err::<(), _>(Quoting { source: io })
+            .context("checking the spec")
+            .unwrap_err();
+        assert_eq!(
+            super::error_sentence(&err),
+            format!("checking the spec: cannot read spec /: {said}")
+        );
+        // Causes that do not quote each other are all kept, in order.
+        let err = Err::<(), _>(anyhow::anyhow!("mkfs.ext4 failed"))
+            .context("step 3 failed")
+            .context("provisioning stopped")
+            .unwrap_err();
+        assert_eq!(
+            super::error_sentence(&err),
+            "provisioning stopped: step 3 failed: mkfs.ext4 failed"
+        );
+    }
+}

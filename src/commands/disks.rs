@@ -35,6 +35,18 @@ pub fn disks(args: &DisksArgs) -> Result<()> {
                 .map(|f| f.fstype.clone())
                 .unwrap_or_else(|| "blank".into()),
         };
+        // A zapped table: say what is still there.
+        let contents = match d.orphans.as_slice() {
+            [] => contents,
+            found => format!(
+                "{contents}, but {} with no partition",
+                found
+                    .iter()
+                    .map(|o| format!("{} at {} MiB", o.fs.fstype, o.offset >> 20))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         let busy = if d.busy.is_empty() { "" } else { ", in use" };
         println!(
             "{:<14} {:>10}  {:<24} {:<22} {:<20} {contents}{busy}",

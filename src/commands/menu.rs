@@ -45,7 +45,7 @@ pub fn menu(args: &MenuArgs) -> Result<()> {
             .interact()
             .context("the menu needs a terminal")?;
         if let Err(e) = run_entry(choice, &args.spec) {
-            eprintln!("lifeboat: {e:#}");
+            eprintln!("lifeboat: {}", crate::ui::error_sentence(&e));
         }
     }
 }

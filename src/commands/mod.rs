@@ -105,5 +105,15 @@ fn bind_disks(
     } else {
         Vec::new()
     };
-    Ok(crate::plan::bind(spec, explicit, &candidates, required)?)
+    let mut bound = crate::plan::bind(spec, explicit, &candidates, required)?;
+    // A disk that looks blank may hold filesystems whose table was erased: look where the
+    // spec's partitions would go, so that the plan does not format over them unasked.
+    for b in &mut bound {
+        if let Some(disk) = spec.disk(&b.id) {
+            let starts = crate::plan::layout::starts(disk, b.device.size, b.device.sector_size);
+            crate::probe::look_for_orphans(&mut b.device, &starts)
+                .with_context(|| format!("probing {} for {}", b.device.path.display(), b.id))?;
+        }
+    }
+    Ok(bound)
 }

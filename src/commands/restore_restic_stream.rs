@@ -10,12 +10,13 @@ use anyhow::{anyhow, bail, Result};
 use super::restore::Source as RestoreSource;
 use super::restore_usb::{plan_lines, receive_all, Opened};
 use crate::cli::RestoreArgs;
-use crate::restic::snapshots::{self, Snapshot};
+use crate::restic::snapshots::Snapshot;
 use crate::restic::{streams, Restic};
 use crate::restore::inventory::{self, Point};
 use crate::restore::record::Record;
 use crate::restore::select::{self, Chain, When};
 use crate::restore::{points, stream, META};
+use crate::single_component::SingleComponent;
 use crate::spec::{human, Spec};
 
 pub(super) struct StreamSource {
@@ -23,7 +24,7 @@ pub(super) struct StreamSource {
     snapshot: Snapshot,
     chains: Vec<Chain>,
     /// (path in the snapshot, the subvolume name its stream makes).
-    names: Vec<(String, String)>,
+    names: Vec<(String, SingleComponent)>,
     sizes: Vec<(String, u64)>,
 }
 
@@ -39,8 +40,7 @@ impl StreamSource {
         let host = &spec.machine.host;
         let tag = spec.restic.as_ref().map_or("LINUX", |r| r.tag.as_str());
         println!("\nPreflight (nothing is written yet):");
-        let snaps = snapshots::parse(&restic.read(&["snapshots", "--json"])?)
-            .map_err(|e| anyhow!("restic's snapshot list could not be read: {e}"))?;
+        let snaps = restic.snapshots()?;
         let candidates: Vec<&Snapshot> = match &args.snapshot {
             Some(id) => snaps
                 .iter()
@@ -54,7 +54,7 @@ impl StreamSource {
         // The newest snapshot that holds stream files of this host.
         let mut found = None;
         for s in candidates {
-            let listing = restic.read(&["ls", "--json", &s.id])?;
+            let listing = restic.ls(&s.id, &|n| streams::point(n, host).is_some())?;
             let points = streams::points(&listing, host);
             if !points.is_empty() {
                 found = Some((s.clone(), points));
@@ -81,17 +81,20 @@ impl StreamSource {
                     p.parent_uuid = h.parent.map(|(u, _)| u);
                     names.push((p.path.clone(), h.name));
                 }
-                Err(why) => p.note = Some(format!("unreadable: {why}")),
+                Err(note) => p.note = Some(note),
             }
         }
         inventory::link_parents(&mut points);
         let inv = inventory::group(vec![format!("raw-snapshots/{host}")], points, now);
         let wanted: Vec<String> = if args.subvols.is_empty() {
-            spec_subvols
+            let (with, without): (Vec<String>, Vec<String>) = spec_subvols
                 .iter()
-                .filter(|s| inv.subvols.iter().any(|g| &g.subvol == *s))
                 .cloned()
-                .collect()
+                .partition(|s| inv.subvols.iter().any(|g| &g.subvol == s));
+            for s in &without {
+                println!("  {s}: no stream file in the snapshot; it stays as provisioning makes it (empty)");
+            }
+            with
         } else {
             args.subvols.clone()
         };
@@ -99,6 +102,17 @@ impl StreamSource {
             bail!("the stream files in restic are of no subvolume of the spec");
         }
         let chains = select::select(&inv, &wanted, when, META)?;
+        let refused = chains.iter().flat_map(|c| &c.points).find_map(|p| {
+            let note = p.note.as_deref()?.strip_prefix("refused: ")?;
+            Some((p, note))
+        });
+        if let Some((p, why)) = refused {
+            bail!(
+                "{}: {why}; lifeboat refuses this backup, nothing was written \
+                 (docs/restore.md: what lifeboat refuses)",
+                p.path
+            );
+        }
         let mut sizes = Vec::new();
         for p in chains.iter().flat_map(|c| &c.points) {
             let size = p.size.unwrap_or(0);
@@ -121,9 +135,24 @@ impl StreamSource {
 }
 
 /// The first command of a stream file in restic: `restic dump` stopped after the head.
+/// The error is the point's note: `refused: …` (a hostile subvolume name, not passed over
+/// like a damaged stream) or `unreadable: …`.
 fn head(restic: &Restic, id: &str, p: &Point) -> Result<stream::StreamHead, String> {
+    read_head(restic, id, p)
+        .map_err(|e| format!("unreadable: {e}"))?
+        .map_err(|e| match e {
+            stream::StreamError::Name(..) => format!("refused: {e}"),
+            e => format!("unreadable: {e}"),
+        })
+}
+
+fn read_head(
+    restic: &Restic,
+    id: &str,
+    p: &Point,
+) -> Result<Result<stream::StreamHead, stream::StreamError>, String> {
     use std::io::Read;
-    let cmd = restic.cmd(&["dump", id, p.path.as_str()]);
+    let cmd = restic.dump(id, &p.path);
     let mut running = cmd.spawn(false, true).map_err(|e| e.to_string())?;
     let out = running.child.stdout.take().ok_or("no stdout")?;
     let reader: Box<dyn Read> = if p.compressed {
@@ -137,7 +166,7 @@ fn head(restic: &Restic, id: &str, p: &Point) -> Result<stream::StreamHead, Stri
         .read_to_end(&mut bytes);
     running.kill();
     read.map_err(|e| e.to_string())?;
-    stream::head(&bytes).map_err(|e| e.to_string())
+    Ok(stream::head(&bytes))
 }
 
 impl RestoreSource for StreamSource {
@@ -176,7 +205,7 @@ impl RestoreSource for StreamSource {
                 .find(|(path, _)| *path == p.path)
                 .map(|(_, n)| n.clone())
                 .ok_or_else(|| anyhow!("{}: its head could not be read", p.path))?;
-            let cmd = self.restic.cmd(&["dump", id, p.path.as_str()]);
+            let cmd = self.restic.dump(id, &p.path);
             Ok((Opened::Program(cmd, p.compressed), name))
         })
     }

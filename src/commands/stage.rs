@@ -47,8 +47,7 @@ pub fn stage(args: &StageArgs) -> Result<()> {
         );
     };
     let restic = super::restic_for(&spec)?;
-    let snaps = snapshots::parse(&restic.read(&["snapshots", "--json"])?)
-        .map_err(|e| anyhow!("restic's snapshot list could not be read: {e}"))?;
+    let snaps = restic.snapshots()?;
     let snapshot = match &args.snapshot {
         Some(id) => snaps.iter().find(|s| s.id.starts_with(id.as_str())),
         None => snaps.iter().find(|s| s.host == args.host),
@@ -63,10 +62,11 @@ pub fn stage(args: &StageArgs) -> Result<()> {
             hosts.join(", ")
         );
     };
-    let listing = restic.read(&["ls", "--json", &snapshot.id])?;
-    let file = snapshots::nodes(&listing)
+    let file = restic
+        .ls(&snapshot.id, &|n| {
+            n.kind == "file" && glob(&args.pattern, &n.name)
+        })?
         .into_iter()
-        .filter(|n| n.kind == "file" && glob(&args.pattern, &n.name))
         .max_by_key(|n| n.mtime.as_deref().and_then(rfc3339).unwrap_or(0));
     let Some(file) = file else {
         bail!(
@@ -140,9 +140,7 @@ fn copy(
     let partial = dir.join(format!("{}.lifeboat-partial", file.name));
     let mut out = std::fs::File::create(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
-    let mut running = restic
-        .cmd(&["dump", snapshot.id.as_str(), file.path.as_str()])
-        .spawn(false, true)?;
+    let mut running = restic.dump(&snapshot.id, &file.path).spawn(false, true)?;
     let mut input = running.child.stdout.take().context("restic's stdout")?;
     let mut bar = ui::Bytes::new(&file.name, Some(size));
     let mut buf = vec![0u8; 1 << 20];

@@ -9,6 +9,12 @@ const ALIGN_BYTES: u64 = 1 << 20;
 /// A GPT partition entry array always holds 128 entries of 128 bytes.
 const ENTRY_ARRAY_BYTES: u64 = 128 * 128;
 
+/// The smallest FAT32 in sectors of this size: 65525 clusters, and a cluster is at least one
+/// sector (33 MiB with 512-byte sectors, 264 MiB with 4096-byte ones).
+pub fn fat32_min_bytes(sector_size: u64) -> u64 {
+    (33 << 20) * (sector_size / 512).max(1)
+}
+
 /// The usable LBA range of a GPT disk (first, last inclusive).
 pub fn usable_lbas(size: u64, sector: u64) -> (u64, u64) {
     let entries = ENTRY_ARRAY_BYTES.div_ceil(sector);
@@ -76,4 +82,12 @@ fn needed_lbas(disk: &Disk, sector: u64, align: u64) -> u64 {
     }
     let tail = 1 + ENTRY_ARRAY_BYTES.div_ceil(sector);
     next + tail
+}
+
+/// Where each partition of the spec would start on a device of this size, in bytes (none
+/// when the layout does not fit): the places to look for filesystems an erased table left.
+pub fn starts(disk: &Disk, device_size: u64, sector: u64) -> Vec<u64> {
+    layout(disk, device_size, sector, &mut String::new)
+        .map(|ps| ps.iter().map(|p| p.first_lba * sector).collect())
+        .unwrap_or_default()
 }

@@ -123,15 +123,17 @@ fn plan_disk(
     };
 
     // Keep the table when it already is the spec's layout; otherwise write a new one,
-    // which is only allowed over a blank disk or with the user's leave to wipe.
+    // which is only allowed over a blank disk or with the user's leave to wipe. A disk
+    // that only looks blank (its table zapped, its filesystems still there) is not blank.
+    let blank = dev.looks_blank() && dev.orphans.is_empty();
     let existing = match &dev.table {
         Table::Gpt(gpt) if same_layout(gpt, &wanted) => Some(gpt),
-        Table::Gpt(gpt) if gpt.partitions.is_empty() && dev.whole_disk_fs.is_none() => {
+        Table::Gpt(_) if blank => {
             dp.notes
                 .push("replaces an empty GPT (no partitions in it)".into());
             None
         }
-        Table::None if dev.whole_disk_fs.is_none() => None,
+        Table::None if blank => None,
         _ => {
             let what = describe_contents(dev);
             if !wipe {
@@ -191,6 +193,18 @@ fn plan_disk(
                     }
                     dp.notes.push(format!("DESTROYS {what}"));
                 }
+                let fat_floor = super::layout::fat32_min_bytes(dev.sector_size);
+                if fs == FsKind::Vfat && pref.size < fat_floor {
+                    return Err(PlanError::FatTooSmall {
+                        id: disk.id.clone(),
+                        device: dev.path.clone(),
+                        number: pref.number,
+                        name: pref.name.clone(),
+                        size: pref.size,
+                        sector_size: dev.sector_size,
+                        needed: fat_floor,
+                    });
+                }
                 if in_luks {
                     fs_actions.push(Action::LuksFormat {
                         partition: pref.clone(),
@@ -237,6 +251,12 @@ fn plan_disk(
         Some(_) => {}
     }
     dp.actions.extend(fs_actions);
+    if dev.read_only && !dp.actions.is_empty() {
+        return Err(PlanError::ReadOnly {
+            id: disk.id.clone(),
+            device: dev.path.clone(),
+        });
+    }
     Ok(())
 }
 
@@ -318,6 +338,26 @@ fn describe_fs(fs: &Filesystem) -> String {
 
 /// What is on a disk, for the sentence that refuses to destroy it.
 fn describe_contents(dev: &Device) -> String {
+    if !dev.orphans.is_empty() {
+        let found: Vec<String> = dev
+            .orphans
+            .iter()
+            .map(|o| format!("{} at {}", describe_fs(&o.fs), offset_text(o.offset)))
+            .collect();
+        let what = if found.len() == 1 {
+            "a filesystem"
+        } else {
+            "filesystems"
+        };
+        let table = match dev.table {
+            Table::Gpt(_) => "the disk's empty GPT does not list",
+            _ => "no partition table lists",
+        };
+        return format!(
+            "{what} that {table} (was the table erased?): {}",
+            found.join(", ")
+        );
+    }
     match &dev.table {
         Table::Gpt(g) => {
             let parts: Vec<String> = g
@@ -348,6 +388,16 @@ fn describe_contents(dev: &Device) -> String {
             Some(fs) => format!("{} on the whole disk", describe_fs(fs)),
             None => "nothing".into(),
         },
+    }
+}
+
+/// An offset as partitioning tools show it: MiB when it is a whole number of them.
+fn offset_text(offset: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if offset.is_multiple_of(MIB) {
+        format!("{} MiB", offset / MIB)
+    } else {
+        format!("byte {offset}")
     }
 }
 

@@ -1,7 +1,7 @@
 //! The planner, tested whole on made-up disks: fresh, finished, half-finished, too small,
 //! foreign, busy.
 
-use crate::probe::{Device, Filesystem, Gpt, KernelPartition, Part, Table};
+use crate::probe::{Device, Filesystem, Gpt, KernelPartition, Orphan, Part, Table};
 use crate::spec::FsKind;
 
 use super::testutil::{blank_device, counter, spec};
@@ -626,6 +626,33 @@ fn four_k_sectors_keep_mib_alignment() {
 }
 
 #[test]
+fn a_fat_too_small_for_4096_byte_sectors_is_refused_before_anything_is_written() {
+    let text = include_str!("../../configs/atlantis.toml");
+    // disk1's ESP (the second 512MiB in the file) at 100 MiB: FAT32 in 512-byte sectors.
+    let at = text.match_indices("size = \"512MiB\"").nth(1).unwrap().0;
+    let text = format!(
+        "{}size = \"100MiB\"{}",
+        &text[..at],
+        &text[at + "size = \"512MiB\"".len()..]
+    );
+    let spec = crate::spec::Spec::parse(std::path::Path::new("small-esp.toml"), &text).unwrap();
+    let scope = Scope {
+        only: vec!["disk1".into()],
+        ..Scope::default()
+    };
+    let d512 = blank_device("sdb", TB2);
+    assert!(plan(&spec, &[bound("disk1", d512)], &scope, &mut counter()).is_ok());
+    let mut d4k = blank_device("nvme1n1", TB2);
+    d4k.sector_size = 4096;
+    let err = plan(&spec, &[bound("disk1", d4k)], &scope, &mut counter()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "disk1 (/dev/nvme1n1) has 4096-byte sectors, and partition 1 \"ESP1\" (100 MiB) is too \
+         small for FAT32 in such sectors: it needs at least 264 MiB; make it bigger in the spec"
+    );
+}
+
+#[test]
 fn plan_serialises_to_json() {
     let (d1, usb) = fresh();
     let p = plan_for(&[bound("disk1", d1), bound("usb", usb)], &Scope::default()).unwrap();
@@ -634,5 +661,92 @@ fn plan_serialises_to_json() {
     assert_eq!(
         v["disks"][0]["actions"][0]["partitions"][3]["name"],
         "LINPOOL"
+    );
+}
+
+fn orphan(offset: u64, fstype: &str, label: &str) -> Orphan {
+    Orphan {
+        offset,
+        fs: Filesystem {
+            fstype: fstype.into(),
+            label: Some(label.into()),
+            uuid: None,
+        },
+    }
+}
+
+#[test]
+fn filesystems_behind_an_erased_table_are_refused_without_wipe() {
+    let (mut d1, _) = fresh();
+    d1.orphans = vec![
+        orphan(1 << 20, "vfat", "ESP1"),
+        orphan(513 << 20, "ext4", "BOOT"),
+    ];
+    let err = plan_for(&[bound("disk1", d1.clone())], &Scope::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "disk1 (/dev/loop1) already holds filesystems that no partition table lists (was the table erased?): a vfat filesystem labelled \"ESP1\" at 1 MiB, a ext4 filesystem labelled \"BOOT\" at 513 MiB, which provisioning would destroy; to replace it, pass --wipe disk1 (or set wipe = true for disk1 in the spec) and confirm"
+    );
+
+    // An empty GPT over them is no better.
+    let mut in_gpt = d1.clone();
+    in_gpt.orphans.truncate(1);
+    in_gpt.table = Table::Gpt(Gpt {
+        disk_guid: "X".into(),
+        partitions: vec![],
+    });
+    let err = plan_for(&[bound("disk1", in_gpt)], &Scope::default()).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "already holds a filesystem that the disk's empty GPT does not list (was the table erased?): a vfat filesystem labelled \"ESP1\" at 1 MiB"
+        ),
+        "{err}"
+    );
+
+    // With leave to wipe: said, then the usual fresh layout.
+    let scope = Scope {
+        wipe: vec!["disk1".into()],
+        ..Scope::default()
+    };
+    let p = plan_for(&[bound("disk1", d1)], &scope).unwrap();
+    let dp = disk_plan(&p, "disk1");
+    assert!(
+        dp.notes[0].starts_with("DESTROYS filesystems that no partition table lists"),
+        "{:?}",
+        dp.notes
+    );
+    assert!(matches!(dp.actions[0], Action::WipeDisk { .. }));
+    assert!(matches!(dp.actions[1], Action::CreateGpt { .. }));
+}
+
+#[test]
+fn a_read_only_disk_is_refused_when_there_is_something_to_write() {
+    let (mut d1, _) = fresh();
+    d1.read_only = true;
+    let err = plan_for(&[bound("disk1", d1.clone())], &Scope::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "disk1 (/dev/loop1) is read-only: the kernel refuses writes to it (a write-protect switch, `blockdev --setro`, or a loop device attached with `losetup -r`); make it writable (`blockdev --setrw /dev/loop1`) or bind another device"
+    );
+    // Finished already: nothing to write, nothing to refuse.
+    d1.read_only = false;
+    let p = plan_for(&[bound("disk1", d1.clone())], &Scope::default()).unwrap();
+    let mut done = finished(&d1, disk_plan(&p, "disk1"));
+    done.read_only = true;
+    let again = plan_for(&[bound("disk1", done)], &Scope::default()).unwrap();
+    assert!(again.is_empty(), "{}", again.render());
+}
+
+#[test]
+fn partitions_start_where_the_plan_puts_them() {
+    let spec = spec();
+    let disk1 = spec.disk("disk1").unwrap();
+    assert_eq!(
+        layout::starts(disk1, TB2, 512),
+        [1 << 20, 513 << 20, 1537 << 20, (1537 << 20) + (64 << 30)]
+    );
+    assert!(
+        layout::starts(disk1, 1 << 30, 512).is_empty(),
+        "does not fit"
     );
 }

@@ -24,7 +24,9 @@ pub fn blank_device(name: &str, size: u64) -> Device {
         model: None,
         table: Table::None,
         whole_disk_fs: None,
+        orphans: vec![],
         busy: vec![],
+        read_only: false,
         kernel_partitions: vec![],
     }
 }

@@ -7,7 +7,27 @@ use crate::blockdev::{self, sysfs_dir};
 use crate::exec::Cmd;
 
 use super::parse::{self, blkid_export};
-use super::{Device, KernelPartition, Part, ProbeError, Table};
+use super::{Device, KernelPartition, Orphan, Part, ProbeError, Table};
+
+const MIB: u64 = 1 << 20;
+
+/// Where partitioning tools put partitions on disks like ours, looked at for filesystems
+/// on a disk that looks blank: 1 MiB (every tool since 2010), a few more MiB (RAID and
+/// flash alignments), and after the usual first partitions (a 100 MiB Windows ESP and its
+/// 16 MiB MSR, ESPs of 256 MiB, 512 MiB, 1 GiB, 2 GiB). One blkid run each.
+const USUAL_STARTS: [u64; 11] = [
+    MIB,
+    2 * MIB,
+    4 * MIB,
+    8 * MIB,
+    16 * MIB,
+    101 * MIB,
+    117 * MIB,
+    257 * MIB,
+    513 * MIB,
+    1025 * MIB,
+    2049 * MIB,
+];
 
 /// Everything the planner needs to know about one whole disk.
 pub fn device(path: &Path) -> Result<Device, ProbeError> {
@@ -15,6 +35,7 @@ pub fn device(path: &Path) -> Result<Device, ProbeError> {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
+    let path = &kernel_node(path, &name);
     let sys = sysfs_dir(&name);
     if sys.join("partition").exists() {
         return Err(ProbeError::Invalid {
@@ -73,7 +94,8 @@ pub fn device(path: &Path) -> Result<Device, ProbeError> {
     }
     let kernel_partitions = blockdev::kernel_partitions(&name);
     let busy = busy(&name)?;
-    Ok(Device {
+    let read_only = read_u64(&sys.join("ro"))? != 0;
+    let mut dev = Device {
         path: path.to_owned(),
         kernel_name: name,
         size,
@@ -83,9 +105,53 @@ pub fn device(path: &Path) -> Result<Device, ProbeError> {
         model,
         table,
         whole_disk_fs,
+        orphans: Vec::new(),
         busy,
+        read_only,
         kernel_partitions,
-    })
+    };
+    if dev.looks_blank() {
+        dev.orphans = orphans_at(path, size, &USUAL_STARTS)?;
+    }
+    Ok(dev)
+}
+
+/// The kernel's own node for a device named by any path (a /dev/disk/by-id symlink, a
+/// node made elsewhere): partition nodes are named after it (`nvme0n1` → `nvme0n1p1`).
+fn kernel_node(given: &Path, name: &str) -> PathBuf {
+    let node = Path::new("/dev").join(name);
+    match (blockdev::dev_numbers(&node), blockdev::dev_numbers(given)) {
+        (Ok(a), Ok(b)) if a == b => node,
+        _ => std::fs::canonicalize(given).unwrap_or_else(|_| given.to_owned()),
+    }
+}
+
+/// Look for filesystems at more offsets of a disk that looks blank (where the spec's
+/// partitions would start), adding what is found to its orphans.
+pub fn look_for_orphans(dev: &mut Device, offsets: &[u64]) -> Result<(), ProbeError> {
+    if !dev.looks_blank() {
+        return Ok(());
+    }
+    let new: Vec<u64> = offsets
+        .iter()
+        .copied()
+        .filter(|o| !USUAL_STARTS.contains(o) && !dev.orphans.iter().any(|f| f.offset == *o))
+        .collect();
+    let found = orphans_at(&dev.path, dev.size, &new)?;
+    dev.orphans.extend(found);
+    dev.orphans.sort_by_key(|o| o.offset);
+    Ok(())
+}
+
+/// blkid's probe at each offset inside the disk.
+fn orphans_at(path: &Path, size: u64, offsets: &[u64]) -> Result<Vec<Orphan>, ProbeError> {
+    let mut out = Vec::new();
+    for &offset in offsets.iter().filter(|o| **o > 0 && **o < size) {
+        if let Some(fs) = parse::filesystem(&blkid(path, Some((offset, size - offset)))?) {
+            out.push(Orphan { offset, fs });
+        }
+    }
+    Ok(out)
 }
 
 /// The machine's disks: those that could be probed, and those that could not (with why).
@@ -190,9 +256,27 @@ fn subvolumes(disk: &Path, name: &str, p: &Part, start: u64, size: u64) -> Optio
     Some(parse::top_level_subvolumes(&dump))
 }
 
-/// Why the disk can't be written now: mounts, swap, holders — of it or its partitions.
+/// Why the disk can't be written now: mounts, swap, holders — of it or its partitions, or
+/// of a loop device over it.
 fn busy(name: &str) -> Result<Vec<String>, ProbeError> {
-    let mut nodes: Vec<(String, (u64, u64))> = Vec::new();
+    let mut reasons = users(name);
+    for l in loops_over(name) {
+        let what = format!("a loop device over {} at offset {}", l.over, l.offset);
+        let through = users(&l.name);
+        if through.is_empty() {
+            reasons.push(format!(
+                "/dev/{} is {what} (`losetup -d /dev/{}` detaches it)",
+                l.name, l.name
+            ));
+        }
+        reasons.extend(through.into_iter().map(|r| format!("{r} ({what})")));
+    }
+    reasons.dedup();
+    Ok(reasons)
+}
+
+/// The device and its partitions, as (node, major:minor).
+fn nodes(name: &str) -> Vec<(String, (u64, u64))> {
     let mut names = vec![name.to_owned()];
     if let Ok(entries) = std::fs::read_dir(sysfs_dir(name)) {
         for e in entries.flatten() {
@@ -201,6 +285,7 @@ fn busy(name: &str) -> Result<Vec<String>, ProbeError> {
             }
         }
     }
+    let mut nodes = Vec::new();
     for n in &names {
         let dev = std::fs::read_to_string(sysfs_dir(n).join("dev")).unwrap_or_default();
         if let Some((a, b)) = dev.trim().split_once(':') {
@@ -209,6 +294,12 @@ fn busy(name: &str) -> Result<Vec<String>, ProbeError> {
             }
         }
     }
+    nodes
+}
+
+/// Mounts, swap and holders of a device or its partitions, one sentence each.
+fn users(name: &str) -> Vec<String> {
+    let nodes = nodes(name);
     let numbers_of = |source: &str| -> Option<(u64, u64)> {
         source
             .starts_with('/')
@@ -233,16 +324,77 @@ fn busy(name: &str) -> Result<Vec<String>, ProbeError> {
             reasons.push(format!("{node} is in use as swap"));
         }
     }
-    for n in &names {
+    for (node, _) in &nodes {
+        let n = node.trim_start_matches("/dev/");
         if let Ok(entries) = std::fs::read_dir(sysfs_dir(n).join("holders")) {
             for h in entries.flatten() {
                 reasons.push(format!(
-                    "/dev/{n} is held by {} (device-mapper, LVM or RAID)",
+                    "{node} is held by {} (device-mapper, LVM or RAID)",
                     h.file_name().to_string_lossy()
                 ));
             }
         }
     }
-    reasons.dedup();
-    Ok(reasons)
+    reasons
+}
+
+/// A loop device whose backing store overlaps a disk.
+struct LoopOver {
+    name: String,
+    /// The disk's node or partition node, or the image file both are made from.
+    over: String,
+    offset: u64,
+}
+
+/// Loop devices (`mount -o loop,offset=…`, `losetup -o …`) over this disk or one of its
+/// partitions, or — when the disk is a loop device itself — over the same image file. The
+/// kernel lists none of them as holders, yet what is written under them corrupts what they
+/// show.
+fn loops_over(name: &str) -> Vec<LoopOver> {
+    let mine = nodes(name);
+    let backing = |n: &str| -> Option<String> {
+        let text = std::fs::read_to_string(sysfs_dir(n).join("loop/backing_file")).ok()?;
+        Some(text.trim_end_matches('\n').to_owned())
+    };
+    let file_id = |p: &str| -> Option<(u64, u64)> {
+        let st = nix::sys::stat::stat(Path::new(p)).ok()?;
+        (st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some((st.st_dev, st.st_ino))
+    };
+    let my_file = backing(name).and_then(|p| file_id(&p).map(|id| (p, id)));
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n == name || !n.starts_with("loop") {
+            continue;
+        }
+        let Some(back) = backing(&n) else {
+            continue;
+        };
+        let offset = std::fs::read_to_string(sysfs_dir(&n).join("loop/offset"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        let over = if let Ok(nums) = blockdev::dev_numbers(Path::new(&back)) {
+            mine.iter()
+                .find(|(_, m)| *m == nums)
+                .map(|(node, _)| node.clone())
+        } else {
+            my_file
+                .as_ref()
+                .filter(|(_, id)| file_id(&back) == Some(*id))
+                .map(|(p, _)| format!("{p}, the image file of /dev/{name}"))
+        };
+        if let Some(over) = over {
+            out.push(LoopOver {
+                name: n,
+                over,
+                offset,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }

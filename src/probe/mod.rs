@@ -8,7 +8,7 @@
 mod device;
 mod parse;
 
-pub use device::{all_disks, device, Found};
+pub use device::{all_disks, device, look_for_orphans, Found};
 
 use serde::Serialize;
 use std::path::PathBuf;
@@ -16,7 +16,8 @@ use std::path::PathBuf;
 /// One whole block device as found now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Device {
-    /// `/dev/loop0`, `/dev/sdb`, `/dev/nvme0n1`.
+    /// `/dev/loop0`, `/dev/sdb`, `/dev/nvme0n1`: the kernel's node, whatever path (a
+    /// /dev/disk/by-id symlink) named it, so that partition nodes can be named from it.
     pub path: PathBuf,
     /// The kernel's name (`loop0`, `sdb`).
     pub kernel_name: String,
@@ -30,9 +31,17 @@ pub struct Device {
     pub table: Table,
     /// A filesystem or other signature on the whole device (no partition table).
     pub whole_disk_fs: Option<Filesystem>,
+    /// Filesystems found where no partition table points: the table was zapped or its
+    /// partitions deleted, the data is still there. Looked for only on a disk that
+    /// otherwise looks blank (no table, an empty GPT), at the offsets where partitions
+    /// usually start and where the spec's partitions would start.
+    pub orphans: Vec<Orphan>,
     /// Why the device cannot be written now, one sentence each: mounted partitions,
-    /// active swap, holders (device-mapper, md).
+    /// active swap, holders (device-mapper, md), loop devices over it.
     pub busy: Vec<String>,
+    /// The kernel refuses writes to it (a write-protect switch, `blockdev --setro`, a
+    /// loop device attached read-only).
+    pub read_only: bool,
     /// Partitions the kernel knows about (may differ from the on-disk table).
     pub kernel_partitions: Vec<KernelPartition>,
 }
@@ -84,6 +93,14 @@ pub struct Filesystem {
     pub uuid: Option<String>,
 }
 
+/// A filesystem signature that no partition table accounts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    /// In bytes from the start of the disk.
+    pub offset: u64,
+    pub fs: Filesystem,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KernelPartition {
     pub number: u32,
@@ -98,6 +115,17 @@ impl Device {
             Table::Gpt(g) => Some(g),
             _ => None,
         }
+    }
+
+    /// No table with partitions and no filesystem on the whole disk: what a new disk
+    /// looks like, and also one whose table was zapped (see [`Device::orphans`]).
+    pub fn looks_blank(&self) -> bool {
+        self.whole_disk_fs.is_none()
+            && match &self.table {
+                Table::None => true,
+                Table::Gpt(g) => g.partitions.is_empty(),
+                Table::Other { .. } => false,
+            }
     }
 }
 

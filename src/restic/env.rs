@@ -113,12 +113,35 @@ pub fn check_private(path: &Path) -> Result<(), EnvError> {
     Ok(())
 }
 
+/// Where the password of a repository URL with credentials (`rest:http://user:pw@host/`,
+/// `sftp://user:pw@host/`) sits in it, as a byte range.
+fn url_password(repo: &str) -> Option<std::ops::Range<usize>> {
+    let start = repo.find("://")? + 3;
+    let authority = &repo[start..];
+    let authority = &authority[..authority.find('/').unwrap_or(authority.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let colon = userinfo.find(':')?;
+    Some(start + colon + 1..start + userinfo.len())
+}
+
+/// A repository URL as it may be shown: a password in it replaced by `***`, as restic
+/// itself shows it.
+pub fn shown_repository(repo: &str) -> String {
+    match url_password(repo) {
+        Some(r) => format!("{}***{}", &repo[..r.start], &repo[r.end..]),
+        None => repo.to_owned(),
+    }
+}
+
 /// What restic runs with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Profile {
     pub vars: BTreeMap<String, String>,
-    /// The password itself (read from the password file), only to redact it.
+    /// The password itself (read from the password file) and one inside the repository
+    /// URL, only to redact them.
     secrets: Vec<String>,
+    /// RESTIC_REPOSITORY without the password it may hold.
+    shown: String,
 }
 
 impl Profile {
@@ -168,8 +191,16 @@ impl Profile {
             None if vars.contains_key("RESTIC_PASSWORD") => {}
             None => return Err(EnvError::NoPassword),
         }
+        let repository = vars.get("RESTIC_REPOSITORY").cloned().unwrap_or_default();
+        if let Some(r) = url_password(&repository) {
+            secrets.push(repository[r].to_owned());
+        }
         secrets.retain(|s| s.len() >= 4);
-        Ok(Profile { vars, secrets })
+        Ok(Profile {
+            shown: shown_repository(&repository),
+            vars,
+            secrets,
+        })
     }
 
     /// The process environment's restic variables, for [`Profile::load`].
@@ -184,16 +215,20 @@ impl Profile {
         &self.secrets
     }
 
+    /// RESTIC_REPOSITORY as it may be printed and logged: a password in the URL is `***`.
     pub fn repository(&self) -> &str {
-        self.vars
-            .get("RESTIC_REPOSITORY")
-            .map(String::as_str)
-            .unwrap_or("")
+        &self.shown
     }
 
-    /// `text` with every secret replaced by `***`.
+    /// `text` with every secret replaced by `***`; the repository URL in its shown form
+    /// (so that a password too short to be hidden everywhere is hidden there).
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_owned();
+        if let Some(repo) = self.vars.get("RESTIC_REPOSITORY") {
+            if *repo != self.shown {
+                out = out.replace(repo.as_str(), &self.shown);
+            }
+        }
         for s in &self.secrets {
             out = out.replace(s.as_str(), "***");
         }
@@ -265,6 +300,44 @@ mod tests {
     }
 
     #[test]
+    fn a_password_in_the_repository_url_is_never_shown() {
+        assert_eq!(
+            shown_repository("rest:http://backup:hunter22@10.0.0.5:8000/atlantis"),
+            "rest:http://backup:***@10.0.0.5:8000/atlantis"
+        );
+        assert_eq!(
+            shown_repository("sftp://me:p@ss:w0rd@nas/srv/restic"),
+            "sftp://me:***@nas/srv/restic"
+        );
+        // No credentials, or a user without a password: nothing to hide.
+        for plain in [
+            "s3:https://s3.wasabisys.com/bucket/restic-repo",
+            "rest:http://backup@10.0.0.5:8000/",
+            "sftp:me@nas:/srv/restic",
+            "b2:bucket:path/with@sign:x",
+        ] {
+            assert_eq!(shown_repository(plain), plain);
+        }
+
+        let d = tempfile::tempdir().unwrap();
+        let pw = d.path().join("restic.pw");
+        std::fs::write(&pw, "correct horse\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        for (url, password) in [
+            ("rest:http://backup:hunter22@127.0.0.1:1/", "hunter22"),
+            ("rest:http://backup:pw@127.0.0.1:1/", "pw"),
+        ] {
+            let env = [("RESTIC_REPOSITORY".to_owned(), url.to_owned())];
+            let p = Profile::load(None, Some(&pw), &env).unwrap();
+            assert_eq!(p.vars["RESTIC_REPOSITORY"], url, "restic gets the real one");
+            assert_eq!(p.repository(), "rest:http://backup:***@127.0.0.1:1/");
+            let said = p.redact(&format!("cannot reach {url}"));
+            assert_eq!(said, "cannot reach rest:http://backup:***@127.0.0.1:1/");
+            assert!(!said.contains(&format!(":{password}@")));
+        }
+    }
+
+    #[test]
     fn the_environment_wins_secrets_are_private_and_redacted() {
         use std::fs::Permissions;
         let d = tempfile::tempdir().unwrap();
@@ -308,5 +381,15 @@ mod tests {
             Profile::load(None, Some(&pw), &[]).unwrap_err(),
             EnvError::NoRepository
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_profile_text(text in "\\PC{0,200}") {
+            let _ = parse("restic.env", &text);
+            let _ = crate::restic::backoff(&text);
+        }
     }
 }

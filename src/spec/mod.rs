@@ -83,12 +83,35 @@ pub struct Subvolume {
 }
 
 impl Spec {
-    /// Read and validate a spec file.
+    /// Read and validate a spec file: a regular file of at most [`MAX_SPEC_BYTES`].
     pub fn load(path: &Path) -> Result<Spec, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        use std::io::Read;
+        let read_error = |source| LoadError::Read {
             file: path.to_owned(),
             source,
-        })?;
+        };
+        let meta = std::fs::metadata(path).map_err(read_error)?;
+        if !meta.is_file() {
+            return Err(LoadError::NotAFile {
+                file: path.to_owned(),
+                kind: file_kind(&meta),
+            });
+        }
+        let too_big = |size| LoadError::TooBig {
+            file: path.to_owned(),
+            size,
+        };
+        if meta.len() > MAX_SPEC_BYTES {
+            return Err(too_big(meta.len()));
+        }
+        // Bounded even if the file grows while it is read.
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_SPEC_BYTES + 1).read_to_string(&mut text))
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_SPEC_BYTES {
+            return Err(too_big(text.len() as u64));
+        }
         Ok(Spec::parse(path, &text)?)
     }
 
@@ -120,6 +143,28 @@ impl Spec {
     }
 }
 
+/// A spec is a few kilobytes of TOML; a file bigger than this is not one (and reading a
+/// device or a pipe by mistake must end).
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
+
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read spec {}: {source}", file.display())]
@@ -127,6 +172,45 @@ pub enum LoadError {
         file: PathBuf,
         source: std::io::Error,
     },
+    #[error("{} is {kind}, not a spec: a spec is a TOML file (like configs/atlantis.toml)", file.display())]
+    NotAFile { file: PathBuf, kind: &'static str },
+    #[error("{} is {size} bytes, too big for a spec (at most {MAX_SPEC_BYTES}): is it the right file?", file.display())]
+    TooBig { file: PathBuf, size: u64 },
     #[error(transparent)]
     Invalid(#[from] SpecError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ATLANTIS: &str = include_str!("../../configs/atlantis.toml");
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any text is a spec or one error, never a panic.
+        #[test]
+        fn any_text_loads_or_is_refused(text in "\\PC{0,300}") {
+            let _ = Spec::parse(Path::new("any.toml"), &text);
+        }
+
+        /// The real spec with a piece replaced by anything (a typo, a pasted value, a cut
+        /// line): every error names a place in the file.
+        #[test]
+        fn an_edited_spec_loads_or_is_refused(at in 0usize..ATLANTIS.len(), cut in 0usize..40, with in "\\PC{0,12}") {
+            let mut start = at;
+            while !ATLANTIS.is_char_boundary(start) {
+                start -= 1;
+            }
+            let mut end = (start + cut).min(ATLANTIS.len());
+            while !ATLANTIS.is_char_boundary(end) {
+                end += 1;
+            }
+            let text = format!("{}{with}{}", &ATLANTIS[..start], &ATLANTIS[end..]);
+            if let Err(e) = Spec::parse(Path::new("atlantis.toml"), &text) {
+                proptest::prop_assert!(e.to_string().contains("atlantis.toml"), "{}", e);
+            }
+        }
+    }
 }
