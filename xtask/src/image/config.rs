@@ -64,6 +64,18 @@ pub struct Boot {
     pub files: Vec<BootFile>,
     /// Where on the ESP the builder writes grub.cfg.
     pub config: String,
+    pub netboot: NetbootLoader,
+}
+
+/// The second stage of the netboot directory: GRUB's network build, served under the name
+/// shim fetches (`grubx64.efi`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetbootLoader {
+    pub package: String,
+    pub from: String,
+    /// Where (relative to the TFTP directory) that GRUB reads grub.cfg.
+    pub config: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,9 @@ mod config;
 pub mod disk;
 mod host_apt;
 mod initramfs;
+pub mod iso;
 mod kernel;
+pub mod netboot;
 mod rootfs;
 pub mod signed;
 pub mod verify;
@@ -45,9 +47,15 @@ pub struct Options {
 pub struct Report {
     pub path: PathBuf,
     pub size: u64,
+    /// The hybrid ISO beside the image.
+    pub iso: PathBuf,
+    pub iso_size: u64,
     pub initrd_compressed: u64,
     pub initrd_raw: u64,
     pub sha256: String,
+    pub iso_sha256: String,
+    /// The netboot (TFTP) directory beside the image.
+    pub netboot: PathBuf,
     pub elapsed: Duration,
 }
 
@@ -77,6 +85,13 @@ pub fn print_report(r: &Report) {
         r.elapsed.as_secs_f64()
     );
     println!("image: sha256 {}", r.sha256);
+    println!(
+        "image: ISO {} ({:.1} MiB), sha256 {}",
+        r.iso.display(),
+        mib(r.iso_size),
+        r.iso_sha256
+    );
+    println!("image: netboot directory {}", r.netboot.display());
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -201,6 +216,14 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
             .with_context(|| format!("{} from package {}", file.from, file.package))?;
         loaders.push((file.to.clone(), bytes));
     }
+    let net = &rescue.boot.netboot;
+    let deb = broot.fetch(sh, std::slice::from_ref(&net.package), &debs)?;
+    let dir = work.join("boot").join(&net.package);
+    rootfs::extract(sh, &deb, &dir)?;
+    let netgrub = fs::read(dir.join(&net.from))
+        .with_context(|| format!("package {} has no {}", net.package, net.from))?;
+    signed::check_pe_signed(&netgrub)
+        .with_context(|| format!("{} from package {}", net.from, net.package))?;
 
     // The static lifeboat first: a compile error should not wait for the staging.
     let lifeboat = build_static_lifeboat(sh)?;
@@ -245,6 +268,35 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
         .with_context(|| format!("reading {}", kernel.vmlinuz.display()))?;
     signed::check_pe_signed(&vmlinuz)
         .with_context(|| format!("kernel {}", kernel.vmlinuz.display()))?;
+    let iso = iso_path(&output);
+    iso::write(
+        sh,
+        &iso,
+        &work.join("iso"),
+        &iso::Inputs {
+            loaders: &loaders,
+            config: &rescue.boot.config,
+            cmdline: &rescue.image.cmdline,
+            vmlinuz: &vmlinuz,
+            initrd: &initrd.compressed,
+            label: &rescue.image.label,
+            volume_id: rescue.image.fat_volume_id,
+            epoch,
+        },
+    )?;
+    let iso_bytes = fs::read(&iso).with_context(|| format!("reading {}", iso.display()))?;
+    let netboot_dir = netboot::dir_for(&output);
+    netboot::write(
+        &netboot_dir,
+        &netboot::files(
+            &loaders,
+            &netgrub,
+            &net.config,
+            &rescue.image.cmdline,
+            &vmlinuz,
+            &initrd.compressed,
+        ),
+    )?;
     let files = esp_files(&rescue, loaders, vmlinuz, initrd.compressed.clone());
     let content: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
     let layout = disk::layout(
@@ -266,10 +318,19 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
         size: bytes.len() as u64,
         sha256: apt::hex(&Sha256::digest(&bytes)),
         path: output,
+        iso,
+        iso_size: iso_bytes.len() as u64,
+        iso_sha256: apt::hex(&Sha256::digest(&iso_bytes)),
+        netboot: netboot_dir,
         initrd_compressed: initrd.compressed.len() as u64,
         initrd_raw: initrd.raw_len,
         elapsed: start.elapsed(),
     })
+}
+
+/// The hybrid ISO is written beside the raw image: `lifeboat-rescue.img` → `.iso`.
+pub fn iso_path(image: &Path) -> PathBuf {
+    image.with_extension("iso")
 }
 
 /// linux-image-amd64 depends on exactly the versioned package that holds the kernel.

@@ -151,6 +151,7 @@ pub fn run_scenario(
     };
 
     let stick = dir.join("stick.img");
+    let netboot = dir.join("netboot");
     let mut outcome = Outcome {
         name: name.clone(),
         elapsed: Duration::ZERO,
@@ -184,9 +185,23 @@ pub fn run_scenario(
         };
         if boot.stick {
             // A fresh copy each boot: the run file is this boot's.
-            fs::copy(image, &stick)
-                .with_context(|| format!("copying the rescue image {}", image.display()))?;
-            if let Some(script) = &boot.run {
+            let from = match boot.medium {
+                scenario::Medium::Usb => image.to_path_buf(),
+                scenario::Medium::Cdrom | scenario::Medium::IsoUsb => image::iso_path(image),
+                scenario::Medium::Netboot => image::netboot::dir_for(image),
+            };
+            if boot.medium == scenario::Medium::Netboot {
+                image::netboot::copy(&from, &netboot)?;
+                if let Some(script) = &boot.run {
+                    fs::create_dir_all(netboot.join("lifeboat"))?;
+                    fs::write(netboot.join("lifeboat/run"), script)
+                        .context("writing lifeboat/run into the netboot directory")?;
+                }
+            } else {
+                fs::copy(&from, &stick)
+                    .with_context(|| format!("copying the rescue image {}", from.display()))?;
+            }
+            if let (Some(script), scenario::Medium::Usb) = (&boot.run, boot.medium) {
                 image::write_run_file(&stick, script, 1_767_225_600)?;
             }
             if boot.stick_loader == scenario::StickLoader::Unsigned {
@@ -195,7 +210,11 @@ pub fn run_scenario(
         }
         let machine = argv::Machine {
             vars: &vars,
-            stick: boot.stick.then_some(stick.as_path()),
+            stick: (boot.stick && boot.medium != scenario::Medium::Netboot)
+                .then_some(stick.as_path()),
+            medium: boot.medium,
+            tftp: (boot.stick && boot.medium == scenario::Medium::Netboot)
+                .then_some(netboot.as_path()),
             disks: disks
                 .iter()
                 .map(|(d, _, f)| argv::Drive {
@@ -225,6 +244,11 @@ pub fn run_scenario(
             disks.len(),
             match (boot.stick, boot.stick_loader) {
                 (false, _) => "pulled",
+                (true, _) if boot.medium == scenario::Medium::Cdrom => "the ISO in the CD drive",
+                (true, _) if boot.medium == scenario::Medium::IsoUsb => "in (the ISO dd'd onto it)",
+                (true, _) if boot.medium == scenario::Medium::Netboot => {
+                    "pulled, booting from the network (TFTP)"
+                }
                 (true, scenario::StickLoader::Signed) => "in",
                 (true, scenario::StickLoader::Unsigned) => "in (its shim unsigned)",
             },

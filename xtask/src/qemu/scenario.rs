@@ -60,6 +60,24 @@ pub struct Boot {
     /// Console text that fails this boot (besides the scenario's `forbid`).
     #[serde(default)]
     pub forbid: Vec<String>,
+    /// What the rescue system boots from when `stick` is true.
+    #[serde(default)]
+    pub medium: Medium,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Medium {
+    /// The raw image on a USB stick.
+    #[default]
+    Usb,
+    /// The hybrid ISO in a virtual CD drive (AHCI, first in the boot order).
+    Cdrom,
+    /// The hybrid ISO written to a USB stick as it is (`dd`).
+    IsoUsb,
+    /// No stick: the firmware boots from the network, the netboot directory served by
+    /// QEMU's TFTP; `run` becomes that directory's lifeboat/run.
+    Netboot,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -212,6 +230,7 @@ impl Scenario {
                 stick_loader: StickLoader::Signed,
                 refused: false,
                 forbid: vec![],
+                medium: Medium::Usb,
             }],
         };
         let scenario = Scenario {
@@ -261,6 +280,16 @@ impl Scenario {
             }
             if boot.stick_loader != StickLoader::Signed && !boot.stick {
                 bail!("{which}`stick_loader` needs the stick");
+            }
+            if matches!(boot.medium, Medium::Cdrom | Medium::IsoUsb)
+                && (boot.run.is_some() || boot.stick_loader != StickLoader::Signed)
+            {
+                bail!(
+                    "{which}`run` and `stick_loader` need medium = \"usb\": the ISO is read-only"
+                );
+            }
+            if boot.medium == Medium::Netboot && boot.stick_loader != StickLoader::Signed {
+                bail!("{which}`stick_loader` needs medium = \"usb\"");
             }
             if let Some(blank) = boot.forbid.iter().find(|e| e.trim().is_empty()) {
                 bail!("{which}`forbid` entries must not be blank (found {blank:?})");
@@ -486,6 +515,10 @@ expect = ["x"]
         assert!(s.secure_boot);
         assert_eq!(s.boots[0].stick_loader, StickLoader::Unsigned);
         assert!(s.boots[0].ends_when_expected() && !s.boots[0].is_menu());
+        assert_eq!(s.boots[0].medium, Medium::Usb);
+        let cd = text.replacen("refused = true", "refused = true\nmedium = \"cdrom\"", 1);
+        let err = Scenario::parse("x", &cd).unwrap_err().to_string();
+        assert!(err.contains("the ISO is read-only"), "{err}");
         assert_eq!(s.boots[0].forbid, ["Welcome to GRUB"]);
         assert_eq!(s.boots[1].stick_loader, StickLoader::Signed);
         assert!(!s.boots[1].ends_when_expected());
