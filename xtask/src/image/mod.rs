@@ -205,25 +205,25 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
 
     // The signed boot chain, each file out of its Debian package.
     let broot = &roots[&rescue.boot.source];
+    let mut unpacked = BTreeSet::new();
+    let mut signed_file = |package: &String, from: &str| -> Result<Vec<u8>> {
+        let dir = work.join("boot").join(package);
+        if unpacked.insert(package.clone()) {
+            let deb = broot.fetch(sh, std::slice::from_ref(package), &debs)?;
+            rootfs::extract(sh, &deb, &dir)?;
+        }
+        let bytes =
+            fs::read(dir.join(from)).with_context(|| format!("package {package} has no {from}"))?;
+        signed::check_pe_signed(&bytes)
+            .with_context(|| format!("{from} from package {package}"))?;
+        Ok(bytes)
+    };
     let mut loaders = Vec::new();
     for file in &rescue.boot.files {
-        let deb = broot.fetch(sh, std::slice::from_ref(&file.package), &debs)?;
-        let dir = work.join("boot").join(&file.package);
-        rootfs::extract(sh, &deb, &dir)?;
-        let bytes = fs::read(dir.join(&file.from))
-            .with_context(|| format!("package {} has no {}", file.package, file.from))?;
-        signed::check_pe_signed(&bytes)
-            .with_context(|| format!("{} from package {}", file.from, file.package))?;
-        loaders.push((file.to.clone(), bytes));
+        loaders.push((file.to.clone(), signed_file(&file.package, &file.from)?));
     }
     let net = &rescue.boot.netboot;
-    let deb = broot.fetch(sh, std::slice::from_ref(&net.package), &debs)?;
-    let dir = work.join("boot").join(&net.package);
-    rootfs::extract(sh, &deb, &dir)?;
-    let netgrub = fs::read(dir.join(&net.from))
-        .with_context(|| format!("package {} has no {}", net.package, net.from))?;
-    signed::check_pe_signed(&netgrub)
-        .with_context(|| format!("{} from package {}", net.from, net.package))?;
+    let netgrub = signed_file(&net.package, &net.from)?;
 
     // The static lifeboat first: a compile error should not wait for the staging.
     let lifeboat = build_static_lifeboat(sh)?;
