@@ -355,12 +355,22 @@ fn esp_files(
     vmlinuz: Vec<u8>,
     initrd: Vec<u8>,
 ) -> Vec<(String, Vec<u8>)> {
+    // A systemd-boot configuration for the rescue system, unused by the stick itself: with
+    // vmlinuz and initrd.img, copied onto a machine's ESP that has systemd-boot, it starts
+    // the rescue system from that disk (the QEMU scenarios esp-failover and esp-4kn do).
+    let loader_conf = "timeout 0\ndefault lifeboat.conf\neditor no\n";
+    let entry = format!(
+        "title lifeboat rescue\nlinux /vmlinuz\ninitrd /initrd.img\noptions {}\n",
+        rescue.image.cmdline
+    );
     let mut files = loaders;
     files.extend([
         (
             rescue.boot.config.clone(),
             grub_cfg(&rescue.image.cmdline).into(),
         ),
+        ("loader/loader.conf".to_owned(), loader_conf.into()),
+        ("loader/entries/lifeboat.conf".to_owned(), entry.into()),
         ("vmlinuz".to_owned(), vmlinuz),
         ("initrd.img".to_owned(), initrd),
         (
