@@ -60,6 +60,8 @@ struct BlkpgIoctlArg {
 }
 
 nix::ioctl_none!(blkrrpart, 0x12, 95);
+// BLKSSZGET is _IO(0x12, 104) but writes an int through its argument.
+nix::ioctl_read_bad!(blksszget, 0x1268, libc::c_int);
 nix::ioctl_write_ptr_bad!(blkpg, 0x1269, BlkpgIoctlArg);
 
 /// major:minor of a block device node.
@@ -195,6 +197,19 @@ pub fn flush(path: &Path) -> Result<(), BlockdevError> {
             })?;
     }
     Ok(())
+}
+
+/// The logical sector size of a block device (a whole disk, a partition, a LUKS mapping),
+/// as the kernel enforces it for filesystems on it; 512 for a plain image file.
+pub fn logical_sector_size(file: &File) -> Result<u64, std::io::Error> {
+    use std::os::unix::fs::FileTypeExt;
+    if !file.metadata()?.file_type().is_block_device() {
+        return Ok(512);
+    }
+    let mut size: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one int to the pointer, which points at `size`.
+    unsafe { blksszget(file.as_raw_fd(), &mut size) }.map_err(std::io::Error::from)?;
+    Ok(size as u64)
 }
 
 /// Ask the kernel to re-read the partition table. Returns whether it accepted; a kernel

@@ -13,5 +13,6 @@ pub mod probe;
 pub mod restic;
 pub mod restore;
 pub mod runlog;
+pub mod single_component;
 pub mod spec;
 pub mod ui;

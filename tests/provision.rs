@@ -77,6 +77,11 @@ struct Machine {
 
 impl Machine {
     fn new() -> Machine {
+        Machine::with_disk1_sectors(512)
+    }
+
+    /// disk1 with this logical sector size (4096: a 4Kn disk).
+    fn with_disk1_sectors(sector_size: u32) -> Machine {
         let dir = tempfile::tempdir().unwrap();
         let i0 = Image::sparse(dir.path(), "disk0.img", DISK0);
         let i1 = Image::sparse(dir.path(), "disk1.img", DISK1);
@@ -84,7 +89,7 @@ impl Machine {
         let disk0 = common::factory_windows(&i0.path);
         Machine {
             disk0,
-            disk1: Loop::attach(&i1.path),
+            disk1: Loop::attach_with_sectors(&i1.path, sector_size),
             usb: Loop::attach(&iu.path),
             images: [i0.path.clone(), i1.path.clone(), iu.path.clone()],
             _dir: dir,
@@ -442,6 +447,147 @@ fn interrupted_provision_converges_without_redoing() {
     );
     let again = lifeboat_ok(&m.cmd("plan", &["--only", "disk1"]));
     assert!(again.contains("Nothing to do"), "{again}");
+}
+
+#[test]
+fn a_4kn_disk_gets_a_gpt_and_fat_in_4096_byte_sectors() {
+    let m = Machine::with_disk1_sectors(4096);
+    let d1 = m.disk1.dev.to_str().unwrap().to_owned();
+    lifeboat_ok(&m.cmd("provision", &["--yes"]));
+
+    // sgdisk reads the table through the device's 4096-byte sectors: 1 MiB is LBA 256.
+    let p = run(&["sgdisk", "-p", &d1]);
+    assert!(p.contains("Sector size (logical/physical): 4096/"), "{p}");
+    // 128 entries of 128 bytes fill LBAs 2..5 only when a sector is 4096 bytes.
+    assert!(
+        p.contains("Main partition table begins at sector 2 and ends at sector 5"),
+        "{p}"
+    );
+    let v = run(&["sgdisk", "-v", &d1]);
+    assert!(v.contains("No problems found"), "{v}");
+    let rows = sgdisk_rows(&m.disk1.dev);
+    assert_eq!(rows.len(), 4, "{p}");
+    assert_eq!((rows[0].1, rows[0].2), (256, 256 + (512 << 20) / 4096 - 1));
+
+    // The FAT's boot sector: bytes per sector (BPB offset 11) must be the device's, or
+    // the kernel refuses to mount it ("logical sector size too small for device").
+    let esp = node(&m.disk1.dev, 1);
+    let boot = {
+        use std::io::Read;
+        let mut b = vec![0u8; 512];
+        std::fs::File::open(&esp)
+            .unwrap()
+            .read_exact(&mut b)
+            .unwrap();
+        b
+    };
+    assert_eq!(u16::from_le_bytes([boot[11], boot[12]]), 4096);
+    assert_eq!(&boot[82..90], b"FAT32   ");
+    let fsck = run(&["fsck.vfat", "-n", "-v", &esp]);
+    assert!(fsck.contains("4096 bytes per logical sector"), "{fsck}");
+    assert_eq!(blkid(&esp), ("vfat".to_owned(), "ESP1".to_owned()));
+    let (t4, l4) = blkid(&node(&m.disk1.dev, 4));
+    assert_eq!((t4.as_str(), l4.as_str()), ("btrfs", "LINPOOL"));
+
+    let again = lifeboat_ok(&m.cmd("plan", &[]));
+    assert!(again.contains("Nothing to do"), "{again}");
+}
+
+/// Each root's /etc/fstab as the disks hold it (None where there is none).
+fn fstabs_on_disk(m: &Machine) -> Vec<Option<String>> {
+    let pool = Mount::new(Path::new(&node(&m.disk1.dev, 4)), "btrfs");
+    ["@rootTW", "@rootF41", "@rootNobara"]
+        .iter()
+        .map(|r| std::fs::read_to_string(pool.path().join(r).join("etc/fstab")).ok())
+        .collect()
+}
+
+#[test]
+fn a_run_killed_before_the_boot_setup_is_finished_by_the_next() {
+    let m = Machine::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(m.cmd("provision", &["--yes"]))
+        .env("LIFEBOAT_FAILPOINT", "pause-before:boot-setup")
+        .env(
+            "LIFEBOAT_LOG_DIR",
+            std::env::temp_dir().join("lifeboat-test-logs"),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reached = BufReader::new(stderr).lines().any(|line| {
+        line.unwrap()
+            .contains("failpoint pause-before:boot-setup reached")
+    });
+    assert!(reached, "provision ended before the failpoint");
+    child.kill().unwrap(); // SIGKILL: no cleanup code of ours runs
+    child.wait().unwrap();
+    assert_eq!(
+        fstabs_on_disk(&m),
+        [None, None, None],
+        "killed before any fstab"
+    );
+
+    // Every disk matches the spec, but the roots have no fstab: the plan says so.
+    let plan = lifeboat_ok(&m.cmd("plan", &[]));
+    assert!(!plan.contains("Nothing to do"), "{plan}");
+    assert!(
+        plan.contains("write /etc/fstab into @rootTW, @rootF41, @rootNobara on LINPOOL"),
+        "{plan}"
+    );
+    let before = m.fingerprints();
+    let out = lifeboat_ok(&m.cmd("provision", &["--yes"]));
+    assert!(!out.contains("make "), "the disks were made again:\n{out}");
+    for (root, fstab) in ["@rootTW", "@rootF41", "@rootNobara"]
+        .iter()
+        .zip(fstabs_on_disk(&m))
+    {
+        let fstab = fstab.unwrap_or_else(|| panic!("{root} has no /etc/fstab:\n{out}"));
+        assert_fstab(&m, root, &fstab);
+    }
+    let after = m.fingerprints();
+    assert_eq!(after[0], before[0], "disk0 (preserved) changed");
+    assert_eq!(after[2], before[2], "the backup drive changed");
+    let again = lifeboat_ok(&m.cmd("plan", &[]));
+    assert!(again.contains("Nothing to do"), "{again}");
+}
+
+#[test]
+fn a_root_that_lost_its_fstab_gets_it_back() {
+    let m = Machine::new();
+    lifeboat_ok(&m.cmd("provision", &["--yes"]));
+    let kept = fstabs_on_disk(&m);
+    {
+        let pool = Mount::new(Path::new(&node(&m.disk1.dev, 4)), "btrfs");
+        std::fs::remove_file(pool.path().join("@rootF41/etc/fstab")).unwrap();
+    }
+    let plan = lifeboat_ok(&m.cmd("plan", &[]));
+    assert!(
+        plan.contains("write /etc/fstab into @rootF41 on LINPOOL (disk1 partition 4)"),
+        "{plan}"
+    );
+    lifeboat_ok(&m.cmd("provision", &["--yes"]));
+    let back = fstabs_on_disk(&m);
+    assert_eq!(back, kept, "the same fstab again, the others untouched");
+    assert_fstab(&m, "@rootF41", back[1].as_deref().unwrap());
+
+    // A step that cannot be done stops the run: one sentence, non-zero, the next run
+    // still plans it.
+    {
+        let pool = Mount::new(Path::new(&node(&m.disk1.dev, 4)), "btrfs");
+        let etc = pool.path().join("@rootF41/etc");
+        std::fs::remove_dir_all(&etc).unwrap();
+        std::fs::write(&etc, b"not a directory").unwrap();
+    }
+    lifeboat_refuses(
+        &m.cmd("provision", &["--yes"]),
+        "the boot setup stopped at \"write /etc/fstab into @rootF41 on LINPOOL (disk1 partition 4) (where it has none)\"",
+    );
+    let plan = lifeboat_ok(&m.cmd("plan", &[]));
+    assert!(plan.contains("write /etc/fstab into @rootF41 on"), "{plan}");
 }
 
 /// A spec file of our own next to the images, for the cases configs/atlantis.toml can't show.

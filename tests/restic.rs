@@ -359,6 +359,7 @@ fn inventory_from_restic_on_s3_and_each_failure_named() {
 /// disk0 (factory) and a blank 2 TB disk1 on loop devices.
 struct Disks {
     _dir: tempfile::TempDir,
+    disk1_img: PathBuf,
     disk0: common::Loop,
     disk1: common::Loop,
 }
@@ -371,6 +372,7 @@ fn disks() -> Disks {
     let disk1 = common::Loop::attach(&i1.path);
     Disks {
         _dir: dir,
+        disk1_img: i1.path.clone(),
         disk0,
         disk1,
     }
@@ -768,4 +770,149 @@ fn stage_a_windows_image_from_restic_onto_winbkup() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["desktop.vbk"]);
+}
+
+#[test]
+fn a_hostile_stream_in_restic_is_stopped_as_it_is_received() {
+    // restic-stream reads only the first command before the receive; the rest is checked
+    // as it flows into `btrfs receive`.
+    let s = setup();
+    s.backups(); // init
+    let outside = s.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let bk = s.dir.path().join("bk/raw-snapshots/atlantis");
+    let file = "@home.20261121T0300.btrfs";
+    common::write(
+        &bk.join(file),
+        &common::send_stream::SendStream::subvol("@home.20261121T0300", [0x5a; 16])
+            .symlink("escape", outside.to_str().unwrap())
+            .file("escape/owned", b"written through a symlink")
+            .end(),
+    );
+    restic(
+        &s.vars(),
+        &[
+            "backup",
+            "-q",
+            "--host",
+            "atlantis",
+            "--tag",
+            "LINUX",
+            s.dir.path().join("bk").to_str().unwrap(),
+        ],
+    );
+    let spec = s.spec.to_str().unwrap();
+    let d = disks();
+    let (d0, d1) = (
+        format!("disk0={}", d.disk0.dev.display()),
+        format!("disk1={}", d.disk1.dev.display()),
+    );
+    let out = lifeboat(
+        &[],
+        &[
+            "restore",
+            spec,
+            "--from",
+            "restic-stream",
+            "--latest",
+            "--subvol",
+            "@home",
+            "--disk",
+            &d0,
+            "--disk",
+            &d1,
+            "--yes",
+        ],
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("raw-snapshots/atlantis/{file}")),
+        "{text}"
+    );
+    assert!(
+        err.contains(
+            "command 3 (mkfile) goes through the symlink escape that command 2 made: escape/owned"
+        ),
+        "{text}"
+    );
+    let arrived: Vec<_> = std::fs::read_dir(&outside).unwrap().collect();
+    assert!(arrived.is_empty(), "written outside: {arrived:?}");
+    // What receive had begun is not complete (a re-run deletes it); @home is untouched.
+    let pool = pool_mount(&d);
+    let partial = pool.path().join("@snapshots/@home.20261121T0300");
+    if partial.exists() {
+        let show = common::run(&["btrfs", "subvolume", "show", partial.to_str().unwrap()]);
+        assert!(!show.contains("readonly"), "{show}");
+    }
+    assert_eq!(
+        std::fs::read_dir(pool.path().join("@home"))
+            .unwrap()
+            .count(),
+        0
+    );
+    drop(pool);
+
+    // A newer stream whose subvolume name is an absolute path, aimed at a subvolume of an
+    // unrelated Btrfs: refused from its first command, before anything is written.
+    let img = common::Image::sparse(s.dir.path(), "other.img", 1 << 30);
+    let lo = common::Loop::attach(&img.path);
+    common::run(&["mkfs.btrfs", "-q", lo.path()]);
+    let other = common::Mount::new(&lo.dev, "btrfs");
+    let victim = other.path().join("victim");
+    common::run(&["btrfs", "subvolume", "create", victim.to_str().unwrap()]);
+    let file2 = "@home.20261122T0300.btrfs";
+    common::write(
+        &bk.join(file2),
+        &common::send_stream::SendStream::subvol(victim.to_str().unwrap(), [0x5b; 16]).end(),
+    );
+    restic(
+        &s.vars(),
+        &[
+            "backup",
+            "-q",
+            "--host",
+            "atlantis",
+            "--tag",
+            "LINUX",
+            s.dir.path().join("bk").to_str().unwrap(),
+        ],
+    );
+    let before = common::fingerprint(&d.disk1_img);
+    let out = lifeboat(
+        &[],
+        &[
+            "restore",
+            spec,
+            "--from",
+            "restic-stream",
+            "--latest",
+            "--subvol",
+            "@home",
+            "--disk",
+            &d0,
+            "--disk",
+            &d1,
+            "--yes",
+        ],
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    let list = common::run(&["btrfs", "subvolume", "list", other.path().to_str().unwrap()]);
+    assert!(list.contains("path victim\n"), "{list}\n{text}");
+    assert!(
+        stderr(&out).contains(&format!(
+            "raw-snapshots/atlantis/{file2}: command 1 (subvol) names its subvolume \"{}\", \
+             which cannot contain '/'",
+            victim.display()
+        )),
+        "{text}"
+    );
+    assert!(stderr(&out).contains("nothing was written"), "{text}");
+    assert_eq!(
+        common::fingerprint(&d.disk1_img),
+        before,
+        "disk1 was written"
+    );
 }

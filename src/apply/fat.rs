@@ -7,6 +7,9 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use lamfat::{FatType, FormatVolumeOptions};
+use sha2::{Digest, Sha256};
+
+use crate::boot::sync_plan::{Node, Tree};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FatError {
@@ -14,8 +17,10 @@ pub enum FatError {
     Open { path: PathBuf, source: io::Error },
     #[error("FAT label \"{0}\" is longer than 11 bytes")]
     Label(String),
-    #[error("{len} bytes is too small for FAT32 (it needs at least 33 MiB)")]
-    TooSmall { len: u64 },
+    #[error("{len} bytes is too small for FAT32 with {sector_size}-byte sectors (it needs at least {})", crate::spec::human(crate::plan::layout::fat32_min_bytes(*sector_size)))]
+    TooSmall { len: u64, sector_size: u64 },
+    #[error("{sector_size}-byte sectors: FAT32 takes 512, 1024, 2048 or 4096")]
+    SectorSize { sector_size: u64 },
     #[error("formatting FAT32 failed: {0}")]
     Format(String),
     #[error("flushing to disk failed: {0}")]
@@ -109,22 +114,31 @@ fn label_bytes(label: &str) -> Result<[u8; 11], FatError> {
     Ok(out)
 }
 
-/// Format `[offset, offset + len)` of `file` as FAT32 with this label and volume id.
+/// Format `[offset, offset + len)` of `file` as FAT32 with this label and volume id, in
+/// sectors of `sector_size` bytes. That must be the device's logical sector size: the
+/// kernel refuses to mount a FAT whose sectors are smaller than the device's ("logical
+/// sector size too small for device"), so 512-byte FAT sectors on a 4Kn disk are an ESP
+/// that Linux cannot mount.
 pub fn format_fat32(
     file: &mut File,
     offset: u64,
     len: u64,
+    sector_size: u64,
     label: &str,
     volume_id: u32,
 ) -> Result<(), FatError> {
     let label = label_bytes(label)?;
-    // 65525 clusters of 512 bytes is the FAT32 floor.
-    if len < 33 << 20 {
-        return Err(FatError::TooSmall { len });
+    let bytes_per_sector = match sector_size {
+        512 | 1024 | 2048 | 4096 => sector_size as u16,
+        _ => return Err(FatError::SectorSize { sector_size }),
+    };
+    if len < crate::plan::layout::fat32_min_bytes(sector_size) {
+        return Err(FatError::TooSmall { len, sector_size });
     }
     let options = FormatVolumeOptions::new()
         .fat_type(FatType::Fat32)
-        .bytes_per_cluster(cluster_size(len))
+        .bytes_per_sector(bytes_per_sector)
+        .bytes_per_cluster(cluster_size(len, sector_size))
         .volume_id(volume_id)
         .volume_label(label);
     let mut region = Region::new(file, offset, len);
@@ -134,15 +148,17 @@ pub fn format_fat32(
 }
 
 /// The cluster sizes mkfs.vfat picks: 4 KiB up to 8 GiB, larger above, never so large that
-/// FAT32's 65525-cluster minimum is missed.
-fn cluster_size(len: u64) -> u32 {
+/// FAT32's 65525-cluster minimum is missed, never smaller than a sector.
+fn cluster_size(len: u64, sector_size: u64) -> u32 {
     let mut size: u32 = match len {
         l if l <= 8 << 30 => 4096,
         l if l <= 16 << 30 => 8192,
         l if l <= 32 << 30 => 16384,
         _ => 32768,
     };
-    while size > 512 && len / u64::from(size) < 66_000 {
+    let floor = sector_size as u32;
+    size = size.max(floor);
+    while size > floor && len / u64::from(size) < 66_000 {
         size /= 2;
     }
     size
@@ -232,6 +248,53 @@ pub fn read_file(file: &mut File, offset: u64, len: u64, path: &str) -> Result<V
     Ok(out)
 }
 
+/// Every directory and file of a FAT region, as esp-sync lists a mounted ESP (path → kind,
+/// length and SHA-256), read in-process: no mount, so no vfat module is needed and nothing
+/// on the device changes. Open `file` read-only.
+pub fn tree(file: &mut File, offset: u64, len: u64) -> Result<Tree, FatError> {
+    let err = |e: &dyn std::fmt::Debug| FatError::Format(format!("{e:?}"));
+    let region = Region::new(file, offset, len);
+    let fs = lamfat::FileSystem::new(lamfat::StdIoWrapper::new(region), lamfat::FsOptions::new())
+        .map_err(|e| err(&e))?;
+    let mut out = Tree::new();
+    let mut stack = vec![(PathBuf::new(), fs.root_dir())];
+    let mut buf = vec![0u8; 1 << 16];
+    while let Some((rel, dir)) = stack.pop() {
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| err(&e))?;
+            let name = entry.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let path = rel.join(&name);
+            if entry.is_dir() {
+                out.insert(path.clone(), Node::Dir);
+                stack.push((path, entry.to_dir()));
+            } else if entry.is_file() {
+                let mut f = entry.to_file();
+                let mut hasher = Sha256::new();
+                let mut total = 0u64;
+                loop {
+                    let n = lamfat::Read::read(&mut f, &mut buf).map_err(|e| err(&e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    total += n as u64;
+                }
+                out.insert(
+                    path,
+                    Node::File {
+                        len: total,
+                        sha256: hasher.finalize().into(),
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Format a whole partition node (or image file) as FAT32.
 pub fn format_fat32_path(node: &Path, label: &str, volume_id: u32) -> Result<(), FatError> {
     let mut file = OpenOptions::new()
@@ -242,13 +305,14 @@ pub fn format_fat32_path(node: &Path, label: &str, volume_id: u32) -> Result<(),
             path: node.to_owned(),
             source,
         })?;
-    let len = file
-        .seek(SeekFrom::End(0))
-        .map_err(|source| FatError::Open {
-            path: node.to_owned(),
-            source,
-        })?;
-    format_fat32(&mut file, 0, len, label, volume_id)
+    let open_err = |source| FatError::Open {
+        path: node.to_owned(),
+        source,
+    };
+    let sector_size = crate::blockdev::logical_sector_size(&file).map_err(open_err)?;
+    let len = file.seek(SeekFrom::End(0)).map_err(open_err)?;
+    file.seek(SeekFrom::Start(0)).map_err(open_err)?;
+    format_fat32(&mut file, 0, len, sector_size, label, volume_id)
 }
 
 #[cfg(test)]
@@ -283,7 +347,7 @@ mod tests {
             .write(true)
             .open(&img)
             .unwrap();
-        format_fat32(&mut f, offset, len, "esp1", 0x1234_ABCD).unwrap();
+        format_fat32(&mut f, offset, len, 512, "esp1", 0x1234_ABCD).unwrap();
         drop(f);
         assert_eq!(hash_outside(&img, offset, len), before);
 
@@ -342,7 +406,7 @@ mod tests {
                 .open(&img)
                 .unwrap();
             f.set_len(66 << 20).unwrap();
-            format_fat32(&mut f, 1 << 20, 64 << 20, "LIFEBOAT", 0xABCD_0001).unwrap();
+            format_fat32(&mut f, 1 << 20, 64 << 20, 512, "LIFEBOAT", 0xABCD_0001).unwrap();
             let files = vec![
                 ("EFI/BOOT/BOOTX64.EFI".to_owned(), vec![0x4D; 300_000]),
                 (
@@ -401,6 +465,63 @@ mod tests {
             listing.contains("lifeboat.conf") && listing.contains("2023-11-14  22:13"),
             "{listing}"
         );
+    }
+
+    #[test]
+    fn four_k_sectors_and_trees_that_compare_across_sector_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![
+            (
+                "EFI/systemd/systemd-bootx64.efi".to_owned(),
+                vec![0x4D; 70_000],
+            ),
+            ("loader/loader.conf".to_owned(), b"timeout 5\n".to_vec()),
+        ];
+        let mut trees = Vec::new();
+        for (sector, label) in [(512u64, "ESP0"), (4096, "ESP1")] {
+            let img = dir.path().join(format!("{sector}.img"));
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&img)
+                .unwrap();
+            f.set_len(512 << 20).unwrap();
+            format_fat32(&mut f, 0, 512 << 20, sector, label, 9).unwrap();
+            write_files(&mut f, 0, 512 << 20, &files, 1_700_000_000).unwrap();
+            let out = Cmd::new("fsck.vfat")
+                .args(["-n", "-v"])
+                .arg(&img)
+                .run()
+                .unwrap();
+            assert!(
+                out.stdout
+                    .contains(&format!("{sector} bytes per logical sector")),
+                "{}",
+                out.stdout
+            );
+            trees.push(tree(&mut File::open(&img).unwrap(), 0, 512 << 20).unwrap());
+        }
+        assert_eq!(
+            trees[0], trees[1],
+            "labels and sector sizes are not content"
+        );
+        assert_eq!(trees[0].len(), 5, "{:?}", trees[0]);
+        assert!(matches!(
+            trees[0].get(Path::new("EFI/systemd/systemd-bootx64.efi")),
+            Some(Node::File { len: 70_000, .. })
+        ));
+        let mut f = tempfile::tempfile().unwrap();
+        f.set_len(64 << 20).unwrap();
+        assert!(matches!(
+            format_fat32(&mut f, 0, 64 << 20, 4096, "X", 1),
+            Err(FatError::TooSmall { .. })
+        ));
+        assert!(matches!(
+            format_fat32(&mut f, 0, 64 << 20, 520, "X", 1),
+            Err(FatError::SectorSize { .. })
+        ));
     }
 
     #[test]

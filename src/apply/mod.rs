@@ -6,4 +6,4 @@ mod luks;
 pub mod mount;
 mod run;
 
-pub use run::{apply, ApplyError, KeySource, Progress};
+pub use run::{apply, pause_at, ApplyError, KeySource, Progress};

@@ -96,6 +96,18 @@ fn pause_at_failpoint(failpoint: Option<&str>, action: &Action) {
     }
 }
 
+/// `LIFEBOAT_FAILPOINT=pause-before:boot-setup` (or another point a caller names): stop
+/// there and wait to be killed, like `pause-after:KIND`.
+pub fn pause_at(point: &str) {
+    if std::env::var("LIFEBOAT_FAILPOINT").is_ok_and(|f| f == point) {
+        eprintln!("lifeboat: failpoint {point} reached; waiting to be killed");
+        runlog::line(&format!("failpoint {point} reached"));
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// The Btrfs filesystem mounted for subvolume work, kept across consecutive actions.

@@ -13,7 +13,7 @@ pub const SYSTEMD_BOOT: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 pub const ON_ESP: &str = "EFI/systemd/systemd-bootx64.efi";
 /// The same path as the firmware writes it.
 pub const ON_ESP_UEFI: &str = "\\EFI\\systemd\\systemd-bootx64.efi";
-const LOADER_CONF: &str = "loader/loader.conf";
+pub const LOADER_CONF: &str = "loader/loader.conf";
 const DEFAULT_CONF: &str = "timeout 5\neditor no\n";
 
 /// Put the loader on the ESP mounted at `esp` (written beside and renamed into place when

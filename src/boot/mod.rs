@@ -7,5 +7,6 @@ pub mod esp_sync;
 pub mod fstab;
 pub mod hook;
 pub mod loader;
+pub mod on_disk;
 pub mod setup;
 pub mod sync_plan;

@@ -1,21 +1,45 @@
 //! What provisioning does once the disks are written (pure): an /etc/fstab into each root
 //! subvolume, systemd-boot onto the first ESP that is there, the other ESPs mirrored from
-//! it, and the UEFI boot entries. What cannot be done here and now becomes a notice that
-//! names the command doing it later, never a silent gap.
+//! it, and the UEFI boot entries. Each step is planned from what is on the disks, like the
+//! provisioning plan's own steps: a root without /etc/fstab, an ESP without the loader, an
+//! ESP that is not a mirror, entries the firmware lacks. So a run that was killed half-way
+//! is finished by the next one, and a finished machine plans nothing. What cannot be done
+//! here and now becomes a notice that names the command doing it later, never a silent gap.
 
 use crate::spec::{Encryption, PartType, Spec};
 
-/// What is known about the machine when the plan is made.
+/// What is known about the machine when the setup is planned.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
-    /// Spec disks the provisioning plan writes to.
-    pub written: Vec<String>,
     /// Spec disks bound to a device: (id, the device is a loop device).
     pub present: Vec<(String, bool)>,
     /// This system carries systemd-boot ([`super::loader::SYSTEMD_BOOT`]).
     pub loader_available: bool,
     /// efivarfs is mounted: the firmware's boot variables can be written.
     pub efivarfs: bool,
+    pub on_disk: OnDisk,
+}
+
+/// A partition by spec disk id and 1-based number.
+pub type Slot = (String, u32);
+
+/// What the setup's steps would make that is already on the disks. Whatever the
+/// provisioning plan is about to make anew counts as not there yet (its filesystem as
+/// there, empty).
+#[derive(Debug, Clone, Default)]
+pub struct OnDisk {
+    /// Partitions holding the spec's filesystem, now or once the provisioning plan ran.
+    pub filesystems: Vec<Slot>,
+    /// Root subvolumes that have an /etc/fstab.
+    pub fstabs: Vec<String>,
+    /// ESPs holding this system's systemd-boot (the same bytes) and a loader.conf.
+    pub loaders: Vec<Slot>,
+    /// ESPs whose whole tree is already that of the first ESP (esp-sync would change
+    /// nothing).
+    pub mirrors: Vec<Slot>,
+    /// The firmware has our boot entries, first in BootOrder (boot-entries would change
+    /// nothing).
+    pub entries: bool,
 }
 
 /// A partition of the spec, by disk and 1-based number.
@@ -27,6 +51,12 @@ pub struct PartAt {
     pub name: String,
 }
 
+impl PartAt {
+    fn slot(&self) -> Slot {
+        (self.disk.clone(), self.number)
+    }
+}
+
 impl std::fmt::Display for PartAt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({} partition {})", self.name, self.disk, self.number)
@@ -35,8 +65,8 @@ impl std::fmt::Display for PartAt {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Write /etc/fstab into each of these root subvolumes of the pool that exists and has
-    /// none yet (an fstab already there is the installed system's and is kept).
+    /// Write /etc/fstab into each of these root subvolumes of the pool (an fstab already
+    /// there is the installed system's and is kept).
     Fstab { pool: PartAt, roots: Vec<String> },
     /// Put systemd-boot (and a loader.conf, if missing) on this ESP.
     Loader { esp: PartAt },
@@ -76,21 +106,12 @@ impl Setup {
     }
 }
 
-/// The boot setup that follows a provisioning run which wrote `facts.written`. Nothing
-/// when no disk holding an ESP or a root subvolume was written (`--only usb`).
+/// The boot setup that the disks still need.
 pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
     let mut setup = Setup::default();
-    let holds_boot = |id: &str| {
-        spec.disk(id).is_some_and(|d| {
-            d.partitions
-                .iter()
-                .any(|p| p.part_type == PartType::Esp || p.subvolumes.iter().any(|s| s.root))
-        })
-    };
-    if !facts.written.iter().any(|id| holds_boot(id)) {
-        return setup;
-    }
+    let found = &facts.on_disk;
     let present = |id: &str| facts.present.iter().find(|(p, _)| p == id);
+    let made = |at: &PartAt| found.filesystems.contains(&at.slot());
 
     // The root subvolumes' fstab.
     for disk in &spec.disks {
@@ -105,6 +126,11 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
                 continue;
             }
             let at = part_at(&disk.id, i, part);
+            let missing: Vec<String> = roots
+                .iter()
+                .filter(|r| !found.fstabs.contains(r))
+                .cloned()
+                .collect();
             if part.encrypt == Encryption::Luks2 {
                 setup.notices.push(format!(
                     "{at} is encrypted: write each root's /etc/fstab and /etc/crypttab yourself \
@@ -116,8 +142,17 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
                     disk.id,
                     roots.join(", ")
                 ));
-            } else {
-                setup.steps.push(Step::Fstab { pool: at, roots });
+            } else if !made(&at) {
+                setup.notices.push(format!(
+                    "{at} is not made yet: no /etc/fstab is written into {}; provision {} first",
+                    roots.join(", "),
+                    disk.id
+                ));
+            } else if !missing.is_empty() {
+                setup.steps.push(Step::Fstab {
+                    pool: at,
+                    roots: missing,
+                });
             }
         }
     }
@@ -134,8 +169,12 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
         }
     }
     let mut here: Vec<(PartAt, bool)> = Vec::new();
-    for (esp, found) in esps {
-        match found {
+    for (esp, bound) in esps {
+        match bound {
+            Some(_) if !made(&esp) => setup.notices.push(format!(
+                "{esp} is not made yet: it gets no loader; provision {} first",
+                esp.disk
+            )),
             Some((_, is_loop)) => here.push((esp, *is_loop)),
             None => setup.notices.push(format!(
                 "{} was not found: {esp} gets no loader; run `lifeboat esp-sync` and \
@@ -148,14 +187,20 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
         return setup;
     };
     if facts.loader_available {
-        setup.steps.push(Step::Loader { esp: first.clone() });
-        for (other, _) in &here[1..] {
-            setup.steps.push(Step::Mirror {
-                from: first.clone(),
-                to: other.clone(),
-            });
+        let loader_missing = !found.loaders.contains(&first.slot());
+        if loader_missing {
+            setup.steps.push(Step::Loader { esp: first.clone() });
         }
-    } else {
+        for (other, _) in &here[1..] {
+            // A loader installed now changes the first ESP: every mirror is stale then.
+            if loader_missing || !found.mirrors.contains(&other.slot()) {
+                setup.steps.push(Step::Mirror {
+                    from: first.clone(),
+                    to: other.clone(),
+                });
+            }
+        }
+    } else if !found.loaders.contains(&first.slot()) {
         setup.notices.push(format!(
             "this system has no systemd-boot ({}): the ESPs get no loader; install it on \
              {first} yourself, then run `lifeboat esp-sync`",
@@ -164,7 +209,9 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
     }
 
     // The firmware's entries: only for real disks, all of them there, on a UEFI boot.
-    if !facts.efivarfs {
+    if found.entries {
+        // The firmware already boots our ESPs first: nothing to write.
+    } else if !facts.efivarfs {
         setup.notices.push(
             "no efivarfs (not booted through UEFI): no boot entries are written; run \
              `lifeboat boot-entries` from a UEFI boot"
@@ -185,6 +232,20 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
         setup.steps.push(Step::Entries);
     }
     setup
+}
+
+/// Carry out `steps` in order through `run`, stopping at the first that fails: a later
+/// step points at what an earlier one makes (the boot entries at the loader, the mirror at
+/// the first ESP), so going on would leave the firmware booting first into a loader that
+/// is not there. The re-run plans what is still missing and does it.
+pub fn carry_out<E>(
+    steps: &[Step],
+    mut run: impl FnMut(&Step) -> Result<(), E>,
+) -> Result<(), (Step, E)> {
+    for step in steps {
+        run(step).map_err(|e| (step.clone(), e))?;
+    }
+    Ok(())
 }
 
 fn part_at(disk: &str, index: usize, part: &crate::spec::Partition) -> PartAt {
@@ -212,12 +273,37 @@ mod tests {
         Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/atlantis.toml")).unwrap()
     }
 
-    fn facts(written: &[&str], present: &[&str]) -> Facts {
+    /// Bound disks, and the filesystems of the Atlantis spec there (or about to be made),
+    /// nothing of the boot setup on them yet.
+    fn facts(present: &[&str]) -> Facts {
+        let mut filesystems = Vec::new();
+        for id in present {
+            match *id {
+                "disk0" => filesystems.push(("disk0".to_owned(), 1)),
+                "disk1" => filesystems.extend((1..=4).map(|n| ("disk1".to_owned(), n))),
+                _ => {}
+            }
+        }
         Facts {
-            written: written.iter().map(|s| s.to_string()).collect(),
             present: present.iter().map(|s| (s.to_string(), false)).collect(),
             loader_available: true,
             efivarfs: true,
+            on_disk: OnDisk {
+                filesystems,
+                ..OnDisk::default()
+            },
+        }
+    }
+
+    fn roots() -> Vec<String> {
+        vec!["@rootTW".into(), "@rootF41".into(), "@rootNobara".into()]
+    }
+
+    fn pool() -> PartAt {
+        PartAt {
+            disk: "disk1".into(),
+            number: 4,
+            name: "LINPOOL".into(),
         }
     }
 
@@ -231,21 +317,14 @@ mod tests {
 
     #[test]
     fn a_whole_machine_gets_fstabs_loader_mirror_and_entries() {
-        let setup = plan(
-            &atlantis(),
-            &facts(&["disk1", "usb"], &["disk0", "disk1", "usb"]),
-        );
+        let setup = plan(&atlantis(), &facts(&["disk0", "disk1", "usb"]));
         assert_eq!(setup.notices, Vec::<String>::new());
         assert_eq!(
             setup.steps,
             [
                 Step::Fstab {
-                    pool: PartAt {
-                        disk: "disk1".into(),
-                        number: 4,
-                        name: "LINPOOL".into()
-                    },
-                    roots: vec!["@rootTW".into(), "@rootF41".into(), "@rootNobara".into()],
+                    pool: pool(),
+                    roots: roots(),
                 },
                 Step::Loader { esp: esp(0) },
                 Step::Mirror {
@@ -261,14 +340,109 @@ mod tests {
         );
     }
 
+    fn finished() -> Facts {
+        let mut f = facts(&["disk0", "disk1", "usb"]);
+        f.on_disk.fstabs = roots();
+        f.on_disk.loaders = vec![("disk0".into(), 1)];
+        f.on_disk.mirrors = vec![("disk1".into(), 1)];
+        f.on_disk.entries = true;
+        f
+    }
+
     #[test]
-    fn only_the_backup_drive_needs_no_boot_setup() {
-        assert!(plan(&atlantis(), &facts(&["usb"], &["disk0", "disk1", "usb"])).is_empty());
+    fn a_finished_machine_needs_no_boot_setup() {
+        assert!(plan(&atlantis(), &finished()).is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_run_leaves_just_what_is_missing() {
+        // Killed before the boot setup began: the disks are done, nothing of it is there.
+        let mut f = finished();
+        f.on_disk.fstabs.clear();
+        f.on_disk.loaders.clear();
+        f.on_disk.mirrors.clear();
+        f.on_disk.entries = false;
+        assert_eq!(plan(&atlantis(), &f).steps.len(), 4);
+
+        // Killed after the first root's fstab.
+        let mut f = finished();
+        f.on_disk.fstabs = vec!["@rootTW".into()];
+        assert_eq!(
+            plan(&atlantis(), &f).steps,
+            [Step::Fstab {
+                pool: pool(),
+                roots: vec!["@rootF41".into(), "@rootNobara".into()],
+            }]
+        );
+
+        // ESP1 no longer mirrors ESP0 (ESP0's loader was updated since).
+        let mut f = finished();
+        f.on_disk.mirrors.clear();
+        assert_eq!(
+            plan(&atlantis(), &f).steps,
+            [Step::Mirror {
+                from: esp(0),
+                to: esp(1)
+            }]
+        );
+    }
+
+    #[test]
+    fn a_missing_loader_is_installed_and_mirrored_again_even_with_entries_in_place() {
+        // The entries were written once but the loader never arrived (an ESP the kernel
+        // could not mount): the re-run must see it, and the mirror made before is stale.
+        let mut f = finished();
+        f.on_disk.loaders.clear();
+        assert_eq!(
+            plan(&atlantis(), &f).steps,
+            [
+                Step::Loader { esp: esp(0) },
+                Step::Mirror {
+                    from: esp(0),
+                    to: esp(1)
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_step_stops_the_ones_after_it() {
+        let steps = plan(&atlantis(), &facts(&["disk0", "disk1"])).steps;
+        let mut ran = Vec::new();
+        let result = carry_out(&steps, |step| {
+            ran.push(step.clone());
+            match step {
+                Step::Loader { .. } => Err("cannot mount"),
+                _ => Ok(()),
+            }
+        });
+        assert_eq!(result, Err((Step::Loader { esp: esp(0) }, "cannot mount")));
+        assert_eq!(ran.len(), 2, "fstab, then the loader: {ran:?}");
+        assert!(!ran.contains(&Step::Entries));
+        assert!(carry_out(&steps, |_| Ok::<(), ()>(())).is_ok());
+    }
+
+    #[test]
+    fn filesystems_not_made_yet_get_notices_not_steps() {
+        // `--only usb` on a blank disk1: neither the pool nor ESP1 exists.
+        let mut f = facts(&["disk0", "disk1", "usb"]);
+        f.on_disk.filesystems.retain(|(d, _)| d == "disk0");
+        let setup = plan(&atlantis(), &f);
+        assert!(
+            !setup
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Fstab { .. } | Step::Entries)),
+            "{:?}",
+            setup.steps
+        );
+        assert!(setup.notices[0].starts_with("LINPOOL (disk1 partition 4) is not made yet"));
+        assert!(setup.notices[1].starts_with("ESP1 (disk1 partition 1) is not made yet"));
     }
 
     #[test]
     fn without_disk0_the_loader_goes_on_esp1_and_entries_wait() {
-        let setup = plan(&atlantis(), &facts(&["disk1"], &["disk1", "usb"]));
+        let setup = plan(&atlantis(), &facts(&["disk1", "usb"]));
         assert!(setup.steps.contains(&Step::Loader { esp: esp(1) }));
         assert!(!setup.steps.iter().any(|s| matches!(s, Step::Mirror { .. })));
         assert!(!setup.steps.contains(&Step::Entries));
@@ -279,7 +453,7 @@ mod tests {
 
     #[test]
     fn loop_devices_no_efivarfs_and_no_loader_are_notices() {
-        let mut f = facts(&["disk1"], &["disk0", "disk1"]);
+        let mut f = facts(&["disk0", "disk1"]);
         f.present[1].1 = true;
         let setup = plan(&atlantis(), &f);
         assert!(!setup.steps.contains(&Step::Entries));
@@ -307,7 +481,7 @@ mod tests {
         let path = dir.path().join("luks.toml");
         std::fs::write(&path, text).unwrap();
         let spec = Spec::load(&path).unwrap();
-        let setup = plan(&spec, &facts(&["disk1"], &["disk0", "disk1"]));
+        let setup = plan(&spec, &facts(&["disk0", "disk1"]));
         assert!(!setup.steps.iter().any(|s| matches!(s, Step::Fstab { .. })));
         assert!(setup.notices[0].contains("LINPOOL (disk1 partition 4) is encrypted"));
     }

@@ -117,6 +117,39 @@ pub fn spec_esps(
     disks.sort_by_key(|d| !d.preserve);
     let required: Vec<String> = disks.iter().map(|d| d.id.clone()).collect();
     let bindings = super::bind_disks(spec, bound, &required, false)?;
+    esps_of(spec, &bindings, loader)
+}
+
+/// Whether the firmware already has our entry for each ESP of the bound disks, first in
+/// BootOrder (boot-entries would change nothing). False when it cannot be read.
+pub fn firmware_current(spec: &Spec, bindings: &[crate::plan::Binding]) -> bool {
+    let current = || -> Result<bool> {
+        let wanted: Vec<Esp> = esps_of(spec, bindings, crate::cli::DEFAULT_LOADER)?
+            .into_iter()
+            .map(|(esp, _)| esp)
+            .collect();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let (existing, order) = Firmware::open(&mountinfo)?.boot_entries()?;
+        // Only ours are compared here: a stale entry of ours elsewhere is boot-entries' to
+        // tidy, and does not stop these from booting.
+        Ok(entries::plan(&spec.machine.name, &wanted, &existing, &order, &|_| true).is_empty())
+    };
+    current().unwrap_or(false)
+}
+
+/// Each ESP of the spec (the preserved disk's first) on these bound disks, with the
+/// partition's device node.
+fn esps_of(
+    spec: &Spec,
+    bindings: &[crate::plan::Binding],
+    loader: &str,
+) -> Result<Vec<(Esp, std::path::PathBuf)>> {
+    let mut disks: Vec<_> = spec
+        .disks
+        .iter()
+        .filter(|d| d.partitions.iter().any(|p| p.part_type == PartType::Esp))
+        .collect();
+    disks.sort_by_key(|d| !d.preserve);
     let mut out = Vec::new();
     for disk in disks {
         let binding = bindings

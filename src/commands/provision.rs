@@ -3,8 +3,9 @@
 use anyhow::{bail, Context, Result};
 
 use crate::apply::{self, KeySource};
+use crate::boot::setup::Setup;
 use crate::cli::{PlanArgs, ProvisionArgs, Selection};
-use crate::plan::{self, PartRef, Plan, Scope};
+use crate::plan::{self, Binding, PartRef, Plan, Scope};
 use crate::spec::Spec;
 use crate::{runlog, ui};
 
@@ -12,54 +13,89 @@ use super::provision_boot;
 
 /// `lifeboat plan`: print what provision would do. Writes nothing.
 pub fn plan(args: &PlanArgs) -> Result<()> {
-    let (spec, plan) = make_plan(&args.selection)?;
+    let (spec, bindings, plan) = make_plan(&args.selection)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
-        print!("{}", plan.render());
-        print!(
-            "{}",
-            provision_boot::render(&provision_boot::plan(&spec, &plan))
-        );
+        let boot = provision_boot::plan(&spec, &bindings, &plan);
+        print!("{}", show(&plan, &boot));
     }
     Ok(())
+}
+
+/// The disks' steps, then the boot setup's, then one line summing up both.
+fn show(plan: &Plan, boot: &Setup) -> String {
+    let mut out = plan.render_disks();
+    out.push_str(&provision_boot::render(boot));
+    if plan.is_empty() && boot.steps.is_empty() {
+        out.push_str(
+            "\nNothing to do: every selected disk already matches the spec and the boot setup \
+             is done.\n",
+        );
+    } else if plan.is_empty() {
+        out.push_str(&format!(
+            "\nThe disks already match the spec; the boot setup has {} step{} left.\n",
+            boot.steps.len(),
+            if boot.steps.len() == 1 { "" } else { "s" }
+        ));
+    } else {
+        let n = plan.action_count();
+        out.push_str(&format!(
+            "\n{n} step{} on {}{}.\n",
+            if n == 1 { "" } else { "s" },
+            plan.disks
+                .iter()
+                .filter(|d| !d.actions.is_empty())
+                .map(|d| format!("{} ({})", d.id, d.device.display()))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            if boot.steps.is_empty() {
+                String::new()
+            } else {
+                format!(", then {} for the boot setup", boot.steps.len())
+            }
+        ));
+    }
+    out
 }
 
 /// `lifeboat provision`: the plan, a confirmation, then the writes.
 pub fn provision(args: &ProvisionArgs) -> Result<()> {
     let log = runlog::start("provision").ok();
-    let (spec, plan) = make_plan(&args.selection)?;
-    let boot = provision_boot::plan(&spec, &plan);
-    print!("{}", plan.render());
-    print!("{}", provision_boot::render(&boot));
-    if plan.is_empty() || args.dry_run {
+    let (spec, bindings, plan) = make_plan(&args.selection)?;
+    let boot = provision_boot::plan(&spec, &bindings, &plan);
+    print!("{}", show(&plan, &boot));
+    if (plan.is_empty() && boot.steps.is_empty()) || args.dry_run {
         return Ok(());
     }
-    confirm(&plan, args.yes)?;
-
-    let mut steps = ui::Steps::new(plan.action_count());
-    let result = apply::apply(&plan, &mut steps, &mut Prompted);
-    steps.finish();
-    result.context("provisioning stopped; running the same command again finishes the rest")?;
-    println!(
-        "\nDone: {} step{} on {}.",
-        plan.action_count(),
-        if plan.action_count() == 1 { "" } else { "s" },
-        plan.disks
-            .iter()
-            .filter(|d| !d.actions.is_empty())
-            .map(|d| d.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let booted = provision_boot::run(&spec, &args.selection, &boot);
+    if plan.is_empty() {
+        super::confirm_changes(args.yes, "Carry out the boot setup?")?;
+    } else {
+        confirm(&plan, args.yes)?;
+        let mut steps = ui::Steps::new(plan.action_count());
+        let result = apply::apply(&plan, &mut steps, &mut Prompted);
+        steps.finish();
+        result.context("provisioning stopped; running the same command again finishes the rest")?;
+        println!(
+            "\nDone: {} step{} on {}.",
+            plan.action_count(),
+            if plan.action_count() == 1 { "" } else { "s" },
+            plan.disks
+                .iter()
+                .filter(|d| !d.actions.is_empty())
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let booted = provision_boot::run(&spec, &args.selection);
     if let Some(path) = log {
         println!("Log: {}", path.display());
     }
     booted
 }
 
-fn make_plan(sel: &Selection) -> Result<(Spec, Plan)> {
+fn make_plan(sel: &Selection) -> Result<(Spec, Vec<Binding>, Plan)> {
     let spec = Spec::load(&sel.spec)?;
     runlog::line(&format!("spec {}", sel.spec.display()));
     let scope = Scope {
@@ -72,7 +108,7 @@ fn make_plan(sel: &Selection) -> Result<(Spec, Plan)> {
     let plan = plan::plan(&spec, &bindings, &scope, &mut || {
         uuid::Uuid::new_v4().to_string().to_uppercase()
     })?;
-    Ok((spec, plan))
+    Ok((spec, bindings, plan))
 }
 
 /// `--yes`, or the serial of every disk that will be written typed at the prompt.

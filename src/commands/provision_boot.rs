@@ -1,42 +1,58 @@
-//! The end of `lifeboat provision`: carry out the boot setup that [`setup::plan`] made
-//! (fstab into the roots, systemd-boot on the ESPs, the mirror, the boot entries). Each step
-//! runs even when an earlier one failed; the failures are reported together at the end.
+//! The end of `lifeboat provision`: the boot setup that [`setup::plan`] makes from what is
+//! on the disks (fstab into the roots, systemd-boot on the ESPs, the mirror, the boot
+//! entries), carried out in order and stopped at the first step that fails, so that no
+//! boot entry is written for a loader that did not arrive.
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::apply::mount::Mount;
 use crate::blockdev;
 use crate::boot::setup::{self, Facts, PartAt, Setup, Step};
-use crate::boot::{efivars, esp_sync, fstab, loader};
+use crate::boot::{efivars, esp_sync, fstab, loader, on_disk};
 use crate::cli::{BootEntriesArgs, EspSyncArgs, Selection, DEFAULT_LOADER};
-use crate::plan::{Binding, Plan};
+use crate::plan::{Action, Binding, Plan};
 use crate::runlog;
-use crate::spec::Spec;
+use crate::spec::{PartType, Spec};
 
-/// What the plan and this system tell about the boot setup.
-pub fn facts(plan: &Plan) -> Facts {
+/// What the disks (with `pending` still to be carried out) and this system tell about the
+/// boot setup.
+pub fn facts(spec: &Spec, bindings: &[Binding], pending: &Plan) -> Facts {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let loader = std::fs::read(loader::SYSTEMD_BOOT).ok();
+    let present: Vec<(String, bool)> = bindings
+        .iter()
+        .map(|b| (b.id.clone(), b.device.kernel_name.starts_with("loop")))
+        .collect();
+    let efivarfs =
+        esp_sync::mount_fstype(&mountinfo, Path::new(efivars::EFIVARS)) == Some("efivarfs");
+    let mut on_disk = on_disk::probe(spec, bindings, pending, loader.as_deref());
+    // The firmware is asked only where entries could be written at all, and not for a disk
+    // that gets a new table (its ESP's partition GUID changes, so no entry matches yet).
+    let esp_disks: Vec<&str> = spec
+        .disks
+        .iter()
+        .filter(|d| d.partitions.iter().any(|p| p.part_type == PartType::Esp))
+        .map(|d| d.id.as_str())
+        .collect();
+    let new_table = pending.disks.iter().any(|d| {
+        esp_disks.contains(&d.id.as_str())
+            && d.actions
+                .iter()
+                .any(|a| matches!(a, Action::CreateGpt { .. } | Action::WipeDisk { .. }))
+    });
+    let all_real = esp_disks
+        .iter()
+        .all(|id| present.iter().any(|(p, is_loop)| p == id && !is_loop));
+    if efivarfs && all_real && !new_table {
+        on_disk.entries = super::boot_entries::firmware_current(spec, bindings);
+    }
     Facts {
-        written: plan
-            .disks
-            .iter()
-            .filter(|d| !d.actions.is_empty())
-            .map(|d| d.id.clone())
-            .collect(),
-        present: plan
-            .disks
-            .iter()
-            .map(|d| {
-                let is_loop =
-                    blockdev::kernel_name(&d.device).is_ok_and(|name| name.starts_with("loop"));
-                (d.id.clone(), is_loop)
-            })
-            .collect(),
-        loader_available: Path::new(loader::SYSTEMD_BOOT).is_file(),
-        efivarfs: esp_sync::mount_fstype(&mountinfo, Path::new(efivars::EFIVARS))
-            == Some("efivarfs"),
+        present,
+        loader_available: loader.is_some(),
+        efivarfs,
+        on_disk,
     }
 }
 
@@ -58,14 +74,19 @@ pub fn render(setup: &Setup) -> String {
     out
 }
 
-/// Carry out the steps, on the disks as they are after provisioning.
-pub fn run(spec: &Spec, sel: &Selection, setup: &Setup) -> Result<()> {
-    if setup.steps.is_empty() {
-        return Ok(());
-    }
+/// Plan the boot setup again from the disks as they are now and carry it out. Re-probing
+/// here is the one extra look the steps really need: provisioning just made the tables,
+/// filesystems and subvolumes that the setup works on, and the probe made before it saw
+/// none of them. Stops at the first step that fails, with one sentence naming it.
+pub fn run(spec: &Spec, sel: &Selection) -> Result<()> {
+    crate::apply::pause_at("pause-before:boot-setup");
     let bindings = super::bind_disks(spec, &sel.disks, &[], true)?;
-    let mut failed = Vec::new();
-    for step in &setup.steps {
+    let done = Plan {
+        spec: spec.file.clone(),
+        disks: Vec::new(),
+    };
+    let setup = setup::plan(spec, &facts(spec, &bindings, &done));
+    let result = setup::carry_out(&setup.steps, |step| {
         println!("\nBoot setup: {}", step.describe());
         runlog::line(&format!("boot setup: {}", step.describe()));
         let result = match step {
@@ -80,23 +101,23 @@ pub fn run(spec: &Spec, sel: &Selection, setup: &Setup) -> Result<()> {
                 yes: true,
             }),
         };
-        if let Err(err) = result {
-            let said = crate::ui::error_sentence(&err);
-            println!("  failed: {said}");
-            runlog::line(&format!("failed: {said}"));
-            failed.push(step.describe());
+        if let Err(err) = &result {
+            runlog::line(&format!("failed: {}", crate::ui::error_sentence(err)));
         }
-    }
-    if !failed.is_empty() {
-        bail!(
-            "the disks are provisioned, but {} of the boot setup failed ({}); the messages \
-             above say why",
-            if failed.len() == 1 {
-                "one step".to_owned()
-            } else {
-                format!("{} steps", failed.len())
-            },
-            failed.join("; ")
+        result
+    });
+    if let Err((step, err)) = result {
+        let later = setup.steps.iter().skip_while(|s| **s != step).count() - 1;
+        anyhow::bail!(
+            "the boot setup stopped at \"{}\": {}{}; running the same command again \
+             retries it",
+            step.describe(),
+            crate::ui::error_sentence(&err),
+            match later {
+                0 => String::new(),
+                1 => " (the step after it was not done)".to_owned(),
+                n => format!(" (the {n} steps after it were not done)"),
+            }
         );
     }
     Ok(())
@@ -165,7 +186,7 @@ fn mirror(spec: &Spec, bindings: &[Binding], from: &PartAt, to: &PartAt) -> Resu
     result
 }
 
-/// The setup for this plan (see [`setup::plan`]).
-pub fn plan(spec: &Spec, plan: &Plan) -> Setup {
-    setup::plan(spec, &facts(plan))
+/// The setup the disks need once `pending` is carried out (see [`setup::plan`]).
+pub fn plan(spec: &Spec, bindings: &[Binding], pending: &Plan) -> Setup {
+    setup::plan(spec, &facts(spec, bindings, pending))
 }

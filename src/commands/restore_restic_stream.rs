@@ -16,6 +16,7 @@ use crate::restore::inventory::{self, Point};
 use crate::restore::record::Record;
 use crate::restore::select::{self, Chain, When};
 use crate::restore::{points, stream, META};
+use crate::single_component::SingleComponent;
 use crate::spec::{human, Spec};
 
 pub(super) struct StreamSource {
@@ -23,7 +24,7 @@ pub(super) struct StreamSource {
     snapshot: Snapshot,
     chains: Vec<Chain>,
     /// (path in the snapshot, the subvolume name its stream makes).
-    names: Vec<(String, String)>,
+    names: Vec<(String, SingleComponent)>,
     sizes: Vec<(String, u64)>,
 }
 
@@ -81,7 +82,7 @@ impl StreamSource {
                     p.parent_uuid = h.parent.map(|(u, _)| u);
                     names.push((p.path.clone(), h.name));
                 }
-                Err(why) => p.note = Some(format!("unreadable: {why}")),
+                Err(note) => p.note = Some(note),
             }
         }
         inventory::link_parents(&mut points);
@@ -99,6 +100,17 @@ impl StreamSource {
             bail!("the stream files in restic are of no subvolume of the spec");
         }
         let chains = select::select(&inv, &wanted, when, META)?;
+        let refused = chains.iter().flat_map(|c| &c.points).find_map(|p| {
+            let note = p.note.as_deref()?.strip_prefix("refused: ")?;
+            Some((p, note))
+        });
+        if let Some((p, why)) = refused {
+            bail!(
+                "{}: {why}; lifeboat refuses this backup, nothing was written \
+                 (docs/restore.md: what lifeboat refuses)",
+                p.path
+            );
+        }
         let mut sizes = Vec::new();
         for p in chains.iter().flat_map(|c| &c.points) {
             let size = p.size.unwrap_or(0);
@@ -121,7 +133,22 @@ impl StreamSource {
 }
 
 /// The first command of a stream file in restic: `restic dump` stopped after the head.
+/// The error is the point's note: `refused: …` (a hostile subvolume name, not passed over
+/// like a damaged stream) or `unreadable: …`.
 fn head(restic: &Restic, id: &str, p: &Point) -> Result<stream::StreamHead, String> {
+    read_head(restic, id, p)
+        .map_err(|e| format!("unreadable: {e}"))?
+        .map_err(|e| match e {
+            stream::StreamError::Name(..) => format!("refused: {e}"),
+            e => format!("unreadable: {e}"),
+        })
+}
+
+fn read_head(
+    restic: &Restic,
+    id: &str,
+    p: &Point,
+) -> Result<Result<stream::StreamHead, stream::StreamError>, String> {
     use std::io::Read;
     let cmd = restic.cmd(&["dump", id, p.path.as_str()]);
     let mut running = cmd.spawn(false, true).map_err(|e| e.to_string())?;
@@ -137,7 +164,7 @@ fn head(restic: &Restic, id: &str, p: &Point) -> Result<stream::StreamHead, Stri
         .read_to_end(&mut bytes);
     running.kill();
     read.map_err(|e| e.to_string())?;
-    stream::head(&bytes).map_err(|e| e.to_string())
+    Ok(stream::head(&bytes))
 }
 
 impl RestoreSource for StreamSource {

@@ -16,6 +16,7 @@ use crate::restore::plan::{Canonical, Found, SubvolPlan, Target, SNAPSHOTS};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::{self, Chain, When};
 use crate::restore::{self as r, BACKUP_LABEL, META};
+use crate::single_component::SingleComponent;
 use crate::spec::{human, Spec};
 use crate::ui;
 
@@ -142,6 +143,13 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
                         &mut |b| bar.set(b),
                     );
                     bar.finish();
+                    if let Err(pipe::PipeError::Refused(why)) = &checked {
+                        bail!(
+                            "{}: {why}; lifeboat refuses this backup, nothing was written \
+                             (docs/restore.md: what lifeboat refuses)",
+                            p.path
+                        );
+                    }
                     let t = checked.with_context(|| {
                         format!("{} is damaged or unreadable; nothing was written", p.path)
                     })?;
@@ -302,7 +310,7 @@ impl Opened {
 
 /// A point on the backup drive mounted at `usb`: its bytes, and the name `btrfs receive`
 /// gives what it makes.
-fn on_drive(usb: &Path, point: &Point) -> Result<(Opened, String)> {
+fn on_drive(usb: &Path, point: &Point) -> Result<(Opened, SingleComponent)> {
     let src = usb.join(&point.path);
     Ok(match point.kind {
         Kind::Stream => {
@@ -312,11 +320,9 @@ fn on_drive(usb: &Path, point: &Point) -> Result<(Opened, String)> {
             (Opened::File(src, point.compressed), name)
         }
         Kind::Btrbk | Kind::Snapper => {
-            let name = src
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+            let base = point.path.rsplit('/').next().unwrap_or_default();
+            let name = SingleComponent::new(base)
+                .map_err(|why| anyhow::anyhow!("{}: the name {base:?} {why}", point.path))?;
             (Opened::Subvolume(src), name)
         }
     })
@@ -329,7 +335,7 @@ pub(super) fn receive_all(
     chains: &[Chain],
     stamp: &str,
     sizes: &[(String, u64)],
-    open: &dyn Fn(&Point) -> Result<(Opened, String)>,
+    open: &dyn Fn(&Point) -> Result<(Opened, SingleComponent)>,
 ) -> Result<()> {
     let snapshots = top.join(SNAPSHOTS);
     std::fs::create_dir_all(&snapshots).context("making @snapshots")?;
@@ -358,9 +364,16 @@ pub(super) fn receive_all(
                 .find(|(path, _)| *path == rcv.point.path)
                 .map(|(_, s)| *s);
             let mut bar = ui::Bytes::new(&rcv.name, total);
-            let sink = Cmd::new("btrfs").args(["receive", "-q"]).arg(&snapshots);
+            let sink = pipe::receive_into(&snapshots);
             let moved = pipe::stream(source, &sink, &mut |b| bar.set(b));
             bar.finish();
+            if let Err(pipe::PipeError::Refused(why)) = &moved {
+                bail!(
+                    "{}: {why}; lifeboat refuses this backup and stopped the receive before \
+                     that command (move the file away, docs/restore.md: what lifeboat refuses)",
+                    rcv.point.path
+                );
+            }
             let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
             if incoming != rcv.name {
                 // Within one directory: a read-only subvolume cannot change directories.

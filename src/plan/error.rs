@@ -53,6 +53,16 @@ pub enum PlanError {
     },
     #[error("{id} ({}) is read-only: the kernel refuses writes to it (a write-protect switch, `blockdev --setro`, or a loop device attached with `losetup -r`); make it writable (`blockdev --setrw {}`) or bind another device", device.display(), device.display())]
     ReadOnly { id: String, device: PathBuf },
+    #[error("{id} ({}) has {sector_size}-byte sectors, and partition {number} \"{name}\" ({}) is too small for FAT32 in such sectors: it needs at least {}; make it bigger in the spec", device.display(), human(*size), human(*needed))]
+    FatTooSmall {
+        id: String,
+        device: PathBuf,
+        number: u32,
+        name: String,
+        size: u64,
+        sector_size: u64,
+        needed: u64,
+    },
     #[error("{id} ({}) already holds {what}, which provisioning would destroy; to replace it, pass --wipe {id} (or set wipe = true for {id} in the spec) and confirm", device.display())]
     WouldDestroy {
         id: String,

@@ -9,6 +9,12 @@ const ALIGN_BYTES: u64 = 1 << 20;
 /// A GPT partition entry array always holds 128 entries of 128 bytes.
 const ENTRY_ARRAY_BYTES: u64 = 128 * 128;
 
+/// The smallest FAT32 in sectors of this size: 65525 clusters, and a cluster is at least one
+/// sector (33 MiB with 512-byte sectors, 264 MiB with 4096-byte ones).
+pub fn fat32_min_bytes(sector_size: u64) -> u64 {
+    (33 << 20) * (sector_size / 512).max(1)
+}
+
 /// The usable LBA range of a GPT disk (first, last inclusive).
 pub fn usable_lbas(size: u64, sector: u64) -> (u64, u64) {
     let entries = ENTRY_ARRAY_BYTES.div_ceil(sector);

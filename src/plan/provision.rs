@@ -193,6 +193,18 @@ fn plan_disk(
                     }
                     dp.notes.push(format!("DESTROYS {what}"));
                 }
+                let fat_floor = super::layout::fat32_min_bytes(dev.sector_size);
+                if fs == FsKind::Vfat && pref.size < fat_floor {
+                    return Err(PlanError::FatTooSmall {
+                        id: disk.id.clone(),
+                        device: dev.path.clone(),
+                        number: pref.number,
+                        name: pref.name.clone(),
+                        size: pref.size,
+                        sector_size: dev.sector_size,
+                        needed: fat_floor,
+                    });
+                }
                 if in_luks {
                     fs_actions.push(Action::LuksFormat {
                         partition: pref.clone(),

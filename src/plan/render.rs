@@ -9,12 +9,7 @@ use super::{Action, DiskPlan, PartRef, Plan};
 impl Plan {
     /// The plan as text: each disk, what is known of it, and its numbered steps.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "Plan for {}", self.spec.display());
-        for d in &self.disks {
-            render_disk(&mut out, d);
-        }
-        let _ = writeln!(out);
+        let mut out = self.render_disks();
         if self.is_empty() {
             let _ = writeln!(
                 out,
@@ -34,6 +29,20 @@ impl Plan {
                     .join(" and ")
             );
         }
+        out
+    }
+}
+
+impl Plan {
+    /// Each disk and its steps, without the closing line (for a caller that has more steps
+    /// to show before it sums up).
+    pub fn render_disks(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Plan for {}", self.spec.display());
+        for d in &self.disks {
+            render_disk(&mut out, d);
+        }
+        let _ = writeln!(out);
         out
     }
 }

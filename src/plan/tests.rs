@@ -626,6 +626,33 @@ fn four_k_sectors_keep_mib_alignment() {
 }
 
 #[test]
+fn a_fat_too_small_for_4096_byte_sectors_is_refused_before_anything_is_written() {
+    let text = include_str!("../../configs/atlantis.toml");
+    // disk1's ESP (the second 512MiB in the file) at 100 MiB: FAT32 in 512-byte sectors.
+    let at = text.match_indices("size = \"512MiB\"").nth(1).unwrap().0;
+    let text = format!(
+        "{}size = \"100MiB\"{}",
+        &text[..at],
+        &text[at + "size = \"512MiB\"".len()..]
+    );
+    let spec = crate::spec::Spec::parse(std::path::Path::new("small-esp.toml"), &text).unwrap();
+    let scope = Scope {
+        only: vec!["disk1".into()],
+        ..Scope::default()
+    };
+    let d512 = blank_device("sdb", TB2);
+    assert!(plan(&spec, &[bound("disk1", d512)], &scope, &mut counter()).is_ok());
+    let mut d4k = blank_device("nvme1n1", TB2);
+    d4k.sector_size = 4096;
+    let err = plan(&spec, &[bound("disk1", d4k)], &scope, &mut counter()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "disk1 (/dev/nvme1n1) has 4096-byte sectors, and partition 1 \"ESP1\" (100 MiB) is too \
+         small for FAT32 in such sectors: it needs at least 264 MiB; make it bigger in the spec"
+    );
+}
+
+#[test]
 fn plan_serialises_to_json() {
     let (d1, usb) = fresh();
     let p = plan_for(&[bound("disk1", d1), bound("usb", usb)], &Scope::default()).unwrap();

@@ -13,6 +13,8 @@ pub fn points(ls_json: &str, host: &str) -> Vec<Point> {
         .filter(|n| n.kind == "file" && n.path.contains(&dir))
         .filter_map(|n| {
             let (name, compressed) = points::raw_stream(&n.name)?;
+            // The subvolume is joined onto the pool's top: one path component or nothing.
+            crate::single_component::check(&name.subvol).ok()?;
             Some(Point {
                 subvol: name.subvol,
                 kind: Kind::Stream,

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::points::{self, Epoch};
 use super::stream;
 use crate::exec::{Cmd, ExecError};
+use crate::single_component;
 
 /// A point older than this is worth a warning: backups have stopped.
 pub const STALE_AFTER_SECS: i64 = 7 * 86_400;
@@ -102,14 +103,25 @@ pub fn parse_subvolume_list(text: &str) -> Vec<SubvolRow> {
 
 /// What a subvolume is, if it is a restore point: btrbk names directly in one of `dirs`
 /// (relative, "" for the top), snapper snapshots `<dirs>/<subvol>/.snapshots/<N>/snapshot`.
-/// `info_xml(path of <N>)` reads snapper's description of snapshot N.
+/// `info_xml(path of <N>)` reads snapper's description of snapshot N. The second list
+/// warns of points passed over because a name in them is not one path component (the
+/// subvolume a point restores is joined onto the pool's top).
 pub fn classify(
     rows: &[SubvolRow],
     dirs: &[String],
     info_xml: &dyn Fn(&str) -> Option<String>,
-) -> Vec<Point> {
+) -> (Vec<Point>, Vec<String>) {
     let mut out = Vec::new();
+    let mut warnings = Vec::new();
     for row in rows {
+        if let Some((part, why)) = row
+            .path
+            .split('/')
+            .find_map(|part| single_component::check(part).err().map(|why| (part, why)))
+        {
+            warnings.push(misnamed(&row.path, part, why));
+            continue;
+        }
         let (dir, base) = match row.path.rsplit_once('/') {
             Some((d, b)) => (d, b),
             None => ("", row.path.as_str()),
@@ -130,7 +142,10 @@ pub fn classify(
         };
         if dirs.iter().any(|d| d == dir) {
             if let Some(name) = points::btrbk(base) {
-                out.push(point(name.subvol, Kind::Btrbk, name.time, name.seq, None));
+                match single_component::check(&name.subvol) {
+                    Ok(()) => out.push(point(name.subvol, Kind::Btrbk, name.time, name.seq, None)),
+                    Err(why) => warnings.push(misnamed(&row.path, &name.subvol, why)),
+                }
             }
             continue;
         }
@@ -149,6 +164,10 @@ pub fn classify(
         };
         let (owner_dir, subvol) = owner.rsplit_once('/').unwrap_or(("", owner));
         if !dirs.iter().any(|d| d == owner_dir) {
+            continue;
+        }
+        if let Err(why) = single_component::check(subvol) {
+            warnings.push(misnamed(&row.path, subvol, why));
             continue;
         }
         let xml = info_xml(dir);
@@ -172,7 +191,17 @@ pub fn classify(
             )),
         }
     }
-    out
+    (out, warnings)
+}
+
+/// The warning for a point passed over because of a name in its path.
+fn misnamed(path: &str, name: &str, why: single_component::NameError) -> String {
+    format!(
+        "{} is not used as a restore point: the name \"{}\" {why} (each name must be one \
+         path component)",
+        path.escape_debug(),
+        name.escape_debug()
+    )
 }
 
 /// Fill in each point's `parent`: the point whose UUID, or received UUID, is its parent
@@ -287,19 +316,25 @@ pub fn scan(
         .arg(top)
         .read()?;
     let rows = parse_subvolume_list(&list);
-    let mut found = classify(&rows, dirs, &|dir| {
+    let (mut found, mut warnings) = classify(&rows, dirs, &|dir| {
         std::fs::read_to_string(top.join(dir).join("info.xml")).ok()
     });
     let raw = format!("raw-snapshots/{host}");
-    found.extend(streams(top, &raw)?);
+    found.extend(streams(top, &raw, &mut warnings)?);
     link_parents(&mut found);
     let mut looked_in = dirs.to_vec();
     looked_in.push(raw);
-    Ok(group(looked_in, found, now))
+    let mut inv = group(looked_in, found, now);
+    inv.warnings.splice(0..0, warnings);
+    Ok(inv)
 }
 
 /// Stream files in `top/dir` (none when it does not exist).
-fn streams(top: &Path, dir: &str) -> Result<Vec<Point>, InventoryError> {
+fn streams(
+    top: &Path,
+    dir: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Point>, InventoryError> {
     let read_err = |path: &Path, source| InventoryError::Read {
         path: path.display().to_string(),
         source,
@@ -317,6 +352,10 @@ fn streams(top: &Path, dir: &str) -> Result<Vec<Point>, InventoryError> {
         let Some((name, compressed)) = points::raw_stream(&file) else {
             continue;
         };
+        if let Err(why) = single_component::check(&name.subvol) {
+            warnings.push(misnamed(&format!("{dir}/{file}"), &name.subvol, why));
+            continue;
+        }
         let path = entry.path();
         let size = entry.metadata().map_err(|e| read_err(&path, e))?.len();
         let mut point = Point {
@@ -338,6 +377,11 @@ fn streams(top: &Path, dir: &str) -> Result<Vec<Point>, InventoryError> {
                 point.uuid = Some(head.uuid);
                 point.parent_uuid = head.parent.map(|(u, _)| u);
             }
+            // Not passed over like a damaged stream: chosen, the preflight refuses it by
+            // name, instead of quietly restoring an older point.
+            Err(HeadError::Stream(why @ stream::StreamError::Name(..))) => {
+                point.note = Some(format!("refused: {why}"))
+            }
             Err(why) => point.note = Some(format!("unreadable: {why}")),
         }
         out.push(point);
@@ -345,20 +389,27 @@ fn streams(top: &Path, dir: &str) -> Result<Vec<Point>, InventoryError> {
     Ok(out)
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Stream(#[from] stream::StreamError),
+}
+
 /// The head of a stream file (plain or zstd).
-pub fn read_head(path: &Path, compressed: bool) -> Result<stream::StreamHead, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+pub fn read_head(path: &Path, compressed: bool) -> Result<stream::StreamHead, HeadError> {
+    let file = std::fs::File::open(path)?;
     let mut bytes = Vec::with_capacity(stream::HEAD_BYTES);
     let reader: Box<dyn Read> = if compressed {
-        Box::new(zstd::stream::read::Decoder::new(file).map_err(|e| e.to_string())?)
+        Box::new(zstd::stream::read::Decoder::new(file)?)
     } else {
         Box::new(file)
     };
     reader
         .take(stream::HEAD_BYTES as u64)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    stream::head(&bytes).map_err(|e| e.to_string())
+        .read_to_end(&mut bytes)?;
+    Ok(stream::head(&bytes)?)
 }
 
 #[cfg(test)]
@@ -412,7 +463,7 @@ ID 261 gen 16 top level 5 parent_uuid - received_uuid - uuid - path <FS_TREE>/@h
                     .to_owned()
             })
         };
-        let mut pts = classify(&parse_subvolume_list(LIST), &dirs(), &xml);
+        let mut pts = classify(&parse_subvolume_list(LIST), &dirs(), &xml).0;
         link_parents(&mut pts);
         let got: Vec<(&str, Kind, &str, Option<&str>)> = pts
             .iter()
@@ -466,7 +517,7 @@ ID 261 gen 16 top level 5 parent_uuid - received_uuid - uuid - path <FS_TREE>/@h
             note: None,
         };
         // The received snapshot carries the sent UUID as its received_uuid.
-        let mut pts = classify(&parse_subvolume_list(LIST), &dirs(), &|_| None);
+        let mut pts = classify(&parse_subvolume_list(LIST), &dirs(), &|_| None).0;
         pts.push(stream("raw/a.btrfs", 4, Some(3)));
         pts.push(stream("raw/b.btrfs", 5, Some(4)));
         pts.push(stream("raw/c.btrfs", 6, Some(2)));
@@ -489,8 +540,37 @@ ID 261 gen 16 top level 5 parent_uuid - received_uuid - uuid - path <FS_TREE>/@h
     }
 
     #[test]
+    fn names_that_are_not_one_component_are_passed_over_with_a_warning() {
+        // ".." and "..." before the stamp make the subvolumes "." and ".."; a newline in
+        // a subvolume's name could forge a line of `btrfs subvolume list`.
+        let list = "\
+ID 256 gen 12 top level 5 parent_uuid - received_uuid - uuid - path atlantis/..20261120T0300
+ID 257 gen 12 top level 5 parent_uuid - received_uuid - uuid - path atlantis/...20261120T0300
+ID 258 gen 12 top level 5 parent_uuid - received_uuid - uuid - path atlantis/../.snapshots/3/snapshot
+ID 259 gen 12 top level 5 parent_uuid - received_uuid - uuid - path /@home.20261120T0300
+ID 260 gen 12 top level 5 parent_uuid - received_uuid - uuid - path atlantis/@home.20261120T0300
+";
+        let (pts, warnings) = classify(&parse_subvolume_list(list), &dirs(), &|_| None);
+        let got: Vec<&str> = pts.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(got, ["atlantis/@home.20261120T0300"]);
+        assert_eq!(
+            warnings,
+            [
+                "atlantis/..20261120T0300 is not used as a restore point: the name \".\" is \
+                 not a name (each name must be one path component)",
+                "atlantis/...20261120T0300 is not used as a restore point: the name \"..\" \
+                 is not a name (each name must be one path component)",
+                "atlantis/../.snapshots/3/snapshot is not used as a restore point: the name \
+                 \"..\" is not a name (each name must be one path component)",
+                "/@home.20261120T0300 is not used as a restore point: the name \"\" is empty \
+                 (each name must be one path component)",
+            ]
+        );
+    }
+
+    #[test]
     fn newest_first_and_stale_subvolumes_warned() {
-        let pts = classify(&parse_subvolume_list(LIST), &dirs(), &|_| None);
+        let pts = classify(&parse_subvolume_list(LIST), &dirs(), &|_| None).0;
         let nov20 = points::btrbk("x.20261120T0300").unwrap().time;
         let inv = group(dirs(), pts.clone(), nov20 + 86_400);
         let home = &inv.subvols[0];

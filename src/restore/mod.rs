@@ -1,7 +1,8 @@
 //! Restoring the machine from its backups: which restore points exist ([`points`] by name,
 //! [`inventory`] on the backup drive), which of them a restore uses ([`select`]), what it
 //! does on the target pool ([`plan`]), the record of the filesystems' UUIDs ([`record`]),
-//! the send | receive pipe with its progress ([`pipe`]), file trees copied ([`tree`]) and
+//! the send | receive pipe with its progress ([`pipe`]) and the check of every command
+//! that passes through it ([`stream_check`]), file trees copied ([`tree`]) and
 //! the checks of a restored root ([`verify`]).
 
 pub mod inventory;
@@ -11,6 +12,7 @@ pub mod points;
 pub mod record;
 pub mod select;
 pub mod stream;
+pub mod stream_check;
 pub mod tree;
 pub mod verify;
 

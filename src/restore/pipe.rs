@@ -3,7 +3,9 @@
 //! the backup drive (plain or zstd) takes the place of `btrfs send`.
 //!
 //! The copy is a plain read/write loop over 1 MiB buffers with 1 MiB pipes; `cargo xtask
-//! bench restore-usb` measures it against a bare `btrfs send | btrfs receive`.
+//! bench restore-usb` measures it against a bare `btrfs send | btrfs receive`. Every chunk
+//! is checked by [`StreamCheck`] before it is written on: a command that would write outside
+//! the subvolume never reaches the receiver, whichever source the stream comes from.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -11,6 +13,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Instant;
 
+use super::stream_check::{Refusal, StreamCheck};
 use crate::exec::{Cmd, ExecError};
 
 /// Where a point's stream comes from.
@@ -35,6 +38,10 @@ pub enum PipeError {
     },
     #[error("the receiving side stopped after {bytes} bytes: {receive}")]
     Receive { bytes: u64, receive: ExecError },
+    /// The stream would write outside its subvolume (or cannot be checked); the receiver
+    /// was stopped before it got the command.
+    #[error("{0}")]
+    Refused(Refusal),
 }
 
 /// How much went through, and how fast.
@@ -121,6 +128,7 @@ pub fn stream(
     grow_pipe(&input);
     let mut buf = vec![0u8; CHUNK];
     let mut bytes = 0u64;
+    let mut check = StreamCheck::new();
     let copied: Result<(), PipeError> = loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break Ok(()),
@@ -133,6 +141,9 @@ pub fn stream(
                 })
             }
         };
+        if let Err(refusal) = check.feed(&buf[..n]) {
+            break Err(PipeError::Refused(refusal));
+        }
         if input.write_all(&buf[..n]).is_err() {
             // The receiver quit; its exit status and stderr say why (below).
             break Ok(());
@@ -140,6 +151,15 @@ pub fn stream(
         bytes += n as u64;
         progress(bytes);
     };
+    if let Err(PipeError::Refused(refusal)) = copied {
+        // Killed, not given EOF: at a command boundary EOF would make receive finish the
+        // subvolume and mark it complete.
+        receive.kill();
+        if let Some(s) = sender {
+            s.kill();
+        }
+        return Err(PipeError::Refused(refusal));
+    }
     drop(input);
     drop(reader);
     let received = receive.finish();
@@ -158,6 +178,16 @@ pub fn stream(
         bytes,
         secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// `btrfs receive` into `dir`, confined to it: `--chroot` makes `dir` the receiver's `/`,
+/// so whatever a path or symlink in the stream says, it cannot reach the rest of the
+/// system. (Parents and clone sources are still found: receive opens the filesystem's top
+/// before it changes root.)
+pub fn receive_into(dir: &Path) -> Cmd {
+    Cmd::new("btrfs")
+        .args(["receive", "-q", "--chroot"])
+        .arg(dir)
 }
 
 /// 1 MiB pipes instead of 64 KiB: fewer wake-ups between send, lifeboat and receive.

@@ -9,6 +9,8 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::single_component::{NameError, SingleComponent};
+
 const MAGIC: &[u8] = b"btrfs-stream\0";
 const CMD_SUBVOL: u16 = 1;
 const CMD_SNAPSHOT: u16 = 2;
@@ -24,8 +26,9 @@ pub const HEAD_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StreamHead {
     pub version: u32,
-    /// The subvolume's name as it will be received.
-    pub name: String,
+    /// The subvolume's name as it will be received: one path component, since lifeboat
+    /// joins it onto the receive directory.
+    pub name: SingleComponent,
     /// The UUID of the sent subvolume: the received one gets it as received_uuid.
     pub uuid: Uuid,
     pub ctransid: u64,
@@ -43,6 +46,12 @@ pub enum StreamError {
     FirstCommand(u16),
     #[error("the stream's first command lacks its {0}")]
     Missing(&'static str),
+    /// Worded as [`super::stream_check`] words it: the whole-stream check says the same.
+    #[error(
+        "command 1 ({0}) names its subvolume \"{1}\", which {2}: a subvolume name must be \
+         one path component"
+    )]
+    Name(&'static str, String, NameError),
 }
 
 /// Parse the head of a stream from its first bytes ([`HEAD_BYTES`] is always enough).
@@ -69,7 +78,7 @@ pub fn head(bytes: &[u8]) -> Result<StreamHead, StreamError> {
         let data = attrs.get(4..4 + n).ok_or(StreamError::Truncated)?;
         let as_u64 = || data.try_into().ok().map(u64::from_le_bytes);
         match ty {
-            ATTR_PATH => name = Some(String::from_utf8_lossy(data).into_owned()),
+            ATTR_PATH => name = Some(data),
             ATTR_UUID => uuid = Uuid::from_slice(data).ok(),
             ATTR_CTRANSID => ctransid = as_u64(),
             ATTR_CLONE_UUID => clone_uuid = Uuid::from_slice(data).ok(),
@@ -86,9 +95,24 @@ pub fn head(bytes: &[u8]) -> Result<StreamHead, StreamError> {
     } else {
         None
     };
+    let raw = name.ok_or(StreamError::Missing("path"))?;
+    let command = if kind == CMD_SNAPSHOT {
+        "snapshot"
+    } else {
+        "subvol"
+    };
+    let refused = |why| {
+        StreamError::Name(
+            command,
+            String::from_utf8_lossy(raw).escape_debug().to_string(),
+            why,
+        )
+    };
+    let name = std::str::from_utf8(raw).map_err(|_| refused(NameError::NotUtf8))?;
+    let name = SingleComponent::new(name).map_err(refused)?;
     Ok(StreamHead {
         version,
-        name: name.ok_or(StreamError::Missing("path"))?,
+        name,
         uuid: uuid.ok_or(StreamError::Missing("UUID"))?,
         ctransid: ctransid.ok_or(StreamError::Missing("ctransid"))?,
         parent,
@@ -132,7 +156,7 @@ mod tests {
             ],
         );
         let h = head(&full).unwrap();
-        assert_eq!(h.name, "@home.20261120T0300");
+        assert_eq!(h.name.as_str(), "@home.20261120T0300");
         assert_eq!(h.uuid, Uuid::from_bytes(U1));
         assert_eq!((h.version, h.ctransid, h.parent), (1, 7, None));
 
@@ -165,5 +189,21 @@ mod tests {
             ],
         );
         assert_eq!(head(&no_parent), Err(StreamError::Missing("parent UUID")));
+        let absolute = stream(
+            CMD_SUBVOL,
+            &[
+                attr(ATTR_PATH, b"/mnt/other/@home"),
+                attr(ATTR_UUID, &U1),
+                attr(ATTR_CTRANSID, &7u64.to_le_bytes()),
+            ],
+        );
+        assert_eq!(
+            head(&absolute),
+            Err(StreamError::Name(
+                "subvol",
+                "/mnt/other/@home".into(),
+                NameError::Slash
+            ))
+        );
     }
 }

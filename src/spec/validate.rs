@@ -11,13 +11,13 @@ use toml::Spanned;
 
 use super::model::{DiskSpec, MatchRules as MatchSpec, PartitionSpec, SpecFile, SubvolumeSpec};
 use super::*;
+use crate::single_component::NameError;
 
 const MIB: u64 = 1 << 20;
 /// GPT stores partition names as 36 UTF-16 code units.
 const GPT_NAME_MAX: usize = 36;
 /// Characters a FAT short name — and so a FAT volume label — cannot hold.
 const FAT_FORBIDDEN: &str = "\"*+,./:;<=>?[\\]|";
-const SUBVOLUME_NAME_MAX: usize = 255;
 
 pub(super) fn parse(file: &Path, text: &str) -> Result<Spec, SpecError> {
     let raw: SpecFile = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
@@ -149,6 +149,16 @@ impl<'a> Checker<'a> {
             return Err(self.err(
                 0..0,
                 "the spec describes no disk: add at least one [[disk]] table",
+            ));
+        }
+        // The host names a directory on the backup drive (`<host>/`, `raw-snapshots/<host>/`).
+        if let Err(why) = crate::single_component::check(&raw.machine.host) {
+            return Err(self.err(
+                host_span(self.text),
+                format!(
+                    "host \"{}\" {why}: it names one directory on the backup drive, like \"atlantis\"",
+                    raw.machine.host.escape_debug()
+                ),
             ));
         }
         for dir in &raw.machine.backup_dirs {
@@ -684,21 +694,14 @@ impl<'a> Checker<'a> {
     ) -> Result<Subvolume, SpecError> {
         let name = sv.name.get_ref().clone();
         let span = sv.name.span();
-        let problem = if name.is_empty() {
-            Some("subvolume name must not be empty".to_owned())
-        } else if name.contains('/') {
-            Some(format!("subvolume name \"{name}\" cannot contain '/'"))
-        } else if name == "." || name == ".." {
-            Some(format!("subvolume name \"{name}\" is not a name"))
-        } else if name.chars().any(char::is_control) {
-            Some(format!(
-                "subvolume name {name:?} contains a control character"
-            ))
-        } else if name.len() > SUBVOLUME_NAME_MAX {
-            Some(format!(
-                "subvolume name \"{name}\" is {} bytes long; Btrfs allows {SUBVOLUME_NAME_MAX}",
-                name.len()
-            ))
+        let problem = match crate::single_component::check(&name) {
+            Err(NameError::Empty) => Some("subvolume name must not be empty".to_owned()),
+            Err(why @ NameError::Control) => Some(format!("subvolume name {name:?} {why}")),
+            Err(why) => Some(format!("subvolume name \"{name}\" {why}")),
+            Ok(()) => None,
+        };
+        let problem = if problem.is_some() {
+            problem
         } else {
             names.get(&name).map(|first| {
                 format!(
@@ -776,6 +779,19 @@ fn comparable(need: u64, min: u64) -> (String, String) {
         .unwrap_or(("KB", 1e3));
     let show = |b: u64| format!("{:.2} {unit}", b as f64 / scale);
     (show(need), show(min))
+}
+
+/// Where the value of `[machine] host` is (the model keeps the plain string).
+fn host_span(text: &str) -> Range<usize> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        machine: HostOnly,
+    }
+    #[derive(serde::Deserialize)]
+    struct HostOnly {
+        host: Spanned<String>,
+    }
+    toml::from_str::<File>(text).map_or(0..0, |f| f.machine.host.span())
 }
 
 fn pos(at: Location) -> String {
@@ -1120,6 +1136,30 @@ mod tests {
             "t.toml:4:23: backup_dirs entry \"../x\" must be a directory on the backup drive \
              relative to its top, like \"old-host\" (no leading /, no . or ..)"
         );
+    }
+
+    #[test]
+    fn host_is_one_directory_name() {
+        let spec = |host: &str| {
+            format!("[machine]\nname = \"T\"\nhost = \"{host}\"\n[[disk]]\nid = \"a\"\n")
+        };
+        let error = |host: &str| parse_text(&spec(host)).unwrap_err().to_string();
+        assert_eq!(
+            error("../../x"),
+            "t.toml:3:8: host \"../../x\" cannot contain '/': it names one directory on the \
+             backup drive, like \"atlantis\""
+        );
+        assert_eq!(
+            error("/srv"),
+            "t.toml:3:8: host \"/srv\" cannot contain '/': it names one directory on the \
+             backup drive, like \"atlantis\""
+        );
+        assert_eq!(
+            error(".."),
+            "t.toml:3:8: host \"..\" is not a name: it names one directory on the backup \
+             drive, like \"atlantis\""
+        );
+        assert!(error("").starts_with("t.toml:3:8: host \"\" is empty"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod s3;
+pub mod send_stream;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -158,7 +159,19 @@ pub struct Loop {
 
 impl Loop {
     pub fn attach(image: &Path) -> Loop {
-        let out = run(&["losetup", "--find", "--show", image.to_str().unwrap()]);
+        Loop::attach_with_sectors(image, 512)
+    }
+
+    /// With this logical sector size (`losetup -b 4096`: a 4Kn disk).
+    pub fn attach_with_sectors(image: &Path, sector_size: u32) -> Loop {
+        let out = run(&[
+            "losetup",
+            "--find",
+            "--show",
+            "--sector-size",
+            &sector_size.to_string(),
+            image.to_str().unwrap(),
+        ]);
         let dev = PathBuf::from(out.trim());
         // A loop device detached without `partx -d` leaves its partitions behind in the
         // kernel; the next image on that device must not inherit them.

@@ -112,6 +112,7 @@ pub fn write(
         &mut file,
         layout.esp_offset,
         layout.esp_len,
+        SECTOR,
         id.label,
         id.volume_id,
     )

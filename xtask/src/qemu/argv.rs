@@ -20,12 +20,21 @@ pub struct Machine<'a> {
     pub vars: &'a Path,
     /// A per-run copy of the rescue image (raw); `None`: the stick is pulled.
     pub stick: Option<&'a Path>,
-    /// (id, qcow2 file, serial), in the order the guest should see them.
-    pub disks: Vec<(&'a str, &'a Path, &'a str)>,
+    /// In the order the guest should see them.
+    pub disks: Vec<Drive<'a>>,
     pub memory_mib: u32,
     pub cpus: u32,
     /// The port on 127.0.0.1 of the scenario's S3 server, if it has one.
     pub s3_port: Option<u16>,
+}
+
+/// One of the scenario's disks.
+pub struct Drive<'a> {
+    pub id: &'a str,
+    pub file: &'a Path,
+    pub serial: &'a str,
+    /// 512, or 4096 for a 4Kn disk (logical and physical).
+    pub block_size: u32,
 }
 
 pub fn argv(m: &Machine<'_>) -> Vec<String> {
@@ -72,12 +81,23 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
             format!("usb-storage,bus=xhci.0,drive=stick,bootindex=0,serial={STICK_SERIAL}"),
         ]);
     }
-    for (id, file, serial) in &m.disks {
+    for d in &m.disks {
+        let sectors = match d.block_size {
+            512 => String::new(),
+            n => format!(",logical_block_size={n},physical_block_size={n}"),
+        };
         a.extend([
             "-drive".into(),
-            format!("if=none,id=disk-{id},format=qcow2,file={}", file.display()),
+            format!(
+                "if=none,id=disk-{},format=qcow2,file={}",
+                d.id,
+                d.file.display()
+            ),
             "-device".into(),
-            format!("virtio-blk-pci,drive=disk-{id},serial={serial}"),
+            format!(
+                "virtio-blk-pci,drive=disk-{},serial={}{sectors}",
+                d.id, d.serial
+            ),
         ]);
     }
     a
@@ -87,14 +107,39 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn drive<'a>(id: &'a str, file: &'a str, serial: &'a str, block_size: u32) -> Drive<'a> {
+        Drive {
+            id,
+            file: Path::new(file),
+            serial,
+            block_size,
+        }
+    }
+
+    #[test]
+    fn a_4kn_disk_has_4096_byte_sectors_logical_and_physical() {
+        let a = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: None,
+            disks: vec![drive("disk1", "/run/disk1.qcow2", "ATLANTIS-DISK1", 4096)],
+            memory_mib: 1024,
+            cpus: 1,
+            s3_port: None,
+        });
+        assert!(a.contains(
+            &"virtio-blk-pci,drive=disk-disk1,serial=ATLANTIS-DISK1,logical_block_size=4096,physical_block_size=4096"
+                .to_owned()
+        ));
+    }
+
     #[test]
     fn the_machine_is_tcg_with_ovmf_and_serial_disks() {
         let a = argv(&Machine {
             vars: Path::new("/run/vars.fd"),
             stick: Some(Path::new("/run/stick.img")),
             disks: vec![
-                ("disk0", Path::new("/run/disk0.qcow2"), "ATLANTIS-DISK0"),
-                ("usb", Path::new("/run/usb.qcow2"), "ATLANTIS-USB"),
+                drive("disk0", "/run/disk0.qcow2", "ATLANTIS-DISK0", 512),
+                drive("usb", "/run/usb.qcow2", "ATLANTIS-USB", 512),
             ],
             memory_mib: 1536,
             cpus: 2,
@@ -118,6 +163,10 @@ mod tests {
             .unwrap();
         assert!(disk0 < usb, "disks keep the scenario's order");
         assert!(a.contains(&"if=none,id=disk-usb,format=qcow2,file=/run/usb.qcow2".to_owned()));
+        assert!(
+            !line.contains("block_size"),
+            "512-byte disks keep QEMU's default"
+        );
         // Every option is its own argument: nothing for a shell to split.
         assert!(a.iter().all(|x| !x.starts_with(' ') && !x.ends_with(' ')));
     }
@@ -145,7 +194,7 @@ mod tests {
         let a = argv(&Machine {
             vars: Path::new("/run/vars.fd"),
             stick: None,
-            disks: vec![("disk1", Path::new("/run/disk1.qcow2"), "ATLANTIS-DISK1")],
+            disks: vec![drive("disk1", "/run/disk1.qcow2", "ATLANTIS-DISK1", 512)],
             memory_mib: 1024,
             cpus: 2,
             s3_port: None,

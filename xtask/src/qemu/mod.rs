@@ -192,7 +192,12 @@ pub fn run_scenario(
             stick: boot.stick.then_some(stick.as_path()),
             disks: disks
                 .iter()
-                .map(|(d, _, f)| (d.id.as_str(), f.as_path(), d.serial.as_str()))
+                .map(|(d, _, f)| argv::Drive {
+                    id: d.id.as_str(),
+                    file: f.as_path(),
+                    serial: d.serial.as_str(),
+                    block_size: d.logical_block_size,
+                })
                 .collect(),
             memory_mib: scenario.memory_mib,
             // One vCPU: with two, the guest's efibootmgr (EFI variable reads and writes

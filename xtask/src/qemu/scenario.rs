@@ -107,6 +107,13 @@ pub struct Disk {
     /// guest may write elsewhere on the disk (files on the factory ESP), never here.
     #[serde(default)]
     pub unchanged_partitions: Vec<u32>,
+    /// The logical (and physical) sector size the guest sees: 512, or 4096 for a 4Kn disk.
+    #[serde(default = "default_block_size")]
+    pub logical_block_size: u32,
+}
+
+fn default_block_size() -> u32 {
+    512
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -264,6 +271,26 @@ impl Scenario {
                     disk.bytes
                 );
             }
+            match disk.logical_block_size {
+                512 => {}
+                4096 if disk.content == Content::Blank => {}
+                4096 => bail!(
+                    "disk `{}`: logical_block_size = 4096 needs content = \"blank\" (the other contents are laid out in 512-byte sectors)",
+                    disk.id
+                ),
+                other => bail!(
+                    "disk `{}`: logical_block_size = {other} must be 512 or 4096",
+                    disk.id
+                ),
+            }
+            if disk.bytes % u64::from(disk.logical_block_size) != 0 {
+                bail!(
+                    "disk `{}`: bytes = {} must be a multiple of its logical_block_size {}",
+                    disk.id,
+                    disk.bytes,
+                    disk.logical_block_size
+                );
+            }
         }
         Ok(())
     }
@@ -372,6 +399,20 @@ serial = "ATLANTIS-DISK1"
                     "serial = \"ATLANTIS-DISK1\"\nunchanged_partitions = [1]",
                 ),
                 "blank disk has no partitions",
+            ),
+            (
+                GOOD.replace(
+                    "serial = \"ATLANTIS-DISK1\"",
+                    "serial = \"ATLANTIS-DISK1\"\nlogical_block_size = 1024",
+                ),
+                "logical_block_size = 1024 must be 512 or 4096",
+            ),
+            (
+                GOOD.replace(
+                    "unchanged = true",
+                    "unchanged = true\nlogical_block_size = 4096",
+                ),
+                "logical_block_size = 4096 needs content = \"blank\"",
             ),
         ];
         for (text, said) in cases {
