@@ -1,10 +1,13 @@
 //! The QEMU command line of a scenario machine (pure). A q35 PC with OVMF, the rescue stick
-//! on USB (as people boot it), the scenario's disks on virtio with their serial numbers,
-//! no network unless the scenario has an S3 server (then user-mode networking with
-//! `restrict=on`: the guest reaches nothing but [`S3_GUEST`], forwarded to that server on
-//! 127.0.0.1), the serial console on stdout. Always TCG: /dev/kvm hangs QEMU here.
+//! on USB (as people boot it), the scenario's disks on their buses (virtio unless they say)
+//! with their serial numbers, no network unless the scenario has an S3 server or a NIC
+//! (then user-mode networking with `restrict=on` and QEMU's DHCP: the guest reaches nothing
+//! but [`S3_GUEST`], forwarded to that server on 127.0.0.1), the serial console on stdout.
+//! Always TCG: /dev/kvm hangs QEMU here.
 
 use std::path::Path;
+
+use super::scenario::Bus;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -26,6 +29,8 @@ pub struct Machine<'a> {
     pub cpus: u32,
     /// The port on 127.0.0.1 of the scenario's S3 server, if it has one.
     pub s3_port: Option<u16>,
+    /// The NIC model when the scenario names one (else virtio-net-pci, with S3 only).
+    pub nic: Option<&'a str>,
 }
 
 /// One of the scenario's disks.
@@ -35,6 +40,7 @@ pub struct Drive<'a> {
     pub serial: &'a str,
     /// 512, or 4096 for a 4Kn disk (logical and physical).
     pub block_size: u32,
+    pub bus: Bus,
 }
 
 pub fn argv(m: &Machine<'_>) -> Vec<String> {
@@ -56,13 +62,15 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
     .map(str::to_owned)
     .to_vec();
     a.push("-nic".into());
-    a.push(match m.s3_port {
+    let model = m.nic.unwrap_or("virtio-net-pci");
+    a.push(match (m.s3_port, m.nic) {
         // `cmd:` starts one nc per guest connection; a `tcp:` chardev would be a single
         // stream that every connection of the guest (restic opens several) shares.
-        Some(port) => format!(
-            "user,model=virtio-net-pci,restrict=on,guestfwd=tcp:{S3_GUEST}-cmd:nc -N 127.0.0.1 {port}"
+        (Some(port), _) => format!(
+            "user,model={model},restrict=on,guestfwd=tcp:{S3_GUEST}-cmd:nc -N 127.0.0.1 {port}"
         ),
-        None => "none".into(),
+        (None, Some(_)) => format!("user,model={model},restrict=on"),
+        (None, None) => "none".into(),
     });
     a.extend(["-m".into(), m.memory_mib.to_string()]);
     a.extend(["-smp".into(), m.cpus.to_string()]);
@@ -81,24 +89,50 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
             format!("usb-storage,bus=xhci.0,drive=stick,bootindex=0,serial={STICK_SERIAL}"),
         ]);
     }
+    // One controller of each kind the disks need; the stick's xhci serves USB disks too.
+    if m.disks.iter().any(|d| d.bus == Bus::Sata) {
+        a.extend(["-device".into(), "ahci,id=ahci".into()]);
+    }
+    if m.disks.iter().any(|d| d.bus == Bus::Scsi) {
+        a.extend(["-device".into(), "megasas-gen2,id=hba".into()]);
+    }
+    let mut sata_port = 0;
     for d in &m.disks {
         let sectors = match d.block_size {
             512 => String::new(),
             n => format!(",logical_block_size={n},physical_block_size={n}"),
         };
+        let (id, serial) = (d.id, d.serial);
         a.extend([
             "-drive".into(),
             format!(
-                "if=none,id=disk-{},format=qcow2,file={}",
-                d.id,
+                "if=none,id=disk-{id},format=qcow2,file={}",
                 d.file.display()
             ),
-            "-device".into(),
-            format!(
-                "virtio-blk-pci,drive=disk-{},serial={}{sectors}",
-                d.id, d.serial
-            ),
         ]);
+        let drive = format!("drive=disk-{id},serial={serial}{sectors}");
+        let devices = match d.bus {
+            Bus::Virtio => vec![format!("virtio-blk-pci,{drive}")],
+            Bus::Nvme => vec![format!("nvme,id=nvme-{id},{drive}")],
+            Bus::Sata => {
+                sata_port += 1;
+                vec![format!("ide-hd,bus=ahci.{},{drive}", sata_port - 1)]
+            }
+            Bus::Scsi => vec![format!("scsi-hd,bus=hba.0,{drive}")],
+            Bus::UsbStorage => vec![format!("usb-storage,bus=xhci.0,{drive}")],
+            // The bridge's USB serial is the disk's; the SCSI disk behind it answers VPD
+            // page 0x80 with another, as many real bridges pass the inner disk's through.
+            Bus::UsbUas => vec![
+                format!("usb-uas,bus=xhci.0,id=uas-{id},serial={serial}"),
+                format!(
+                    "scsi-hd,bus=uas-{id}.0,scsi-id=0,lun=0,drive=disk-{id},serial=VPD-{}{sectors}",
+                    &serial[..serial.len().min(16)]
+                ),
+            ],
+        };
+        for dev in devices {
+            a.extend(["-device".into(), dev]);
+        }
     }
     a
 }
@@ -113,6 +147,7 @@ mod tests {
             file: Path::new(file),
             serial,
             block_size,
+            bus: Bus::Virtio,
         }
     }
 
@@ -125,6 +160,7 @@ mod tests {
             memory_mib: 1024,
             cpus: 1,
             s3_port: None,
+            nic: None,
         });
         assert!(a.contains(
             &"virtio-blk-pci,drive=disk-disk1,serial=ATLANTIS-DISK1,logical_block_size=4096,physical_block_size=4096"
@@ -144,6 +180,7 @@ mod tests {
             memory_mib: 1536,
             cpus: 2,
             s3_port: None,
+            nic: None,
         });
         let line = a.join(" ");
         assert!(line.contains("-accel tcg,thread=multi"), "{line}");
@@ -180,6 +217,7 @@ mod tests {
             memory_mib: 1024,
             cpus: 1,
             s3_port: Some(41234),
+            nic: None,
         });
         let nic = a.iter().position(|x| x == "-nic").unwrap();
         assert_eq!(
@@ -198,9 +236,49 @@ mod tests {
             memory_mib: 1024,
             cpus: 2,
             s3_port: None,
+            nic: None,
         })
         .join(" ");
         assert!(!a.contains("usb-storage") && !a.contains("id=stick"), "{a}");
         assert!(a.contains("serial=ATLANTIS-DISK1"), "{a}");
+    }
+
+    #[test]
+    fn disks_on_every_bus_each_with_its_serial() {
+        let on = |id, serial, bus| Drive {
+            bus,
+            ..drive(id, "/run/d.qcow2", serial, 512)
+        };
+        let a = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: None,
+            disks: vec![
+                on("n", "SN-NVME", Bus::Nvme),
+                on("s", "SN-SATA", Bus::Sata),
+                on("t", "SN-SATA2", Bus::Sata),
+                on("h", "SN-HBA", Bus::Scsi),
+                on("u", "SN-USB", Bus::UsbStorage),
+                on("a", "SN-UAS", Bus::UsbUas),
+            ],
+            memory_mib: 1024,
+            cpus: 1,
+            s3_port: None,
+            nic: Some("e1000e"),
+        });
+        let has = |x: &str| a.iter().any(|y| y == x);
+        assert!(has("nvme,id=nvme-n,drive=disk-n,serial=SN-NVME"), "{a:?}");
+        assert!(has("ahci,id=ahci"));
+        assert!(has("ide-hd,bus=ahci.0,drive=disk-s,serial=SN-SATA"));
+        assert!(has("ide-hd,bus=ahci.1,drive=disk-t,serial=SN-SATA2"));
+        assert!(has("megasas-gen2,id=hba"));
+        assert!(has("scsi-hd,bus=hba.0,drive=disk-h,serial=SN-HBA"));
+        assert!(has("usb-storage,bus=xhci.0,drive=disk-u,serial=SN-USB"));
+        assert!(has("usb-uas,bus=xhci.0,id=uas-a,serial=SN-UAS"));
+        assert!(has(
+            "scsi-hd,bus=uas-a.0,scsi-id=0,lun=0,drive=disk-a,serial=VPD-SN-UAS"
+        ));
+        assert_eq!(a.iter().filter(|x| *x == "-nic").count(), 1);
+        assert!(has("user,model=e1000e,restrict=on"), "{a:?}");
+        assert!(!a.iter().any(|x| x.contains("guestfwd")));
     }
 }

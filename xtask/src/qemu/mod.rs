@@ -197,6 +197,7 @@ pub fn run_scenario(
                     file: f.as_path(),
                     serial: d.serial.as_str(),
                     block_size: d.logical_block_size,
+                    bus: d.bus,
                 })
                 .collect(),
             memory_mib: scenario.memory_mib,
@@ -205,6 +206,7 @@ pub fn run_scenario(
             // boot-entries); one vCPU boots the scenarios as fast.
             cpus: 1,
             s3_port: s3.as_ref().map(|s| s.port),
+            nic: scenario.nic.as_deref(),
         };
         let args = argv::argv(&machine);
         let log_path = if boots == 1 {

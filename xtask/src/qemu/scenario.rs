@@ -24,6 +24,9 @@ pub struct Scenario {
     pub disks: Vec<Disk>,
     /// Buckets of an S3 server the guest reaches at http://10.0.2.100/ (none: no network).
     pub s3_buckets: Vec<String>,
+    /// The guest's NIC model (QEMU's name: `e1000e`, `virtio-net-pci`) on user networking
+    /// with DHCP; without it the guest has a NIC only when there are `s3_buckets`.
+    pub nic: Option<String>,
     /// Boots of the same machine, one after another: disks and firmware variables (boot
     /// entries, BootOrder) carry over from one to the next.
     pub boots: Vec<Boot>,
@@ -83,6 +86,8 @@ struct File {
     boots: Vec<Boot>,
     #[serde(default)]
     s3_buckets: Vec<String>,
+    #[serde(default)]
+    nic: Option<String>,
 }
 
 fn default_memory() -> u32 {
@@ -110,6 +115,30 @@ pub struct Disk {
     /// The logical (and physical) sector size the guest sees: 512, or 4096 for a 4Kn disk.
     #[serde(default = "default_block_size")]
     pub logical_block_size: u32,
+    /// Where the disk is attached (see [`Bus`]).
+    #[serde(default)]
+    pub bus: Bus,
+}
+
+/// The controller a scenario disk hangs on; each gives the guest the serial its own way
+/// (virtio-blk's serial, the NVMe controller's, ATA IDENTIFY, SCSI VPD page 0x80, the USB
+/// descriptor).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bus {
+    #[default]
+    Virtio,
+    /// An NVMe controller of its own.
+    Nvme,
+    /// A port of an AHCI controller (`ide-hd`).
+    Sata,
+    /// A drive behind a MegaRAID SAS HBA (`megasas-gen2`, the guest's megaraid_sas).
+    Scsi,
+    /// USB mass storage, bulk-only (`usb-storage`).
+    UsbStorage,
+    /// USB attached SCSI (`usb-uas`); the SCSI disk behind the bridge gets another serial,
+    /// as many bridges report the disk's own.
+    UsbUas,
 }
 
 fn default_block_size() -> u32 {
@@ -186,6 +215,7 @@ impl Scenario {
             memory_mib: file.memory_mib,
             disks: file.disks,
             s3_buckets: file.s3_buckets,
+            nic: file.nic,
             boots,
         };
         scenario.check()?;
@@ -222,6 +252,11 @@ impl Scenario {
             }
             if n == 0 && !boot.stick {
                 bail!("boot 1 has no stick: nothing would be on the disks to boot");
+            }
+        }
+        if let Some(nic) = &self.nic {
+            if nic.is_empty() || !nic.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                bail!("nic `{nic}` must be a QEMU NIC model name (e1000e, virtio-net-pci)");
             }
         }
         if let Some(blank) = self.forbid.iter().find(|e| e.trim().is_empty()) {
@@ -419,6 +454,24 @@ serial = "ATLANTIS-DISK1"
             let err = format!("{:#}", Scenario::parse("x", &text).unwrap_err());
             assert!(err.contains(said), "{said}: {err}");
         }
+    }
+
+    #[test]
+    fn buses_and_the_nic() {
+        let text = format!(
+            "{GOOD}bus = \"usb-uas\"\n[[disk]]\nid = \"d2\"\nbytes = 1_000_000_000\nserial = \"S2\"\nbus = \"nvme\"\n"
+        );
+        let s = Scenario::parse("x", &format!("nic = \"e1000e\"\n{text}")).unwrap();
+        assert_eq!(s.disks[0].bus, Bus::Virtio);
+        assert_eq!(s.disks[1].bus, Bus::UsbUas);
+        assert_eq!(s.disks[2].bus, Bus::Nvme);
+        assert_eq!(s.nic.as_deref(), Some("e1000e"));
+        assert!(Scenario::parse("x", &text.replace("nvme", "firewire")).is_err());
+        let err = format!(
+            "{:#}",
+            Scenario::parse("x", &format!("nic = \"e1000e,x=1\"\n{text}")).unwrap_err()
+        );
+        assert!(err.contains("NIC model"), "{err}");
     }
 
     #[test]
