@@ -35,6 +35,8 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     /// Values (passwords, keys) replaced by `***` in what is logged and in errors.
     secrets: Vec<String>,
+    /// Killed (SIGKILL) by the kernel when lifeboat dies: see [`Cmd::die_with_parent`].
+    die_with_parent: bool,
 }
 
 /// What a finished program printed.
@@ -53,6 +55,7 @@ impl Cmd {
             envs: Vec::new(),
             stdin: None,
             secrets: Vec::new(),
+            die_with_parent: false,
         }
     }
 
@@ -91,6 +94,38 @@ impl Cmd {
             self.secrets.push(value);
         }
         self
+    }
+
+    /// The program is killed when lifeboat dies, however it dies (SIGKILL, the OOM killer,
+    /// a closed console): a `restic restore` or a `restic dump` feeding a receive must not
+    /// go on writing into a pool that a re-run is about to clean up.
+    pub fn die_with_parent(mut self) -> Cmd {
+        self.die_with_parent = true;
+        self
+    }
+
+    /// PR_SET_PDEATHSIG in the child, between fork and exec.
+    fn bind_lifetime(&self, command: &mut Command) {
+        if !self.die_with_parent {
+            return;
+        }
+        let parent = nix::unistd::getpid();
+        // SAFETY: the closure runs in the forked child before exec, where only
+        // async-signal-safe calls are allowed: it makes two system calls (prctl, getppid)
+        // and allocates nothing, takes no lock, touches no state shared with other threads.
+        // The signal comes when the *thread* that forked exits; lifeboat spawns these from
+        // threads that wait for them, so that is when lifeboat is gone too.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(command, move || {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+                // Died between fork and prctl: no signal will come, so do not start.
+                if nix::unistd::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
     }
 
     fn redact(&self, text: &str) -> String {
@@ -135,6 +170,7 @@ impl Cmd {
             } else {
                 Stdio::null()
             });
+        self.bind_lifetime(&mut command);
         let mut child = command.spawn().map_err(|source| self.io_error(source))?;
         if let (Some(bytes), Some(mut pipe)) = (&self.stdin, child.stdin.take()) {
             // A program that exits without reading all of stdin is not an error here;
@@ -193,14 +229,15 @@ impl Cmd {
                 Stdio::null()
             }
         };
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(pipe_or_null(stdin))
             .stdout(pipe_or_null(stdout))
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| self.io_error(source))?;
+            .stderr(Stdio::piped());
+        self.bind_lifetime(&mut command);
+        let mut child = command.spawn().map_err(|source| self.io_error(source))?;
         let mut err_pipe = child.stderr.take();
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
@@ -379,6 +416,76 @@ mod tests {
             err.contains("bad key ***") && !err.contains("hunter22"),
             "{err}"
         );
+    }
+
+    /// The test binary, started again as the parent of a `sleep` that dies with it (or not).
+    const PARENT_ROLE: &str = "LIFEBOAT_TEST_SPAWN_SLEEP";
+
+    #[test]
+    fn parent_role() {
+        let Some(bind) = std::env::var_os(PARENT_ROLE) else {
+            return;
+        };
+        let mut cmd = Cmd::new("sleep").arg("600");
+        if bind == "1" {
+            cmd = cmd.die_with_parent();
+        }
+        let running = cmd.spawn(false, false).unwrap();
+        // On its own line: libtest prints the test's name without a newline first.
+        println!("\nchild-pid={}", running.child.id());
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
+
+    /// Start the parent, read its child's pid, SIGKILL the parent (no drop handler runs),
+    /// and say whether the child is still there a moment later.
+    fn child_outlives_a_killed_parent(bind: bool) -> bool {
+        use std::io::BufRead;
+        let mut parent = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "exec::tests::parent_role",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(PARENT_ROLE, if bind { "1" } else { "0" })
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(parent.stdout.take().unwrap());
+        let pid: i32 = out
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.strip_prefix("child-pid=")
+                    .and_then(|p| p.trim().parse().ok())
+            })
+            .expect("the parent names its child");
+        parent.kill().unwrap();
+        parent.wait().unwrap();
+        let alive = |pid: i32| {
+            // A zombie waiting for init to reap it is gone for this purpose.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit_once(") ")
+                    .is_some_and(|(_, r)| !r.starts_with('Z'))
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let outlived = alive(pid);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        outlived
+    }
+
+    #[test]
+    fn a_bound_child_dies_with_lifeboat() {
+        assert!(!child_outlives_a_killed_parent(true));
+        // Without it, the child would go on: the test sees the difference.
+        assert!(child_outlives_a_killed_parent(false));
     }
 
     #[test]

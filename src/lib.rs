@@ -7,6 +7,7 @@ pub mod blockdev;
 pub mod boot;
 pub mod cli;
 pub mod commands;
+pub mod disklock;
 pub mod exec;
 pub mod plan;
 pub mod probe;

@@ -416,6 +416,35 @@ fn pool_mount(d: &Disks) -> common::Mount {
     common::Mount::new(Path::new(&format!("{}p4", d.disk1.dev.display())), "btrfs")
 }
 
+/// The pids of the `restic` processes whose parent is `parent` (from /proc).
+fn restic_children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if head.ends_with("(restic") && ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Running (a zombie that init has yet to reap is not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, r)| !r.starts_with('Z'))
+    })
+}
+
 #[test]
 fn restore_from_restic_onto_a_blank_disk_then_an_older_snapshot_and_a_rerun_after_a_kill() {
     let s = setup();
@@ -498,9 +527,29 @@ fn restore_from_restic_onto_a_blank_disk_then_an_older_snapshot_and_a_rerun_afte
         if mounted {
             let busy = watch.path().join("@home.lifeboat-partial").exists();
             common::run(&["umount", watch.path().to_str().unwrap()]);
-            if busy {
+            // restic stopped, so that it cannot finish on its own: only its parent's death
+            // can end it (SIGKILL reaches a stopped process).
+            let restics = restic_children(child.id());
+            if busy && !restics.is_empty() {
+                for pid in &restics {
+                    common::run(&["kill", "-STOP", &pid.to_string()]);
+                }
                 child.kill().unwrap();
                 killed = true;
+                let gone = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while restics.iter().any(|p| alive(*p)) && std::time::Instant::now() < gone {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                let left: Vec<u32> = restics.iter().copied().filter(|p| alive(*p)).collect();
+                for pid in &left {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
+                assert!(
+                    left.is_empty(),
+                    "restic {left:?} outlived the killed lifeboat"
+                );
                 break;
             }
         }
@@ -579,6 +628,128 @@ fn restore_from_restic_onto_a_blank_disk_then_an_older_snapshot_and_a_rerun_afte
     let pool = pool_mount(&d);
     let d = common::diff(&monday, &common::manifest(&pool.path().join("@home")));
     assert!(d.is_empty(), "@home differs from Monday's snapshot: {d:#?}");
+}
+
+/// A snapshot that holds /home and Atlantis-meta beside a big directory no subvolume
+/// takes, and no snapshot of /: the restore leaves @rootTW out and says so (as from the
+/// backup drive), and counts only what it restores against a pool too small for the whole
+/// snapshot. A path mapped onto the big directory is refused for room, before any write.
+#[test]
+fn restore_from_restic_skips_a_path_no_snapshot_holds_and_counts_only_restored_paths() {
+    let s = setup();
+    let src = s.dir.path().join("src");
+    fill(&src, "monday");
+    let root = src.join("root").display().to_string();
+    let big = src.join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    // 400 MiB of zeros (sparse, and one chunk in restic): more than the pool below holds.
+    std::fs::File::create(big.join("disk.img"))
+        .unwrap()
+        .set_len(400 << 20)
+        .unwrap();
+    let spec_text = std::fs::read_to_string(&s.spec)
+        .unwrap()
+        .replace("\"/\" = \"@rootTW\"", &format!("\"{root}\" = \"@rootTW\""))
+        .replace(
+            "\"/home\" = \"@home\"",
+            &format!("\"{root}/home\" = \"@home\""),
+        )
+        .replace(
+            "\"/mnt/Atlantis-meta\" = \"Atlantis-meta\"",
+            &format!("\"{}\" = \"Atlantis-meta\"", src.join("meta").display()),
+        )
+        // A pool of about 300 MiB on the 2 TB disk: the swap takes the rest.
+        .replace("size = \"64GiB\"", "size = \"1905500MiB\"")
+        .replace("min_size = \"1900GB\"", "min_size = \"2000GB\"");
+    std::fs::write(&s.spec, &spec_text).unwrap();
+    let spec = s.spec.to_str().unwrap();
+    s.backups(); // init (+ two unrelated snapshots)
+    restic(
+        &s.vars(),
+        &[
+            "backup",
+            "-q",
+            "--host",
+            "atlantis",
+            "--tag",
+            "LINUX",
+            &format!("{root}/home"),
+            src.join("meta").to_str().unwrap(),
+            big.to_str().unwrap(),
+        ],
+    );
+    let home = common::manifest(&src.join("root/home"));
+
+    let d = disks();
+    let (d0, d1) = (
+        format!("disk0={}", d.disk0.dev.display()),
+        format!("disk1={}", d.disk1.dev.display()),
+    );
+    let out = lifeboat(
+        &[],
+        &[
+            "restore", spec, "--from", "restic", "--latest", "--disk", &d0, "--disk", &d1, "--yes",
+        ],
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "@rootTW: no snapshot holds {root}; it stays as provisioning makes it (empty)"
+        )),
+        "{text}"
+    );
+    {
+        let pool = pool_mount(&d);
+        let p = pool.path();
+        let diff = common::diff(&home, &common::manifest(&p.join("@home")));
+        assert!(
+            diff.is_empty(),
+            "@home differs from the snapshot: {diff:#?}"
+        );
+        assert!(p.join("Atlantis-meta/boot/boot/vmlinuz-6.1").is_file());
+        // @rootTW as provisioning made it: there, and empty.
+        let list = common::run(&["btrfs", "subvolume", "list", p.to_str().unwrap()]);
+        assert!(list.contains("path @rootTW\n"), "{list}");
+        assert_eq!(std::fs::read_dir(p.join("@rootTW")).unwrap().count(), 0);
+    }
+
+    // The big directory mapped onto a subvolume: it does not fit, and nothing is written.
+    let before = common::run(&["sha256sum", &format!("{}p4", d.disk1.dev.display())]);
+    let spec_big = s.dir.path().join("atlantis-big.toml");
+    std::fs::write(
+        &spec_big,
+        spec_text.replace(
+            "[restic.paths]\n",
+            &format!("[restic.paths]\n\"{}\" = \"@rootF41\"\n", big.display()),
+        ),
+    )
+    .unwrap();
+    let out = lifeboat(
+        &[],
+        &[
+            "restore",
+            spec_big.to_str().unwrap(),
+            "--from",
+            "restic",
+            "--latest",
+            "--subvol",
+            "@rootF41",
+            "--disk",
+            &d0,
+            "--disk",
+            &d1,
+            "--yes",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("hold about 400 MiB") && err.contains("not enough room"),
+        "{err}"
+    );
+    let after = common::run(&["sha256sum", &format!("{}p4", d.disk1.dev.display())]);
+    assert_eq!(before, after, "the pool was written");
 }
 
 #[test]

@@ -262,3 +262,68 @@ fn inventory_lists_btrbk_snapper_and_stream_points_with_their_chains() {
         "{text}"
     );
 }
+
+/// Names of the shape of a btrbk point with a multi-byte character where the digits are
+/// (the byte offsets a time is read at fall inside it): not points, and no panic, neither
+/// on the backup drive nor after `--at`.
+#[test]
+fn names_with_multibyte_characters_are_not_points() {
+    const ODD: &str = "20261120T12345ü6789";
+    let dir = tempfile::tempdir().unwrap();
+    let usb = Loop::attach(&Image::sparse(dir.path(), "usb.img", USB).path);
+    let usb_arg = format!("usb={}", usb.dev.display());
+    let spec = spec_path();
+    let spec = spec.to_str().unwrap();
+    let out = lifeboat(&[
+        "provision",
+        spec,
+        "--only",
+        "usb",
+        "--disk",
+        &usb_arg,
+        "--yes",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    {
+        let linbkup = Mount::new(Path::new(&format!("{}p3", usb.dev.display())), "btrfs");
+        let b = linbkup.path();
+        let host = b.join("atlantis");
+        std::fs::create_dir_all(host.join("raw")).unwrap();
+        for name in [format!("@home.{ODD}"), "@home.20261120T0300".into()] {
+            run(&[
+                "btrfs",
+                "subvolume",
+                "create",
+                host.join(&name).to_str().unwrap(),
+            ]);
+        }
+        let raw = b.join("raw-snapshots/atlantis");
+        std::fs::create_dir_all(&raw).unwrap();
+        std::fs::write(raw.join(format!("@home.{ODD}.btrfs")), b"not a stream").unwrap();
+    }
+
+    let out = lifeboat(&["inventory", spec, "--disk", &usb_arg, "--json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let inv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paths: Vec<&str> = inv["subvols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["points"].as_array().unwrap())
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["atlantis/@home.20261120T0300"]);
+
+    let out = lifeboat(&["restore", spec, "--from", "usb", "--at", ODD]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("--at \"{ODD}\" is not a time")) && !err.contains("panicked"),
+        "{err}"
+    );
+}

@@ -32,20 +32,12 @@ pub fn release_stale() -> Vec<PathBuf> {
     let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
-    let mut stale: Vec<PathBuf> = mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(PathBuf::from)
-        .filter(|at| {
-            let name = at.file_name().unwrap_or_default().to_string_lossy();
-            let pid = name
-                .strip_prefix(PREFIX)
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<u32>().ok());
-            pid.is_some_and(|pid| {
-                pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
-            })
+    let mut stale: Vec<PathBuf> = ours(&mountinfo)
+        .into_iter()
+        .filter(|(_, pid)| {
+            *pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
         })
+        .map(|(at, _)| at)
         .collect();
     stale.sort();
     stale.dedup();
@@ -60,6 +52,23 @@ pub fn release_stale() -> Vec<PathBuf> {
                 let _ = std::fs::remove_dir(at);
             }
             ok
+        })
+        .collect()
+}
+
+/// The mount points in mountinfo that a lifeboat process made, with its pid.
+fn ours(mountinfo: &str) -> Vec<(PathBuf, u32)> {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter_map(|at| {
+            let name = at.file_name().unwrap_or_default().to_string_lossy();
+            let pid = name
+                .strip_prefix(PREFIX)
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())?;
+            Some((at, pid))
         })
         .collect()
 }
@@ -189,6 +198,34 @@ impl Drop for Mount {
     fn drop(&mut self) {
         if let Err(e) = self.unmount() {
             eprintln!("lifeboat: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_of_lifeboat_runs() {
+        let info = "36 35 7:4 / /tmp/lifeboat-mnt-4242-Xy12 rw - btrfs /dev/loop0p4 rw\n\
+                    37 35 7:4 / /mnt/lifeboat-mnt-x rw - btrfs /dev/loop0p4 rw\n\
+                    38 35 8:1 / /boot rw - ext4 /dev/sda1 rw\n";
+        assert_eq!(
+            ours(info),
+            [(PathBuf::from("/tmp/lifeboat-mnt-4242-Xy12"), 4242)]
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_mountinfo_text(text in "\\PC{0,200}", pid in 1u32..4_000_000, tail in "[^ /\\n]{0,12}") {
+            let _ = ours(&text);
+            let line = format!("1 2 7:4 / /tmp/{PREFIX}{pid}-{tail} rw - btrfs /dev/x rw\n{text}");
+            let found = ours(&line);
+            proptest::prop_assert_eq!(found.first().map(|(_, p)| *p), Some(pid));
         }
     }
 }

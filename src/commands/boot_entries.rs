@@ -7,16 +7,15 @@ use uuid::Uuid;
 use crate::boot::efivars::Firmware;
 use crate::boot::entries::{self, Esp};
 use crate::cli::BootEntriesArgs;
+use crate::disklock::DiskLocks;
 use crate::probe::{self, Table};
 use crate::runlog;
 use crate::spec::{PartType, Spec};
 
 pub fn boot_entries(args: &BootEntriesArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
-    let wanted: Vec<Esp> = spec_esps(&spec, &args.disks, &args.loader)?
-        .into_iter()
-        .map(|(esp, _)| esp)
-        .collect();
+    let (esps, _locks) = esps(&spec, &args.disks, &args.loader, true)?;
+    let wanted: Vec<Esp> = esps.into_iter().map(|(esp, _)| esp).collect();
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let firmware = match Firmware::open(&mountinfo) {
@@ -109,6 +108,17 @@ pub fn spec_esps(
     bound: &[(String, std::path::PathBuf)],
     loader: &str,
 ) -> Result<Vec<(Esp, std::path::PathBuf)>> {
+    Ok(esps(spec, bound, loader, false)?.0)
+}
+
+/// [`spec_esps`]; with `lock`, their disks locked against other runs while the entries that
+/// name their partitions are written.
+fn esps(
+    spec: &Spec,
+    bound: &[(String, std::path::PathBuf)],
+    loader: &str,
+    lock: bool,
+) -> Result<(Vec<(Esp, std::path::PathBuf)>, DiskLocks)> {
     let mut disks: Vec<_> = spec
         .disks
         .iter()
@@ -116,8 +126,13 @@ pub fn spec_esps(
         .collect();
     disks.sort_by_key(|d| !d.preserve);
     let required: Vec<String> = disks.iter().map(|d| d.id.clone()).collect();
-    let bindings = super::bind_disks(spec, bound, &required, false)?;
-    esps_of(spec, &bindings, loader)
+    let (bindings, locks) = if lock {
+        super::bind_for_writing(spec, bound, &required, false, Some(&required))?
+    } else {
+        let bindings = super::bind_disks(spec, bound, &required, false)?;
+        (bindings, DiskLocks::default())
+    };
+    Ok((esps_of(spec, &bindings, loader)?, locks))
 }
 
 /// Whether the firmware already has our entry for each ESP of the bound disks, first in

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::boot::{esp_sync, hook, sync_plan};
 use crate::cli::EspSyncArgs;
+use crate::disklock;
 use crate::runlog;
 use crate::spec::{PartType, Spec};
 
@@ -17,6 +18,7 @@ pub fn esp_sync(args: &EspSyncArgs) -> Result<()> {
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     esp_sync::check(&from, &to, &mountinfo)?;
+    let _lock = disklock::disk_of(&format!("the disk of {}", to.display()), &to)?;
 
     let source = esp_sync::list(&from)?;
     let dest = esp_sync::list(&to)?;

@@ -9,6 +9,7 @@ use crate::apply::mount::Mount;
 use crate::cli::{InventoryArgs, InventoryFrom};
 use crate::plan::Binding;
 use crate::probe::Table;
+use crate::restic::streams;
 use crate::restore::inventory::{self, Inventory, Kind};
 use crate::restore::points;
 use crate::restore::BACKUP_LABEL;
@@ -145,9 +146,7 @@ fn render(inv: &Inventory, node: &std::path::Path, now: i64) -> String {
 /// The restic repository's snapshots, per host, newest first.
 fn restic_inventory(spec: &Spec, json: bool) -> Result<()> {
     let restic = super::restic_for(spec)?;
-    let text = restic.read(&["snapshots", "--json"])?;
-    let snaps = crate::restic::snapshots::parse(&text)
-        .map_err(|e| anyhow::anyhow!("restic's snapshot list could not be read: {e}"))?;
+    let snaps = restic.snapshots()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&snaps)?);
         return Ok(());
@@ -166,8 +165,9 @@ fn restic_inventory(spec: &Spec, json: bool) -> Result<()> {
         .find(|s| s.host == spec.machine.host && s.tags.iter().any(|t| t == tag));
     // Raw send streams kept in the newest snapshot of this machine (--from restic-stream).
     if let Some(s) = ours {
-        let listing = restic.read(&["ls", "--json", &s.id])?;
-        let streams = crate::restic::streams::points(&listing, &spec.machine.host);
+        let host = spec.machine.host.as_str();
+        let listing = restic.ls(&s.id, &|n| streams::point(n, host).is_some())?;
+        let streams = streams::points(&listing, host);
         if !streams.is_empty() {
             println!(
                 "\nraw send streams in snapshot {} (lifeboat restore --from restic-stream):",

@@ -68,6 +68,23 @@ fn confirm_changes(yes: bool, question: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// [`bind_disks`] for a command that writes the bound disks named in `write` (every bound
+/// disk when `None`): they are locked against other runs for as long as the returned locks
+/// live, and probed again under the lock.
+fn bind_for_writing(
+    spec: &crate::spec::Spec,
+    disks: &[(String, std::path::PathBuf)],
+    required: &[String],
+    everything: bool,
+    write: Option<&[String]>,
+) -> anyhow::Result<(Vec<crate::plan::Binding>, crate::disklock::DiskLocks)> {
+    let mut bindings = bind_disks(spec, disks, required, everything)?;
+    let locks = crate::disklock::lock_bindings(&mut bindings, write)?;
+    // Locking probed the disks again; that probe knows only the usual partition starts.
+    look_for_orphans(spec, &mut bindings)?;
+    Ok((bindings, locks))
+}
+
 /// Bind the spec's disks to devices: `--disk ID=DEVICE` first, then this machine's disks by
 /// the spec's match rules. The machine's disks are listed when `everything` is asked for or
 /// a disk in `required` is still unbound; a required disk that is not found is an error.
@@ -106,14 +123,23 @@ fn bind_disks(
         Vec::new()
     };
     let mut bound = crate::plan::bind(spec, explicit, &candidates, required)?;
-    // A disk that looks blank may hold filesystems whose table was erased: look where the
-    // spec's partitions would go, so that the plan does not format over them unasked.
-    for b in &mut bound {
+    look_for_orphans(spec, &mut bound)?;
+    Ok(bound)
+}
+
+/// A disk that looks blank may hold filesystems whose table was erased: look where the
+/// spec's partitions would go, so that the plan does not format over them unasked.
+fn look_for_orphans(
+    spec: &crate::spec::Spec,
+    bindings: &mut [crate::plan::Binding],
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    for b in bindings {
         if let Some(disk) = spec.disk(&b.id) {
             let starts = crate::plan::layout::starts(disk, b.device.size, b.device.sector_size);
             crate::probe::look_for_orphans(&mut b.device, &starts)
                 .with_context(|| format!("probing {} for {}", b.device.path.display(), b.id))?;
         }
     }
-    Ok(bound)
+    Ok(())
 }

@@ -81,7 +81,13 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
     if args.from == RestoreFrom::Usb {
         required.extend(backup_disk.clone());
     }
-    let bindings = super::bind_disks(&spec, &args.disks, &required, false)?;
+    let (bindings, _locks) = super::bind_for_writing(
+        &spec,
+        &args.disks,
+        &required,
+        false,
+        Some(std::slice::from_ref(&target_disk)),
+    )?;
 
     // Never the backup drive, never a preserved disk, never the same device twice.
     if pool.disk.preserve {

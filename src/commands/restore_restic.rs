@@ -5,17 +5,16 @@
 //! pool's top level keeps `.lifeboat-restored`, a line per finished subvolume, so a re-run
 //! skips what is done.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::restore::Source as RestoreSource;
 use crate::cli::RestoreArgs;
 use crate::exec::Cmd;
-use crate::restic::select::{self, Pick, Planned};
-use crate::restic::{snapshots, Restic};
+use crate::restic::select::{self, Pick, Planned, Skipped};
+use crate::restic::Restic;
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::When;
 use crate::restore::{points, META};
@@ -30,7 +29,9 @@ const SCAFFOLD: &str = ".lifeboat-restic";
 pub(super) struct ResticSource {
     restic: Restic,
     planned: Vec<Planned>,
-    /// restic's restore size of each snapshot used, by id.
+    /// Left out: no snapshot holds their path.
+    skipped: Vec<Skipped>,
+    /// The bytes each subvolume's restore writes, by subvolume.
     sizes: Vec<(String, u64)>,
     record: Option<Record>,
 }
@@ -51,8 +52,7 @@ impl ResticSource {
             (None, When::Latest) => Pick::Latest,
         };
         println!("\nPreflight (nothing is written yet):");
-        let snaps = snapshots::parse(&restic.read(&["snapshots", "--json"])?)
-            .map_err(|e| anyhow!("restic's snapshot list could not be read: {e}"))?;
+        let snaps = restic.snapshots()?;
         println!(
             "  {}: {} snapshots",
             restic.profile.repository(),
@@ -63,7 +63,7 @@ impl ResticSource {
             .iter()
             .map(|(path, subvol)| (path.clone(), subvol.get_ref().clone()))
             .collect();
-        let planned = select::select(
+        let chosen = select::select(
             &snaps,
             &paths,
             &args.subvols,
@@ -71,44 +71,40 @@ impl ResticSource {
             &conf.tag,
             &pick,
         )?;
+        for s in &chosen.skipped {
+            println!("  {s}");
+        }
+        let planned = chosen.planned;
         let mut sizes = Vec::new();
-        let ids: BTreeSet<&str> = planned.iter().map(|p| p.snapshot.id.as_str()).collect();
-        for id in ids {
-            // restic 0.17+ records the size in the snapshot; an older one is asked (another
-            // run of restic, which reads the snapshot's trees).
-            let recorded = planned
-                .iter()
-                .find(|p| p.snapshot.id == id)
-                .and_then(|p| p.snapshot.size);
-            let size = match recorded {
+        for p in &planned {
+            let s = &p.snapshot;
+            // Another run of restic reads the snapshot's trees: only when the size restic
+            // 0.17+ recorded is not that of this restore.
+            let size = match p.recorded_size() {
                 Some(size) => size,
-                None => {
-                    let json = restic.read(&["stats", "--json", "--mode", "restore-size", id])?;
-                    let v: serde_json::Value = serde_json::from_str(&json)
-                        .map_err(|e| anyhow!("restic stats of {id}: {e}"))?;
-                    v["total_size"].as_u64().unwrap_or(0)
-                }
+                None => restic.restore_size(&s.id, &p.path, &p.exclude)?,
             };
-            let s = planned
-                .iter()
-                .find(|p| p.snapshot.id == id)
-                .map(|p| &p.snapshot);
-            if let Some(s) = s {
-                println!(
-                    "  snapshot {} of {} ({}; {}): {}",
-                    s.short_id,
-                    s.host,
-                    points::format_time(s.time),
-                    s.paths.join(", "),
-                    human(size)
-                );
-            }
-            sizes.push((id.to_owned(), size));
+            let without = if p.exclude.is_empty() {
+                String::new()
+            } else {
+                format!(" without {}", p.exclude.join(", "))
+            };
+            println!(
+                "  {}: {}{without} of snapshot {} of {} ({}): {}",
+                p.subvol,
+                p.path,
+                s.short_id,
+                s.host,
+                points::format_time(s.time),
+                human(size)
+            );
+            sizes.push((p.subvol.clone(), size));
         }
         let record = read_record(&restic, &planned);
         Ok(ResticSource {
             restic,
             planned,
+            skipped: chosen.skipped,
             sizes,
             record,
         })
@@ -122,7 +118,7 @@ fn read_record(restic: &Restic, planned: &[Planned]) -> Option<Record> {
         "{}/{BOOT_DIR}/{RECORD_FILE}",
         meta.path.trim_end_matches('/')
     );
-    match restic.read(&["dump", &meta.snapshot.id, &file]) {
+    match restic.dump_text(&meta.snapshot.id, &file) {
         Ok(text) => super::restore::record_from(&text, &file),
         Err(_) => {
             println!(
@@ -167,6 +163,9 @@ impl RestoreSource for ResticSource {
 
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
         let mut out = String::new();
+        for s in &self.skipped {
+            out.push_str(&format!("  {s}\n"));
+        }
         for p in &self.planned {
             out.push_str(&format!("  {}:\n", p.subvol));
             if top.is_some_and(|t| is_done(t, p)) {
@@ -230,7 +229,7 @@ impl RestoreSource for ResticSource {
             let total = self
                 .sizes
                 .iter()
-                .find(|(id, _)| *id == p.snapshot.id)
+                .find(|(subvol, _)| *subvol == p.subvol)
                 .map(|(_, s)| *s);
             let t = self.run_restore(p, &partial, top, total)?;
             settle(p, &partial)?;
@@ -279,22 +278,6 @@ impl ResticSource {
         total: Option<u64>,
     ) -> Result<Duration> {
         let scaffold = partial.join(SCAFFOLD);
-        let mut args: Vec<String> = vec![
-            "restore".into(),
-            p.snapshot.id.clone(),
-            "--target".into(),
-            scaffold.display().to_string(),
-            "--verify".into(),
-        ];
-        if p.path == "/" {
-            for x in &p.exclude {
-                args.extend(["--exclude".into(), x.clone()]);
-            }
-        } else {
-            // restic before 0.16 takes --include or --exclude, not both: nested paths of
-            // other subvolumes are removed after the restore instead.
-            args.extend(["--include".into(), p.path.clone()]);
-        }
         let started = Instant::now();
         let used = || {
             nix::sys::statvfs::statvfs(top)
@@ -303,9 +286,11 @@ impl ResticSource {
         };
         let before = used();
         let mut bar = ui::Bytes::new(&p.subvol, total);
-        let result = self
-            .restic
-            .run_watched(&args, &mut || bar.set(used().saturating_sub(before)));
+        let result =
+            self.restic
+                .restore(&p.snapshot.id, &p.path, &p.exclude, &scaffold, &mut || {
+                    bar.set(used().saturating_sub(before))
+                });
         bar.finish();
         result.with_context(|| format!("restic restore of {}", p.path))?;
         Ok(started.elapsed())

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use super::restore::Source as RestoreSource;
 use super::restore_usb::{plan_lines, receive_all, Opened};
 use crate::cli::RestoreArgs;
-use crate::restic::snapshots::{self, Snapshot};
+use crate::restic::snapshots::Snapshot;
 use crate::restic::{streams, Restic};
 use crate::restore::inventory::{self, Point};
 use crate::restore::record::Record;
@@ -40,8 +40,7 @@ impl StreamSource {
         let host = &spec.machine.host;
         let tag = spec.restic.as_ref().map_or("LINUX", |r| r.tag.as_str());
         println!("\nPreflight (nothing is written yet):");
-        let snaps = snapshots::parse(&restic.read(&["snapshots", "--json"])?)
-            .map_err(|e| anyhow!("restic's snapshot list could not be read: {e}"))?;
+        let snaps = restic.snapshots()?;
         let candidates: Vec<&Snapshot> = match &args.snapshot {
             Some(id) => snaps
                 .iter()
@@ -55,7 +54,7 @@ impl StreamSource {
         // The newest snapshot that holds stream files of this host.
         let mut found = None;
         for s in candidates {
-            let listing = restic.read(&["ls", "--json", &s.id])?;
+            let listing = restic.ls(&s.id, &|n| streams::point(n, host).is_some())?;
             let points = streams::points(&listing, host);
             if !points.is_empty() {
                 found = Some((s.clone(), points));
@@ -88,11 +87,14 @@ impl StreamSource {
         inventory::link_parents(&mut points);
         let inv = inventory::group(vec![format!("raw-snapshots/{host}")], points, now);
         let wanted: Vec<String> = if args.subvols.is_empty() {
-            spec_subvols
+            let (with, without): (Vec<String>, Vec<String>) = spec_subvols
                 .iter()
-                .filter(|s| inv.subvols.iter().any(|g| &g.subvol == *s))
                 .cloned()
-                .collect()
+                .partition(|s| inv.subvols.iter().any(|g| &g.subvol == s));
+            for s in &without {
+                println!("  {s}: no stream file in the snapshot; it stays as provisioning makes it (empty)");
+            }
+            with
         } else {
             args.subvols.clone()
         };
@@ -150,7 +152,7 @@ fn read_head(
     p: &Point,
 ) -> Result<Result<stream::StreamHead, stream::StreamError>, String> {
     use std::io::Read;
-    let cmd = restic.cmd(&["dump", id, p.path.as_str()]);
+    let cmd = restic.dump(id, &p.path);
     let mut running = cmd.spawn(false, true).map_err(|e| e.to_string())?;
     let out = running.child.stdout.take().ok_or("no stdout")?;
     let reader: Box<dyn Read> = if p.compressed {
@@ -203,7 +205,7 @@ impl RestoreSource for StreamSource {
                 .find(|(path, _)| *path == p.path)
                 .map(|(_, n)| n.clone())
                 .ok_or_else(|| anyhow!("{}: its head could not be read", p.path))?;
-            let cmd = self.restic.cmd(&["dump", id, p.path.as_str()]);
+            let cmd = self.restic.dump(id, &p.path);
             Ok((Opened::Program(cmd, p.compressed), name))
         })
     }

@@ -46,9 +46,11 @@ pub fn stage(args: &StageArgs) -> Result<()> {
             args.to
         );
     };
+    let write = std::slice::from_ref(&disk.id);
+    let (bindings, _locks) =
+        super::bind_for_writing(&spec, &args.disks, write, false, Some(write))?;
     let restic = super::restic_for(&spec)?;
-    let snaps = snapshots::parse(&restic.read(&["snapshots", "--json"])?)
-        .map_err(|e| anyhow!("restic's snapshot list could not be read: {e}"))?;
+    let snaps = restic.snapshots()?;
     let snapshot = match &args.snapshot {
         Some(id) => snaps.iter().find(|s| s.id.starts_with(id.as_str())),
         None => snaps.iter().find(|s| s.host == args.host),
@@ -63,10 +65,11 @@ pub fn stage(args: &StageArgs) -> Result<()> {
             hosts.join(", ")
         );
     };
-    let listing = restic.read(&["ls", "--json", &snapshot.id])?;
-    let file = snapshots::nodes(&listing)
+    let file = restic
+        .ls(&snapshot.id, &|n| {
+            n.kind == "file" && glob(&args.pattern, &n.name)
+        })?
         .into_iter()
-        .filter(|n| n.kind == "file" && glob(&args.pattern, &n.name))
         .max_by_key(|n| n.mtime.as_deref().and_then(rfc3339).unwrap_or(0));
     let Some(file) = file else {
         bail!(
@@ -78,7 +81,6 @@ pub fn stage(args: &StageArgs) -> Result<()> {
     };
     let size = file.size.unwrap_or(0);
 
-    let bindings = super::bind_disks(&spec, &args.disks, std::slice::from_ref(&disk.id), false)?;
     let binding = bindings
         .iter()
         .find(|b| b.id == disk.id)
@@ -140,9 +142,7 @@ fn copy(
     let partial = dir.join(format!("{}.lifeboat-partial", file.name));
     let mut out = std::fs::File::create(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
-    let mut running = restic
-        .cmd(&["dump", snapshot.id.as_str(), file.path.as_str()])
-        .spawn(false, true)?;
+    let mut running = restic.dump(&snapshot.id, &file.path).spawn(false, true)?;
     let mut input = running.child.stdout.take().context("restic's stdout")?;
     let mut bar = ui::Bytes::new(&file.name, Some(size));
     let mut buf = vec![0u8; 1 << 20];

@@ -54,23 +54,28 @@ pub fn mountinfo(text: &str) -> Vec<MountEntry> {
         .collect()
 }
 
-/// mountinfo and /proc/swaps escape space, tab, newline and backslash as octal.
+/// mountinfo and /proc/swaps escape space, tab, newline and backslash as octal. Worked on
+/// bytes: a path is any bytes, often UTF-8 (`/mnt/Sauvegardes été`), and an escape next to
+/// a multi-byte character must not cut it.
 fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
     let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(n) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(n as char);
-                i += 4;
-                continue;
+        if let Some(&[b'\\', x, y, z]) = b.get(i..i + 4) {
+            let octal = |c: u8| (b'0'..=b'7').contains(&c).then(|| u32::from(c - b'0'));
+            if let (Some(x), Some(y), Some(z)) = (octal(x), octal(y), octal(z)) {
+                if let Ok(n) = u8::try_from(x * 64 + y * 8 + z) {
+                    out.push(n);
+                    i += 4;
+                    continue;
+                }
             }
         }
-        out.push(b[i] as char);
+        out.push(b[i]);
         i += 1;
     }
-    out
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Device paths of active swap areas from /proc/swaps.
@@ -165,6 +170,54 @@ mod tests {
     fn subvolumes_from_dump_tree() {
         let names = top_level_subvolumes(include_str!("../../tests/fixtures/dump-tree-root.txt"));
         assert_eq!(names, ["@rootTW", "Atlantis-meta", "@home"]);
+    }
+
+    /// What the kernel writes for a mount point: space, tab, newline and backslash in octal.
+    fn escape(path: &str) -> String {
+        let mut out = String::new();
+        for c in path.chars() {
+            match c {
+                ' ' | '\t' | '\n' | '\\' => out.push_str(&format!("\\{:03o}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn escapes_beside_multibyte_characters() {
+        assert_eq!(unescape("/mnt/\\ü"), "/mnt/\\ü");
+        assert_eq!(unescape("/mnt/été\\0402"), "/mnt/été 2");
+        assert_eq!(unescape("\\777"), "\\777");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any text in mountinfo, /proc/swaps, blkid's export or a dump-tree: an answer,
+        /// never a panic.
+        #[test]
+        fn any_text_parses_or_is_skipped(text in "\\PC{0,200}", bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = mountinfo(&text);
+            let _ = swaps(&text);
+            let kv = blkid_export(&text);
+            let _ = (filesystem(&kv), pttype(&kv));
+            let _ = top_level_subvolumes(&text);
+            let _ = vpd_pg80(&bytes);
+        }
+
+        /// A mount point of any name, as the kernel escapes it, reads back as that name.
+        #[test]
+        fn mount_points_read_back(point in "/[^\\x00]{0,40}", major in 0u64..4096, minor in 0u64..1_048_576) {
+            let line = format!(
+                "36 35 {major}:{minor} / {} rw,relatime shared:1 - btrfs /dev/loop0p4 rw\n",
+                escape(&point)
+            );
+            let m = mountinfo(&line);
+            proptest::prop_assert_eq!(m.len(), 1);
+            proptest::prop_assert_eq!(&m[0].mount_point, &point);
+            proptest::prop_assert_eq!((m[0].major, m[0].minor), (major, minor));
+        }
     }
 
     #[test]

@@ -382,4 +382,14 @@ mod tests {
             EnvError::NoRepository
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_profile_text(text in "\\PC{0,200}") {
+            let _ = parse("restic.env", &text);
+            let _ = crate::restic::backoff(&text);
+        }
+    }
 }

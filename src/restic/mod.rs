@@ -1,7 +1,9 @@
 //! restic, the off-site copy: the environment it runs with ([`env`], provider profiles and
-//! secrets), what a failure means ([`failure`]), its snapshots ([`snapshots`]), and
-//! [`Restic`], which runs it with retries for a network that comes and goes.
+//! secrets), what a failure means ([`failure`]), what it prints ([`snapshots`], [`streams`]),
+//! which snapshot a restore uses ([`select`]), and [`Restic`], whose typed calls ([`cli`])
+//! are the only runs of the `restic` program, retried for a network that comes and goes.
 
+pub mod cli;
 pub mod env;
 pub mod failure;
 pub mod select;
@@ -10,7 +12,6 @@ pub mod streams;
 
 use std::time::Duration;
 
-use crate::exec::{Cmd, ExecError};
 pub use env::Profile;
 pub use failure::Failure;
 
@@ -28,54 +29,6 @@ pub enum ResticError {
     NotInstalled,
     #[error("restic's output could not be read: {0}")]
     Output(String),
-}
-
-impl Restic {
-    /// `restic ARGS…` as a command with the profile's environment and secrets (for
-    /// streaming its output somewhere: `restic dump`).
-    pub fn cmd<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Cmd {
-        let mut cmd = Cmd::new("restic").args(args);
-        for (k, v) in &self.profile.vars {
-            cmd = cmd.env(k, v);
-        }
-        for s in self.profile.secrets() {
-            cmd = cmd.secret(s.clone());
-        }
-        cmd
-    }
-
-    /// `restic ARGS…` for a long run (a restore): `tick` is called about twice a second
-    /// while it runs. Not retried: the caller knows whether starting over is safe.
-    pub fn run_watched(&self, args: &[String], tick: &mut dyn FnMut()) -> Result<(), ResticError> {
-        let cmd = self.cmd(args);
-        let mut running = match cmd.spawn(false, false) {
-            Ok(r) => r,
-            Err(ExecError::NotFound { .. }) => return Err(ResticError::NotInstalled),
-            Err(e) => return Err(ResticError::Output(e.to_string())),
-        };
-        // Checked often so that the end is seen at once; the bar is fed twice a second.
-        let mut last = std::time::Instant::now();
-        while running.child.try_wait().ok().flatten().is_none() {
-            if last.elapsed() >= Duration::from_millis(500) {
-                tick();
-                last = std::time::Instant::now();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        tick();
-        match running.finish() {
-            Ok(_) => Ok(()),
-            Err(ExecError::Failed { stderr, .. }) => {
-                let failure = Failure::of(&stderr);
-                Err(ResticError::Failed {
-                    failure,
-                    explained: failure.explain(self.profile.repository()),
-                    said: self.profile.redact(&stderr),
-                })
-            }
-            Err(e) => Err(ResticError::Output(e.to_string())),
-        }
-    }
 }
 
 /// `2,5,15` → those waits; `0` → none. `None` for anything else.
@@ -120,47 +73,6 @@ impl Restic {
                 ]
             });
         Restic { profile, backoff }
-    }
-
-    /// `restic ARGS…` with the profile's environment (secrets never on the command line,
-    /// redacted from the log and errors); stdout on success.
-    pub fn read(&self, args: &[&str]) -> Result<String, ResticError> {
-        let mut tries = 0;
-        loop {
-            let out = match self.cmd(args).output() {
-                Ok(out) => out,
-                Err(ExecError::NotFound { .. }) => return Err(ResticError::NotInstalled),
-                Err(e) => return Err(ResticError::Output(e.to_string())),
-            };
-            if out.code == Some(0) {
-                return Ok(out.stdout);
-            }
-            let failure = Failure::of(&out.stderr);
-            if failure.transient() && tries < self.backoff.len() {
-                let wait = self.backoff[tries];
-                eprintln!(
-                    "restic could not reach {}; trying again in {} s",
-                    self.profile.repository(),
-                    wait.as_secs()
-                );
-                std::thread::sleep(wait);
-                tries += 1;
-                continue;
-            }
-            let said = out
-                .stderr
-                .lines()
-                .map(str::trim)
-                .find(|l| l.starts_with("Fatal:"))
-                .or_else(|| out.stderr.lines().map(str::trim).find(|l| !l.is_empty()))
-                .unwrap_or("nothing on stderr")
-                .to_owned();
-            return Err(ResticError::Failed {
-                failure,
-                explained: failure.explain(self.profile.repository()),
-                said: self.profile.redact(&said),
-            });
-        }
     }
 }
 

@@ -25,8 +25,57 @@ pub struct Planned {
     pub exclude: Vec<String>,
 }
 
+/// A mapped path that no snapshot holds, left out of the restore (its subvolume stays as
+/// provisioning makes it), as a subvolume without points on the backup drive is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub subvol: String,
+    pub path: String,
+    /// `no snapshot holds /`, `snapshot ab12cd34 does not hold /`.
+    pub why: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}; it stays as provisioning makes it (empty)",
+            self.subvol, self.why
+        )
+    }
+}
+
+/// What a restore from restic does: the subvolumes restored, and those left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Selection {
+    pub planned: Vec<Planned>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Planned {
+    /// The size restic 0.17+ recorded for the snapshot, when it is the size of this restore:
+    /// the snapshot holds this one path and nothing is left out of it. Otherwise the files
+    /// under the path have to be counted.
+    pub fn recorded_size(&self) -> Option<u64> {
+        let only = self.snapshot.paths.len() == 1 && self.snapshot.paths[0] == self.path;
+        self.snapshot
+            .size
+            .filter(|_| only && self.exclude.is_empty())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
+    #[error(
+        "no snapshot of host {host} tagged {tag} holds any path of the spec's [restic.paths] \
+         ({paths}){when}: nothing to restore"
+    )]
+    Nothing {
+        host: String,
+        tag: String,
+        paths: String,
+        when: String,
+    },
     #[error("the spec has no [restic.paths]: say which backed-up path goes into which subvolume")]
     NoPaths,
     #[error("no snapshot of host {host} tagged {tag} holds {path} (for {subvol}){when}")]
@@ -46,7 +95,7 @@ pub enum SelectError {
 }
 
 /// Whether `path` is `root` or below it.
-fn within(path: &str, root: &str) -> bool {
+pub(crate) fn within(path: &str, root: &str) -> bool {
     root == "/"
         || path == root
         || path
@@ -56,6 +105,11 @@ fn within(path: &str, root: &str) -> bool {
 
 /// `paths`: (backed-up path, subvolume), from the spec. `subvols`: only these (all when
 /// empty). Snapshots newest first (as [`super::snapshots::parse`] gives them).
+///
+/// The rule of every source: a subvolume that was asked for (`subvols`) must be there; of
+/// all the others, a path that no snapshot holds (none of this host and tag, or not the
+/// snapshot named) is skipped and said so; only when nothing at all is left is it refused.
+/// A path whose snapshots are all newer than `--at` is refused, as on the backup drive.
 pub fn select(
     snaps: &[Snapshot],
     paths: &[(String, String)],
@@ -63,7 +117,7 @@ pub fn select(
     host: &str,
     tag: &str,
     pick: &Pick,
-) -> Result<Vec<Planned>, SelectError> {
+) -> Result<Selection, SelectError> {
     if paths.is_empty() {
         return Err(SelectError::NoPaths);
     }
@@ -86,7 +140,14 @@ pub fn select(
         }
         _ => None,
     };
+    let when = match pick {
+        Pick::At(t) => format!(" at or before {}", points::format_time(*t)),
+        Pick::Id(id) => format!(" (in snapshot {id})"),
+        Pick::Latest => String::new(),
+    };
+    let ours = |s: &&Snapshot| s.host == host && s.tags.iter().any(|x| x == tag);
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     for (path, subvol) in paths {
         if !subvols.is_empty() && !subvols.contains(subvol) {
             continue;
@@ -104,17 +165,30 @@ pub fn select(
                 .find(holds),
         };
         let Some(snapshot) = chosen else {
-            return Err(SelectError::Missing {
-                host: host.into(),
-                tag: tag.into(),
-                path: path.clone(),
-                subvol: subvol.clone(),
-                when: match pick {
-                    Pick::At(t) => format!(" at or before {}", points::format_time(*t)),
-                    Pick::Id(id) => format!(" (in snapshot {id})"),
-                    Pick::Latest => String::new(),
-                },
-            });
+            let never = match fixed {
+                Some(s) => Some(format!("snapshot {} does not hold {path}", s.short_id)),
+                None => (!snaps.iter().filter(ours).any(|s| holds(&s)))
+                    .then(|| format!("no snapshot holds {path}")),
+            };
+            match never {
+                Some(why) if subvols.is_empty() => {
+                    skipped.push(Skipped {
+                        subvol: subvol.clone(),
+                        path: path.clone(),
+                        why,
+                    });
+                    continue;
+                }
+                _ => {
+                    return Err(SelectError::Missing {
+                        host: host.into(),
+                        tag: tag.into(),
+                        path: path.clone(),
+                        subvol: subvol.clone(),
+                        when,
+                    })
+                }
+            }
         };
         let exclude = paths
             .iter()
@@ -128,9 +202,24 @@ pub fn select(
             exclude,
         });
     }
+    if out.is_empty() {
+        return Err(SelectError::Nothing {
+            host: host.into(),
+            tag: tag.into(),
+            paths: paths
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            when,
+        });
+    }
     // Atlantis-meta (the boot backup) first, as from the USB drive.
     out.sort_by_key(|p| p.subvol != crate::restore::META);
-    Ok(out)
+    Ok(Selection {
+        planned: out,
+        skipped,
+    })
 }
 
 #[cfg(test)]
@@ -174,7 +263,9 @@ mod tests {
 
     #[test]
     fn newest_holding_each_path_with_nested_paths_left_out() {
-        let got = select(&snaps(), &paths(), &[], "atlantis", "LINUX", &Pick::Latest).unwrap();
+        let got = select(&snaps(), &paths(), &[], "atlantis", "LINUX", &Pick::Latest)
+            .unwrap()
+            .planned;
         let summary: Vec<(&str, &str, &str, Vec<&str>)> = got
             .iter()
             .map(|p| {
@@ -196,6 +287,67 @@ mod tests {
         );
     }
 
+    /// The newest snapshots hold /home and Atlantis-meta but none holds /: @rootTW is left
+    /// out and said so, the rest is restored (as from the backup drive).
+    #[test]
+    fn a_path_no_snapshot_holds_is_skipped_not_refused() {
+        let snaps = vec![
+            snap("bb22", 200, "atlantis", &["LINUX"], &["/home"]),
+            snap("aa11", 100, "atlantis", &["LINUX"], &["/mnt/Atlantis-meta"]),
+            snap("zz99", 300, "elsewhere", &["LINUX"], &["/"]),
+        ];
+        let got = select(&snaps, &paths(), &[], "atlantis", "LINUX", &Pick::Latest).unwrap();
+        let subvols: Vec<&str> = got.planned.iter().map(|p| p.subvol.as_str()).collect();
+        assert_eq!(subvols, ["Atlantis-meta", "@home"]);
+        let lines: Vec<String> = got.skipped.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            lines,
+            ["@rootTW: no snapshot holds /; it stays as provisioning makes it (empty)"]
+        );
+        // Asked for by name: refused, with the reason.
+        let err = select(
+            &snaps,
+            &paths(),
+            &["@rootTW".into()],
+            "atlantis",
+            "LINUX",
+            &Pick::Latest,
+        )
+        .unwrap_err();
+        assert!(matches!(err, SelectError::Missing { .. }), "{err}");
+        // --at before every snapshot of a path that has some: refused, as on the drive.
+        let err = select(&snaps, &paths(), &[], "atlantis", "LINUX", &Pick::At(150)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("holds /home (for @home) at or before"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_recorded_size_only_when_it_is_that_of_the_restore() {
+        let mut snaps = snaps();
+        for s in &mut snaps {
+            s.size = Some(1000);
+        }
+        let got = select(&snaps, &paths(), &[], "atlantis", "LINUX", &Pick::Latest).unwrap();
+        let sizes: Vec<(&str, Option<u64>)> = got
+            .planned
+            .iter()
+            .map(|p| (p.subvol.as_str(), p.recorded_size()))
+            .collect();
+        // @home's snapshot holds /home alone; the others hold more than their path, or
+        // leave nested paths out.
+        assert_eq!(
+            sizes,
+            [
+                ("Atlantis-meta", None),
+                ("@rootTW", None),
+                ("@home", Some(1000))
+            ]
+        );
+    }
+
     #[test]
     fn at_an_id_and_the_refusals() {
         let home = ["@home".to_owned()];
@@ -207,7 +359,8 @@ mod tests {
             "LINUX",
             &Pick::At(150),
         )
-        .unwrap();
+        .unwrap()
+        .planned;
         assert_eq!(got[0].snapshot.id, "aa11");
         let got = select(
             &snaps(),
@@ -217,12 +370,30 @@ mod tests {
             "LINUX",
             &Pick::Id("aa".into()),
         )
-        .unwrap();
+        .unwrap()
+        .planned;
         assert_eq!(got[0].snapshot.id, "aa11");
-        let err = select(
+        // A snapshot of /home only: the other subvolumes are left out, and said so.
+        let got = select(
             &snaps(),
             &paths(),
             &[],
+            "atlantis",
+            "LINUX",
+            &Pick::Id("bb".into()),
+        )
+        .unwrap();
+        assert_eq!(got.planned.len(), 1);
+        assert_eq!(got.planned[0].subvol, "@home");
+        assert_eq!(
+            got.skipped[0].to_string(),
+            "@rootTW: snapshot bb22 does not hold /; it stays as provisioning makes it (empty)"
+        );
+        // …unless one of them was asked for.
+        let err = select(
+            &snaps(),
+            &paths(),
+            &["@rootTW".into()],
             "atlantis",
             "LINUX",
             &Pick::Id("bb".into()),
@@ -231,6 +402,21 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "no snapshot of host atlantis tagged LINUX holds / (for @rootTW) (in snapshot bb)"
+        );
+        // Nothing at all to restore: refused.
+        let err = select(
+            &snaps(),
+            &paths(),
+            &[],
+            "atlantis",
+            "LINUX",
+            &Pick::Id("cc".into()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, SelectError::Nothing { .. })
+                && err.to_string().contains("nothing to restore"),
+            "{err}"
         );
         let err = select(&snaps(), &paths(), &[], "atlantis", "LINUX", &Pick::At(50)).unwrap_err();
         assert!(

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::restore::points::{self, Epoch};
 
+/// One snapshot as restic prints it.
 #[derive(Debug, Clone, Deserialize)]
-struct Raw {
+pub struct Raw {
     time: String,
     #[serde(default)]
     paths: Vec<String>,
@@ -57,18 +58,38 @@ pub struct Node {
     pub mtime: Option<String>,
 }
 
-/// The nodes of a `restic ls --json` listing (the snapshot's own line is skipped).
-pub fn nodes(ls_json: &str) -> Vec<Node> {
-    ls_json
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Node>(line).ok())
+/// One line of a `restic ls --json` listing, if it is a file or directory (the first line
+/// is the snapshot).
+pub fn node(line: &str) -> Option<Node> {
+    serde_json::from_str::<Node>(line)
+        .ok()
         .filter(|n| !n.kind.is_empty())
-        .collect()
+}
+
+/// The nodes of a `restic ls --json` listing.
+pub fn nodes(ls_json: &str) -> Vec<Node> {
+    ls_json.lines().filter_map(node).collect()
+}
+
+/// The bytes a restore of `path` without `exclude` writes for this node: a file's size if it
+/// is inside, else nothing (directories, links and the rest take no room worth counting).
+pub fn restored_bytes(n: &Node, path: &str, exclude: &[String]) -> u64 {
+    let inside = super::select::within(&n.path, path)
+        && !exclude.iter().any(|x| super::select::within(&n.path, x));
+    if n.kind == "file" && inside {
+        n.size.unwrap_or(0)
+    } else {
+        0
+    }
 }
 
 /// Parse the JSON; snapshots newest first.
 pub fn parse(json: &str) -> Result<Vec<Snapshot>, String> {
-    let raw: Vec<Raw> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    from_raw(serde_json::from_str(json).map_err(|e| e.to_string())?)
+}
+
+/// Snapshots newest first, their times read.
+pub fn from_raw(raw: Vec<Raw>) -> Result<Vec<Snapshot>, String> {
     let mut out = raw
         .into_iter()
         .map(|r| {
@@ -133,5 +154,43 @@ mod tests {
         assert_eq!(s[1].time, 1_795_143_600);
         assert_eq!(s[1].size, None);
         assert!(parse("{").is_err());
+    }
+
+    #[test]
+    fn only_the_files_of_the_restored_path_count() {
+        let ls = r#"{"time":"2026-11-21T03:00:00Z","paths":["/"],"id":"ab","struct_type":"snapshot"}
+{"name":"home","type":"dir","path":"/home","struct_type":"node"}
+{"name":"a","type":"file","path":"/home/alice/a","size":10,"struct_type":"node"}
+{"name":"homework","type":"file","path":"/homework","size":100,"struct_type":"node"}
+{"name":"big.img","type":"file","path":"/var/big.img","size":1000,"struct_type":"node"}
+{"name":"m","type":"file","path":"/mnt/Atlantis-meta/m","size":10000,"struct_type":"node"}
+{"name":"l","type":"symlink","path":"/l","struct_type":"node"}
+{"name":"b","type":"file","path":"/home/alice/b","uid":0,"gid":0,"size":5,"mode":420,"inode":10019078,"message_type":"node","struct_type":"node"}"#;
+        let sum = |path: &str, exclude: &[&str]| -> u64 {
+            let exclude: Vec<String> = exclude.iter().map(|x| x.to_string()).collect();
+            nodes(ls)
+                .iter()
+                .map(|n| restored_bytes(n, path, &exclude))
+                .sum()
+        };
+        // The last line as restic 0.18 prints it.
+        assert_eq!(sum("/home", &[]), 15);
+        assert_eq!(sum("/", &["/home", "/mnt/Atlantis-meta"]), 1100);
+        assert_eq!(sum("/", &[]), 11115);
+        assert_eq!(sum("/srv", &[]), 0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever restic (or something posing as it) prints: an error, never a panic.
+        #[test]
+        fn any_output(text in "\\PC{0,200}", time in "[0-9T:.+Zü-]{0,30}") {
+            let _ = parse(&text);
+            let _ = nodes(&text);
+            let _ = rfc3339(&text);
+            let _ = rfc3339(&time);
+            let _ = parse(&format!(r#"[{{"time":"{time}","id":"ab"}}]"#));
+        }
     }
 }

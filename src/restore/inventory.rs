@@ -586,4 +586,21 @@ ID 260 gen 12 top level 5 parent_uuid - received_uuid - uuid - path atlantis/@ho
         let empty = group(dirs(), Vec::new(), 0);
         assert_eq!(empty.warnings, ["no restore points found in atlantis, /"]);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the subvolumes on the backup drive are called: points or not, no panic.
+        #[test]
+        fn any_subvolume_names(names in proptest::collection::vec("[a-z@.ü_+0-9T/-]{0,30}", 0..8), text in "\\PC{0,200}") {
+            let list: String = names
+                .iter()
+                .map(|n| format!("ID 256 gen 1 top level 5 parent_uuid - received_uuid - uuid - path {n}\n"))
+                .collect();
+            let rows = parse_subvolume_list(&format!("{list}{text}"));
+            let (mut pts, _passed_over) = classify(&rows, &dirs(), &|_| Some(text.clone()));
+            link_parents(&mut pts);
+            let _ = group(dirs(), pts, 0);
+        }
+    }
 }

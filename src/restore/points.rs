@@ -38,6 +38,11 @@ pub fn btrbk(name: &str) -> Option<BtrbkName> {
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let num = |s: &str| s.parse::<i64>().ok();
+    // The offsets below are byte offsets: a stamp is ASCII or it is not a time (a `ü` in a
+    // directory name or in `--at` would otherwise be cut in half).
+    if !stamp.is_ascii() {
+        return None;
+    }
     let (date, time) = match stamp.split_once('T') {
         Some((d, t)) => (d, Some(t)),
         None => (stamp, None),
@@ -274,6 +279,48 @@ mod tests {
             None
         );
         assert_eq!(snapper_date("<snapshot></snapshot>"), None);
+    }
+
+    #[test]
+    fn stamps_with_multibyte_chars_are_not_times() {
+        // 11 bytes, as long as a long-iso time: byte offsets fall inside `ü`.
+        assert_eq!(parse_at("20261120T12345ü6789"), None);
+        assert_eq!(btrbk("@home.20261120T12345ü6789"), None);
+        assert_eq!(btrbk("@home.2026112ü"), None);
+        assert_eq!(raw_stream("@home.20261120T0ü00.btrfs"), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever a directory on the backup drive is called, whatever is typed after
+        /// `--at`: an answer, never a panic.
+        #[test]
+        fn any_text_is_a_time_or_not(text in "\\PC{0,40}", tail in "[0-9T_+ü:-]{0,16}") {
+            let _ = parse_at(&text);
+            let _ = parse_at(&format!("2026112{tail}"));
+            let _ = btrbk(&text);
+            let _ = btrbk(&format!("@home.2026112{tail}"));
+            let _ = raw_stream(&format!("{text}.btrfs.zst"));
+            let _ = snapper_date(&format!("<date>{text}</date>"));
+            let _ = snapper_description(&format!("<description>{text}"));
+        }
+
+        /// Every btrbk name of a valid time reads back as that time, in each format.
+        #[test]
+        fn btrbk_names_read_back(
+            y in 1970i64..2200, mo in 1i64..=12, d in 1i64..=28,
+            h in 0i64..24, mi in 0i64..60, s in 0i64..60, seq in 0u32..100,
+        ) {
+            let t = epoch(y, mo, d, h, mi, s).unwrap();
+            let long = format!("@home.{y:04}{mo:02}{d:02}T{h:02}{mi:02}");
+            proptest::prop_assert_eq!(btrbk(&long).map(|n| n.time), Some(t - s));
+            let iso = format!("@home.{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}+0000_{seq}");
+            let n = btrbk(&iso).unwrap();
+            proptest::prop_assert_eq!((n.time, n.seq, n.zoned), (t, seq, true));
+            let at = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
+            proptest::prop_assert_eq!(parse_at(&at), Some(t));
+        }
     }
 
     #[test]

@@ -179,3 +179,38 @@ pub enum LoadError {
     #[error(transparent)]
     Invalid(#[from] SpecError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ATLANTIS: &str = include_str!("../../configs/atlantis.toml");
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any text is a spec or one error, never a panic.
+        #[test]
+        fn any_text_loads_or_is_refused(text in "\\PC{0,300}") {
+            let _ = Spec::parse(Path::new("any.toml"), &text);
+        }
+
+        /// The real spec with a piece replaced by anything (a typo, a pasted value, a cut
+        /// line): every error names a place in the file.
+        #[test]
+        fn an_edited_spec_loads_or_is_refused(at in 0usize..ATLANTIS.len(), cut in 0usize..40, with in "\\PC{0,12}") {
+            let mut start = at;
+            while !ATLANTIS.is_char_boundary(start) {
+                start -= 1;
+            }
+            let mut end = (start + cut).min(ATLANTIS.len());
+            while !ATLANTIS.is_char_boundary(end) {
+                end += 1;
+            }
+            let text = format!("{}{with}{}", &ATLANTIS[..start], &ATLANTIS[end..]);
+            if let Err(e) = Spec::parse(Path::new("atlantis.toml"), &text) {
+                proptest::prop_assert!(e.to_string().contains("atlantis.toml"), "{}", e);
+            }
+        }
+    }
+}

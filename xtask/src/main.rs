@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod deps;
 mod disks;
+mod docgen;
 mod flags;
 mod image;
 mod interrupt;
@@ -31,13 +32,13 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<()> {
-    let task = Xtask::parse(std::env::args().skip(1))?;
+    let task = Xtask::parse(std::env::args().skip(1)).unwrap_or_else(|e| e.exit());
     interrupt::install()?;
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     match task {
-        Xtask::Help => {
-            print!("{}", flags::USAGE);
+        Xtask::Help(text) => {
+            print!("{text}");
             Ok(())
         }
         Xtask::Deps => deps::ensure(&sh),
@@ -49,6 +50,7 @@ fn run() -> Result<()> {
         Xtask::Demo(args) => demo::run(&sh, &args),
         Xtask::Image(options) => image::run(&sh, &options),
         Xtask::Qemu(options) => qemu::run(&sh, &options),
+        Xtask::Docgen(args) => docgen::run(&args),
     }
 }
 

@@ -1,0 +1,225 @@
+//! restic's command line, in one place: every run of `restic` is built by [`Restic::command`]
+//! (the profile's environment, secrets kept out of logs and errors, killed with lifeboat),
+//! and each subcommand lifeboat uses is a typed call here. The JSON it prints is read into
+//! the serde types of [`super::snapshots`].
+
+use std::ffi::OsStr;
+use std::io::BufRead;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use super::snapshots::{self, Node, Snapshot};
+use super::{Failure, Restic, ResticError};
+use crate::exec::{Cmd, ExecError};
+
+/// Why one try of a run failed: restic said so (maybe worth another try), or it could not
+/// be run at all.
+enum Try {
+    Said(String),
+    Fatal(ResticError),
+}
+
+fn not_run(e: ExecError) -> Try {
+    match e {
+        ExecError::NotFound { .. } => Try::Fatal(ResticError::NotInstalled),
+        ExecError::Failed { stderr, .. } => Try::Said(stderr),
+        e => Try::Fatal(ResticError::Output(e.to_string())),
+    }
+}
+
+impl Restic {
+    /// `restic ARGS…`: the one place a restic command line is made.
+    fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Cmd {
+        let mut cmd = Cmd::new("restic").args(args).die_with_parent();
+        for (k, v) in &self.profile.vars {
+            cmd = cmd.env(k, v);
+        }
+        for s in self.profile.secrets() {
+            cmd = cmd.secret(s.clone());
+        }
+        cmd
+    }
+
+    /// The error for what restic said when it failed.
+    fn failed(&self, stderr: &str) -> ResticError {
+        let failure = Failure::of(stderr);
+        // Errors from a streamed run come as the last lines joined by " / ".
+        let lines = || stderr.lines().flat_map(|l| l.split(" / ")).map(str::trim);
+        let said = lines()
+            .find(|l| l.starts_with("Fatal:"))
+            .or_else(|| lines().find(|l| !l.is_empty()))
+            .unwrap_or("nothing on stderr");
+        ResticError::Failed {
+            failure,
+            explained: failure.explain(self.profile.repository()),
+            said: self.profile.redact(said),
+        }
+    }
+
+    /// `once` again after each wait of the backoff while restic cannot reach the
+    /// repository; any other failure at once.
+    fn retried<T>(&self, mut once: impl FnMut() -> Result<T, Try>) -> Result<T, ResticError> {
+        let mut waits = self.backoff.iter();
+        loop {
+            match once() {
+                Ok(v) => return Ok(v),
+                Err(Try::Fatal(e)) => return Err(e),
+                Err(Try::Said(stderr)) => {
+                    let wait = waits.next().filter(|_| Failure::of(&stderr).transient());
+                    let Some(wait) = wait else {
+                        return Err(self.failed(&stderr));
+                    };
+                    eprintln!(
+                        "restic could not reach {}; trying again in {} s",
+                        self.profile.repository(),
+                        wait.as_secs()
+                    );
+                    std::thread::sleep(*wait);
+                }
+            }
+        }
+    }
+
+    /// `restic ARGS…` run to its end; stdout.
+    fn read(&self, args: &[&str]) -> Result<String, ResticError> {
+        self.retried(|| {
+            let out = self.command(args).output().map_err(not_run)?;
+            if out.code == Some(0) {
+                Ok(out.stdout)
+            } else {
+                Err(Try::Said(out.stderr))
+            }
+        })
+    }
+
+    /// `restic ARGS… --json` read into `T`.
+    pub fn run_json<T: DeserializeOwned>(&self, args: &[&str]) -> Result<T, ResticError> {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let text = self.read(&with_json)?;
+        serde_json::from_str(&text)
+            .map_err(|e| ResticError::Output(format!("`restic {}` printed {e}", args.join(" "))))
+    }
+
+    /// `restic ARGS…`, each line of stdout given to `each` as it comes (a listing of a
+    /// whole root is too big to hold as text). A try that fails starts from `init` again.
+    fn fold_lines<T: Clone>(
+        &self,
+        args: &[&str],
+        init: T,
+        each: &mut dyn FnMut(&mut T, &str),
+    ) -> Result<T, ResticError> {
+        self.retried(|| {
+            let mut acc = init.clone();
+            let mut running = self.command(args).spawn(false, true).map_err(not_run)?;
+            if let Some(out) = running.child.stdout.take() {
+                let mut out = std::io::BufReader::new(out);
+                let mut line = Vec::new();
+                while out.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                    each(&mut acc, &String::from_utf8_lossy(&line));
+                    line.clear();
+                }
+            }
+            running.finish().map_err(not_run)?;
+            Ok(acc)
+        })
+    }
+
+    /// Every snapshot of every host, newest first.
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>, ResticError> {
+        let raw: Vec<snapshots::Raw> = self.run_json(&["snapshots"])?;
+        snapshots::from_raw(raw)
+            .map_err(|e| ResticError::Output(format!("restic's snapshot list: {e}")))
+    }
+
+    /// The files and directories of a snapshot that `keep` wants (`restic ls --json`).
+    pub fn ls(&self, id: &str, keep: &dyn Fn(&Node) -> bool) -> Result<Vec<Node>, ResticError> {
+        self.fold_lines(&["ls", "--json", id], Vec::new(), &mut |kept, line| {
+            kept.extend(snapshots::node(line).filter(|n| keep(n)));
+        })
+    }
+
+    /// How many bytes of files restoring `path` of a snapshot writes, without the paths in
+    /// `exclude` (`restic ls --json --recursive ID PATH`, summed: `restic stats` counts a
+    /// whole snapshot, 0.14 to 0.18).
+    pub fn restore_size(
+        &self,
+        id: &str,
+        path: &str,
+        exclude: &[String],
+    ) -> Result<u64, ResticError> {
+        self.fold_lines(
+            &["ls", "--json", "--recursive", id, path],
+            0u64,
+            &mut |total, line| {
+                if let Some(n) = snapshots::node(line) {
+                    *total += snapshots::restored_bytes(&n, path, exclude);
+                }
+            },
+        )
+    }
+
+    /// One small file of a snapshot, as text (`restic dump`).
+    pub fn dump_text(&self, id: &str, path: &str) -> Result<String, ResticError> {
+        self.read(&["dump", id, path])
+    }
+
+    /// `restic dump ID PATH` to stream a file's bytes (start it with `spawn`); it dies with
+    /// lifeboat.
+    pub fn dump(&self, id: &str, path: &str) -> Cmd {
+        self.command(&["dump", id, path])
+    }
+
+    /// `restic restore ID --target TARGET --verify` of `path` only: with `--exclude` for the
+    /// nested paths of other subvolumes when `path` is `/`, else `--include PATH` (restic
+    /// before 0.16 takes one or the other, not both; nested paths are removed afterwards).
+    /// `tick` is called about twice a second while it runs. Not retried: the caller knows
+    /// whether starting over is safe.
+    pub fn restore(
+        &self,
+        id: &str,
+        path: &str,
+        exclude: &[String],
+        target: &Path,
+        tick: &mut dyn FnMut(),
+    ) -> Result<(), ResticError> {
+        let mut args: Vec<String> = vec![
+            "restore".into(),
+            id.into(),
+            "--target".into(),
+            target.display().to_string(),
+            "--verify".into(),
+        ];
+        if path == "/" {
+            for x in exclude {
+                args.extend(["--exclude".into(), x.clone()]);
+            }
+        } else {
+            args.extend(["--include".into(), path.into()]);
+        }
+        let mut running =
+            self.command(&args)
+                .spawn(false, false)
+                .map_err(|e| match not_run(e) {
+                    Try::Fatal(e) => e,
+                    Try::Said(s) => self.failed(&s),
+                })?;
+        // Checked often so that the end is seen at once; the bar is fed twice a second.
+        let mut last = Instant::now();
+        while running.child.try_wait().ok().flatten().is_none() {
+            if last.elapsed() >= Duration::from_millis(500) {
+                tick();
+                last = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tick();
+        match running.finish() {
+            Ok(_) => Ok(()),
+            Err(ExecError::Failed { stderr, .. }) => Err(self.failed(&stderr)),
+            Err(e) => Err(ResticError::Output(e.to_string())),
+        }
+    }
+}
