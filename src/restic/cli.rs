@@ -32,7 +32,12 @@ fn not_run(e: ExecError) -> Try {
 impl Restic {
     /// `restic ARGS…`: the one place a restic command line is made.
     fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Cmd {
-        let mut cmd = Cmd::new("restic").args(args).die_with_parent();
+        let mut cmd = Cmd::new("restic");
+        // restic 0.14 knows only the flag; later ones read the variable too.
+        if let Some(ca) = self.profile.vars.get("RESTIC_CACERT") {
+            cmd = cmd.arg("--cacert").arg(ca);
+        }
+        let mut cmd = cmd.args(args).die_with_parent();
         for (k, v) in &self.profile.vars {
             cmd = cmd.env(k, v);
         }

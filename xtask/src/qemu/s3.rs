@@ -24,8 +24,19 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A certificate and its key (PEM files) for S3 over TLS.
+pub struct Tls<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
 impl S3 {
     pub fn start(dir: &Path, buckets: &[String]) -> Result<S3> {
+        S3::start_with(dir, buckets, None)
+    }
+
+    /// With `tls`, the S3 port speaks HTTPS only, with that certificate.
+    pub fn start_with(dir: &Path, buckets: &[String], tls: Option<Tls<'_>>) -> Result<S3> {
         let data = dir.join("s3-data");
         std::fs::create_dir_all(&data)?;
         let config = dir.join("s3.json");
@@ -46,6 +57,10 @@ impl S3 {
             format!("-bucket={}", buckets.join(",")),
             "-admin.ui=false".to_owned(),
         ];
+        if let Some(tls) = tls {
+            args.push(format!("-s3.cert.file={}", tls.cert.display()));
+            args.push(format!("-s3.key.file={}", tls.key.display()));
+        }
         for flag in [
             "admin.port",
             "admin.port.grpc",
