@@ -33,9 +33,12 @@ impl S3 {
     fn start_inner(buckets: &str, tls: bool) -> S3 {
         let dir = tempfile::tempdir().unwrap();
         let names: Vec<String> = buckets.split(',').map(str::to_owned).collect();
-        let (cert, key) = (dir.path().join("s3.pem"), dir.path().join("s3.key"));
+        let (cert, key) = (
+            dir.path().join("ca-server.pem"),
+            dir.path().join("ca-server.key"),
+        );
         if tls {
-            test_ca(dir.path(), "ca", Some(("localhost", &cert, &key)));
+            test_ca(dir.path(), "ca", Some("localhost"));
         }
         let server = weed::S3::start_with(
             dir.path(),
@@ -69,71 +72,11 @@ impl S3 {
     }
 }
 
-/// A CA made with openssl in `dir` (`NAME.pem`, `NAME.key`) and, when asked, a server
-/// certificate it signs for a host name and 127.0.0.1.
-pub fn test_ca(dir: &Path, name: &str, server: Option<(&str, &Path, &Path)>) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        &format!("/CN=lifeboat test CA {name}"),
-        "-keyout",
-        &key,
-        "-out",
-        &pem,
-    ]);
-    if let Some((host, cert, cert_key)) = server {
-        let ext = dir.join("san.ext");
-        std::fs::write(&ext, format!("subjectAltName=DNS:{host},IP:127.0.0.1\n")).unwrap();
-        let csr = dir.join("server.csr");
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            &format!("/CN={host}"),
-            "-keyout",
-            cert_key.to_str().unwrap(),
-            "-out",
-            csr.to_str().unwrap(),
-        ]);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            csr.to_str().unwrap(),
-            "-CA",
-            &pem,
-            "-CAkey",
-            &key,
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            ext.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-        ]);
-    }
+/// A test CA in `dir` (`NAME.pem`) and, given a host, a server certificate it signed
+/// (`NAME-server.pem`, `NAME-server.key`): the harness's own (xtask/src/qemu/s3.rs).
+#[allow(dead_code)]
+pub fn test_ca(dir: &Path, name: &str, server_host: Option<&str>) {
+    weed::make_ca(dir, name, server_host).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// A file only its owner can read (what lifeboat wants for secrets).

@@ -423,6 +423,24 @@ pub fn write_run_file(image: &Path, script: &str, mtime: u64) -> Result<()> {
     .with_context(|| format!("writing lifeboat/run into {}", image.display()))
 }
 
+/// Put one more file onto a copy of the image's ESP (the QEMU harness: a test CA).
+pub fn write_stick_file(image: &Path, name: &str, bytes: &[u8], mtime: u64) -> Result<()> {
+    let (offset, len) = disk::find_esp(image)?;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .with_context(|| format!("opening {}", image.display()))?;
+    lifeboat::apply::fat::write_files(
+        &mut file,
+        offset,
+        len,
+        &[(name.to_owned(), bytes.to_vec())],
+        mtime,
+    )
+    .with_context(|| format!("writing {name} into {}", image.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,8 @@ pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// Where the guest finds the scenario's S3 server (`http://10.0.2.100/`).
 pub const S3_GUEST: &str = "10.0.2.100:80";
+/// The same over TLS (`https://10.0.2.100/`).
+pub const S3_GUEST_TLS: &str = "10.0.2.100:443";
 
 /// The serial number the stick shows the guest.
 pub const STICK_SERIAL: &str = "LIFEBOAT-STICK";
@@ -31,6 +33,10 @@ pub struct Machine<'a> {
     pub s3_port: Option<u16>,
     /// The NIC model when the scenario names one (else virtio-net-pci, with S3 only).
     pub nic: Option<&'a str>,
+    /// The S3 server speaks TLS: forwarded from port 443.
+    pub s3_tls: bool,
+    /// QEMU's human monitor on this Unix socket (for plugging disks in), else none.
+    pub monitor: Option<&'a Path>,
 }
 
 /// One of the scenario's disks.
@@ -41,6 +47,16 @@ pub struct Drive<'a> {
     /// 512, or 4096 for a 4Kn disk (logical and physical).
     pub block_size: u32,
     pub bus: Bus,
+    /// Only its drive is there at power-on; [`plug_command`] attaches it.
+    pub hotplug: bool,
+}
+
+/// The monitor command that plugs a hotplug drive into the xHCI controller.
+pub fn plug_command(d: &Drive<'_>) -> String {
+    format!(
+        "device_add usb-storage,bus=xhci.0,drive=disk-{},serial={},id=plug-{}",
+        d.id, d.serial, d.id
+    )
 }
 
 pub fn argv(m: &Machine<'_>) -> Vec<String> {
@@ -53,21 +69,25 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
         "-no-user-config",
         "-display",
         "none",
-        "-monitor",
-        "none",
         "-serial",
         "stdio",
         "-no-reboot",
     ]
     .map(str::to_owned)
     .to_vec();
+    a.push("-monitor".into());
+    a.push(match m.monitor {
+        Some(sock) => format!("unix:{},server=on,wait=off", sock.display()),
+        None => "none".into(),
+    });
     a.push("-nic".into());
     let model = m.nic.unwrap_or("virtio-net-pci");
     a.push(match (m.s3_port, m.nic) {
         // `cmd:` starts one nc per guest connection; a `tcp:` chardev would be a single
         // stream that every connection of the guest (restic opens several) shares.
         (Some(port), _) => format!(
-            "user,model={model},restrict=on,guestfwd=tcp:{S3_GUEST}-cmd:nc -N 127.0.0.1 {port}"
+            "user,model={model},restrict=on,guestfwd=tcp:{}-cmd:nc -N 127.0.0.1 {port}",
+            if m.s3_tls { S3_GUEST_TLS } else { S3_GUEST }
         ),
         (None, Some(_)) => format!("user,model={model},restrict=on"),
         (None, None) => "none".into(),
@@ -110,6 +130,9 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
                 d.file.display()
             ),
         ]);
+        if d.hotplug {
+            continue;
+        }
         let drive = format!("drive=disk-{id},serial={serial}{sectors}");
         let devices = match d.bus {
             Bus::Virtio => vec![format!("virtio-blk-pci,{drive}")],
@@ -148,6 +171,7 @@ mod tests {
             serial,
             block_size,
             bus: Bus::Virtio,
+            hotplug: false,
         }
     }
 
@@ -161,6 +185,8 @@ mod tests {
             cpus: 1,
             s3_port: None,
             nic: None,
+            s3_tls: false,
+            monitor: None,
         });
         assert!(a.contains(
             &"virtio-blk-pci,drive=disk-disk1,serial=ATLANTIS-DISK1,logical_block_size=4096,physical_block_size=4096"
@@ -181,6 +207,8 @@ mod tests {
             cpus: 2,
             s3_port: None,
             nic: None,
+            s3_tls: false,
+            monitor: None,
         });
         let line = a.join(" ");
         assert!(line.contains("-accel tcg,thread=multi"), "{line}");
@@ -218,6 +246,8 @@ mod tests {
             cpus: 1,
             s3_port: Some(41234),
             nic: None,
+            s3_tls: false,
+            monitor: None,
         });
         let nic = a.iter().position(|x| x == "-nic").unwrap();
         assert_eq!(
@@ -237,6 +267,8 @@ mod tests {
             cpus: 2,
             s3_port: None,
             nic: None,
+            s3_tls: false,
+            monitor: None,
         })
         .join(" ");
         assert!(!a.contains("usb-storage") && !a.contains("id=stick"), "{a}");
@@ -264,6 +296,8 @@ mod tests {
             cpus: 1,
             s3_port: None,
             nic: Some("e1000e"),
+            s3_tls: false,
+            monitor: None,
         });
         let has = |x: &str| a.iter().any(|y| y == x);
         assert!(has("nvme,id=nvme-n,drive=disk-n,serial=SN-NVME"), "{a:?}");
@@ -280,5 +314,33 @@ mod tests {
         assert_eq!(a.iter().filter(|x| *x == "-nic").count(), 1);
         assert!(has("user,model=e1000e,restrict=on"), "{a:?}");
         assert!(!a.iter().any(|x| x.contains("guestfwd")));
+    }
+
+    #[test]
+    fn a_hotplug_drive_waits_for_the_monitor() {
+        let late = Drive {
+            bus: Bus::UsbStorage,
+            hotplug: true,
+            ..drive("late", "/run/late.qcow2", "SN-LATE", 512)
+        };
+        assert_eq!(
+            plug_command(&late),
+            "device_add usb-storage,bus=xhci.0,drive=disk-late,serial=SN-LATE,id=plug-late"
+        );
+        let a = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: None,
+            disks: vec![late],
+            memory_mib: 1024,
+            cpus: 1,
+            s3_port: None,
+            nic: None,
+            s3_tls: false,
+            monitor: Some(Path::new("/run/monitor.sock")),
+        });
+        assert!(a.contains(&"if=none,id=disk-late,format=qcow2,file=/run/late.qcow2".to_owned()));
+        assert!(!a.iter().any(|x| x.contains("drive=disk-late")), "{a:?}");
+        let m = a.iter().position(|x| x == "-monitor").unwrap();
+        assert_eq!(a[m + 1], "unix:/run/monitor.sock,server=on,wait=off");
     }
 }

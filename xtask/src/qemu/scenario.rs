@@ -10,6 +10,10 @@ use serde::Deserialize;
 /// In `expect`: the sha256 the fixture Atlantis' @home must show (see fixture.rs).
 pub const HOME_SHA256: &str = "{home_sha256}";
 
+/// The name the S3 server's certificate is for, when `s3_tls` (the guest puts it into
+/// /etc/hosts: QEMU's DNS answers nothing with restrict=on).
+pub const S3_TLS_HOST: &str = "s3.lifeboat.test";
+
 /// Where scenarios live, relative to the project root.
 pub const DIR: &str = "tests/qemu";
 
@@ -27,6 +31,9 @@ pub struct Scenario {
     /// The guest's NIC model (QEMU's name: `e1000e`, `virtio-net-pci`) on user networking
     /// with DHCP; without it the guest has a NIC only when there are `s3_buckets`.
     pub nic: Option<String>,
+    /// The S3 server speaks HTTPS only, with a certificate for [`S3_TLS_HOST`] from a CA
+    /// made for the run; the stick carries the CA as `lifeboat/s3-ca.pem`.
+    pub s3_tls: bool,
     /// Boots of the same machine, one after another: disks and firmware variables (boot
     /// entries, BootOrder) carry over from one to the next.
     pub boots: Vec<Boot>,
@@ -88,6 +95,8 @@ struct File {
     s3_buckets: Vec<String>,
     #[serde(default)]
     nic: Option<String>,
+    #[serde(default)]
+    s3_tls: bool,
 }
 
 fn default_memory() -> u32 {
@@ -118,6 +127,10 @@ pub struct Disk {
     /// Where the disk is attached (see [`Bus`]).
     #[serde(default)]
     pub bus: Bus,
+    /// Not there at power-on: plugged in (QEMU monitor `device_add`) when the guest prints
+    /// `LIFEBOAT-PLUG <id>`. USB mass storage only.
+    #[serde(default)]
+    pub hotplug: bool,
 }
 
 /// The controller a scenario disk hangs on; each gives the guest the serial its own way
@@ -216,6 +229,7 @@ impl Scenario {
             disks: file.disks,
             s3_buckets: file.s3_buckets,
             nic: file.nic,
+            s3_tls: file.s3_tls,
             boots,
         };
         scenario.check()?;
@@ -254,6 +268,9 @@ impl Scenario {
                 bail!("boot 1 has no stick: nothing would be on the disks to boot");
             }
         }
+        if self.s3_tls && self.s3_buckets.is_empty() {
+            bail!("s3_tls needs s3_buckets: there is no S3 server to speak TLS");
+        }
         if let Some(nic) = &self.nic {
             if nic.is_empty() || !nic.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 bail!("nic `{nic}` must be a QEMU NIC model name (e1000e, virtio-net-pci)");
@@ -286,6 +303,12 @@ impl Scenario {
             }
             if !serials.insert(&disk.serial) {
                 bail!("disk `{}`: serial `{}` is used twice", disk.id, disk.serial);
+            }
+            if disk.hotplug && disk.bus != Bus::UsbStorage {
+                bail!(
+                    "disk `{}`: hotplug needs bus = \"usb-storage\" (a drive plugged into USB)",
+                    disk.id
+                );
             }
             if disk.unchanged && !disk.unchanged_partitions.is_empty() {
                 bail!(
@@ -472,6 +495,13 @@ serial = "ATLANTIS-DISK1"
             Scenario::parse("x", &format!("nic = \"e1000e,x=1\"\n{text}")).unwrap_err()
         );
         assert!(err.contains("NIC model"), "{err}");
+        let plugged = text.replace("bus = \"nvme\"", "bus = \"usb-storage\"\nhotplug = true");
+        assert!(Scenario::parse("x", &plugged).unwrap().disks[2].hotplug);
+        let err = format!(
+            "{:#}",
+            Scenario::parse("x", &text.replace("bus = \"nvme\"", "hotplug = true")).unwrap_err()
+        );
+        assert!(err.contains("hotplug needs bus"), "{err}");
     }
 
     #[test]
