@@ -89,13 +89,20 @@ impl Restic {
 
     /// `restic ARGS…` run to its end; stdout.
     fn read(&self, args: &[&str]) -> Result<String, ResticError> {
+        // restic 0.17+ retries a certificate it cannot verify for 15 minutes: stopped at
+        // its first complaint, the failure is told at once.
+        let hopeless = |line: &str| Failure::of(line) == Failure::Certificate;
         self.retried(|| {
-            let out = self.command(args).output().map_err(not_run)?;
-            if out.code == Some(0) {
-                Ok(out.stdout)
-            } else {
-                Err(Try::Said(out.stderr))
+            let mut running = self
+                .command(args)
+                .spawn_watched(true, hopeless)
+                .map_err(not_run)?;
+            let mut stdout = String::new();
+            if let Some(mut out) = running.child.stdout.take() {
+                let _ = std::io::Read::read_to_string(&mut out, &mut stdout);
             }
+            running.finish().map_err(not_run)?;
+            Ok(stdout)
         })
     }
 
