@@ -22,7 +22,6 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::blockdev;
-use crate::plan::Binding;
 
 /// How long a lock held shared (udev holds `LOCK_SH` while it looks at a disk) is waited
 /// for. An exclusive holder is another writer and is refused at once.
@@ -44,8 +43,6 @@ pub enum LockError {
     },
     #[error(transparent)]
     Blockdev(#[from] blockdev::BlockdevError),
-    #[error(transparent)]
-    Probe(#[from] crate::probe::ProbeError),
 }
 
 /// Another process holding a disk's lock, as /proc tells it.
@@ -215,28 +212,6 @@ pub fn unless_written<T>(device: &Path, f: impl FnOnce() -> T) -> Option<T> {
 pub fn disk_of(what: &str, path: &Path) -> Result<DiskLocks, LockError> {
     let mut locks = DiskLocks::default();
     locks.take_disk_of(what, path)?;
-    Ok(locks)
-}
-
-/// Lock the bound disks named in `ids` (all bound disks when `None`), then probe them again:
-/// what was read before the lock may have been another run's half-written table.
-pub fn lock_bindings(
-    bindings: &mut [Binding],
-    ids: Option<&[String]>,
-) -> Result<DiskLocks, LockError> {
-    let mut locks = DiskLocks::default();
-    for b in bindings
-        .iter()
-        .filter(|b| ids.is_none_or(|ids| ids.contains(&b.id)))
-    {
-        locks.take(&b.id, &b.device.path)?;
-    }
-    for b in bindings
-        .iter_mut()
-        .filter(|b| ids.is_none_or(|ids| ids.contains(&b.id)))
-    {
-        b.device = crate::probe::device(&b.device.path)?;
-    }
     Ok(locks)
 }
 

@@ -1,14 +1,23 @@
 //! lifeboat: provision and restore a multi-boot Linux workstation from a declarative spec.
 //!
-//! The flow is always `spec` → `probe` → `plan` (pure) → show → confirm → `apply`.
+//! The commands that write (provision, restore, esp-sync, boot-entries, backup-boot, stage)
+//! first decide what they will do from the spec and what the disks hold now, show it, and
+//! write after a confirmation. The decisions are pure code (`plan`, `boot::setup`,
+//! `boot::sync_plan`, `boot::entries`, `restore::select`, `restore::plan`,
+//! `restore::report::check`); probing and writing are thin layers around them. A restore
+//! probes again after provisioning, because provisioning made new filesystems. The read-only
+//! commands (disks, check, plan, fstab, inventory) only probe and print. The module map is
+//! docs/architecture.md.
 
 pub mod apply;
 pub mod blockdev;
 pub mod boot;
+pub mod btrfs;
 pub mod cli;
 pub mod commands;
 pub mod disklock;
 pub mod exec;
+pub mod machine;
 pub mod plan;
 pub mod probe;
 pub mod restic;

@@ -163,6 +163,70 @@ impl Bytes {
     }
 }
 
+/// After printed changes: `--yes`, or a yes typed at the terminal; without a terminal and
+/// without `--yes`, nothing is written.
+pub fn confirm_changes(yes: bool, question: &str) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !interactive() {
+        anyhow::bail!("not confirmed: pass --yes to apply these changes without a terminal");
+    }
+    if !confirm(question)? {
+        anyhow::bail!("not confirmed; nothing written");
+    }
+    Ok(())
+}
+
+/// `--yes`, or the serial of every disk that will be written typed at the prompt.
+pub fn confirm_plan(plan: &crate::plan::Plan, yes: bool) -> anyhow::Result<()> {
+    use crate::runlog;
+    if yes {
+        runlog::line("confirmed with --yes");
+        return Ok(());
+    }
+    if !interactive() {
+        anyhow::bail!("refusing to write without confirmation: run it on a terminal to confirm by typing each disk's serial, or pass --yes");
+    }
+    for d in plan.disks.iter().filter(|d| !d.actions.is_empty()) {
+        let expected = d
+            .serial
+            .clone()
+            .unwrap_or_else(|| d.device.display().to_string());
+        let what = if d.serial.is_some() {
+            "serial"
+        } else {
+            "device path"
+        };
+        let prompt = format!(
+            "To write {} ({}), type its {what} {expected}",
+            d.id,
+            d.device.display()
+        );
+        if !confirm_by_typing(&prompt, &expected)? {
+            anyhow::bail!("not confirmed for {}: nothing was written", d.id);
+        }
+        runlog::line(&format!("confirmed {} by typing {what}", d.id));
+    }
+    Ok(())
+}
+
+/// LUKS passphrases asked for at the console.
+pub struct Prompted;
+
+impl crate::apply::KeySource for Prompted {
+    fn passphrase(&mut self, partition: &crate::plan::PartRef) -> Result<String, String> {
+        if !interactive() {
+            return Err("no key_file in the spec and no terminal to ask for a passphrase".into());
+        }
+        new_passphrase(&format!(
+            "Passphrase for the LUKS container in partition {} \"{}\"",
+            partition.number, partition.name
+        ))
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// An error and its causes as one sentence, most general first, each cause said once:
 /// many errors already quote their cause (`cannot read spec /tmp: Is a directory`), and
 /// `{:#}` would repeat it.

@@ -183,17 +183,11 @@ impl State {
                 in_luks,
             } => {
                 let mnt = self.mount_btrfs(partition, *in_luks, keys)?;
-                Cmd::new("btrfs")
-                    .args(["subvolume", "create"])
-                    .arg(mnt.join(name))
-                    .run()?;
+                crate::btrfs::create(&mnt.join(name))?;
             }
             Action::EnableQuotas { partition, in_luks } => {
                 let mnt = self.mount_btrfs(partition, *in_luks, keys)?;
-                Cmd::new("btrfs")
-                    .args(["quota", "enable"])
-                    .arg(&mnt)
-                    .run()?;
+                crate::btrfs::quota_enable(&mnt)?;
             }
         }
         Ok(())

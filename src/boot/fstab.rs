@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use crate::plan::Binding;
+use crate::probe::{Device, Table};
 use crate::spec::{Encryption, FsKind, Spec};
 
 /// What the probe found in one partition.
@@ -217,6 +219,30 @@ pub fn render(
         let _ = writeln!(out, "{line}");
     }
     Ok(out)
+}
+
+/// What is in partition `number` of the disk bound to `id`, for [`render`].
+pub fn lookup(bindings: &[Binding]) -> impl Fn(&str, u32) -> Option<Option<Found>> + '_ {
+    move |id, number| {
+        let binding = bindings.iter().find(|b| b.id == id)?;
+        Some(partition(&binding.device, number))
+    }
+}
+
+fn partition(device: &Device, number: u32) -> Option<Found> {
+    let Table::Gpt(gpt) = &device.table else {
+        return None;
+    };
+    let fs = gpt
+        .partitions
+        .iter()
+        .find(|p| p.number == number)?
+        .fs
+        .as_ref()?;
+    Some(Found {
+        fstype: fs.fstype.clone(),
+        uuid: fs.uuid.clone(),
+    })
 }
 
 #[cfg(test)]

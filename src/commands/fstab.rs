@@ -2,10 +2,8 @@
 
 use anyhow::Result;
 
-use crate::boot::fstab::{self, Found};
+use crate::boot::fstab;
 use crate::cli::FstabArgs;
-use crate::plan::Binding;
-use crate::probe::{Device, Table};
 use crate::spec::Spec;
 
 pub fn fstab(args: &FstabArgs) -> Result<()> {
@@ -13,30 +11,9 @@ pub fn fstab(args: &FstabArgs) -> Result<()> {
     // Nothing is required here: a disk that is not found shows up as the partition that
     // needs it, by name.
     let bindings = super::bind_disks(&spec, &args.disks, &[], true)?;
-    print!("{}", fstab::render(&spec, &args.root, &lookup(&bindings))?);
+    print!(
+        "{}",
+        fstab::render(&spec, &args.root, &fstab::lookup(&bindings))?
+    );
     Ok(())
-}
-
-/// What is in partition `number` of the disk bound to `id`, for [`fstab::render`].
-pub fn lookup(bindings: &[Binding]) -> impl Fn(&str, u32) -> Option<Option<Found>> + '_ {
-    move |id, number| {
-        let binding = bindings.iter().find(|b| b.id == id)?;
-        Some(partition(&binding.device, number))
-    }
-}
-
-fn partition(device: &Device, number: u32) -> Option<Found> {
-    let Table::Gpt(gpt) = &device.table else {
-        return None;
-    };
-    let fs = gpt
-        .partitions
-        .iter()
-        .find(|p| p.number == number)?
-        .fs
-        .as_ref()?;
-    Some(Found {
-        fstype: fs.fstype.clone(),
-        uuid: fs.uuid.clone(),
-    })
 }

@@ -1,14 +1,11 @@
 //! `lifeboat inventory SPEC`: the restore points on the backup drive, read-only.
 
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::apply::mount::Mount;
 use crate::cli::{InventoryArgs, InventoryFrom};
-use crate::plan::Binding;
-use crate::probe::Table;
 use crate::restic::streams;
 use crate::restore::inventory::{self, Inventory, Kind};
 use crate::restore::points;
@@ -21,7 +18,7 @@ pub fn inventory(args: &InventoryArgs) -> Result<()> {
         return restic_inventory(&spec, args.json);
     }
     let bindings = super::bind_disks(&spec, &args.disks, &[], true)?;
-    let node = backup_partition(&spec, &bindings)?;
+    let node = crate::restore::backup_drive::backup_partition(&spec, &bindings)?;
     let top = Mount::read_only(&node, "btrfs", Some("subvolid=5"))
         .with_context(|| format!("mounting the backup drive {BACKUP_LABEL} read-only"))?;
     let now = SystemTime::now()
@@ -42,54 +39,6 @@ pub fn inventory(args: &InventoryArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     Ok(())
-}
-
-/// The device node of the spec's partition labelled LINBKUP, checked to hold that
-/// filesystem now.
-pub fn backup_partition(spec: &Spec, bindings: &[Binding]) -> Result<PathBuf> {
-    let Some((disk, number)) = spec.disks.iter().find_map(|d| {
-        d.partitions
-            .iter()
-            .position(|p| p.label.as_deref() == Some(BACKUP_LABEL))
-            .map(|i| (d, i as u32 + 1))
-    }) else {
-        bail!(
-            "{} has no partition labelled {BACKUP_LABEL}: lifeboat looks for the backups there",
-            spec.file.display()
-        );
-    };
-    let Some(binding) = bindings.iter().find(|b| b.id == disk.id) else {
-        bail!(
-            "the backup drive ({}, partition {number} {BACKUP_LABEL}) was not found: plug it in, \
-             or name it with --disk {}=/dev/…",
-            disk.id,
-            disk.id
-        );
-    };
-    let fs = match &binding.device.table {
-        Table::Gpt(g) => g
-            .partitions
-            .iter()
-            .find(|p| p.number == number)
-            .and_then(|p| p.fs.clone()),
-        _ => None,
-    };
-    match fs {
-        Some(fs) if fs.fstype == "btrfs" && fs.label.as_deref() == Some(BACKUP_LABEL) => Ok(
-            crate::blockdev::partition_node(&binding.device.path, number),
-        ),
-        other => bail!(
-            "partition {number} of {} ({}) should be the Btrfs backup filesystem {BACKUP_LABEL} \
-             but holds {}",
-            disk.id,
-            binding.device.path.display(),
-            other.map_or("nothing".to_owned(), |f| format!(
-                "{} labelled {}",
-                f.fstype,
-                f.label.unwrap_or_else(|| "(none)".into())
-            ))
-        ),
-    }
 }
 
 fn render(inv: &Inventory, node: &std::path::Path, now: i64) -> String {

@@ -8,8 +8,8 @@ use dialoguer::theme::SimpleTheme;
 
 use crate::apply::mount::Mount;
 use crate::cli::{
-    BootEntriesArgs, DisksArgs, EspSyncArgs, InventoryArgs, InventoryFrom, MenuArgs, PlanArgs,
-    ProvisionArgs, RestoreArgs, RestoreFrom, Selection, DEFAULT_LOADER,
+    BootEntriesArgs, DisksArgs, InventoryArgs, InventoryFrom, MenuArgs, PlanArgs, ProvisionArgs,
+    RestoreArgs, RestoreFrom, Selection, DEFAULT_LOADER,
 };
 use crate::exec::Cmd;
 
@@ -132,7 +132,9 @@ fn restore(spec: &Path) -> Result<()> {
 /// directories, mirror, unmount.
 fn sync_esps(spec_path: &Path) -> Result<()> {
     let spec = crate::spec::Spec::load(spec_path)?;
-    let esps = super::boot_entries::spec_esps(&spec, &[], DEFAULT_LOADER)?;
+    let bindings =
+        crate::machine::bind_disks(&spec, &[], &crate::boot::uefi::esp_disk_ids(&spec), false)?;
+    let esps = crate::boot::uefi::spec_esps(&spec, &bindings, DEFAULT_LOADER)?;
     let [(esp0, node0), (esp1, node1), ..] = esps.as_slice() else {
         anyhow::bail!("{} names fewer than two ESPs", spec_path.display());
     };
@@ -145,14 +147,7 @@ fn sync_esps(spec_path: &Path) -> Result<()> {
     );
     let from = Mount::new(node0, "vfat")?;
     let to = Mount::new(node1, "vfat")?;
-    let result = super::esp_sync(&EspSyncArgs {
-        from: Some(from.path().to_owned()),
-        to: Some(to.path().to_owned()),
-        spec: spec_path.to_owned(),
-        dry_run: false,
-        yes: false,
-        install_hook: None,
-    });
+    let result = crate::boot::mirror::run(from.path(), to.path(), false, false);
     to.close()?;
     from.close()?;
     result

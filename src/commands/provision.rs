@@ -1,16 +1,16 @@
 //! `lifeboat plan` and `lifeboat provision`: probe, plan, show, confirm, apply.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
-use crate::apply::{self, KeySource};
+use crate::apply;
 use crate::boot::setup::Setup;
 use crate::cli::{PlanArgs, ProvisionArgs, Selection};
 use crate::disklock::DiskLocks;
-use crate::plan::{self, Binding, PartRef, Plan, Scope};
+use crate::plan::{self, Binding, Plan, Scope};
 use crate::spec::Spec;
 use crate::{runlog, ui};
 
-use super::provision_boot;
+use crate::boot::setup_apply as provision_boot;
 
 /// `lifeboat plan`: print what provision would do. Writes nothing.
 pub fn plan(args: &PlanArgs) -> Result<()> {
@@ -70,11 +70,11 @@ pub fn provision(args: &ProvisionArgs) -> Result<()> {
         return Ok(());
     }
     if plan.is_empty() {
-        super::confirm_changes(args.yes, "Carry out the boot setup?")?;
+        ui::confirm_changes(args.yes, "Carry out the boot setup?")?;
     } else {
-        confirm(&plan, args.yes)?;
+        ui::confirm_plan(&plan, args.yes)?;
         let mut steps = ui::Steps::new(plan.action_count());
-        let result = apply::apply(&plan, &mut steps, &mut Prompted);
+        let result = apply::apply(&plan, &mut steps, &mut ui::Prompted);
         steps.finish();
         result.context("provisioning stopped; running the same command again finishes the rest")?;
         println!(
@@ -89,7 +89,7 @@ pub fn provision(args: &ProvisionArgs) -> Result<()> {
                 .join(", ")
         );
     }
-    let booted = provision_boot::run(&spec, &args.selection);
+    let booted = provision_boot::run(&spec, &args.selection.disks);
     if let Some(path) = log {
         println!("Log: {}", path.display());
     }
@@ -117,52 +117,4 @@ fn make_plan(sel: &Selection, write: bool) -> Result<(Spec, Vec<Binding>, Plan, 
         uuid::Uuid::new_v4().to_string().to_uppercase()
     })?;
     Ok((spec, bindings, plan, locks))
-}
-
-/// `--yes`, or the serial of every disk that will be written typed at the prompt.
-pub(super) fn confirm(plan: &Plan, yes: bool) -> Result<()> {
-    if yes {
-        runlog::line("confirmed with --yes");
-        return Ok(());
-    }
-    if !ui::interactive() {
-        bail!("refusing to write without confirmation: run it on a terminal to confirm by typing each disk's serial, or pass --yes");
-    }
-    for d in plan.disks.iter().filter(|d| !d.actions.is_empty()) {
-        let expected = d
-            .serial
-            .clone()
-            .unwrap_or_else(|| d.device.display().to_string());
-        let what = if d.serial.is_some() {
-            "serial"
-        } else {
-            "device path"
-        };
-        let prompt = format!(
-            "To write {} ({}), type its {what} {expected}",
-            d.id,
-            d.device.display()
-        );
-        if !ui::confirm_by_typing(&prompt, &expected)? {
-            bail!("not confirmed for {}: nothing was written", d.id);
-        }
-        runlog::line(&format!("confirmed {} by typing {what}", d.id));
-    }
-    Ok(())
-}
-
-/// LUKS passphrases asked for at the console.
-pub(super) struct Prompted;
-
-impl KeySource for Prompted {
-    fn passphrase(&mut self, partition: &PartRef) -> Result<String, String> {
-        if !ui::interactive() {
-            return Err("no key_file in the spec and no terminal to ask for a passphrase".into());
-        }
-        ui::new_passphrase(&format!(
-            "Passphrase for the LUKS container in partition {} \"{}\"",
-            partition.number, partition.name
-        ))
-        .map_err(|e| e.to_string())
-    }
 }

@@ -246,11 +246,7 @@ fn subvolumes(disk: &Path, name: &str, p: &Part, start: u64, size: u64) -> Optio
         crate::disklock::unless_written(disk, || blockdev::sync_partitions(disk, &wanted))?.ok()?;
     }
     let node = blockdev::partition_node(disk, p.number);
-    let dump = Cmd::new("btrfs")
-        .args(["inspect-internal", "dump-tree", "-t", "root"])
-        .arg(&node)
-        .read()
-        .ok()?;
+    let dump = crate::btrfs::dump_root_tree(&node).ok()?;
     Some(parse::top_level_subvolumes(&dump))
 }
 

@@ -8,6 +8,7 @@ pub mod env;
 pub mod failure;
 pub mod select;
 pub mod snapshots;
+pub mod spec;
 pub mod streams;
 
 use std::time::Duration;

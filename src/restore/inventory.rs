@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::points::{self, Epoch};
 use super::stream;
-use crate::exec::{Cmd, ExecError};
+use crate::exec::ExecError;
 use crate::single_component;
 
 /// A point older than this is worth a warning: backups have stopped.
@@ -311,10 +311,7 @@ pub fn scan(
     host: &str,
     now: Epoch,
 ) -> Result<Inventory, InventoryError> {
-    let list = Cmd::new("btrfs")
-        .args(["subvolume", "list", "-u", "-q", "-R"])
-        .arg(top)
-        .read()?;
+    let list = crate::btrfs::list(top, false)?;
     let rows = parse_subvolume_list(&list);
     let (mut found, mut warnings) = classify(&rows, dirs, &|dir| {
         std::fs::read_to_string(top.join(dir).join("info.xml")).ok()

@@ -1,20 +1,33 @@
-//! Restoring the machine from its backups: which restore points exist ([`points`] by name,
-//! [`inventory`] on the backup drive), which of them a restore uses ([`select`]), what it
-//! does on the target pool ([`plan`]), the record of the filesystems' UUIDs ([`record`]),
-//! the send | receive pipe with its progress ([`pipe`]) and the check of every command
-//! that passes through it ([`stream_check`]), file trees copied ([`tree`]) and
-//! the checks of a restored root ([`verify`]).
+//! Restoring the machine from its backups, the whole engine: [`run()`] carries one restore
+//! out from [`Options`]. Where the subvolumes come from ([`source`]: the backup drive,
+//! restic, stream files in restic, behind one trait); which restore points exist
+//! ([`points`] by name, [`inventory`] on the backup drive), which of them a restore uses
+//! ([`select`]), what it does on the target pool ([`plan`]), receiving them ([`receive`]
+//! through the send | receive pipe with its progress, [`pipe`]), the record of the
+//! filesystems' UUIDs ([`record`]), /boot and the ESPs ([`boot`], file trees copied by
+//! [`tree`]) and the checks afterwards ([`report`], pure parts in [`verify`]).
 
+pub mod backup_drive;
+pub mod boot;
 pub mod inventory;
+pub mod options;
 pub mod pipe;
 pub mod plan;
 pub mod points;
+pub mod receive;
 pub mod record;
+pub mod report;
+pub mod room;
+pub mod run;
 pub mod select;
+pub mod source;
 pub mod stream;
 pub mod stream_check;
 pub mod tree;
 pub mod verify;
+
+pub use options::Options;
+pub use run::run;
 
 /// The label of the Btrfs filesystem on the backup drive that holds the btrbk targets.
 pub const BACKUP_LABEL: &str = "LINBKUP";

@@ -1,4 +1,4 @@
-//! `lifeboat restore --from restic`: the off-site restic repository as the source. Which
+//! `restore --from restic`: the off-site restic repository as the source. Which
 //! snapshot each mapped path comes from is chosen by [`crate::restic::select`]; each path
 //! is restored by `restic restore --verify` into `<subvol>.lifeboat-partial`, a new
 //! subvolume, which is renamed to the canonical name only when restic has finished. The
@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::restore::Source as RestoreSource;
-use crate::cli::RestoreArgs;
-use crate::exec::Cmd;
+use super::Source as RestoreSource;
+use crate::btrfs;
 use crate::restic::select::{self, Pick, Planned, Skipped};
 use crate::restic::Restic;
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::When;
+use crate::restore::Options;
 use crate::restore::{points, META};
 use crate::spec::{human, Spec};
 use crate::ui;
@@ -26,7 +26,7 @@ const DONE_FILE: &str = ".lifeboat-restored";
 /// Inside a partial subvolume: where restic writes (its paths are absolute).
 const SCAFFOLD: &str = ".lifeboat-restic";
 
-pub(super) struct ResticSource {
+pub struct ResticSource {
     restic: Restic,
     planned: Vec<Planned>,
     /// Left out: no snapshot holds their path.
@@ -37,7 +37,7 @@ pub(super) struct ResticSource {
 }
 
 impl ResticSource {
-    pub(super) fn open(spec: &Spec, args: &RestoreArgs, when: When) -> Result<ResticSource> {
+    pub fn open(spec: &Spec, args: &Options, when: When) -> Result<ResticSource> {
         let Some(conf) = &spec.restic else {
             bail!(
                 "{} has no [restic] section: it says where the repository is and which backed-up \
@@ -45,7 +45,7 @@ impl ResticSource {
                 spec.file.display()
             );
         };
-        let restic = super::restic_for(spec)?;
+        let restic = crate::restic::spec::restic_for(spec)?;
         let pick = match (&args.snapshot, when) {
             (Some(id), _) => Pick::Id(id.clone()),
             (None, When::At(t)) => Pick::At(t),
@@ -119,7 +119,7 @@ fn read_record(restic: &Restic, planned: &[Planned]) -> Option<Record> {
         meta.path.trim_end_matches('/')
     );
     match restic.dump_text(&meta.snapshot.id, &file) {
-        Ok(text) => super::restore::record_from(&text, &file),
+        Ok(text) => super::record_from(&text, &file),
         Err(_) => {
             println!(
                 "  no {file} in snapshot {}: new UUIDs",
@@ -144,6 +144,118 @@ fn has_data(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
 
+/// What the pool holds under a subvolume's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    Absent,
+    Empty,
+    HasData,
+}
+
+fn held(at: &Path) -> Held {
+    if has_data(at) {
+        Held::HasData
+    } else if at.is_dir() {
+        Held::Empty
+    } else {
+        Held::Absent
+    }
+}
+
+/// What a restic restore does with one subvolume, decided once from what the pool holds:
+/// the printed plan and the restore carry out the same value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Restored by an earlier run (its line is in `.lifeboat-restored`).
+    Done,
+    /// `restic restore` into `<subvol>.lifeboat-partial`, then put in its place.
+    Restore(Place),
+}
+
+/// How the restored subvolume takes its canonical name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// The subvolume there holds data: renamed to this name (kept).
+    MoveAside(String),
+    /// The subvolume there is empty: deleted.
+    ReplaceEmpty,
+    /// Nothing there: renamed.
+    Create,
+}
+
+/// The step for a subvolume: `done` by an earlier run, else placed by what the pool holds.
+pub fn step(subvol: &str, done: bool, held: Held, stamp: &str) -> Step {
+    if done {
+        return Step::Done;
+    }
+    Step::Restore(match held {
+        Held::HasData => Place::MoveAside(format!("{subvol}.before-restore-{stamp}")),
+        Held::Empty => Place::ReplaceEmpty,
+        Held::Absent => Place::Create,
+    })
+}
+
+/// The plan's lines for `planned` and its steps.
+pub fn render(planned: &[Planned], steps: &[Step]) -> String {
+    let mut out = String::new();
+    for (p, step) in planned.iter().zip(steps) {
+        out.push_str(&format!("  {}:\n", p.subvol));
+        let place = match step {
+            Step::Done => {
+                out.push_str(&format!(
+                    "    done: restored from {} {} by an earlier run\n",
+                    p.snapshot.short_id, p.path
+                ));
+                continue;
+            }
+            Step::Restore(place) => place,
+        };
+        let skip = if p.exclude.is_empty() {
+            String::new()
+        } else {
+            format!(" without {}", p.exclude.join(", "))
+        };
+        out.push_str(&format!(
+            "    - restic restore {} of snapshot {} ({}){skip} into {}.lifeboat-partial, verified\n",
+            p.path,
+            p.snapshot.short_id,
+            points::format_time(p.snapshot.time),
+            p.subvol
+        ));
+        let line = match place {
+            Place::MoveAside(aside) => format!(
+                "- rename the existing {0} to {aside} (kept), then the restored one to {0}",
+                p.subvol
+            ),
+            Place::ReplaceEmpty => {
+                format!("- replace the empty {0} with the restored one", p.subvol)
+            }
+            Place::Create => format!("- rename the restored one to {}", p.subvol),
+        };
+        out.push_str(&format!("    {line}\n"));
+    }
+    out
+}
+
+impl ResticSource {
+    /// The step of each planned subvolume for the pool mounted at `top`, or for a pool
+    /// about to be made (`None`: provisioning makes each subvolume, empty).
+    fn plan(&self, top: Option<&Path>, stamp: &str) -> Vec<Step> {
+        self.planned
+            .iter()
+            .map(|p| match top {
+                None => step(&p.subvol, false, Held::Empty, stamp),
+                Some(top) => step(
+                    &p.subvol,
+                    is_done(top, p),
+                    held(&top.join(&p.subvol)),
+                    stamp,
+                ),
+            })
+            .collect()
+    }
+}
+
 impl RestoreSource for ResticSource {
     fn name(&self) -> String {
         format!("restic {}", self.restic.profile.repository())
@@ -162,70 +274,33 @@ impl RestoreSource for ResticSource {
     }
 
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
-        let mut out = String::new();
-        for s in &self.skipped {
-            out.push_str(&format!("  {s}\n"));
-        }
-        for p in &self.planned {
-            out.push_str(&format!("  {}:\n", p.subvol));
-            if top.is_some_and(|t| is_done(t, p)) {
-                out.push_str(&format!(
-                    "    done: restored from {} {} by an earlier run\n",
-                    p.snapshot.short_id, p.path
-                ));
-                continue;
-            }
-            let skip = if p.exclude.is_empty() {
-                String::new()
-            } else {
-                format!(" without {}", p.exclude.join(", "))
-            };
-            out.push_str(&format!(
-                "    - restic restore {} of snapshot {} ({}){skip} into {}.lifeboat-partial, verified\n",
-                p.path,
-                p.snapshot.short_id,
-                points::format_time(p.snapshot.time),
-                p.subvol
-            ));
-            let existing = top.map(|t| t.join(&p.subvol));
-            let line = match existing {
-                Some(at) if has_data(&at) => format!(
-                    "- rename the existing {0} to {0}.before-restore-{stamp} (kept), then the restored one to {0}",
-                    p.subvol
-                ),
-                Some(at) if at.is_dir() => {
-                    format!("- replace the empty {0} with the restored one", p.subvol)
-                }
-                None => format!("- replace the empty {0} with the restored one", p.subvol),
-                Some(_) => format!("- rename the restored one to {}", p.subvol),
-            };
-            out.push_str(&format!("    {line}\n"));
-        }
+        // What no snapshot holds is left out; the rest as planned.
+        let mut out: String = self.skipped.iter().map(|s| format!("  {s}\n")).collect();
+        out.push_str(&render(&self.planned, &self.plan(top, stamp)));
         Ok(out)
     }
 
     fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
-        for p in &self.planned {
+        // The plan again, now against the pool as it really is after provisioning.
+        let steps = self.plan(Some(top), stamp);
+        for (p, step) in self.planned.iter().zip(&steps) {
             println!("\n{}", p.subvol);
-            if is_done(top, p) {
-                println!("  already restored from {} {}", p.snapshot.short_id, p.path);
-                continue;
-            }
+            let place = match step {
+                Step::Done => {
+                    println!("  already restored from {} {}", p.snapshot.short_id, p.path);
+                    continue;
+                }
+                Step::Restore(place) => place,
+            };
             let partial = top.join(format!("{}.lifeboat-partial", p.subvol));
             if partial.exists() {
                 println!(
                     "  removing the incomplete {} left by an interrupted run",
                     partial.file_name().unwrap_or_default().to_string_lossy()
                 );
-                Cmd::new("btrfs")
-                    .args(["subvolume", "delete"])
-                    .arg(&partial)
-                    .run()?;
+                btrfs::delete(&partial)?;
             }
-            Cmd::new("btrfs")
-                .args(["subvolume", "create"])
-                .arg(&partial)
-                .run()?;
+            btrfs::create(&partial)?;
             let total = self
                 .sizes
                 .iter()
@@ -234,16 +309,14 @@ impl RestoreSource for ResticSource {
             let t = self.run_restore(p, &partial, top, total)?;
             settle(p, &partial)?;
             let at = top.join(&p.subvol);
-            if has_data(&at) {
-                let aside = format!("{}.before-restore-{stamp}", p.subvol);
-                std::fs::rename(&at, top.join(&aside))
-                    .with_context(|| format!("renaming {} to {aside}", p.subvol))?;
-                println!("  the {} that was there is now {aside}", p.subvol);
-            } else if at.exists() {
-                Cmd::new("btrfs")
-                    .args(["subvolume", "delete"])
-                    .arg(&at)
-                    .run()?;
+            match place {
+                Place::MoveAside(aside) => {
+                    std::fs::rename(&at, top.join(aside))
+                        .with_context(|| format!("renaming {} to {aside}", p.subvol))?;
+                    println!("  the {} that was there is now {aside}", p.subvol);
+                }
+                Place::ReplaceEmpty => btrfs::delete(&at)?,
+                Place::Create => {}
             }
             std::fs::rename(&partial, &at)
                 .with_context(|| format!("renaming the restored subvolume to {}", p.subvol))?;
@@ -340,4 +413,75 @@ fn settle(p: &Planned, partial: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restic::snapshots::Snapshot;
+
+    fn planned(subvol: &str, path: &str) -> Planned {
+        Planned {
+            subvol: subvol.into(),
+            path: path.into(),
+            snapshot: Snapshot {
+                id: "4f9c0a7e".repeat(8),
+                short_id: "4f9c0a7e".into(),
+                time: 1_764_000_000,
+                host: "atlantis".into(),
+                tags: vec!["LINUX".into()],
+                paths: vec![path.into()],
+                size: None,
+                files: None,
+            },
+            exclude: vec![],
+        }
+    }
+
+    #[test]
+    fn the_step_follows_what_the_pool_holds() {
+        let stamp = "20261125T1200";
+        assert_eq!(
+            step("@home", false, Held::HasData, stamp),
+            Step::Restore(Place::MoveAside(
+                "@home.before-restore-20261125T1200".into()
+            ))
+        );
+        assert_eq!(
+            step("@home", false, Held::Empty, stamp),
+            Step::Restore(Place::ReplaceEmpty)
+        );
+        assert_eq!(
+            step("@home", false, Held::Absent, stamp),
+            Step::Restore(Place::Create)
+        );
+        // Done wins over what is there: the earlier run's result is kept.
+        assert_eq!(step("@home", true, Held::HasData, stamp), Step::Done);
+    }
+
+    #[test]
+    fn the_printed_plan_says_what_the_restore_does() {
+        let planned = [
+            planned("@home", "/home"),
+            planned("@rootTW", "/"),
+            planned("Atlantis-meta", "/meta"),
+            planned("@rootF41", "/f41"),
+        ];
+        let steps = [
+            Step::Restore(Place::MoveAside("@home.before-restore-X".into())),
+            Step::Restore(Place::ReplaceEmpty),
+            Step::Restore(Place::Create),
+            Step::Done,
+        ];
+        let text = render(&planned, &steps);
+        assert!(text.contains(
+            "    - rename the existing @home to @home.before-restore-X (kept), then the restored one to @home\n"
+        ), "{text}");
+        assert!(text.contains("    - replace the empty @rootTW with the restored one\n"));
+        assert!(text.contains("    - rename the restored one to Atlantis-meta\n"));
+        assert!(
+            text.contains("  @rootF41:\n    done: restored from 4f9c0a7e /f41 by an earlier run\n")
+        );
+        assert_eq!(text.matches("restic restore").count(), 3);
+    }
 }

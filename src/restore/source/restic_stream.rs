@@ -1,4 +1,4 @@
-//! `lifeboat restore --from restic-stream`: raw `btrfs send` stream files kept in the restic
+//! `restore --from restic-stream`: raw `btrfs send` stream files kept in the restic
 //! repository (`…/raw-snapshots/<host>/…`, the block-level path of the backup design). The
 //! chains are chosen and received exactly as from the backup drive; the bytes come from
 //! `restic dump`, which checks every blob it reads against its hash.
@@ -7,19 +7,19 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::restore::Source as RestoreSource;
-use super::restore_usb::{plan_lines, receive_all, Opened};
-use crate::cli::RestoreArgs;
+use super::Source as RestoreSource;
 use crate::restic::snapshots::Snapshot;
 use crate::restic::{streams, Restic};
 use crate::restore::inventory::{self, Point};
+use crate::restore::receive::{plan_lines, receive_all, Opened};
 use crate::restore::record::Record;
 use crate::restore::select::{self, Chain, When};
+use crate::restore::Options;
 use crate::restore::{points, stream, META};
 use crate::single_component::SingleComponent;
 use crate::spec::{human, Spec};
 
-pub(super) struct StreamSource {
+pub struct StreamSource {
     restic: Restic,
     snapshot: Snapshot,
     chains: Vec<Chain>,
@@ -29,14 +29,14 @@ pub(super) struct StreamSource {
 }
 
 impl StreamSource {
-    pub(super) fn open(
+    pub fn open(
         spec: &Spec,
         spec_subvols: &[String],
-        args: &RestoreArgs,
+        args: &Options,
         when: When,
         now: i64,
     ) -> Result<StreamSource> {
-        let restic = super::restic_for(spec)?;
+        let restic = crate::restic::spec::restic_for(spec)?;
         let host = &spec.machine.host;
         let tag = spec.restic.as_ref().map_or("LINUX", |r| r.tag.as_str());
         println!("\nPreflight (nothing is written yet):");

@@ -10,8 +10,7 @@ use anyhow::{Context, Result};
 use crate::apply::mount::Mount;
 use crate::blockdev;
 use crate::boot::setup::{self, Facts, PartAt, Setup, Step};
-use crate::boot::{efivars, esp_sync, fstab, loader, on_disk};
-use crate::cli::{BootEntriesArgs, EspSyncArgs, Selection, DEFAULT_LOADER};
+use crate::boot::{efivars, esp_sync, fstab, loader, on_disk, uefi};
 use crate::plan::{Action, Binding, Plan};
 use crate::runlog;
 use crate::spec::{PartType, Spec};
@@ -46,7 +45,7 @@ pub fn facts(spec: &Spec, bindings: &[Binding], pending: &Plan) -> Facts {
         .iter()
         .all(|id| present.iter().any(|(p, is_loop)| p == id && !is_loop));
     if efivarfs && all_real && !new_table {
-        on_disk.entries = super::boot_entries::firmware_current(spec, bindings);
+        on_disk.entries = uefi::firmware_current(spec, bindings);
     }
     Facts {
         present,
@@ -78,9 +77,9 @@ pub fn render(setup: &Setup) -> String {
 /// here is the one extra look the steps really need: provisioning just made the tables,
 /// filesystems and subvolumes that the setup works on, and the probe made before it saw
 /// none of them. Stops at the first step that fails, with one sentence naming it.
-pub fn run(spec: &Spec, sel: &Selection) -> Result<()> {
+pub fn run(spec: &Spec, disks: &[(String, std::path::PathBuf)]) -> Result<()> {
     crate::apply::pause_at("pause-before:boot-setup");
-    let bindings = super::bind_disks(spec, &sel.disks, &[], true)?;
+    let bindings = crate::machine::bind_disks(spec, disks, &[], true)?;
     let done = Plan {
         spec: spec.file.clone(),
         disks: Vec::new(),
@@ -92,14 +91,8 @@ pub fn run(spec: &Spec, sel: &Selection) -> Result<()> {
         let result = match step {
             Step::Fstab { pool, roots } => write_fstabs(spec, &bindings, pool, roots),
             Step::Loader { esp } => install_loader(&bindings, esp),
-            Step::Mirror { from, to } => mirror(spec, &bindings, from, to),
-            Step::Entries => super::boot_entries(&BootEntriesArgs {
-                spec: sel.spec.clone(),
-                disks: sel.disks.clone(),
-                loader: DEFAULT_LOADER.to_owned(),
-                dry_run: false,
-                yes: true,
-            }),
+            Step::Mirror { from, to } => mirror(&bindings, from, to),
+            Step::Entries => uefi::write_for(spec, disks, loader::ON_ESP_UEFI, false, true),
         };
         if let Err(err) = &result {
             runlog::line(&format!("failed: {}", crate::ui::error_sentence(err)));
@@ -132,7 +125,7 @@ fn node(bindings: &[Binding], at: &PartAt) -> Result<std::path::PathBuf> {
 }
 
 fn write_fstabs(spec: &Spec, bindings: &[Binding], pool: &PartAt, roots: &[String]) -> Result<()> {
-    let lookup = super::fstab::lookup(bindings);
+    let lookup = fstab::lookup(bindings);
     let pool_mount = Mount::with_options(&node(bindings, pool)?, "btrfs", Some("subvolid=5"))?;
     for root in roots {
         let dir = pool_mount.path().join(root);
@@ -170,17 +163,10 @@ fn install_loader(bindings: &[Binding], esp: &PartAt) -> Result<()> {
     Ok(())
 }
 
-fn mirror(spec: &Spec, bindings: &[Binding], from: &PartAt, to: &PartAt) -> Result<()> {
+fn mirror(bindings: &[Binding], from: &PartAt, to: &PartAt) -> Result<()> {
     let source = Mount::new(&node(bindings, from)?, "vfat")?;
     let dest = Mount::new(&node(bindings, to)?, "vfat")?;
-    let result = super::esp_sync(&EspSyncArgs {
-        from: Some(source.path().to_owned()),
-        to: Some(dest.path().to_owned()),
-        spec: spec.file.clone(),
-        dry_run: false,
-        yes: true,
-        install_hook: None,
-    });
+    let result = crate::boot::mirror::run(source.path(), dest.path(), false, true);
     dest.close()?;
     source.close()?;
     result

@@ -1,0 +1,209 @@
+//! The spec's UEFI boot entries written through efivarfs: the ESPs as the disks show them
+//! ([`spec_esps`]), the firmware's entries read, the changes planned by [`entries::plan`],
+//! shown, confirmed and written ([`write()`]).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use uuid::Uuid;
+
+use super::efivars::Firmware;
+use super::entries::{self, Esp};
+use crate::machine::{self, Machine};
+use crate::plan::Binding;
+use crate::probe::Table;
+use crate::runlog;
+use crate::spec::{Disk, PartType, Spec};
+
+/// The spec's disks with an ESP, the preserved disk's first.
+fn esp_disks(spec: &Spec) -> Vec<&Disk> {
+    let mut disks: Vec<_> = spec
+        .disks
+        .iter()
+        .filter(|d| d.partitions.iter().any(|p| p.part_type == PartType::Esp))
+        .collect();
+    disks.sort_by_key(|d| !d.preserve);
+    disks
+}
+
+/// The ids of the disks that carry the spec's ESPs: a boot entry needs them bound.
+pub fn esp_disk_ids(spec: &Spec) -> Vec<String> {
+    esp_disks(spec).iter().map(|d| d.id.clone()).collect()
+}
+
+/// Each ESP of the spec (the preserved disk's first), as its disk shows it now, with the
+/// partition's device node.
+pub fn spec_esps(spec: &Spec, bindings: &[Binding], loader: &str) -> Result<Vec<(Esp, PathBuf)>> {
+    let mut out = Vec::new();
+    for disk in esp_disks(spec) {
+        let binding = bindings
+            .iter()
+            .find(|b| b.id == disk.id)
+            .with_context(|| format!("disk {} was not found", disk.id))?;
+        for (i, part) in disk.partitions.iter().enumerate() {
+            if part.part_type != PartType::Esp {
+                continue;
+            }
+            let number = i as u32 + 1;
+            let Table::Gpt(gpt) = &binding.device.table else {
+                bail!(
+                    "{} ({}) has no GPT: its ESP \"{}\" is not there; provision it first",
+                    disk.id,
+                    binding.device.path.display(),
+                    part.name
+                );
+            };
+            let Some(p) = gpt.partitions.iter().find(|p| p.number == number) else {
+                bail!(
+                    "{} ({}) has no partition {number} for its ESP \"{}\"; provision it first",
+                    disk.id,
+                    binding.device.path.display(),
+                    part.name
+                );
+            };
+            let label = part.label.clone().unwrap_or_else(|| part.name.clone());
+            out.push((
+                Esp {
+                    description: format!("{} {label} ({})", spec.machine.name, disk.id),
+                    number,
+                    first_lba: p.first_lba,
+                    sectors: p.last_lba + 1 - p.first_lba,
+                    part_guid: Uuid::parse_str(&p.part_guid).with_context(|| {
+                        format!("partition GUID {} of {}", p.part_guid, disk.id)
+                    })?,
+                    loader: loader.to_owned(),
+                },
+                crate::blockdev::partition_node(&binding.device.path, number),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the firmware already has our entry for each ESP of the bound disks, first in
+/// BootOrder (boot-entries would change nothing). False when it cannot be read.
+pub fn firmware_current(spec: &Spec, bindings: &[Binding]) -> bool {
+    let current = || -> Result<bool> {
+        let wanted: Vec<Esp> = spec_esps(spec, bindings, super::loader::ON_ESP_UEFI)?
+            .into_iter()
+            .map(|(esp, _)| esp)
+            .collect();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let (existing, order) = Firmware::open(&mountinfo)?.boot_entries()?;
+        // Only ours are compared here: a stale entry of ours elsewhere is boot-entries' to
+        // tidy, and does not stop these from booting.
+        Ok(entries::plan(&spec.machine.name, &wanted, &existing, &order, &|_| true).is_empty())
+    };
+    current().unwrap_or(false)
+}
+
+/// Probe the machine, then [`write()`].
+pub fn write_for(
+    spec: &Spec,
+    disks: &[(String, PathBuf)],
+    loader: &str,
+    dry_run: bool,
+    yes: bool,
+) -> Result<()> {
+    // Listed, not only bound: an entry of ours is kept while any disk still has its ESP.
+    let mut machine = machine::probe(spec, disks, &esp_disk_ids(spec), true)?;
+    // Locked while the entries that name their partitions are written.
+    let _locks = machine::lock(spec, &mut machine.bindings, Some(&esp_disk_ids(spec)))?;
+    write(spec, &machine, loader, dry_run, yes)
+}
+
+/// One boot entry per ESP of the spec, first in BootOrder, on the disks as `machine`
+/// found them (probed after the last write to their partition tables). Prints the changes;
+/// writes them after `yes` or a confirmation, unless `dry_run`.
+pub fn write(spec: &Spec, machine: &Machine, loader: &str, dry_run: bool, yes: bool) -> Result<()> {
+    let wanted: Vec<Esp> = spec_esps(spec, &machine.bindings, loader)?
+        .into_iter()
+        .map(|(esp, _)| esp)
+        .collect();
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let firmware = match Firmware::open(&mountinfo) {
+        Ok(f) => f,
+        Err(err) if dry_run => {
+            println!("Would make these entries (the firmware's own cannot be read: {err}):");
+            for (n, esp) in wanted.iter().enumerate() {
+                println!(
+                    "  {}",
+                    entries::describe(n as u16, &entries::load_option(esp))
+                );
+            }
+            return Ok(());
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let (existing, order) = firmware.boot_entries()?;
+    // A partition of ours is present when some disk of this machine still has it.
+    let disks = machine
+        .listed
+        .iter()
+        .chain(machine.bindings.iter().map(|b| &b.device));
+    let present = |guid: &Uuid| {
+        disks.clone().any(|d| match &d.table {
+            Table::Gpt(g) => g
+                .partitions
+                .iter()
+                .any(|p| Uuid::parse_str(&p.part_guid).is_ok_and(|u| u == *guid)),
+            _ => false,
+        })
+    };
+    let changes = entries::plan(&spec.machine.name, &wanted, &existing, &order, &present);
+    if changes.is_empty() {
+        println!(
+            "The firmware already boots {} first: nothing to do.",
+            describe_ours(&changes.ours)
+        );
+        return Ok(());
+    }
+    println!("UEFI boot variables to change:");
+    for id in &changes.delete {
+        let old = existing
+            .iter()
+            .find(|e| e.id == *id)
+            .and_then(|e| e.entry.as_ref());
+        match old {
+            Some(entry) => println!("  delete {}", entries::describe(*id, entry)),
+            None => println!("  delete Boot{id:04X}"),
+        }
+    }
+    for (id, entry) in &changes.write {
+        println!("  write  {}", entries::describe(*id, entry));
+    }
+    if let Some(new) = &changes.boot_order {
+        println!(
+            "  BootOrder {} -> {}",
+            if order.is_empty() {
+                "(unset)".to_owned()
+            } else {
+                entries::order_text(&order)
+            },
+            entries::order_text(new)
+        );
+    }
+    if dry_run {
+        println!("Dry run: nothing written.");
+        return Ok(());
+    }
+    crate::ui::confirm_changes(yes, "Write these UEFI variables?")?;
+    if runlog::path().is_none() {
+        runlog::start("boot-entries").ok();
+    }
+    let mut firmware = firmware;
+    firmware.apply(&changes)?;
+    println!(
+        "Done: the firmware boots {} first.",
+        describe_ours(&changes.ours)
+    );
+    Ok(())
+}
+
+fn describe_ours(ours: &[u16]) -> String {
+    ours.iter()
+        .map(|id| format!("Boot{id:04X}"))
+        .collect::<Vec<_>>()
+        .join(", then ")
+}

@@ -1,0 +1,24 @@
+//! What a restore is asked to do.
+
+use std::path::PathBuf;
+
+use super::select::When;
+use super::source::Kind;
+
+/// What a restore is asked to do, as plain values (the command line's `restore` flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub from: Kind,
+    /// The newest points, or the newest at or before a time.
+    pub when: When,
+    /// A restic snapshot id (prefix): `--from restic` or `restic-stream` only.
+    pub snapshot: Option<String>,
+    /// Only these subvolumes (all of the spec's when empty).
+    pub subvols: Vec<String>,
+    /// `--disk ID=DEVICE`.
+    pub disks: Vec<(String, PathBuf)>,
+    /// `--wipe ID`: disks whose foreign contents provisioning may replace.
+    pub wipe: Vec<String>,
+    pub yes: bool,
+    pub dry_run: bool,
+}

@@ -1,0 +1,372 @@
+//! One restore, start to end: preflight of the source, the size estimate, the plan
+//! (provisioning of the Linux disk with the recorded UUIDs, then what each subvolume
+//! gets), confirmation, provisioning, the receives, /boot and the ESPs, boot entries, the
+//! checks with their fstab repair, and the report. The choices are made by the pure code
+//! in [`crate::restore`] ([`select`](super::select), [`plan`](super::plan), the restic
+//! plan in [`source::restic`](super::source::restic), [`report`](super::report::check)); this
+//! file carries them out in order.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+
+use super::plan::SNAPSHOTS;
+use super::record::{BOOT_DIR, RECORD_FILE};
+use super::source::restic::ResticSource;
+use super::source::restic_stream::StreamSource;
+use super::source::usb::UsbSource;
+use super::source::{Kind, Source};
+use super::Options;
+use super::{self as r, report, room, SpecPart, BACKUP_LABEL, META};
+use crate::apply::mount::Mount;
+use crate::apply::{self};
+use crate::blockdev;
+use crate::disklock::DiskLocks;
+use crate::machine::{self, Machine};
+use crate::plan::{self, Action, Binding, Plan, Scope};
+use crate::spec::{human, Encryption, Spec};
+use crate::{runlog, ui};
+
+/// Restore the machine of `spec` as `args` says. Disks are probed twice: once to plan,
+/// and once after the receives (provisioning rewrote the partition table and made the
+/// filesystems, so their GUIDs and UUIDs are new) for /boot and the ESPs, the boot entries
+/// and the checks.
+pub fn run(spec: &Spec, args: &Options) -> Result<()> {
+    let when = args.when;
+    let Some(pool) = r::pool(spec) else {
+        bail!(
+            "{} has no Btrfs pool with root subvolumes to restore into",
+            spec.file.display()
+        );
+    };
+    if pool.part.encrypt == Encryption::Luks2 {
+        bail!(
+            "the pool {} is encrypted (luks2): restoring into an encrypted pool is not supported \
+             yet; docs/restore.md shows the steps by hand",
+            pool.part.name
+        );
+    }
+    // Which subvolumes: the spec's (except the snapshot container), or those asked for.
+    let spec_subvols: Vec<String> = pool
+        .part
+        .subvolumes
+        .iter()
+        .map(|s| s.name.clone())
+        .filter(|n| n != SNAPSHOTS)
+        .collect();
+    for asked in &args.subvols {
+        if !spec_subvols.contains(asked) {
+            bail!(
+                "--subvol {asked}: the pool {} in {} has no such subvolume (it has {})",
+                pool.part.name,
+                spec.file.display(),
+                spec_subvols.join(", ")
+            );
+        }
+    }
+    let target_disk = pool.disk.id.clone();
+    let backup_disk = spec
+        .disks
+        .iter()
+        .find(|d| {
+            d.partitions
+                .iter()
+                .any(|p| p.label.as_deref() == Some(BACKUP_LABEL))
+        })
+        .map(|d| d.id.clone());
+    let mut required = vec![target_disk.clone()];
+    if args.from == Kind::Usb {
+        required.extend(backup_disk.clone());
+    }
+    let (bindings, _locks) = machine::bind_for_writing(
+        spec,
+        &args.disks,
+        &required,
+        false,
+        Some(std::slice::from_ref(&target_disk)),
+    )?;
+
+    // Never the backup drive, never a preserved disk, never the same device twice.
+    if pool.disk.preserve {
+        bail!("{target_disk} is marked preserve in the spec: a restore would have to write it");
+    }
+    let target_dev = machine::device_of(&bindings, &target_disk)?;
+    for b in bindings.iter().filter(|b| b.id != target_disk) {
+        if same_device(&b.device.path, &target_dev)? {
+            bail!(
+                "{} and {target_disk} are the same device ({}): refusing to restore onto it",
+                b.id,
+                target_dev.display()
+            );
+        }
+    }
+
+    if args.snapshot.is_some() && args.from == Kind::Usb {
+        bail!("--snapshot names a restic snapshot: it goes with --from restic or restic-stream");
+    }
+    let now = now();
+    let stamp = stamp(now);
+    let source: Box<dyn Source> = match args.from {
+        Kind::Usb => Box::new(UsbSource::open(
+            spec,
+            &bindings,
+            &spec_subvols,
+            &args.subvols,
+            when,
+            now,
+        )?),
+        Kind::Restic => Box::new(ResticSource::open(spec, args, when)?),
+        Kind::ResticStream => Box::new(StreamSource::open(spec, &spec_subvols, args, when, now)?),
+    };
+    let record = source.record();
+    let estimate = source.bytes();
+
+    // Provisioning of the Linux disk, with the recorded UUIDs.
+    let scope = Scope {
+        only: vec![target_disk.clone()],
+        wipe: args.wipe.clone(),
+    };
+    let mut prov = plan::plan(spec, &bindings, &scope, &mut || {
+        uuid::Uuid::new_v4().to_string().to_uppercase()
+    })?;
+    let taken = match &record {
+        Some(rec) => rec.apply_to(&mut prov),
+        None => Vec::new(),
+    };
+    let pool_size = pool_size(&prov, &bindings, &pool)?;
+
+    // What the pool holds now (nothing when it is about to be made), and the room in it.
+    let pool_node = blockdev::partition_node(&target_dev, pool.number);
+    let fresh_pool = makes_pool(&prov, pool.number);
+    let (room, plan_lines) = if fresh_pool {
+        (
+            room::fresh(estimate, pool_size),
+            source.plan_lines(None, &stamp),
+        )
+    } else {
+        let top = Mount::read_only(&pool_node, "btrfs", Some("subvolid=5"))
+            .context("mounting the pool to see what it holds")?;
+        let available = room::available_at(top.path())
+            .with_context(|| format!("reading the free space of {}", pool_node.display()))?;
+        let lines = source.plan_lines(Some(top.path()), &stamp);
+        top.close()?;
+        (room::existing(estimate, available), lines)
+    };
+    let plan_lines = plan_lines?;
+    if !room.fits() {
+        source.close()?;
+        bail!(
+            "not enough room: the chosen points hold about {} and need about {} with Btrfs's \
+             metadata, but the pool {} ({}{}) holds about {} of files; restore fewer \
+             subvolumes (--subvol) or onto a bigger disk",
+            human(estimate),
+            human(room.needed),
+            pool.part.name,
+            human(pool_size),
+            if fresh_pool { "" } else { ", as it is now" },
+            human(room.usable)
+        );
+    }
+    println!(
+        "  about {} to restore into {} ({}, about {} of it for files)",
+        human(estimate),
+        pool.part.name,
+        human(pool_size),
+        human(room.usable)
+    );
+
+    println!("\nRestore plan");
+    if prov.is_empty() {
+        println!("  {target_disk}: provisioned already; restoring into its pool");
+    } else {
+        print!("{}", prov.render());
+        match &record {
+            Some(_) => println!(
+                "  The filesystems get their recorded UUIDs ({META}/{BOOT_DIR}/{RECORD_FILE}): {}",
+                taken.len()
+            ),
+            None => println!(
+                "  No {RECORD_FILE} in the backup: new UUIDs; each root's /etc/fstab is rewritten"
+            ),
+        }
+    }
+    println!("\nThen, from {} into {}:", source.name(), pool.part.name);
+    print!("{plan_lines}");
+    println!("\nThen: /boot and the ESPs of {target_disk} from {META}/{BOOT_DIR}, fstab checked, boot entries, checks.");
+    if args.dry_run {
+        return source.close();
+    }
+    if !prov.is_empty() {
+        ui::confirm_plan(&prov, args.yes)?;
+    } else {
+        ui::confirm_changes(args.yes, "Restore into this pool?")?;
+    }
+
+    // Provision.
+    if !prov.is_empty() {
+        println!("\nProvisioning {target_disk}");
+        let mut steps = ui::Steps::new(prov.action_count());
+        let result = apply::apply(&prov, &mut steps, &mut ui::Prompted);
+        steps.finish();
+        result.context("provisioning stopped; running the same restore again finishes the rest")?;
+    }
+
+    // Receive.
+    let top = Mount::with_options(&pool_node, "btrfs", Some("subvolid=5"))
+        .context("mounting the pool")?;
+    let restored = source.restore(top.path(), &stamp).map_err(|err| {
+        if room::is_out_of_space(&err) {
+            // A re-run would fill the pool the same way: say what would help instead.
+            err.context(format!(
+                "the pool {} filled up during the restore (the estimate was about {}); running \
+                 it again cannot finish: restore fewer subvolumes (--subvol) or onto a bigger disk",
+                pool.part.name,
+                human(estimate)
+            ))
+        } else {
+            err.context(
+                "the restore stopped; running the same command again keeps what is complete \
+                 and finishes the rest",
+            )
+        }
+    });
+    let efivarfs = std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            crate::boot::esp_sync::mount_fstype(&m, Path::new(crate::boot::efivars::EFIVARS))
+                == Some("efivarfs")
+        })
+        .unwrap_or(false);
+    let after = restored.and_then(|()| probe_again(spec, args, &bindings, &pool, efivarfs));
+    let boot = after.and_then(|(after, esp_locks)| {
+        let notes = super::boot::restore(spec, &after.bindings, top.path(), &prov)?;
+        Ok((after, esp_locks, notes))
+    });
+    let closed = top.close();
+    let name = source.name();
+    let subvols = source.subvols();
+    let source_closed = source.close();
+    let (after, _esp_locks, boot_lines) = boot?;
+    closed?;
+    source_closed?;
+
+    // Boot entries, then the checks.
+    let mut notes = boot_lines;
+    if efivarfs {
+        println!("\nBoot entries");
+        crate::boot::uefi::write(spec, &after, crate::boot::loader::ON_ESP_UEFI, false, true)
+            .context("writing the boot entries")?;
+    } else {
+        notes.push(
+            "efivarfs is not mounted (not booted in UEFI mode): no boot entries were written; \
+             run `lifeboat boot-entries` from the rescue system booted in UEFI mode"
+                .into(),
+        );
+    }
+    let report = report::check_and_repair(spec, &after.bindings, &pool, &subvols)?;
+    println!("\nChecks");
+    for line in &report.lines {
+        println!("  {line}");
+    }
+    if !notes.is_empty() {
+        println!("\nNotes");
+        for n in &notes {
+            println!("  - {n}");
+        }
+    }
+    if let Some(path) = runlog::path() {
+        println!("Log: {}", path.display());
+    }
+    if !report.failed.is_empty() {
+        bail!(
+            "the restore finished but {} check{} failed: {}",
+            report.failed.len(),
+            if report.failed.len() == 1 { "" } else { "s" },
+            report.failed.join("; ")
+        );
+    }
+    println!(
+        "\nRestored {} from {name}. Remove the rescue USB and reboot.",
+        subvols.join(", ")
+    );
+    Ok(())
+}
+
+/// The second probe (see [`run`]), with the machine's disks listed so that the boot entries
+/// can tell an entry of ours whose ESP is gone. When boot entries will be written, the ESPs'
+/// disks are locked first (the entries name their partitions), so that this probe reads
+/// them under the lock; one the first probe did not bind is locked and probed once more.
+fn probe_again(
+    spec: &Spec,
+    args: &Options,
+    bindings: &[Binding],
+    pool: &SpecPart,
+    efivarfs: bool,
+) -> Result<(Machine, Vec<DiskLocks>)> {
+    let esp_disks = if efivarfs {
+        crate::boot::uefi::esp_disk_ids(spec)
+    } else {
+        Vec::new()
+    };
+    let mut locks = DiskLocks::default();
+    for b in bindings.iter().filter(|b| esp_disks.contains(&b.id)) {
+        locks.take(&b.id, &b.device.path)?;
+    }
+    let mut after = machine::probe(spec, &args.disks, std::slice::from_ref(&pool.disk.id), true)?;
+    let unlocked: Vec<String> = esp_disks
+        .into_iter()
+        .filter(|id| !bindings.iter().any(|b| b.id == *id))
+        .collect();
+    let late = if unlocked.is_empty() {
+        DiskLocks::default()
+    } else {
+        machine::lock(spec, &mut after.bindings, Some(&unlocked))?
+    };
+    Ok((after, vec![locks, late]))
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `20261125T1200`, for names of things moved aside.
+pub fn stamp(t: i64) -> String {
+    let (y, mo, d, h, mi, _) = runlog::civil(t.max(0) as u64);
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}")
+}
+
+fn same_device(a: &Path, b: &Path) -> Result<bool> {
+    Ok(blockdev::dev_numbers(a)? == blockdev::dev_numbers(b)?)
+}
+
+/// Whether the provisioning plan makes the pool's filesystem.
+fn makes_pool(prov: &Plan, number: u32) -> bool {
+    prov.disks
+        .iter()
+        .flat_map(|d| &d.actions)
+        .any(|a| matches!(a, Action::Mkfs { partition, .. } if partition.number == number))
+}
+
+/// The pool partition's size: as planned, or as it is on the disk.
+fn pool_size(prov: &Plan, bindings: &[Binding], pool: &SpecPart) -> Result<u64> {
+    for a in prov.disks.iter().flat_map(|d| &d.actions) {
+        if let Action::Mkfs { partition, .. } = a {
+            if partition.number == pool.number {
+                return Ok(partition.size);
+            }
+        }
+    }
+    let b = bindings
+        .iter()
+        .find(|b| b.id == pool.disk.id)
+        .context("the pool's disk is not bound")?;
+    let part = b
+        .device
+        .gpt()
+        .and_then(|g| g.partitions.iter().find(|p| p.number == pool.number))
+        .context("the pool's partition is not on the disk")?;
+    Ok((part.last_lba + 1 - part.first_lba) * b.device.sector_size)
+}

@@ -1,0 +1,58 @@
+//! Where the subvolumes of a restore come from, behind one trait: the backup drive
+//! ([`usb`]), the restic repository ([`restic`]), raw send streams kept in restic
+//! ([`restic_stream`]).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::record::{Record, BOOT_DIR, RECORD_FILE};
+use super::META;
+
+pub mod restic;
+pub mod restic_stream;
+pub mod usb;
+
+/// Which source, as `--from` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Usb,
+    Restic,
+    ResticStream,
+}
+
+/// Where the subvolumes come from: the backup drive, or restic.
+pub trait Source {
+    /// For messages: `LINBKUP`, `restic s3:…`.
+    fn name(&self) -> String;
+    /// The subvolumes it restores, in order.
+    fn subvols(&self) -> Vec<String>;
+    /// About how many bytes it writes into the pool.
+    fn bytes(&self) -> u64;
+    /// The filesystem record from the backup's Atlantis-meta, if it can be read now.
+    fn record(&self) -> Option<Record>;
+    /// The plan's lines for the pool mounted (read-only) at `top`, or for a pool about to
+    /// be made (`None`).
+    fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String>;
+    /// Restore into the pool mounted (top level, read-write) at `top`.
+    fn restore(&self, top: &Path, stamp: &str) -> Result<()>;
+    fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// The filesystem record in `text` (read from `from`), reported in the preflight.
+pub fn record_from(text: &str, from: &str) -> Option<Record> {
+    match Record::parse(text) {
+        Ok(rec) => {
+            println!(
+                "  {META}/{BOOT_DIR}/{RECORD_FILE}: {} filesystems recorded on {}",
+                rec.filesystems.len(),
+                rec.written
+            );
+            Some(rec)
+        }
+        Err(e) => {
+            println!("  {from} cannot be read ({e}); new UUIDs");
+            None
+        }
+    }
+}

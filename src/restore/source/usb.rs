@@ -1,0 +1,239 @@
+//! `restore --from usb`: the backup drive (LINBKUP) as the source. Points are
+//! chosen by [`crate::restore::select`], planned by [`crate::restore::plan`], checked
+//! whole before anything is written, and received through lifeboat's progress pipe.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use super::Source as RestoreSource;
+use crate::apply::mount::Mount;
+use crate::btrfs;
+use crate::plan::Binding;
+use crate::restore::inventory::{self, Kind, Point};
+use crate::restore::pipe::{self, Source};
+use crate::restore::receive::{plan_lines, receive_all, Opened};
+use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
+use crate::restore::select::{self, Chain, When};
+use crate::restore::{self as r, BACKUP_LABEL, META};
+use crate::single_component::SingleComponent;
+use crate::spec::{human, Spec};
+use crate::ui;
+
+pub struct UsbSource {
+    usb: Mount,
+    chains: Vec<Chain>,
+    estimate: Estimate,
+    record: Option<Record>,
+}
+
+impl UsbSource {
+    /// Mount the backup drive read-only, choose the points, check them.
+    pub fn open(
+        spec: &Spec,
+        bindings: &[Binding],
+        spec_subvols: &[String],
+        asked: &[String],
+        when: When,
+        now: i64,
+    ) -> Result<UsbSource> {
+        let usb_node = r::backup_drive::backup_partition(spec, bindings)?;
+        let usb = Mount::read_only(&usb_node, "btrfs", Some("subvolid=5"))
+            .with_context(|| format!("mounting the backup drive {BACKUP_LABEL} read-only"))?;
+        let inv = inventory::scan(usb.path(), &spec.backup_dirs(), &spec.machine.host, now)
+            .with_context(|| format!("reading the restore points on {}", usb_node.display()))?;
+        for w in &inv.warnings {
+            eprintln!("warning: {w}");
+        }
+        let wanted: Vec<String> = if asked.is_empty() {
+            let with_points: Vec<String> = spec_subvols
+                .iter()
+                .filter(|s| inv.subvols.iter().any(|g| &g.subvol == *s))
+                .cloned()
+                .collect();
+            for s in spec_subvols.iter().filter(|s| !with_points.contains(s)) {
+                println!("{s}: no restore points on the backup drive; it stays as provisioning makes it (empty)");
+            }
+            for g in inv
+                .subvols
+                .iter()
+                .filter(|g| !spec_subvols.contains(&g.subvol))
+            {
+                println!("{}: not a subvolume of the spec; not restored", g.subvol);
+            }
+            if with_points.is_empty() {
+                bail!("the backup drive holds no restore points for any subvolume of the spec");
+            }
+            with_points
+        } else {
+            asked.to_vec()
+        };
+        let chains = select::select(&inv, &wanted, when, META)?;
+        println!("\nPreflight (nothing is written yet):");
+        let estimate = preflight(usb.path(), &chains)?;
+        let record = read_record(usb.path(), &chains);
+        Ok(UsbSource {
+            usb,
+            chains,
+            estimate,
+            record,
+        })
+    }
+}
+
+impl RestoreSource for UsbSource {
+    fn name(&self) -> String {
+        BACKUP_LABEL.to_owned()
+    }
+
+    fn subvols(&self) -> Vec<String> {
+        self.chains.iter().map(|c| c.subvol.clone()).collect()
+    }
+
+    fn bytes(&self) -> u64 {
+        self.estimate.bytes
+    }
+
+    fn record(&self) -> Option<Record> {
+        self.record.clone()
+    }
+
+    fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
+        plan_lines(&self.chains, top, stamp)
+    }
+
+    fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
+        let usb = self.usb.path();
+        receive_all(top, &self.chains, stamp, &self.estimate.per_point, &|p| {
+            on_drive(usb, p)
+        })
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        Ok(self.usb.close()?)
+    }
+}
+
+/// How much will be received, in all and per point (by path on the backup drive).
+struct Estimate {
+    bytes: u64,
+    per_point: Vec<(String, u64)>,
+}
+
+/// Every point readable, every stream whole (`btrfs receive --dump` reads it to the end and
+/// checks each command's CRC), every subvolume read-only (so it can be sent).
+fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
+    let mut est = Estimate {
+        bytes: 0,
+        per_point: vec![],
+    };
+    for chain in chains {
+        for p in &chain.points {
+            let path = usb.join(&p.path);
+            let size = match p.kind {
+                Kind::Stream => {
+                    let mut bar = ui::Bytes::new(&format!("checking {}", p.path), p.size);
+                    let dump = btrfs::dump();
+                    let checked = pipe::stream(
+                        Source::File {
+                            path: &path,
+                            compressed: p.compressed,
+                        },
+                        &dump,
+                        &mut |b| bar.set(b),
+                    );
+                    bar.finish();
+                    if let Err(pipe::PipeError::Refused(why)) = &checked {
+                        bail!(
+                            "{}: {why}; lifeboat refuses this backup, nothing was written \
+                             (docs/restore.md: what lifeboat refuses)",
+                            p.path
+                        );
+                    }
+                    let t = checked.with_context(|| {
+                        format!("{} is damaged or unreadable; nothing was written", p.path)
+                    })?;
+                    println!("  {}: stream whole ({})", p.path, human(t.bytes));
+                    t.bytes
+                }
+                Kind::Btrbk | Kind::Snapper => {
+                    let show = btrfs::show(&path).with_context(|| {
+                        format!("{} cannot be read; nothing was written", p.path)
+                    })?;
+                    if !show.readonly {
+                        bail!(
+                            "{} is not read-only, so it cannot be sent (a snapshot that is \
+                             still being written?); nothing was written",
+                            p.path
+                        );
+                    }
+                    // A walk over every file: on a large home it takes a while, so say so.
+                    println!(
+                        "  {}: read-only subvolume; measuring it for the ETA …",
+                        p.path
+                    );
+                    let bytes = allocated(&path);
+                    println!("    about {}", human(bytes));
+                    bytes
+                }
+            };
+            est.bytes += size;
+            est.per_point.push((p.path.clone(), size));
+        }
+    }
+    Ok(est)
+}
+
+/// Bytes the files under `dir` occupy (an estimate of the stream's size, for the ETA).
+fn allocated(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(e.path());
+            }
+            total += meta.blocks() * 512;
+        }
+    }
+    total
+}
+
+/// The filesystem record in the chosen Atlantis-meta point, when that point is a subvolume
+/// on the drive (a stream cannot be looked into before it is received).
+fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
+    let meta = chains.iter().find(|c| c.subvol == META)?;
+    let point = meta.chosen();
+    if point.kind == Kind::Stream {
+        println!("  {META} comes from a stream: the filesystems get new UUIDs");
+        return None;
+    }
+    let path = usb.join(&point.path).join(BOOT_DIR).join(RECORD_FILE);
+    let text = std::fs::read_to_string(&path).ok()?;
+    super::record_from(&text, &format!("{}/{BOOT_DIR}/{RECORD_FILE}", point.path))
+}
+
+/// A point on the backup drive mounted at `usb`: its bytes, and the name `btrfs receive`
+/// gives what it makes.
+fn on_drive(usb: &Path, point: &Point) -> Result<(Opened, SingleComponent)> {
+    let src = usb.join(&point.path);
+    Ok(match point.kind {
+        Kind::Stream => {
+            let name = inventory::read_head(&src, point.compressed)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", point.path))?
+                .name;
+            (Opened::File(src, point.compressed), name)
+        }
+        Kind::Btrbk | Kind::Snapper => {
+            let base = point.path.rsplit('/').next().unwrap_or_default();
+            let name = SingleComponent::new(base)
+                .map_err(|why| anyhow::anyhow!("{}: the name {base:?} {why}", point.path))?;
+            (Opened::Subvolume(src), name)
+        }
+    })
+}
