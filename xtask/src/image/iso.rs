@@ -102,6 +102,8 @@ pub fn write(sh: &Shell, out: &Path, work: &Path, inputs: &Inputs<'_>) -> Result
     efi_fat(sh, &efi, &files, inputs.volume_id, inputs.epoch)?;
 
     let dir = out.parent().unwrap_or(Path::new("."));
+    // A fresh checkout has no target/images/ yet, and xorriso will not make it.
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = out
         .file_name()
         .with_context(|| format!("{} names no file", out.display()))?;
