@@ -121,16 +121,7 @@ fn a_restore_that_fits_the_partition_but_not_btrfs_is_refused_before_writing() {
     }
 
     // disk1 dies: a blank disk of the same size takes its place.
-    let _ = std::process::Command::new("partx")
-        .arg("-d")
-        .arg(&disk1.dev)
-        .output();
-    {
-        let f = fs::OpenOptions::new().write(true).open(&disk1_img).unwrap();
-        f.set_len(0).unwrap();
-        f.set_len(DISK1).unwrap();
-    }
-    run(&["blockdev", "--flushbufs", disk1.path()]);
+    common::blank(&disk1_img, DISK1, &disk1);
     let blank = fingerprint(&disk1_img);
 
     let restore = |subvol: &str| {

@@ -136,16 +136,6 @@ fn blkid(node: &str, tag: &str) -> String {
         .to_owned()
 }
 
-/// Blank the disk: its partitions forgotten by the kernel, every byte zero again.
-fn blank(image: &Path, dev: &Loop) {
-    let _ = Command::new("partx").arg("-d").arg(&dev.dev).output();
-    let f = fs::OpenOptions::new().write(true).open(image).unwrap();
-    f.set_len(0).unwrap();
-    f.set_len(DISK1).unwrap();
-    drop(f);
-    run(&["blockdev", "--flushbufs", dev.path()]);
-}
-
 struct Machine {
     _dir: tempfile::TempDir,
     disk0_img: PathBuf,
@@ -311,7 +301,7 @@ fn machine() -> Machine {
     drop(linbkup);
     drop(pool);
 
-    blank(&disk1_img, &disk1);
+    common::blank(&disk1_img, DISK1, &disk1);
     Machine {
         _dir: dir,
         disk0_img,

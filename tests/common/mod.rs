@@ -334,3 +334,14 @@ pub fn sha256_range(path: &Path, offset: u64, len: u64) -> String {
     }
     format!("{:x}", h.finalize())
 }
+
+/// A dead disk replaced by a blank one of the same size: the image emptied (its kernel
+/// partitions dropped first) and the loop device's cache flushed.
+pub fn blank(image: &Path, size: u64, dev: &Loop) {
+    let _ = Command::new("partx").arg("-d").arg(&dev.dev).output();
+    let f = fs::OpenOptions::new().write(true).open(image).unwrap();
+    f.set_len(0).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    run(&["blockdev", "--flushbufs", dev.path()]);
+}
