@@ -349,9 +349,11 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct MenuArgs {
-    /// The machine spec the menu works with.
-    #[arg(long, default_value = "/etc/lifeboat/atlantis.toml")]
-    pub spec: PathBuf,
+    /// The machine spec the menu works with [default: $LIFEBOAT_SPEC, else
+    /// /run/lifeboat/boot/lifeboat/spec.toml on the stick if it exists, else
+    /// /etc/lifeboat/spec.toml].
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -392,9 +394,10 @@ pub struct EspSyncArgs {
     /// The ESP to make a copy (default: the spec's second ESP, /boot/efi2).
     #[arg(long, value_name = "DIR")]
     pub to: Option<PathBuf>,
-    /// The machine spec that names the ESPs' mount points.
-    #[arg(long, default_value = "/etc/lifeboat/atlantis.toml")]
-    pub spec: PathBuf,
+    /// The machine spec that names the ESPs' mount points [default: $LIFEBOAT_SPEC, else
+    /// /run/lifeboat/boot/lifeboat/spec.toml if it exists, else /etc/lifeboat/spec.toml].
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
     /// Print the changes and stop.
     #[arg(long)]
     pub dry_run: bool,

@@ -28,12 +28,16 @@ const ENTRIES: &[&str] = &[
 ];
 
 pub fn menu(args: &MenuArgs) -> Result<()> {
+    let spec = args
+        .spec
+        .clone()
+        .unwrap_or_else(crate::spec::default_path_here);
     loop {
         println!();
         println!(
             "lifeboat {} rescue menu, spec {}",
             env!("CARGO_PKG_VERSION"),
-            args.spec.display()
+            spec.display()
         );
         let choice = dialoguer::Select::with_theme(&SimpleTheme)
             .with_prompt("What now? (arrow keys or j/k, Enter)")
@@ -41,7 +45,7 @@ pub fn menu(args: &MenuArgs) -> Result<()> {
             .default(0)
             .interact()
             .context("the menu needs a terminal")?;
-        if let Err(e) = run_entry(choice, &args.spec) {
+        if let Err(e) = run_entry(choice, &spec) {
             eprintln!("lifeboat: {}", crate::ui::error_sentence(&e));
         }
     }

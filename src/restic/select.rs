@@ -67,7 +67,7 @@ impl Planned {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
     #[error(
-        "no snapshot of host {host} tagged {tag} holds any path of the spec's [restic.paths] \
+        "no snapshot of host {host}{tag} holds any path of the spec's [restic.paths] \
          ({paths}){when}: nothing to restore"
     )]
     Nothing {
@@ -78,7 +78,7 @@ pub enum SelectError {
     },
     #[error("the spec has no [restic.paths]: say which backed-up path goes into which subvolume")]
     NoPaths,
-    #[error("no snapshot of host {host} tagged {tag} holds {path} (for {subvol}){when}")]
+    #[error("no snapshot of host {host}{tag} holds {path} (for {subvol}){when}")]
     Missing {
         host: String,
         tag: String,
@@ -92,6 +92,16 @@ pub enum SelectError {
     AmbiguousId(String),
     #[error("--subvol {0} is not in the spec's [restic.paths]")]
     NotMapped(String),
+}
+
+/// Whether a snapshot carries the spec's tag (every snapshot does when the spec names none).
+pub fn tagged(s: &Snapshot, tag: Option<&str>) -> bool {
+    tag.is_none_or(|t| s.tags.iter().any(|x| x == t))
+}
+
+/// " tagged X" for messages, or nothing when the spec names no tag.
+fn tagged_words(tag: Option<&str>) -> String {
+    tag.map(|t| format!(" tagged {t}")).unwrap_or_default()
 }
 
 /// Whether `path` is `root` or below it.
@@ -115,7 +125,8 @@ pub fn select(
     paths: &[(String, String)],
     subvols: &[String],
     host: &str,
-    tag: &str,
+    tag: Option<&str>,
+    meta: Option<&str>,
     pick: &Pick,
 ) -> Result<Selection, SelectError> {
     if paths.is_empty() {
@@ -145,7 +156,7 @@ pub fn select(
         Pick::Id(id) => format!(" (in snapshot {id})"),
         Pick::Latest => String::new(),
     };
-    let ours = |s: &&Snapshot| s.host == host && s.tags.iter().any(|x| x == tag);
+    let ours = |s: &&Snapshot| s.host == host && tagged(s, tag);
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     for (path, subvol) in paths {
@@ -155,14 +166,8 @@ pub fn select(
         let holds = |s: &&Snapshot| s.paths.iter().any(|p| within(path, p));
         let chosen = match (fixed, pick) {
             (Some(s), _) => Some(s).filter(holds),
-            (None, Pick::At(t)) => snaps
-                .iter()
-                .filter(|s| s.host == host && s.tags.iter().any(|x| x == tag) && s.time <= *t)
-                .find(holds),
-            (None, _) => snaps
-                .iter()
-                .filter(|s| s.host == host && s.tags.iter().any(|x| x == tag))
-                .find(holds),
+            (None, Pick::At(t)) => snaps.iter().filter(|s| ours(s) && s.time <= *t).find(holds),
+            (None, _) => snaps.iter().filter(ours).find(holds),
         };
         let Some(snapshot) = chosen else {
             let never = match fixed {
@@ -182,7 +187,7 @@ pub fn select(
                 _ => {
                     return Err(SelectError::Missing {
                         host: host.into(),
-                        tag: tag.into(),
+                        tag: tagged_words(tag),
                         path: path.clone(),
                         subvol: subvol.clone(),
                         when,
@@ -205,7 +210,7 @@ pub fn select(
     if out.is_empty() {
         return Err(SelectError::Nothing {
             host: host.into(),
-            tag: tag.into(),
+            tag: tagged_words(tag),
             paths: paths
                 .iter()
                 .map(|(p, _)| p.as_str())
@@ -214,8 +219,8 @@ pub fn select(
             when,
         });
     }
-    // Atlantis-meta (the boot backup) first, as from the USB drive.
-    out.sort_by_key(|p| p.subvol != crate::restore::META);
+    // The meta subvolume (the boot backup) first, as from the USB drive.
+    out.sort_by_key(|p| Some(p.subvol.as_str()) != meta);
     Ok(Selection {
         planned: out,
         skipped,
@@ -263,9 +268,17 @@ mod tests {
 
     #[test]
     fn newest_holding_each_path_with_nested_paths_left_out() {
-        let got = select(&snaps(), &paths(), &[], "atlantis", "LINUX", &Pick::Latest)
-            .unwrap()
-            .planned;
+        let got = select(
+            &snaps(),
+            &paths(),
+            &[],
+            "atlantis",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
+            &Pick::Latest,
+        )
+        .unwrap()
+        .planned;
         let summary: Vec<(&str, &str, &str, Vec<&str>)> = got
             .iter()
             .map(|p| {
@@ -296,7 +309,16 @@ mod tests {
             snap("aa11", 100, "atlantis", &["LINUX"], &["/mnt/Atlantis-meta"]),
             snap("zz99", 300, "elsewhere", &["LINUX"], &["/"]),
         ];
-        let got = select(&snaps, &paths(), &[], "atlantis", "LINUX", &Pick::Latest).unwrap();
+        let got = select(
+            &snaps,
+            &paths(),
+            &[],
+            "atlantis",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
+            &Pick::Latest,
+        )
+        .unwrap();
         let subvols: Vec<&str> = got.planned.iter().map(|p| p.subvol.as_str()).collect();
         assert_eq!(subvols, ["Atlantis-meta", "@home"]);
         let lines: Vec<String> = got.skipped.iter().map(|s| s.to_string()).collect();
@@ -310,13 +332,23 @@ mod tests {
             &paths(),
             &["@rootTW".into()],
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::Latest,
         )
         .unwrap_err();
         assert!(matches!(err, SelectError::Missing { .. }), "{err}");
         // --at before every snapshot of a path that has some: refused, as on the drive.
-        let err = select(&snaps, &paths(), &[], "atlantis", "LINUX", &Pick::At(150)).unwrap_err();
+        let err = select(
+            &snaps,
+            &paths(),
+            &[],
+            "atlantis",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
+            &Pick::At(150),
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("holds /home (for @home) at or before"),
@@ -330,7 +362,16 @@ mod tests {
         for s in &mut snaps {
             s.size = Some(1000);
         }
-        let got = select(&snaps, &paths(), &[], "atlantis", "LINUX", &Pick::Latest).unwrap();
+        let got = select(
+            &snaps,
+            &paths(),
+            &[],
+            "atlantis",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
+            &Pick::Latest,
+        )
+        .unwrap();
         let sizes: Vec<(&str, Option<u64>)> = got
             .planned
             .iter()
@@ -356,7 +397,8 @@ mod tests {
             &paths(),
             &home,
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::At(150),
         )
         .unwrap()
@@ -367,7 +409,8 @@ mod tests {
             &paths(),
             &home,
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::Id("aa".into()),
         )
         .unwrap()
@@ -379,7 +422,8 @@ mod tests {
             &paths(),
             &[],
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::Id("bb".into()),
         )
         .unwrap();
@@ -395,7 +439,8 @@ mod tests {
             &paths(),
             &["@rootTW".into()],
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::Id("bb".into()),
         )
         .unwrap_err();
@@ -409,7 +454,8 @@ mod tests {
             &paths(),
             &[],
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::Id("cc".into()),
         )
         .unwrap_err();
@@ -418,7 +464,16 @@ mod tests {
                 && err.to_string().contains("nothing to restore"),
             "{err}"
         );
-        let err = select(&snaps(), &paths(), &[], "atlantis", "LINUX", &Pick::At(50)).unwrap_err();
+        let err = select(
+            &snaps(),
+            &paths(),
+            &[],
+            "atlantis",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
+            &Pick::At(50),
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("at or before 1970-01-01 00:00:50 UTC"),
@@ -430,7 +485,8 @@ mod tests {
                 &paths(),
                 &[],
                 "atlantis",
-                "LINUX",
+                Some("LINUX"),
+                Some("Atlantis-meta"),
                 &Pick::Id("zz".into())
             ),
             Err(SelectError::UnknownId("zz".into()))
@@ -441,13 +497,22 @@ mod tests {
                 &paths(),
                 &["@rootF41".into()],
                 "atlantis",
-                "LINUX",
+                Some("LINUX"),
+                Some("Atlantis-meta"),
                 &Pick::Latest
             ),
             Err(SelectError::NotMapped("@rootF41".into()))
         );
         assert_eq!(
-            select(&snaps(), &[], &[], "atlantis", "LINUX", &Pick::Latest),
+            select(
+                &snaps(),
+                &[],
+                &[],
+                "atlantis",
+                Some("LINUX"),
+                Some("Atlantis-meta"),
+                &Pick::Latest
+            ),
             Err(SelectError::NoPaths)
         );
     }

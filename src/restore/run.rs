@@ -18,7 +18,7 @@ use super::source::restic_stream::StreamSource;
 use super::source::usb::UsbSource;
 use super::source::{Kind, Source};
 use super::Options;
-use super::{self as r, report, SpecPart, BACKUP_LABEL, META};
+use super::{self as r, report, SpecPart};
 use crate::apply::mount::Mount;
 use crate::apply::{self};
 use crate::blockdev;
@@ -65,15 +65,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
         }
     }
     let target_disk = pool.disk.id.clone();
-    let backup_disk = spec
-        .disks
-        .iter()
-        .find(|d| {
-            d.partitions
-                .iter()
-                .any(|p| p.label.as_deref() == Some(BACKUP_LABEL))
-        })
-        .map(|d| d.id.clone());
+    let backup_disk = r::backup_part(spec).map(|p| p.disk.id.clone());
     let mut required = vec![target_disk.clone()];
     if args.from == Kind::Usb {
         required.extend(backup_disk.clone());
@@ -164,7 +156,8 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
         print!("{}", prov.render());
         match &record {
             Some(_) => println!(
-                "  The filesystems get their recorded UUIDs ({META}/{BOOT_DIR}/{RECORD_FILE}): {}",
+                "  The filesystems get their recorded UUIDs ({}/{BOOT_DIR}/{RECORD_FILE}): {}",
+                spec.meta_subvolume().unwrap_or_default(),
                 taken.len()
             ),
             None => println!(
@@ -174,7 +167,10 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
     }
     println!("\nThen, from {} into {}:", source.name(), pool.part.name);
     print!("{plan_lines}");
-    println!("\nThen: /boot and the ESPs of {target_disk} from {META}/{BOOT_DIR}, fstab checked, boot entries, checks.");
+    match spec.meta_subvolume() {
+        Some(meta) => println!("\nThen: /boot and the ESPs of {target_disk} from {meta}/{BOOT_DIR}, fstab checked, boot entries, checks."),
+        None => println!("\nThen: fstab checked, boot entries, checks (no role = \"meta\" subvolume: /boot and the ESPs are not restored)."),
+    }
     if args.dry_run {
         return source.close();
     }

@@ -14,10 +14,10 @@ use super::Source as RestoreSource;
 use crate::btrfs;
 use crate::restic::select::{self, Pick, Planned, Skipped};
 use crate::restic::Restic;
+use crate::restore::points;
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::When;
 use crate::restore::Options;
-use crate::restore::{points, META};
 use crate::spec::{human, Spec};
 use crate::ui;
 
@@ -68,7 +68,8 @@ impl ResticSource {
             &paths,
             &args.subvols,
             &spec.machine.host,
-            &conf.tag,
+            conf.tag.as_deref(),
+            spec.meta_subvolume(),
             &pick,
         )?;
         for s in &chosen.skipped {
@@ -100,7 +101,9 @@ impl ResticSource {
             );
             sizes.push((p.subvol.clone(), size));
         }
-        let record = read_record(&restic, &planned);
+        let record = spec
+            .meta_subvolume()
+            .and_then(|meta| read_record(&restic, &planned, meta));
         Ok(ResticSource {
             restic,
             planned,
@@ -111,15 +114,15 @@ impl ResticSource {
     }
 }
 
-/// `restic dump` of Atlantis-meta's filesystem record.
-fn read_record(restic: &Restic, planned: &[Planned]) -> Option<Record> {
-    let meta = planned.iter().find(|p| p.subvol == META)?;
+/// `restic dump` of the filesystem record in the meta subvolume `name` (e.g. Atlantis-meta).
+fn read_record(restic: &Restic, planned: &[Planned], name: &str) -> Option<Record> {
+    let meta = planned.iter().find(|p| p.subvol == name)?;
     let file = format!(
         "{}/{BOOT_DIR}/{RECORD_FILE}",
         meta.path.trim_end_matches('/')
     );
     match restic.dump_text(&meta.snapshot.id, &file) {
-        Ok(text) => super::record_from(&text, &file),
+        Ok(text) => super::record_from(&text, &file, name),
         Err(_) => {
             println!(
                 "  no {file} in snapshot {}: new UUIDs",
