@@ -955,6 +955,28 @@ mod tests {
         assert_eq!(backup_roles, 1);
     }
 
+    #[test]
+    fn laptop_example_parses() {
+        let spec = match Spec::parse(
+            Path::new("configs/examples/laptop.toml"),
+            include_str!("../../configs/examples/laptop.toml"),
+        ) {
+            Ok(spec) => spec,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(spec.machine.host, "lark");
+        let ids: Vec<&str> = spec.disks.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["nvme", "backup"]);
+        let pool = &spec.disks[0].partitions[3];
+        assert_eq!(pool.encrypt, Encryption::Luks2);
+        assert_eq!(pool.part_type, PartType::Luks);
+        assert_eq!(spec.meta_subvolume(), Some("@lark-meta"));
+        let backup = &spec.disks[1].partitions[0];
+        assert_eq!(backup.role, Some(PartRole::Backup));
+        assert_eq!(backup.label.as_deref(), Some("LARKBK"));
+        assert_eq!(spec.restic_tag(), Some("lark-daily"));
+    }
+
     /// The annotated example in the spec reference must stay a valid spec.
     #[test]
     fn reference_example_parses() {
