@@ -120,6 +120,8 @@ fn laptop_backed_up(nvme_img: &Path, nvme: &Loop, dir: tempfile::TempDir) -> Lap
     );
     write(&p.join("@home/wren/notes.txt"), b"lark notes");
     write(&p.join("@home/wren/big.bin"), &vec![7u8; 3 << 20]);
+    // Incompressible, so that a pool of 150 MiB cannot take the restore.
+    write(&p.join("@home/wren/photos.bin"), &noise(160 << 20));
     write(&p.join("@lark-meta/boot/boot/vmlinuz-6.12-lark"), &l.kernel);
     // The filesystem record as `lifeboat backup-boot` writes it (backup-boot needs vfat for
     // the ESP, which this host lacks), from what blkid says.
@@ -163,6 +165,27 @@ fn laptop_backed_up(nvme_img: &Path, nvme: &Loop, dir: tempfile::TempDir) -> Lap
     }
     drop(pool);
     l
+}
+
+/// Deterministic incompressible bytes.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn size_of(node: &str) -> u64 {
+    run(&["blockdev", "--getsize64", node])
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Blank a disk image: partitions forgotten by the kernel, every byte zero.
@@ -280,4 +303,71 @@ fn the_laptop_is_provisioned_inventoried_and_restored_from_its_own_backup_drive(
     assert!(t.contains("/boot and the ESPs from @lark-meta/boot"), "{t}");
     assert_restored(&l, &nvme);
     let _ = (&l.usb_img, l.dir.path());
+}
+
+/// The laptop's disk dies and the new one has no serial of the spec and another size,
+/// named with --disk: a bigger one gets the bigger pool, a smaller one is taken when the
+/// layout and the backup's data fit and refused with the numbers otherwise (nothing
+/// written then).
+#[test]
+fn restore_onto_bigger_and_smaller_replacement_disks() {
+    let dir = tempfile::tempdir().unwrap();
+    let nvme_img = Image::sparse(dir.path(), "nvme.img", NVME).path;
+    let nvme = Loop::attach(&nvme_img);
+    let l = laptop_backed_up(&nvme_img, &nvme, dir);
+    drop(nvme);
+    let restore = |disk: &Loop| l.run("restore", disk, &["--from", "usb", "--latest", "--yes"]);
+
+    // Bigger: 2 TB for a spec that says at most 1.10 TB.
+    let big_img = Image::sparse(l.dir.path(), "big.img", 2_000_000_000_000).path;
+    let big = Loop::attach(&big_img);
+    let t = ok(&restore(&big));
+    assert!(
+        t.contains("its size 2.00 TB is not between 900.00 GB and 1.10 TB (the spec's match rules): taken as a replacement disk"),
+        "{t}"
+    );
+    assert!(
+        size_of(&part(&big, 4)) > 1_900_000_000_000,
+        "the pool takes the bigger disk"
+    );
+    assert_restored(&l, &big);
+    drop(big);
+
+    // Smaller than min_size, but the layout and the data fit: 300 GB.
+    let small_img = Image::sparse(l.dir.path(), "small.img", 300_000_000_000).path;
+    let small = Loop::attach(&small_img);
+    let t = ok(&restore(&small));
+    assert!(t.contains("taken as a replacement disk"), "{t}");
+    let pool = size_of(&part(&small, 4));
+    assert!(pool > 250_000_000_000 && pool < 300_000_000_000, "{pool}");
+    assert_restored(&l, &small);
+    drop(small);
+
+    // The layout does not fit: refused with the sizes, nothing written.
+    let tiny_img = Image::sparse(l.dir.path(), "tiny.img", 10_000_000_000).path;
+    let tiny = Loop::attach(&tiny_img);
+    let before = fingerprint(&tiny_img);
+    let out = restore(&tiny);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("is too small: it has 10.00 GB but the spec's partitions need at least"),
+        "{t}"
+    );
+    assert_eq!(fingerprint(&tiny_img), before, "a refused restore wrote");
+    drop(tiny);
+
+    // The layout fits but the pool (150 MiB) cannot take the backup's data.
+    let layout = (512u64 + 1024 + 16 * 1024) << 20;
+    let cramped_img = Image::sparse(l.dir.path(), "cramped.img", layout + (152 << 20)).path;
+    let cramped = Loop::attach(&cramped_img);
+    let before = fingerprint(&cramped_img);
+    let out = restore(&cramped);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("but the pool cryptpool has") && t.contains("not enough room"),
+        "{t}"
+    );
+    assert_eq!(fingerprint(&cramped_img), before, "a refused restore wrote");
 }

@@ -31,7 +31,7 @@ pub fn bind(
 ) -> Result<Vec<Binding>, PlanError> {
     let mut bound: Vec<Binding> = Vec::new();
     for (id, device) in explicit {
-        let disk = spec.disk(&id).ok_or_else(|| unknown(spec, &id, "--disk"))?;
+        spec.disk(&id).ok_or_else(|| unknown(spec, &id, "--disk"))?;
         if let Some(other) = bound
             .iter()
             .find(|b| b.device.kernel_name == device.kernel_name)
@@ -49,14 +49,9 @@ pub fn bind(
                 second: id,
             });
         }
-        if !size_fits(disk, device.size) {
-            return Err(PlanError::OutOfRange {
-                id,
-                device: device.path.clone(),
-                size: device.size,
-                rules: size_rule(disk).unwrap_or_default(),
-            });
-        }
+        // The match rules find the disk; a device named by hand is taken even when its
+        // size is outside them (a replacement disk): the layout decides whether it fits,
+        // and the plan says that it is a replacement.
         bound.push(Binding {
             id,
             device,
@@ -141,7 +136,7 @@ pub fn matches(disk: &Disk, device: &Device) -> bool {
     serial_ok && wwn_ok && size_fits(disk, device.size)
 }
 
-fn size_fits(disk: &Disk, size: u64) -> bool {
+pub(super) fn size_fits(disk: &Disk, size: u64) -> bool {
     let r = &disk.match_rules;
     r.min_size.is_none_or(|min| size >= min) && r.max_size.is_none_or(|max| size <= max)
 }
@@ -157,7 +152,7 @@ fn normalize_wwn(w: &str) -> String {
     w.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
 }
 
-fn size_rule(disk: &Disk) -> Option<String> {
+pub(super) fn size_rule(disk: &Disk) -> Option<String> {
     let r = &disk.match_rules;
     match (r.min_size, r.max_size) {
         (Some(a), Some(b)) => Some(format!("between {} and {}", human(a), human(b))),
@@ -237,19 +232,20 @@ mod tests {
     }
 
     #[test]
-    fn explicit_device_outside_size_range_is_refused() {
-        // The 4.5 TB backup drive bound as disk1 by a slip of the finger.
-        let err = bind(
+    fn explicit_device_outside_size_range_is_bound_as_a_replacement() {
+        // A 4 TB replacement for the 2 TB disk1, named by hand: the match rules do not
+        // forbid it (the plan notes it; the layout decides whether it fits).
+        let b = bind(
             &spec(),
-            vec![("disk1".into(), blank_device("loop2", 4_500_000_000_000))],
+            vec![("disk1".into(), blank_device("loop2", 4_000_000_000_000))],
             &[],
             &[],
         )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "/dev/loop2 is 4.50 TB but the spec says disk1 is between 1.90 TB and 2.10 TB; refusing to use it as disk1"
-        );
+        .unwrap();
+        assert_eq!(b[0].id, "disk1");
+        assert_eq!(b[0].how, BoundBy::Explicit);
+        // Found by the rules, it would not be.
+        assert!(!matches(spec().disk("disk1").unwrap(), &b[0].device));
     }
 
     #[test]

@@ -27,13 +27,6 @@ pub enum PlanError {
         rules: String,
         devices: Vec<String>,
     },
-    #[error("{} is {} but the spec says {id} is {rules}; refusing to use it as {id}", device.display(), human(*size))]
-    OutOfRange {
-        id: String,
-        device: PathBuf,
-        size: u64,
-        rules: String,
-    },
     #[error("{id} is preserved in the spec and is never partitioned or formatted")]
     Preserved { id: String },
     #[error("{id} has no rules to be found by (serial, wwn, min_size/max_size); bind it with --disk {id}=/dev/…")]
