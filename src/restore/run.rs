@@ -167,6 +167,9 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
     }
     println!("\nThen, from {} into {}:", source.name(), pool.part.name);
     print!("{plan_lines}");
+    for line in source.not_carried() {
+        println!("  {line}");
+    }
     match spec.meta_subvolume() {
         Some(meta) => println!("\nThen: /boot and the ESPs of {target_disk} from {meta}/{BOOT_DIR}, fstab checked, boot entries, checks."),
         None => println!("\nThen: fstab checked, boot entries, checks (no role = \"meta\" subvolume: /boot and the ESPs are not restored)."),
@@ -206,6 +209,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
     });
     let closed = top.close();
     let name = source.name();
+    let not_carried = source.not_carried();
     let subvols = source.subvols();
     let source_closed = source.close();
     let (after, boot_lines) = boot?;
@@ -252,6 +256,9 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
             if report.failed.len() == 1 { "" } else { "s" },
             report.failed.join("; ")
         );
+    }
+    for line in &not_carried {
+        println!("Note: {line}.");
     }
     println!(
         "\nRestored {} from {name}. Remove the rescue USB and reboot.",

@@ -36,7 +36,19 @@ pub trait Source {
     /// Restore into the pool mounted (top level, read-write) at `top`.
     fn restore(&self, top: &Path, stamp: &str) -> Result<()>;
     fn close(self: Box<Self>) -> Result<()>;
+    /// What a root needs that this source does not bring back, one sentence each, for the
+    /// plan and the end of the restore.
+    fn not_carried(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
+
+/// btrfs send/receive (the backup drive, raw streams) carries SELinux labels, file
+/// capabilities, ACLs, every other xattr, hard links and holes, but no inode flags: the
+/// send stream has no command for them, and the received backup lost them already.
+pub const NOT_BY_SEND: &str = "not carried by btrfs send/receive: the immutable and \
+    append-only attributes (chattr +i, chattr +a); no restored file has them: set them again \
+    where the system needs them";
 
 /// The filesystem record in `text` (read from `from`, in the meta subvolume `meta`),
 /// reported in the preflight.

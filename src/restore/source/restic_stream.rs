@@ -193,6 +193,10 @@ impl RestoreSource for StreamSource {
         None
     }
 
+    fn not_carried(&self) -> Vec<String> {
+        vec![super::NOT_BY_SEND.to_owned()]
+    }
+
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
         plan_lines(&self.chains, top, stamp)
     }
