@@ -13,7 +13,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{diff, fingerprint, lifeboat, manifest, run, send_receive, write, Image, Loop, Mount};
+use common::{
+    attrs, diff, fingerprint, lifeboat, manifest, run, send_receive, write, Image, Loop, Mount,
+};
 
 const NVME: u64 = 1_000_000_000_000;
 const USB: u64 = 2_000_000_000_000;
@@ -121,7 +123,7 @@ fn laptop_backed_up(nvme_img: &Path, nvme: &Loop, dir: tempfile::TempDir) -> Lap
         &p.join("@debian/usr/bin/tool"),
         &b"\x7fELF tool".repeat(5000),
     );
-    root_attributes(&p.join("@debian"));
+    attrs::fill(&p.join("@debian"));
     write(&p.join("@home/wren/notes.txt"), b"lark notes");
     write(&p.join("@home/wren/big.bin"), &vec![7u8; 3 << 20]);
     // Incompressible, so that a pool of 150 MiB cannot take the restore.
@@ -158,10 +160,10 @@ fn laptop_backed_up(nvme_img: &Path, nvme: &Loop, dir: tempfile::TempDir) -> Lap
     };
     let (root, home, meta) = (snap("@debian"), snap("@home"), snap("@lark-meta"));
     l.root = manifest(&root);
-    l.attrs = attributes(&root, &l.root);
-    let flags = lsattr(&root);
+    l.attrs = attrs::listing(&root, &l.root);
+    let flags = attrs::lsattr(&root);
     assert_eq!(
-        flag_letters(&flags),
+        attrs::flag_letters(&flags),
         ["i", "a"],
         "the fixture's flags: {flags}"
     );
@@ -176,93 +178,6 @@ fn laptop_backed_up(nvme_img: &Path, nvme: &Loop, dir: tempfile::TempDir) -> Lap
     }
     drop(pool);
     l
-}
-
-/// What a real root holds beyond bytes: SELinux labels (Fedora boots enforcing), a file
-/// capability (ping's cap_net_raw), POSIX ACLs (access and default), a hard link, a sparse
-/// file, an immutable and an append-only file.
-fn root_attributes(root: &Path) {
-    let at = |rel: &str| root.join(rel).to_str().unwrap().to_owned();
-    write(&root.join("usr/bin/ping"), &b"\x7fELF ping".repeat(3000));
-    run(&["setcap", "cap_net_raw+ep", &at("usr/bin/ping")]);
-    let label = |rel: &str, context: &str| {
-        run(&[
-            "setfattr",
-            "-n",
-            "security.selinux",
-            "-v",
-            context,
-            &at(rel),
-        ]);
-    };
-    label("usr/bin/ping", "system_u:object_r:ping_exec_t:s0");
-    write(&root.join("etc/shadow"), b"root:*:19000::::::\n");
-    label("etc/shadow", "system_u:object_r:shadow_t:s0");
-    fs::create_dir_all(root.join("srv/shared")).unwrap();
-    run(&["setfacl", "-m", "u:1000:rwx,g:100:rx", &at("srv/shared")]);
-    run(&["setfacl", "-d", "-m", "u:1000:rwx", &at("srv/shared")]);
-    write(&root.join("srv/shared/report.txt"), b"shared");
-    run(&["setfacl", "-m", "u:1000:rw", &at("srv/shared/report.txt")]);
-    fs::hard_link(root.join("usr/bin/ping"), root.join("usr/bin/ping6")).unwrap();
-    fs::create_dir_all(root.join("var/lib")).unwrap();
-    fs::File::create(root.join("var/lib/disk.img"))
-        .unwrap()
-        .set_len(256 << 20)
-        .unwrap();
-    write(&root.join("etc/resolv.conf"), b"nameserver 10.0.0.1\n");
-    write(&root.join("var/log/audit.log"), b"type=DAEMON_START\n");
-    run(&["chattr", "+i", &at("etc/resolv.conf")]);
-    run(&["chattr", "+a", &at("var/log/audit.log")]);
-}
-
-/// `lsattr -d` of the fixture's immutable and append-only files.
-fn lsattr(root: &Path) -> String {
-    run(&[
-        "lsattr",
-        "-d",
-        root.join("etc/resolv.conf").to_str().unwrap(),
-        root.join("var/log/audit.log").to_str().unwrap(),
-    ])
-}
-
-/// `getfattr -d -m -` (every namespace: security.*, system.posix_acl_*, user.*) and
-/// `getfacl` of each file of `files`, in their order, with paths relative to `root`.
-fn attributes(root: &Path, files: &std::collections::BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    // The manifest also has summary entries like "(xattrs)" that name no file.
-    for rel in files
-        .keys()
-        .filter(|rel| root.join(rel).symlink_metadata().is_ok())
-    {
-        for argv in [
-            &["getfattr", "-h", "-d", "-m", "-", "--", rel.as_str()][..],
-            &["getfacl", "-p", "-n", "--", rel.as_str()][..],
-        ] {
-            let o = std::process::Command::new(argv[0])
-                .args(&argv[1..])
-                .current_dir(root)
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "{argv:?}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            out.push_str(&String::from_utf8_lossy(&o.stdout));
-        }
-    }
-    out
-}
-
-/// The i and a letters of each line `lsattr` printed, in order.
-fn flag_letters(lsattr: &str) -> Vec<String> {
-    lsattr
-        .lines()
-        .map(|l| {
-            let flags = l.split_whitespace().next().unwrap_or("");
-            flags.chars().filter(|c| *c == 'i' || *c == 'a').collect()
-        })
-        .collect()
 }
 
 /// Deterministic incompressible bytes.
@@ -324,7 +239,7 @@ fn assert_restored(l: &Laptop, nvme: &Loop) {
     let d = diff(&l.root, &manifest(&p.join("@debian")));
     assert!(d.is_empty(), "@debian differs from its point: {d:#?}");
     // SELinux labels, capabilities, ACLs (the manifest covers hard links and contents).
-    let after = attributes(&p.join("@debian"), &l.root);
+    let after = attrs::listing(&p.join("@debian"), &l.root);
     for want in [
         "security.capability=",
         "security.selinux=\"system_u:object_r:shadow_t:s0\"",
@@ -342,8 +257,8 @@ fn assert_restored(l: &Laptop, nvme: &Loop) {
     );
     // btrfs send/receive carries no inode flags: the restore said so, and lsattr shows
     // them gone.
-    let flags = lsattr(&p.join("@debian"));
-    assert_eq!(flag_letters(&flags), ["", ""], "{flags}");
+    let flags = attrs::lsattr(&p.join("@debian"));
+    assert_eq!(attrs::flag_letters(&flags), ["", ""], "{flags}");
     drop(pool);
     let boot = Mount::new(Path::new(&part(nvme, 2)), "ext4");
     assert_eq!(
