@@ -10,7 +10,6 @@ mod fstab;
 mod inventory;
 mod menu;
 mod provision;
-mod provision_boot;
 mod restore;
 mod stage;
 
@@ -27,6 +26,6 @@ pub use restore::restore;
 pub use stage::stage;
 
 // Shared by the command files; they live in the library.
-use crate::machine::bind_disks;
+use crate::machine::{bind_disks, bind_for_writing};
 use crate::restic::spec::restic_for;
 use crate::ui::confirm_changes;

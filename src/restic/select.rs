@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::snapshots::Snapshot;
+use super::snapshots::{within, Snapshot};
 use crate::restore::points::{self, Epoch};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,15 +102,6 @@ pub fn tagged(s: &Snapshot, tag: Option<&str>) -> bool {
 /// " tagged X" for messages, or nothing when the spec names no tag.
 fn tagged_words(tag: Option<&str>) -> String {
     tag.map(|t| format!(" tagged {t}")).unwrap_or_default()
-}
-
-/// Whether `path` is `root` or below it.
-pub(crate) fn within(path: &str, root: &str) -> bool {
-    root == "/"
-        || path == root
-        || path
-            .strip_prefix(root)
-            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// `paths`: (backed-up path, subvolume), from the spec. `subvols`: only these (all when
