@@ -87,6 +87,7 @@ pub fn bind(
                 return Err(PlanError::NoMatch {
                     id: disk.id.clone(),
                     rules,
+                    candidates: replacements(disk, candidates, &bound),
                 })
             }
             [_, _, ..] if needed => {
@@ -102,6 +103,26 @@ pub fn bind(
     // Present them in spec order.
     bound.sort_by_key(|b| spec.disks.iter().position(|d| d.id == b.id));
     Ok(bound)
+}
+
+/// Devices that could replace `disk` when nothing matches it: blank, in use by nothing,
+/// not bound to another spec disk, and big enough for its layout (the boot stick is mounted,
+/// so it is never among them).
+fn replacements(disk: &Disk, candidates: &[Device], bound: &[Binding]) -> Vec<String> {
+    candidates
+        .iter()
+        .filter(|c| !bound.iter().any(|b| b.device.kernel_name == c.kernel_name))
+        .filter(|c| c.busy.is_empty() && c.looks_blank() && c.orphans.is_empty())
+        .filter(|c| super::layout::layout(disk, c.size, c.sector_size, &mut String::new).is_ok())
+        .map(|c| {
+            let serial = c
+                .serial
+                .as_deref()
+                .map(|s| format!(", serial {s}"))
+                .unwrap_or_default();
+            format!("{} ({}{serial})", c.path.display(), human(c.size))
+        })
+        .collect()
 }
 
 pub fn unknown(spec: &Spec, id: &str, option: &'static str) -> PlanError {
@@ -269,8 +290,37 @@ mod tests {
         let err = bind(&spec, vec![], &[other], &["disk1".into()]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no disk matches disk1 (serial ATLANTIS-DISK1, size between 1.90 TB and 2.10 TB); bind one with --disk disk1=/dev/… (`lifeboat disks` lists the disks and their serials)"
+            "no disk matches disk1 (serial ATLANTIS-DISK1, size between 1.90 TB and 2.10 TB); a replacement could be /dev/sdc (2.00 TB, serial SOMETHING-ELSE): bind one with --disk disk1=/dev/… (`lifeboat disks` lists the disks and their serials)"
         );
+    }
+
+    /// The dead disk's replacement: only blank disks that are free and big enough for the
+    /// layout are offered, whatever their serial and size range.
+    #[test]
+    fn no_match_offers_blank_free_disks_that_fit() {
+        let spec = spec();
+        let mut bigger = blank_device("sdc", 4_000_000_000_000);
+        bigger.serial = Some("NEW-4TB".into());
+        let tiny = blank_device("sdd", 8_000_000_000);
+        let mut busy = blank_device("sde", 3_000_000_000_000);
+        busy.busy = vec!["mounted at /run/lifeboat/boot".into()];
+        let mut used = blank_device("sdf", 3_000_000_000_000);
+        used.whole_disk_fs = Some(crate::probe::Filesystem {
+            fstype: "ext4".into(),
+            label: None,
+            uuid: None,
+        });
+        let err = bind(
+            &spec,
+            vec![],
+            &[bigger, tiny, busy, used],
+            &["disk1".into()],
+        )
+        .unwrap_err();
+        let PlanError::NoMatch { candidates, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(candidates, &["/dev/sdc (4.00 TB, serial NEW-4TB)"]);
     }
 
     #[test]

@@ -4,6 +4,14 @@ use std::path::PathBuf;
 
 use crate::spec::human;
 
+fn candidates_words(candidates: &[String]) -> String {
+    if candidates.is_empty() {
+        String::new()
+    } else {
+        format!("a replacement could be {}: ", candidates.join(" or "))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("unknown disk id \"{id}\" in {option}: {file} has {}", known.join(", "))]
@@ -19,8 +27,14 @@ pub enum PlanError {
         first: String,
         second: String,
     },
-    #[error("no disk matches {id} ({rules}); bind one with --disk {id}=/dev/… (`lifeboat disks` lists the disks and their serials)")]
-    NoMatch { id: String, rules: String },
+    #[error("no disk matches {id} ({rules}); {}bind one with --disk {id}=/dev/… (`lifeboat disks` lists the disks and their serials)", candidates_words(candidates))]
+    NoMatch {
+        id: String,
+        rules: String,
+        /// Disks that could take its place: blank, not bound to another spec disk, not
+        /// in use, big enough for its layout (`/dev/sdb (2.00 TB, serial X)`).
+        candidates: Vec<String>,
+    },
     #[error("{} disks match {id} ({rules}): {}; bind the right one with --disk {id}=/dev/…", devices.len(), devices.join(", "))]
     ManyMatches {
         id: String,
