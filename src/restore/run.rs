@@ -18,7 +18,7 @@ use super::source::restic_stream::StreamSource;
 use super::source::usb::UsbSource;
 use super::source::{Kind, Source};
 use super::Options;
-use super::{self as r, report, SpecPart};
+use super::{self as r, report, room, SpecPart};
 use crate::apply::mount::Mount;
 use crate::apply::{self};
 use crate::blockdev;
@@ -127,34 +127,46 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
         None => Vec::new(),
     };
     let pool_size = pool_size(&prov, &bindings, &pool)?;
-    if estimate > pool_size {
-        source.close()?;
-        bail!(
-            "the chosen points hold about {} but the pool {} has {}: not enough room",
-            human(estimate),
-            pool.part.name,
-            human(pool_size)
-        );
-    }
-    println!(
-        "  about {} to restore into {} ({})",
-        human(estimate),
-        pool.part.name,
-        human(pool_size)
-    );
 
-    // What the pool holds now (nothing when it is about to be made).
+    // What the pool holds now (nothing when it is about to be made), and the room in it.
     let pool_node = blockdev::partition_node(&target_dev, pool.number);
     let fresh_pool = makes_pool(&prov, pool.number);
-    let plan_lines = if fresh_pool {
-        source.plan_lines(None, &stamp)
+    let (room, plan_lines) = if fresh_pool {
+        (
+            room::fresh(estimate, pool_size),
+            source.plan_lines(None, &stamp),
+        )
     } else {
         let top = Mount::read_only(&pool_node, "btrfs", Some("subvolid=5"))
             .context("mounting the pool to see what it holds")?;
+        let available = room::available_at(top.path())
+            .with_context(|| format!("reading the free space of {}", pool_node.display()))?;
         let lines = source.plan_lines(Some(top.path()), &stamp);
         top.close()?;
-        lines
-    }?;
+        (room::existing(estimate, available), lines)
+    };
+    let plan_lines = plan_lines?;
+    if !room.fits() {
+        source.close()?;
+        bail!(
+            "not enough room: the chosen points hold about {} and need about {} with Btrfs's \
+             metadata, but the pool {} ({}{}) holds about {} of files; restore fewer \
+             subvolumes (--subvol) or onto a bigger disk",
+            human(estimate),
+            human(room.needed),
+            pool.part.name,
+            human(pool_size),
+            if fresh_pool { "" } else { ", as it is now" },
+            human(room.usable)
+        );
+    }
+    println!(
+        "  about {} to restore into {} ({}, about {} of it for files)",
+        human(estimate),
+        pool.part.name,
+        human(pool_size),
+        human(room.usable)
+    );
 
     println!("\nRestore plan");
     if prov.is_empty() {
@@ -202,9 +214,22 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
     // Receive.
     let top = Mount::with_options(&pool_node, "btrfs", Some("subvolid=5"))
         .context("mounting the pool")?;
-    let restored = source.restore(top.path(), &stamp).context(
-        "the restore stopped; running the same command again keeps what is complete and finishes the rest",
-    );
+    let restored = source.restore(top.path(), &stamp).map_err(|err| {
+        if room::is_out_of_space(&err) {
+            // A re-run would fill the pool the same way: say what would help instead.
+            err.context(format!(
+                "the pool {} filled up during the restore (the estimate was about {}); running \
+                 it again cannot finish: restore fewer subvolumes (--subvol) or onto a bigger disk",
+                pool.part.name,
+                human(estimate)
+            ))
+        } else {
+            err.context(
+                "the restore stopped; running the same command again keeps what is complete \
+                 and finishes the rest",
+            )
+        }
+    });
     let efivarfs = std::fs::read_to_string("/proc/self/mountinfo")
         .map(|m| {
             crate::boot::esp_sync::mount_fstype(&m, Path::new(crate::boot::efivars::EFIVARS))
