@@ -108,13 +108,13 @@ without asking. Booted in BIOS mode (no efivarfs), it says so and changes nothin
     BootEntries(BootEntriesArgs),
     /// List the restore points on the backup drive, per subvolume, newest first.
     #[command(
-        long_about = "Find the backup drive (the spec's partition labelled LINBKUP), mount it \
+        long_about = "Find the backup drive (the spec's partition with role = \"backup\", e.g. LINBKUP), mount it \
 read-only, and list every restore point per subvolume, newest first: btrbk snapshots \
 (@home.20261120T0300, with seconds/UTC offset and _N variants), snapper snapshots \
 (<subvol>/.snapshots/N/snapshot with info.xml) and raw send-stream files \
 (raw-snapshots/<host>/<name>.btrfs or .btrfs.zst). For each: time (UTC), age, size where \
 known, and the point it was made from (the parent chain: parent UUID and received UUID).\n\n\
-It looks in the host's directory (atlantis/ for host = \"atlantis\"), at the top level and in \
+It looks in the host's directory (e.g. atlantis/ for host = \"atlantis\"), at the top level and in \
 the spec's backup_dirs. A \
 subvolume whose newest point is older than 7 days gets a warning. Writes nothing.\n\n\
 With --from restic: the snapshots of the restic repository (the spec's [restic] env_file \
@@ -129,7 +129,7 @@ lifeboat inventory configs/atlantis.toml --from restic"
     /// Bring the machine back from the backup drive or restic: provision disk1, restore
     /// the chosen snapshots, /boot and the ESPs, write the boot entries, check the result.
     #[command(
-        long_about = "Bare-metal restore from the USB backup drive (LINBKUP).\n\n\
+        long_about = "Bare-metal restore from the USB backup drive (the spec's role = \"backup\" partition, e.g. LINBKUP).\n\n\
 Steps, in this order:\n  \
 1. Preflight, before anything is written: the backup drive is read (as `lifeboat inventory` \
 lists it), the point of each subvolume is chosen (--latest, or the newest at or before --at), \
@@ -137,12 +137,12 @@ every stream file of its chain is checked whole with `btrfs receive --dump`, the
 is the spec's Linux disk (never the backup drive, never a preserved disk) and has room.\n  \
 2. The plan is printed; it runs after you type the disk's serial (or --yes).\n  \
 3. disk1 is provisioned as `lifeboat provision` would (same guards). When the backup holds \
-Atlantis-meta/boot/filesystems.toml (written by `lifeboat backup-boot`), every filesystem \
+<meta>/boot/filesystems.toml (the role = \"meta\" subvolume, e.g. Atlantis-meta) (written by `lifeboat backup-boot`), every filesystem \
 gets its recorded UUID again, so fstab and loader entries stay valid as they are.\n  \
 4. Each point is sent through lifeboat (progress with rate and ETA) into `btrfs receive` \
 under @snapshots/ (it stays there read-only, the base for the next backups); then the \
 writable subvolume (@home, @rootTW, …) is made as a snapshot of it.\n  \
-5. /boot and the ESPs on the restored disk get their copies from Atlantis-meta/boot; a \
+5. /boot and the ESPs on the restored disk get their copies from <meta>/boot; a \
 root's /etc/fstab that names filesystems which do not exist is rewritten from the spec \
 (the old one kept as fstab.before-restore); UEFI boot entries are written.\n  \
 6. Checks: every restored root mounts, its fstab's UUIDs exist, UID 1000 is the same user \
@@ -164,16 +164,16 @@ lifeboat restore configs/atlantis.toml --from usb --at '2026-11-20 03:00' --subv
 lifeboat restore configs/atlantis.toml --from restic --latest --dry-run"
     )]
     Restore(RestoreArgs),
-    /// Copy /boot and the ESPs into Atlantis-meta/boot/, with the filesystems' UUIDs, so
+    /// Copy /boot and the ESPs into <meta>/boot/ (e.g. Atlantis-meta), with the filesystems' UUIDs, so
     /// that btrbk and restic carry them and a restore can put them back.
     #[command(
         long_about = "Copy the contents of /boot and of every ESP of the spec into the \
-Atlantis-meta subvolume of LINPOOL (boot/boot/, boot/esp/<LABEL>/), and record every \
+role = \"meta\" subvolume of the pool (e.g. Atlantis-meta in LINPOOL) (boot/boot/, boot/esp/<LABEL>/), and record every \
 filesystem's UUID and partition GUID in boot/filesystems.toml. The previous copy is \
 replaced only once the new one is complete. Run it after kernel updates (before btrbk or \
 restic runs): `lifeboat restore` brings /boot and the ESPs back from this copy and gives \
 the filesystems their recorded UUIDs again. Reads the disks; writes only into \
-Atlantis-meta."
+that subvolume."
     )]
     BackupBoot(BackupBootArgs),
     /// Copy another host's newest Veeam image (or phone backup) out of restic onto a USB
@@ -221,7 +221,7 @@ pub struct StageArgs {
 /// Where a restore reads the machine from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RestoreFrom {
-    /// The btrbk/snapper snapshots and stream files on the backup drive (LINBKUP).
+    /// The btrbk/snapper snapshots and stream files on the backup drive (role = "backup", e.g. LINBKUP).
     Usb,
     /// The restic repository of the spec's [restic] section (the off-site copy).
     Restic,
@@ -277,7 +277,7 @@ pub struct BackupBootArgs {
 /// Where `inventory` looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InventoryFrom {
-    /// The backup drive (LINBKUP): btrbk and snapper snapshots, raw send streams.
+    /// The backup drive (role = "backup", e.g. LINBKUP): btrbk and snapper snapshots, raw send streams.
     Usb,
     /// The restic repository of the spec's [restic] section (or RESTIC_REPOSITORY).
     Restic,
@@ -349,9 +349,11 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct MenuArgs {
-    /// The machine spec the menu works with.
-    #[arg(long, default_value = "/etc/lifeboat/atlantis.toml")]
-    pub spec: PathBuf,
+    /// The machine spec the menu works with [default: $LIFEBOAT_SPEC, else
+    /// /run/lifeboat/boot/lifeboat/spec.toml on the stick if it exists, else
+    /// /etc/lifeboat/spec.toml].
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -392,9 +394,10 @@ pub struct EspSyncArgs {
     /// The ESP to make a copy (default: the spec's second ESP, /boot/efi2).
     #[arg(long, value_name = "DIR")]
     pub to: Option<PathBuf>,
-    /// The machine spec that names the ESPs' mount points.
-    #[arg(long, default_value = "/etc/lifeboat/atlantis.toml")]
-    pub spec: PathBuf,
+    /// The machine spec that names the ESPs' mount points [default: $LIFEBOAT_SPEC, else
+    /// /run/lifeboat/boot/lifeboat/spec.toml if it exists, else /etc/lifeboat/spec.toml].
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
     /// Print the changes and stop.
     #[arg(long)]
     pub dry_run: bool,

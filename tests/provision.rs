@@ -630,18 +630,25 @@ fn refusals_write_nothing() {
         ],
         "unknown disk id \"disk9\" in --disk",
     );
-    // The 4.5 TB backup drive given as disk1 by mistake.
-    lifeboat_refuses(
-        &[
-            "provision",
-            &spec,
-            "--disk",
-            &format!("disk1={}", m.usb.dev.display()),
-            "--only",
-            "disk1",
-            "--yes",
-        ],
-        "but the spec says disk1 is between 1.90 TB and 2.10 TB; refusing to use it as disk1",
+    // A blank 4.5 TB disk given as disk1: a size outside the match rules does not refuse
+    // a disk named by hand (it may be the replacement of a dead disk); the plan says so.
+    // (A drive that holds anything is still refused without --wipe:
+    // foreign_data_needs_wipe_and_in_use_disks_are_refused.)
+    let plan = lifeboat(&[
+        "plan",
+        &spec,
+        "--disk",
+        &format!("disk1={}", m.usb.dev.display()),
+        "--only",
+        "disk1",
+    ]);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    assert!(
+        text(&plan.stdout).contains(
+            "its size 4.50 TB is not between 1.90 TB and 2.10 TB (the spec's match rules): taken as a replacement disk"
+        ),
+        "{}",
+        text(&plan.stdout)
     );
     lifeboat_refuses(
         &[

@@ -1087,3 +1087,134 @@ fn a_hostile_stream_in_restic_is_stopped_as_it_is_received() {
         "disk1 was written"
     );
 }
+
+/// What a real root needs beyond its bytes, through restic: SELinux labels, file
+/// capabilities, POSIX ACLs and hard links come back as getfattr and getfacl saw them;
+/// chattr +i/+a cannot (restic keeps no inode flags) and the restore says so by name; a
+/// sparse file keeps its holes where restic has `restore --sparse`, and where it has not
+/// (0.14) the restore says so.
+#[test]
+fn restore_from_restic_keeps_labels_capabilities_and_acls_and_names_what_it_cannot() {
+    struct Unflag(PathBuf);
+    impl Drop for Unflag {
+        fn drop(&mut self) {
+            common::attrs::clear_flags(&self.0);
+        }
+    }
+    let s = setup();
+    let src = s.dir.path().join("src");
+    let root = src.join("root");
+    common::write(
+        &root.join("etc/passwd"),
+        b"root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+    );
+    common::write(
+        &root.join("etc/fstab"),
+        b"UUID=00000000-dead-beef-0000-000000000000 / btrfs subvol=@rootTW 0 0\n",
+    );
+    common::attrs::fill(&root);
+    let _unflag = Unflag(root.clone());
+    common::write(&src.join("meta/boot/boot/vmlinuz-6.1"), &[9u8; 10_000]);
+    let rootp = root.display().to_string();
+    let spec_text = std::fs::read_to_string(&s.spec)
+        .unwrap()
+        .replace("\"/\" = \"@rootTW\"", &format!("\"{rootp}\" = \"@rootTW\""))
+        // This root has no /home of its own.
+        .replace("\"/home\" = \"@home\"\n", "")
+        .replace(
+            "\"/mnt/Atlantis-meta\" = \"Atlantis-meta\"",
+            &format!("\"{}\" = \"Atlantis-meta\"", src.join("meta").display()),
+        );
+    std::fs::write(&s.spec, spec_text).unwrap();
+    s.backups(); // init (+ two unrelated snapshots)
+    restic(
+        &s.vars(),
+        &[
+            "backup",
+            "-q",
+            "--host",
+            "atlantis",
+            "--tag",
+            "LINUX",
+            &rootp,
+            src.join("meta").to_str().unwrap(),
+        ],
+    );
+    let mut files = common::manifest(&root);
+    // getfattr -R lists in directory order, which differs between filesystems; the
+    // listing below has every file's xattrs in name order.
+    files.remove("(xattrs)");
+    // The restore rewrites an fstab that names filesystems which are not there.
+    files.retain(|k, _| !k.starts_with("etc/fstab"));
+    let before = common::attrs::listing(&root, &files);
+    assert_eq!(
+        common::attrs::flag_letters(&common::attrs::lsattr(&root)),
+        ["i", "a"]
+    );
+
+    let d = disks();
+    let (d0, d1) = (
+        format!("disk0={}", d.disk0.dev.display()),
+        format!("disk1={}", d.disk1.dev.display()),
+    );
+    let out = lifeboat(
+        &[],
+        &[
+            "restore",
+            s.spec.to_str().unwrap(),
+            "--from",
+            "restic",
+            "--latest",
+            "--disk",
+            &d0,
+            "--disk",
+            &d1,
+            "--yes",
+        ],
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "Note: not carried by restic: the immutable and append-only attributes (chattr +i, chattr +a)"
+        ),
+        "{text}"
+    );
+    let help = restic(&[], &["restore", "--help"]);
+    let sparse = String::from_utf8_lossy(&help.stdout).contains("--sparse");
+    let pool = pool_mount(&d);
+    let got = pool.path().join("@rootTW");
+    let mut after_files = common::manifest(&got);
+    after_files.remove("(xattrs)");
+    after_files.retain(|k, _| !k.starts_with("etc/fstab"));
+    let diff = common::diff(&files, &after_files);
+    assert!(diff.is_empty(), "@rootTW differs from the tree: {diff:#?}");
+    let after = common::attrs::listing(&got, &files);
+    for want in [
+        "security.capability=",
+        "security.selinux=\"system_u:object_r:shadow_t:s0\"",
+        "default:user:1000:rwx",
+    ] {
+        assert!(after.contains(want), "{want} not in\n{after}");
+    }
+    assert_eq!(after, before, "getfattr/getfacl differ after the restore");
+    assert_eq!(
+        common::attrs::flag_letters(&common::attrs::lsattr(&got)),
+        ["", ""],
+        "restic cannot carry chattr flags"
+    );
+    let disk = std::fs::metadata(got.join("var/lib/disk.img")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(disk.len(), 256 << 20);
+    if sparse {
+        assert!(disk.blocks() * 512 < 1 << 20, "disk.img stayed sparse");
+        assert!(!text.contains("sparse files"), "{text}");
+    } else {
+        assert!(
+            text.contains(
+                "Note: not carried by this restic (its restore has no --sparse): sparse files"
+            ),
+            "{text}"
+        );
+    }
+}

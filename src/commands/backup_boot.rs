@@ -1,4 +1,5 @@
-//! `lifeboat backup-boot SPEC`: /boot and the ESPs copied into Atlantis-meta/boot/, with
+//! `lifeboat backup-boot SPEC`: /boot and the ESPs copied into `<meta>/boot/` (the
+//! `role = "meta"` subvolume, e.g. Atlantis-meta), with
 //! the record of every filesystem's UUID, for btrbk and restic to carry.
 
 use std::path::Path;
@@ -10,7 +11,7 @@ use crate::blockdev;
 use crate::cli::BackupBootArgs;
 use crate::plan::Binding;
 use crate::restore::record::{Record, Recorded, BOOT_DIR, RECORD_FILE};
-use crate::restore::{self, tree, SpecPart, META};
+use crate::restore::{self, tree, SpecPart};
 use crate::runlog;
 use crate::spec::Spec;
 
@@ -22,9 +23,11 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
             spec.file.display()
         );
     };
-    if !pool.part.subvolumes.iter().any(|s| s.name == META) {
+    let meta_name = restore::meta_subvolume(&spec)?;
+    if !pool.part.subvolumes.iter().any(|s| s.name == meta_name) {
         bail!(
-            "the pool {} in {} has no subvolume {META}: the boot backup lives there",
+            "the pool {} in {} has no subvolume {meta_name} (role = \"meta\"): the boot backup \
+             lives there",
             pool.part.name,
             spec.file.display()
         );
@@ -38,9 +41,9 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
     )?;
     let top = Mount::with_options(&node(&bindings, &pool)?, "btrfs", Some("subvolid=5"))
         .context("mounting the pool")?;
-    let meta = top.path().join(META);
+    let meta = top.path().join(meta_name);
     if !meta.is_dir() {
-        bail!("the pool has no {META} subvolume yet (run lifeboat provision)");
+        bail!("the pool has no {meta_name} subvolume yet (run lifeboat provision)");
     }
     let partial = meta.join(format!("{BOOT_DIR}.lifeboat-partial"));
     if partial.exists() {
@@ -62,7 +65,7 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
     let closed = top.close();
     let (lines, target) = done?;
     closed?;
-    println!("Boot backup in {META}/{BOOT_DIR}/ of the pool:");
+    println!("Boot backup in {meta_name}/{BOOT_DIR}/ of the pool:");
     for line in lines {
         println!("  {line}");
     }

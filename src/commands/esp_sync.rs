@@ -21,12 +21,16 @@ fn endpoints(args: &EspSyncArgs) -> Result<(PathBuf, PathBuf)> {
     if let (Some(from), Some(to)) = (&args.from, &args.to) {
         return Ok((from.clone(), to.clone()));
     }
-    let spec = Spec::load(&args.spec)?;
+    let path = args
+        .spec
+        .clone()
+        .unwrap_or_else(crate::spec::default_path_here);
+    let spec = Spec::load(&path)?;
     let esps = mirror::esp_mounts(&spec);
     let [first, second, ..] = esps.as_slice() else {
         bail!(
             "{} names {} ESP{} with a mount point; esp-sync needs two (or --from and --to)",
-            args.spec.display(),
+            path.display(),
             esps.len(),
             if esps.len() == 1 { "" } else { "s" }
         );

@@ -9,7 +9,6 @@ use crate::cli::{InventoryArgs, InventoryFrom};
 use crate::restic::streams;
 use crate::restore::inventory::{self, Inventory, Kind};
 use crate::restore::points;
-use crate::restore::BACKUP_LABEL;
 use crate::spec::Spec;
 
 pub fn inventory(args: &InventoryArgs) -> Result<()> {
@@ -19,8 +18,12 @@ pub fn inventory(args: &InventoryArgs) -> Result<()> {
     }
     let bindings = super::bind_disks(&spec, &args.disks, &[], true)?;
     let node = crate::restore::backup_drive::backup_partition(&spec, &bindings)?;
-    let top = Mount::read_only(&node, "btrfs", Some("subvolid=5"))
-        .with_context(|| format!("mounting the backup drive {BACKUP_LABEL} read-only"))?;
+    let top = Mount::read_only(&node, "btrfs", Some("subvolid=5")).with_context(|| {
+        format!(
+            "mounting the backup drive {} read-only",
+            crate::restore::backup_name(&spec)
+        )
+    })?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -33,7 +36,10 @@ pub fn inventory(args: &InventoryArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
-        print!("{}", render(&found, &node, now));
+        print!(
+            "{}",
+            render(&found, &crate::restore::backup_name(&spec), &node, now)
+        );
     }
     for w in &found.warnings {
         eprintln!("warning: {w}");
@@ -41,9 +47,9 @@ pub fn inventory(args: &InventoryArgs) -> Result<()> {
     Ok(())
 }
 
-fn render(inv: &Inventory, node: &std::path::Path, now: i64) -> String {
+fn render(inv: &Inventory, name: &str, node: &std::path::Path, now: i64) -> String {
     let mut out = format!(
-        "Backup drive {BACKUP_LABEL} ({}), looked in: {}\n",
+        "Backup drive {name} ({}), looked in: {}\n",
         node.display(),
         inv.looked_in
             .iter()
@@ -104,14 +110,14 @@ fn restic_inventory(spec: &Spec, json: bool) -> Result<()> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let tag = spec.restic.as_ref().map_or("LINUX", |r| r.tag.as_str());
+    let tag = spec.restic_tag();
     print!(
         "{}",
         render_restic(&snaps, restic.profile.repository(), &spec.machine.host, now)
     );
     let ours = snaps
         .iter()
-        .find(|s| s.host == spec.machine.host && s.tags.iter().any(|t| t == tag));
+        .find(|s| s.host == spec.machine.host && crate::restic::select::tagged(s, tag));
     // Raw send streams kept in the newest snapshot of this machine (--from restic-stream).
     if let Some(s) = ours {
         let host = spec.machine.host.as_str();
@@ -134,11 +140,13 @@ fn restic_inventory(spec: &Spec, json: bool) -> Result<()> {
     }
     match ours {
         None => eprintln!(
-            "warning: no snapshot of host {} tagged {tag} in the repository",
-            spec.machine.host
+            "warning: no snapshot of host {}{} in the repository",
+            spec.machine.host,
+            tag.map(|t| format!(" tagged {t}")).unwrap_or_default()
         ),
         Some(s) if now - s.time > inventory::STALE_AFTER_SECS => eprintln!(
-            "warning: the newest {tag} snapshot of {} is {} old ({}): are backups still running?",
+            "warning: the newest {}snapshot of {} is {} old ({}): are backups still running?",
+            tag.map(|t| format!("{t} ")).unwrap_or_default(),
             spec.machine.host,
             points::format_age(s.time, now),
             points::format_time(s.time)

@@ -28,12 +28,16 @@ const ENTRIES: &[&str] = &[
 ];
 
 pub fn menu(args: &MenuArgs) -> Result<()> {
+    let spec = args
+        .spec
+        .clone()
+        .unwrap_or_else(crate::spec::default_path_here);
     loop {
         println!();
         println!(
             "lifeboat {} rescue menu, spec {}, Secure Boot {}",
             env!("CARGO_PKG_VERSION"),
-            args.spec.display(),
+            spec.display(),
             crate::boot::efivars::SecureBoot::read(std::path::Path::new(
                 crate::boot::efivars::EFIVARS
             ))
@@ -45,7 +49,7 @@ pub fn menu(args: &MenuArgs) -> Result<()> {
             .default(0)
             .interact()
             .context("the menu needs a terminal")?;
-        if let Err(e) = run_entry(choice, &args.spec) {
+        if let Err(e) = run_entry(choice, &spec) {
             eprintln!("lifeboat: {}", crate::ui::error_sentence(&e));
         }
     }

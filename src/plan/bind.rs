@@ -31,7 +31,7 @@ pub fn bind(
 ) -> Result<Vec<Binding>, PlanError> {
     let mut bound: Vec<Binding> = Vec::new();
     for (id, device) in explicit {
-        let disk = spec.disk(&id).ok_or_else(|| unknown(spec, &id, "--disk"))?;
+        spec.disk(&id).ok_or_else(|| unknown(spec, &id, "--disk"))?;
         if let Some(other) = bound
             .iter()
             .find(|b| b.device.kernel_name == device.kernel_name)
@@ -49,14 +49,9 @@ pub fn bind(
                 second: id,
             });
         }
-        if !size_fits(disk, device.size) {
-            return Err(PlanError::OutOfRange {
-                id,
-                device: device.path.clone(),
-                size: device.size,
-                rules: size_rule(disk).unwrap_or_default(),
-            });
-        }
+        // The match rules find the disk; a device named by hand is taken even when its
+        // size is outside them (a replacement disk): the layout decides whether it fits,
+        // and the plan says that it is a replacement.
         bound.push(Binding {
             id,
             device,
@@ -92,6 +87,7 @@ pub fn bind(
                 return Err(PlanError::NoMatch {
                     id: disk.id.clone(),
                     rules,
+                    candidates: replacements(disk, candidates, &bound),
                 })
             }
             [_, _, ..] if needed => {
@@ -107,6 +103,26 @@ pub fn bind(
     // Present them in spec order.
     bound.sort_by_key(|b| spec.disks.iter().position(|d| d.id == b.id));
     Ok(bound)
+}
+
+/// Devices that could replace `disk` when nothing matches it: blank, in use by nothing,
+/// not bound to another spec disk, and big enough for its layout (the boot stick is mounted,
+/// so it is never among them).
+fn replacements(disk: &Disk, candidates: &[Device], bound: &[Binding]) -> Vec<String> {
+    candidates
+        .iter()
+        .filter(|c| !bound.iter().any(|b| b.device.kernel_name == c.kernel_name))
+        .filter(|c| c.busy.is_empty() && c.looks_blank() && c.orphans.is_empty())
+        .filter(|c| super::layout::layout(disk, c.size, c.sector_size, &mut String::new).is_ok())
+        .map(|c| {
+            let serial = c
+                .serial
+                .as_deref()
+                .map(|s| format!(", serial {s}"))
+                .unwrap_or_default();
+            format!("{} ({}{serial})", c.path.display(), human(c.size))
+        })
+        .collect()
 }
 
 pub fn unknown(spec: &Spec, id: &str, option: &'static str) -> PlanError {
@@ -141,7 +157,7 @@ pub fn matches(disk: &Disk, device: &Device) -> bool {
     serial_ok && wwn_ok && size_fits(disk, device.size)
 }
 
-fn size_fits(disk: &Disk, size: u64) -> bool {
+pub(super) fn size_fits(disk: &Disk, size: u64) -> bool {
     let r = &disk.match_rules;
     r.min_size.is_none_or(|min| size >= min) && r.max_size.is_none_or(|max| size <= max)
 }
@@ -157,7 +173,7 @@ fn normalize_wwn(w: &str) -> String {
     w.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
 }
 
-fn size_rule(disk: &Disk) -> Option<String> {
+pub(super) fn size_rule(disk: &Disk) -> Option<String> {
     let r = &disk.match_rules;
     match (r.min_size, r.max_size) {
         (Some(a), Some(b)) => Some(format!("between {} and {}", human(a), human(b))),
@@ -237,19 +253,20 @@ mod tests {
     }
 
     #[test]
-    fn explicit_device_outside_size_range_is_refused() {
-        // The 4.5 TB backup drive bound as disk1 by a slip of the finger.
-        let err = bind(
+    fn explicit_device_outside_size_range_is_bound_as_a_replacement() {
+        // A 4 TB replacement for the 2 TB disk1, named by hand: the match rules do not
+        // forbid it (the plan notes it; the layout decides whether it fits).
+        let b = bind(
             &spec(),
-            vec![("disk1".into(), blank_device("loop2", 4_500_000_000_000))],
+            vec![("disk1".into(), blank_device("loop2", 4_000_000_000_000))],
             &[],
             &[],
         )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "/dev/loop2 is 4.50 TB but the spec says disk1 is between 1.90 TB and 2.10 TB; refusing to use it as disk1"
-        );
+        .unwrap();
+        assert_eq!(b[0].id, "disk1");
+        assert_eq!(b[0].how, BoundBy::Explicit);
+        // Found by the rules, it would not be.
+        assert!(!matches(spec().disk("disk1").unwrap(), &b[0].device));
     }
 
     #[test]
@@ -273,8 +290,37 @@ mod tests {
         let err = bind(&spec, vec![], &[other], &["disk1".into()]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no disk matches disk1 (serial ATLANTIS-DISK1, size between 1.90 TB and 2.10 TB); bind one with --disk disk1=/dev/… (`lifeboat disks` lists the disks and their serials)"
+            "no disk matches disk1 (serial ATLANTIS-DISK1, size between 1.90 TB and 2.10 TB); a replacement could be /dev/sdc (2.00 TB, serial SOMETHING-ELSE): bind one with --disk disk1=/dev/… (`lifeboat disks` lists the disks and their serials)"
         );
+    }
+
+    /// The dead disk's replacement: only blank disks that are free and big enough for the
+    /// layout are offered, whatever their serial and size range.
+    #[test]
+    fn no_match_offers_blank_free_disks_that_fit() {
+        let spec = spec();
+        let mut bigger = blank_device("sdc", 4_000_000_000_000);
+        bigger.serial = Some("NEW-4TB".into());
+        let tiny = blank_device("sdd", 8_000_000_000);
+        let mut busy = blank_device("sde", 3_000_000_000_000);
+        busy.busy = vec!["mounted at /run/lifeboat/boot".into()];
+        let mut used = blank_device("sdf", 3_000_000_000_000);
+        used.whole_disk_fs = Some(crate::probe::Filesystem {
+            fstype: "ext4".into(),
+            label: None,
+            uuid: None,
+        });
+        let err = bind(
+            &spec,
+            vec![],
+            &[bigger, tiny, busy, used],
+            &["disk1".into()],
+        )
+        .unwrap_err();
+        let PlanError::NoMatch { candidates, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(candidates, &["/dev/sdc (4.00 TB, serial NEW-4TB)"]);
     }
 
     #[test]

@@ -4,6 +4,14 @@ use std::path::PathBuf;
 
 use crate::spec::human;
 
+fn candidates_words(candidates: &[String]) -> String {
+    if candidates.is_empty() {
+        String::new()
+    } else {
+        format!("a replacement could be {}: ", candidates.join(" or "))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("unknown disk id \"{id}\" in {option}: {file} has {}", known.join(", "))]
@@ -19,20 +27,19 @@ pub enum PlanError {
         first: String,
         second: String,
     },
-    #[error("no disk matches {id} ({rules}); bind one with --disk {id}=/dev/… (`lifeboat disks` lists the disks and their serials)")]
-    NoMatch { id: String, rules: String },
+    #[error("no disk matches {id} ({rules}); {}bind one with --disk {id}=/dev/… (`lifeboat disks` lists the disks and their serials)", candidates_words(candidates))]
+    NoMatch {
+        id: String,
+        rules: String,
+        /// Disks that could take its place: blank, not bound to another spec disk, not
+        /// in use, big enough for its layout (`/dev/sdb (2.00 TB, serial X)`).
+        candidates: Vec<String>,
+    },
     #[error("{} disks match {id} ({rules}): {}; bind the right one with --disk {id}=/dev/…", devices.len(), devices.join(", "))]
     ManyMatches {
         id: String,
         rules: String,
         devices: Vec<String>,
-    },
-    #[error("{} is {} but the spec says {id} is {rules}; refusing to use it as {id}", device.display(), human(*size))]
-    OutOfRange {
-        id: String,
-        device: PathBuf,
-        size: u64,
-        rules: String,
     },
     #[error("{id} is preserved in the spec and is never partitioned or formatted")]
     Preserved { id: String },

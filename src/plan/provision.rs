@@ -76,6 +76,15 @@ pub fn plan(
                     ));
                 }
             }
+            if !super::bind::size_fits(disk, b.device.size) {
+                dp.notes.push(format!(
+                    "bound with --disk although its size {} is not {} (the spec's match \
+                     rules): taken as a replacement disk; the \"rest\" partition gets what \
+                     this disk has",
+                    crate::spec::human(b.device.size),
+                    super::bind::size_rule(disk).unwrap_or_default()
+                ));
+            }
         }
         if disk.preserve {
             dp.notes.push("preserved: never written".into());

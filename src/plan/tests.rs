@@ -328,6 +328,53 @@ fn too_small_disk_is_refused_with_sizes() {
     );
 }
 
+/// A replacement disk bigger than the spec's max_size, bound by hand: the same partitions,
+/// the pool ("rest") takes the extra room, and the plan says it is a replacement.
+#[test]
+fn a_bigger_replacement_gets_the_bigger_pool() {
+    let big = blank_device("loop1", 4_000_000_000_000);
+    let p = plan_for(&[bound("disk1", big)], &Scope::default()).unwrap();
+    let dp = disk_plan(&p, "disk1");
+    assert!(
+        dp.notes.iter().any(|n| n.contains(
+            "its size 4.00 TB is not between 1.90 TB and 2.10 TB (the spec's match rules): taken as a replacement disk"
+        )),
+        "{:?}",
+        dp.notes
+    );
+    let Some(Action::CreateGpt { partitions, .. }) = dp.actions.first() else {
+        panic!("{:?}", dp.actions)
+    };
+    let pool = partitions.last().unwrap();
+    assert_eq!(pool.name, "LINPOOL");
+    let bytes = (pool.last_lba - pool.first_lba + 1) * 512;
+    assert!(bytes > 3_900_000_000_000, "{bytes}");
+}
+
+/// Smaller than min_size but the layout fits: accepted; the pool is smaller.
+#[test]
+fn a_smaller_replacement_that_fits_is_accepted() {
+    let small = blank_device("loop1", 500_000_000_000);
+    let p = plan_for(&[bound("disk1", small)], &Scope::default()).unwrap();
+    let dp = disk_plan(&p, "disk1");
+    assert!(
+        dp.notes
+            .iter()
+            .any(|n| n.contains("taken as a replacement disk")),
+        "{:?}",
+        dp.notes
+    );
+    let Some(Action::CreateGpt { partitions, .. }) = dp.actions.first() else {
+        panic!("{:?}", dp.actions)
+    };
+    let pool = partitions.last().unwrap();
+    let bytes = (pool.last_lba - pool.first_lba + 1) * 512;
+    assert!(
+        bytes > 400_000_000_000 && bytes < 500_000_000_000,
+        "{bytes}"
+    );
+}
+
 fn foreign_gpt(dev: &Device) -> Device {
     let mut dev = dev.clone();
     dev.table = Table::Gpt(Gpt {

@@ -184,7 +184,14 @@ impl Restic {
         self.command(&["dump", id, path])
     }
 
-    /// `restic restore ID --target TARGET --verify` of `path` only: with `--exclude` for the
+    /// Whether this restic's `restore` takes `--sparse` (0.14 does not: it writes the holes
+    /// of sparse files as zeros).
+    pub fn restores_sparse(&self) -> bool {
+        self.read(&["restore", "--help"])
+            .is_ok_and(|help| help.contains("--sparse"))
+    }
+
+    /// `restic restore ID --target TARGET --verify [--sparse]` of `path` only: with `--exclude` for the
     /// nested paths of other subvolumes when `path` is `/`, else `--include PATH` (restic
     /// before 0.16 takes one or the other, not both; nested paths are removed afterwards).
     /// `tick` is called about twice a second while it runs. Not retried: the caller knows
@@ -195,6 +202,7 @@ impl Restic {
         path: &str,
         exclude: &[String],
         target: &Path,
+        sparse: bool,
         tick: &mut dyn FnMut(),
     ) -> Result<(), ResticError> {
         let mut args: Vec<String> = vec![
@@ -204,6 +212,9 @@ impl Restic {
             target.display().to_string(),
             "--verify".into(),
         ];
+        if sparse {
+            args.push("--sparse".into());
+        }
         if path == "/" {
             for x in exclude {
                 args.extend(["--exclude".into(), x.clone()]);

@@ -67,7 +67,7 @@ impl Planned {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
     #[error(
-        "no snapshot of host {host} tagged {tag} holds any path of the spec's [restic.paths] \
+        "no snapshot of host {host}{tag} holds any path of the spec's [restic.paths] \
          ({paths}){when}: nothing to restore"
     )]
     Nothing {
@@ -78,7 +78,7 @@ pub enum SelectError {
     },
     #[error("the spec has no [restic.paths]: say which backed-up path goes into which subvolume")]
     NoPaths,
-    #[error("no snapshot of host {host} tagged {tag} holds {path} (for {subvol}){when}")]
+    #[error("no snapshot of host {host}{tag} holds {path} (for {subvol}){when}")]
     Missing {
         host: String,
         tag: String,
@@ -94,6 +94,16 @@ pub enum SelectError {
     NotMapped(String),
 }
 
+/// Whether a snapshot carries the spec's tag (every snapshot does when the spec names none).
+pub fn tagged(s: &Snapshot, tag: Option<&str>) -> bool {
+    tag.is_none_or(|t| s.tags.iter().any(|x| x == t))
+}
+
+/// " tagged X" for messages, or nothing when the spec names no tag.
+fn tagged_words(tag: Option<&str>) -> String {
+    tag.map(|t| format!(" tagged {t}")).unwrap_or_default()
+}
+
 /// `paths`: (backed-up path, subvolume), from the spec. `subvols`: only these (all when
 /// empty). Snapshots newest first (as [`super::snapshots::parse`] gives them).
 ///
@@ -106,7 +116,8 @@ pub fn select(
     paths: &[(String, String)],
     subvols: &[String],
     host: &str,
-    tag: &str,
+    tag: Option<&str>,
+    meta: Option<&str>,
     pick: &Pick,
 ) -> Result<Selection, SelectError> {
     if paths.is_empty() {
@@ -136,7 +147,7 @@ pub fn select(
         Pick::Id(id) => format!(" (in snapshot {id})"),
         Pick::Latest => String::new(),
     };
-    let ours = |s: &&Snapshot| s.host == host && s.tags.iter().any(|x| x == tag);
+    let ours = |s: &&Snapshot| s.host == host && tagged(s, tag);
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     for (path, subvol) in paths {
@@ -146,14 +157,8 @@ pub fn select(
         let holds = |s: &&Snapshot| s.paths.iter().any(|p| within(path, p));
         let chosen = match (fixed, pick) {
             (Some(s), _) => Some(s).filter(holds),
-            (None, Pick::At(t)) => snaps
-                .iter()
-                .filter(|s| s.host == host && s.tags.iter().any(|x| x == tag) && s.time <= *t)
-                .find(holds),
-            (None, _) => snaps
-                .iter()
-                .filter(|s| s.host == host && s.tags.iter().any(|x| x == tag))
-                .find(holds),
+            (None, Pick::At(t)) => snaps.iter().filter(|s| ours(s) && s.time <= *t).find(holds),
+            (None, _) => snaps.iter().filter(ours).find(holds),
         };
         let Some(snapshot) = chosen else {
             let never = match fixed {
@@ -173,7 +178,7 @@ pub fn select(
                 _ => {
                     return Err(SelectError::Missing {
                         host: host.into(),
-                        tag: tag.into(),
+                        tag: tagged_words(tag),
                         path: path.clone(),
                         subvol: subvol.clone(),
                         when,
@@ -196,7 +201,7 @@ pub fn select(
     if out.is_empty() {
         return Err(SelectError::Nothing {
             host: host.into(),
-            tag: tag.into(),
+            tag: tagged_words(tag),
             paths: paths
                 .iter()
                 .map(|(p, _)| p.as_str())
@@ -205,8 +210,8 @@ pub fn select(
             when,
         });
     }
-    // Atlantis-meta (the boot backup) first, as from the USB drive.
-    out.sort_by_key(|p| p.subvol != crate::restore::META);
+    // The meta subvolume (the boot backup) first, as from the USB drive.
+    out.sort_by_key(|p| Some(p.subvol.as_str()) != meta);
     Ok(Selection {
         planned: out,
         skipped,
@@ -254,9 +259,17 @@ mod tests {
 
     #[test]
     fn newest_holding_each_path_with_nested_paths_left_out() {
-        let got = select(&snaps(), &paths(), &[], "atlantis", "LINUX", &Pick::Latest)
-            .unwrap()
-            .planned;
+        let got = select(
+            &snaps(),
+            &paths(),
+            &[],
+            "atlantis",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
+            &Pick::Latest,
+        )
+        .unwrap()
+        .planned;
         let summary: Vec<(&str, &str, &str, Vec<&str>)> = got
             .iter()
             .map(|p| {
@@ -287,7 +300,16 @@ mod tests {
             snap("aa11", 100, "atlantis", &["LINUX"], &["/mnt/Atlantis-meta"]),
             snap("zz99", 300, "elsewhere", &["LINUX"], &["/"]),
         ];
-        let got = select(&snaps, &paths(), &[], "atlantis", "LINUX", &Pick::Latest).unwrap();
+        let got = select(
+            &snaps,
+            &paths(),
+            &[],
+            "atlantis",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
+            &Pick::Latest,
+        )
+        .unwrap();
         let subvols: Vec<&str> = got.planned.iter().map(|p| p.subvol.as_str()).collect();
         assert_eq!(subvols, ["Atlantis-meta", "@home"]);
         let lines: Vec<String> = got.skipped.iter().map(|s| s.to_string()).collect();
@@ -301,13 +323,23 @@ mod tests {
             &paths(),
             &["@rootTW".into()],
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::Latest,
         )
         .unwrap_err();
         assert!(matches!(err, SelectError::Missing { .. }), "{err}");
         // --at before every snapshot of a path that has some: refused, as on the drive.
-        let err = select(&snaps, &paths(), &[], "atlantis", "LINUX", &Pick::At(150)).unwrap_err();
+        let err = select(
+            &snaps,
+            &paths(),
+            &[],
+            "atlantis",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
+            &Pick::At(150),
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("holds /home (for @home) at or before"),
@@ -321,7 +353,16 @@ mod tests {
         for s in &mut snaps {
             s.size = Some(1000);
         }
-        let got = select(&snaps, &paths(), &[], "atlantis", "LINUX", &Pick::Latest).unwrap();
+        let got = select(
+            &snaps,
+            &paths(),
+            &[],
+            "atlantis",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
+            &Pick::Latest,
+        )
+        .unwrap();
         let sizes: Vec<(&str, Option<u64>)> = got
             .planned
             .iter()
@@ -347,7 +388,8 @@ mod tests {
             &paths(),
             &home,
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::At(150),
         )
         .unwrap()
@@ -358,7 +400,8 @@ mod tests {
             &paths(),
             &home,
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::Id("aa".into()),
         )
         .unwrap()
@@ -370,7 +413,8 @@ mod tests {
             &paths(),
             &[],
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::Id("bb".into()),
         )
         .unwrap();
@@ -386,7 +430,8 @@ mod tests {
             &paths(),
             &["@rootTW".into()],
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::Id("bb".into()),
         )
         .unwrap_err();
@@ -400,7 +445,8 @@ mod tests {
             &paths(),
             &[],
             "atlantis",
-            "LINUX",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
             &Pick::Id("cc".into()),
         )
         .unwrap_err();
@@ -409,7 +455,16 @@ mod tests {
                 && err.to_string().contains("nothing to restore"),
             "{err}"
         );
-        let err = select(&snaps(), &paths(), &[], "atlantis", "LINUX", &Pick::At(50)).unwrap_err();
+        let err = select(
+            &snaps(),
+            &paths(),
+            &[],
+            "atlantis",
+            Some("LINUX"),
+            Some("Atlantis-meta"),
+            &Pick::At(50),
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("at or before 1970-01-01 00:00:50 UTC"),
@@ -421,7 +476,8 @@ mod tests {
                 &paths(),
                 &[],
                 "atlantis",
-                "LINUX",
+                Some("LINUX"),
+                Some("Atlantis-meta"),
                 &Pick::Id("zz".into())
             ),
             Err(SelectError::UnknownId("zz".into()))
@@ -432,13 +488,22 @@ mod tests {
                 &paths(),
                 &["@rootF41".into()],
                 "atlantis",
-                "LINUX",
+                Some("LINUX"),
+                Some("Atlantis-meta"),
                 &Pick::Latest
             ),
             Err(SelectError::NotMapped("@rootF41".into()))
         );
         assert_eq!(
-            select(&snaps(), &[], &[], "atlantis", "LINUX", &Pick::Latest),
+            select(
+                &snaps(),
+                &[],
+                &[],
+                "atlantis",
+                Some("LINUX"),
+                Some("Atlantis-meta"),
+                &Pick::Latest
+            ),
             Err(SelectError::NoPaths)
         );
     }

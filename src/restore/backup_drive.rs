@@ -1,31 +1,28 @@
-//! The backup drive (LINBKUP) of a spec, found among the bound disks.
+//! The backup drive of a spec (its `role = "backup"` partition), found among the bound
+//! disks.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::BACKUP_LABEL;
 use crate::plan::Binding;
 use crate::probe::Table;
 use crate::spec::Spec;
 
-/// The device node of the spec's partition labelled LINBKUP, checked to hold that
-/// filesystem now.
+/// The device node of the spec's `role = "backup"` partition, checked to hold a Btrfs
+/// filesystem (with the spec's label, when it gives one) now.
 pub fn backup_partition(spec: &Spec, bindings: &[Binding]) -> Result<PathBuf> {
-    let Some((disk, number)) = spec.disks.iter().find_map(|d| {
-        d.partitions
-            .iter()
-            .position(|p| p.label.as_deref() == Some(BACKUP_LABEL))
-            .map(|i| (d, i as u32 + 1))
-    }) else {
+    let Some(super::SpecPart { disk, number, part }) = super::backup_part(spec) else {
         bail!(
-            "{} has no partition labelled {BACKUP_LABEL}: lifeboat looks for the backups there",
+            "{} names no partition with role = \"backup\": lifeboat looks for the backups there \
+             (add role = \"backup\" to the backup drive's Btrfs partition)",
             spec.file.display()
         );
     };
+    let name = super::backup_name(spec);
     let Some(binding) = bindings.iter().find(|b| b.id == disk.id) else {
         bail!(
-            "the backup drive ({}, partition {number} {BACKUP_LABEL}) was not found: plug it in, \
+            "the backup drive ({}, partition {number} {name}) was not found: plug it in, \
              or name it with --disk {}=/dev/…",
             disk.id,
             disk.id
@@ -40,11 +37,20 @@ pub fn backup_partition(spec: &Spec, bindings: &[Binding]) -> Result<PathBuf> {
         _ => None,
     };
     match fs {
-        Some(fs) if fs.fstype == "btrfs" && fs.label.as_deref() == Some(BACKUP_LABEL) => Ok(
-            crate::blockdev::partition_node(&binding.device.path, number),
-        ),
+        Some(fs)
+            if fs.fstype == "btrfs"
+                && part
+                    .label
+                    .as_ref()
+                    .is_none_or(|l| fs.label.as_ref() == Some(l)) =>
+        {
+            Ok(crate::blockdev::partition_node(
+                &binding.device.path,
+                number,
+            ))
+        }
         other => bail!(
-            "partition {number} of {} ({}) should be the Btrfs backup filesystem {BACKUP_LABEL} \
+            "partition {number} of {} ({}) should be the Btrfs backup filesystem {name} \
              but holds {}",
             disk.id,
             binding.device.path.display(),

@@ -1,4 +1,4 @@
-//! /boot and the ESPs restored from the boot backup in Atlantis-meta (`lifeboat
+//! /boot and the ESPs restored from the boot backup in the `role = "meta"` subvolume (`lifeboat
 //! backup-boot` wrote it): file trees copied onto the filesystems provisioning made.
 
 use std::path::{Path, PathBuf};
@@ -6,26 +6,34 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::record::BOOT_DIR;
-use super::{self as r, tree, SpecPart, META};
+use super::{self as r, tree, SpecPart};
 use crate::apply::mount::Mount;
 use crate::blockdev;
 use crate::machine::device_of;
 use crate::plan::{Binding, Plan};
 use crate::spec::{human, Spec};
 
-/// /boot and the ESPs on the disks provisioning wrote, from Atlantis-meta/boot. Returns
-/// notes for the report.
+/// /boot and the ESPs on the disks provisioning wrote, from `<meta>/boot` (e.g.
+/// Atlantis-meta/boot). Returns notes for the report.
 pub fn restore(spec: &Spec, bindings: &[Binding], top: &Path, prov: &Plan) -> Result<Vec<String>> {
     let mut notes = Vec::new();
-    let backup = top.join(META).join(BOOT_DIR);
+    let Some(meta) = spec.meta_subvolume() else {
+        notes.push(
+            "the spec names no subvolume with role = \"meta\" (the boot backup): /boot and the \
+             ESPs were not restored"
+                .to_owned(),
+        );
+        return Ok(notes);
+    };
+    let backup = top.join(meta).join(BOOT_DIR);
     if !backup.is_dir() {
         notes.push(format!(
-            "{META} has no {BOOT_DIR}/ (run `lifeboat backup-boot` on the machine): /boot and \
+            "{meta} has no {BOOT_DIR}/ (run `lifeboat backup-boot` on the machine): /boot and \
              the ESPs were not restored"
         ));
         return Ok(notes);
     }
-    println!("\n/boot and the ESPs from {META}/{BOOT_DIR}");
+    println!("\n/boot and the ESPs from {meta}/{BOOT_DIR}");
     let written: Vec<&str> = prov
         .disks
         .iter()

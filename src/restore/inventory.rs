@@ -1,4 +1,4 @@
-//! The restore points on the backup drive (LINBKUP): btrbk and snapper snapshots found in
+//! The restore points on the backup drive (e.g. LINBKUP): btrbk and snapper snapshots found in
 //! `btrfs subvolume list`, raw send-stream files, each with its time and parent chain.
 //! [`classify`], [`link_parents`] and [`group`] are pure; [`scan`] reads a mounted drive.
 

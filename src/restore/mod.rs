@@ -29,12 +29,6 @@ pub mod verify;
 pub use options::Options;
 pub use run::run;
 
-/// The label of the Btrfs filesystem on the backup drive that holds the btrbk targets.
-pub const BACKUP_LABEL: &str = "LINBKUP";
-
-/// The subvolume that carries scripts, docs and the boot backup; restored first.
-pub const META: &str = "Atlantis-meta";
-
 /// A partition of the spec, found by what it holds.
 #[derive(Debug, Clone, Copy)]
 pub struct SpecPart<'a> {
@@ -58,9 +52,35 @@ pub fn spec_parts(spec: &crate::spec::Spec) -> impl Iterator<Item = SpecPart<'_>
     })
 }
 
-/// The Btrfs pool that holds the root subvolumes (LINPOOL).
+/// The Btrfs pool that holds the root subvolumes (e.g. LINPOOL).
 pub fn pool(spec: &crate::spec::Spec) -> Option<SpecPart<'_>> {
     spec_parts(spec).find(|p| p.part.subvolumes.iter().any(|s| s.root))
+}
+
+/// The partition with `role = "backup"` (e.g. LINBKUP on Atlantis's usb): the btrbk and
+/// snapper targets and the raw streams are there.
+pub fn backup_part(spec: &crate::spec::Spec) -> Option<SpecPart<'_>> {
+    spec_parts(spec).find(|p| p.part.role == Some(crate::spec::PartRole::Backup))
+}
+
+/// How messages name the backup partition: its label, else its GPT name.
+pub fn backup_name(spec: &crate::spec::Spec) -> String {
+    backup_part(spec).map_or_else(
+        || "the backup partition".to_owned(),
+        |p| p.part.label.clone().unwrap_or_else(|| p.part.name.clone()),
+    )
+}
+
+/// The subvolume with `role = "meta"` (the boot backup and the filesystem record), or a
+/// sentence saying the spec names none.
+pub fn meta_subvolume(spec: &crate::spec::Spec) -> anyhow::Result<&str> {
+    spec.meta_subvolume().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} names no subvolume with role = \"meta\": the boot backup and the filesystem \
+             record live there (add role = \"meta\" to one subvolume of the pool)",
+            spec.file.display()
+        )
+    })
 }
 
 /// The partition mounted at /boot, if the spec has one.

@@ -18,7 +18,7 @@ use super::source::restic_stream::StreamSource;
 use super::source::usb::UsbSource;
 use super::source::{Kind, Source};
 use super::Options;
-use super::{self as r, report, room, SpecPart, BACKUP_LABEL, META};
+use super::{self as r, report, room, SpecPart};
 use crate::apply::mount::Mount;
 use crate::apply::{self};
 use crate::blockdev;
@@ -66,15 +66,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
         }
     }
     let target_disk = pool.disk.id.clone();
-    let backup_disk = spec
-        .disks
-        .iter()
-        .find(|d| {
-            d.partitions
-                .iter()
-                .any(|p| p.label.as_deref() == Some(BACKUP_LABEL))
-        })
-        .map(|d| d.id.clone());
+    let backup_disk = r::backup_part(spec).map(|p| p.disk.id.clone());
     let mut required = vec![target_disk.clone()];
     if args.from == Kind::Usb {
         required.extend(backup_disk.clone());
@@ -183,7 +175,8 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
         print!("{}", prov.render());
         match &record {
             Some(_) => println!(
-                "  The filesystems get their recorded UUIDs ({META}/{BOOT_DIR}/{RECORD_FILE}): {}",
+                "  The filesystems get their recorded UUIDs ({}/{BOOT_DIR}/{RECORD_FILE}): {}",
+                spec.meta_subvolume().unwrap_or_default(),
                 taken.len()
             ),
             None => println!(
@@ -193,7 +186,13 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
     }
     println!("\nThen, from {} into {}:", source.name(), pool.part.name);
     print!("{plan_lines}");
-    println!("\nThen: /boot and the ESPs of {target_disk} from {META}/{BOOT_DIR}, fstab checked, boot entries, checks.");
+    for line in source.not_carried() {
+        println!("  {line}");
+    }
+    match spec.meta_subvolume() {
+        Some(meta) => println!("\nThen: /boot and the ESPs of {target_disk} from {meta}/{BOOT_DIR}, fstab checked, boot entries, checks."),
+        None => println!("\nThen: fstab checked, boot entries, checks (no role = \"meta\" subvolume: /boot and the ESPs are not restored)."),
+    }
     if args.dry_run {
         return source.close();
     }
@@ -244,6 +243,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
     });
     let closed = top.close();
     let name = source.name();
+    let not_carried = source.not_carried();
     let subvols = source.subvols();
     let source_closed = source.close();
     let (after, _esp_locks, boot_lines) = boot?;
@@ -284,6 +284,9 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
             if report.failed.len() == 1 { "" } else { "s" },
             report.failed.join("; ")
         );
+    }
+    for line in &not_carried {
+        println!("Note: {line}.");
     }
     println!(
         "\nRestored {} from {name}. Remove the rescue USB and reboot.",

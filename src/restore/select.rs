@@ -50,12 +50,12 @@ pub enum SelectError {
 }
 
 /// The chains for `subvols` (every subvolume with points when empty), in the order given,
-/// except that `meta` (Atlantis-meta, which holds the boot backup) comes first.
+/// except that `meta` (e.g. Atlantis-meta, which holds the boot backup) comes first.
 pub fn select(
     inv: &Inventory,
     subvols: &[String],
     when: When,
-    meta: &str,
+    meta: Option<&str>,
 ) -> Result<Vec<Chain>, SelectError> {
     if inv.subvols.is_empty() {
         return Err(SelectError::Empty);
@@ -65,7 +65,7 @@ pub fn select(
     } else {
         subvols.to_vec()
     };
-    wanted.sort_by_key(|s| s != meta);
+    wanted.sort_by_key(|s| Some(s.as_str()) != meta);
     let have = || {
         inv.subvols
             .iter()
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn latest_follows_the_stream_chain_and_meta_comes_first() {
-        let chains = select(&inventory(), &[], When::Latest, "Atlantis-meta").unwrap();
+        let chains = select(&inventory(), &[], When::Latest, Some("Atlantis-meta")).unwrap();
         assert_eq!(chains[0].subvol, "Atlantis-meta");
         assert_eq!(chains[1].subvol, "@home");
         assert_eq!(
@@ -231,11 +231,11 @@ mod tests {
     #[test]
     fn at_picks_the_newest_point_not_after_it() {
         let home = ["@home".to_owned()];
-        let chains = select(&inventory(), &home, When::At(250), "Atlantis-meta").unwrap();
+        let chains = select(&inventory(), &home, When::At(250), Some("Atlantis-meta")).unwrap();
         assert_eq!(paths(&chains[0]), ["atlantis/@home.2"]);
-        let chains = select(&inventory(), &home, When::At(200), "Atlantis-meta").unwrap();
+        let chains = select(&inventory(), &home, When::At(200), Some("Atlantis-meta")).unwrap();
         assert_eq!(paths(&chains[0]), ["atlantis/@home.2"]);
-        let err = select(&inventory(), &home, When::At(99), "Atlantis-meta").unwrap_err();
+        let err = select(&inventory(), &home, When::At(99), Some("Atlantis-meta")).unwrap_err();
         assert!(matches!(err, SelectError::NothingBefore { .. }), "{err}");
         assert!(err.to_string().contains("1970-01-01 00:01:40 UTC"), "{err}");
     }
@@ -244,13 +244,13 @@ mod tests {
     fn a_missing_parent_or_an_unknown_subvolume_is_an_error() {
         let mut inv = inventory();
         inv.subvols[0].points[0].parent = None;
-        let err = select(&inv, &[], When::Latest, "Atlantis-meta").unwrap_err();
+        let err = select(&inv, &[], When::Latest, Some("Atlantis-meta")).unwrap_err();
         assert!(
             err.to_string()
                 .contains("raw/@home.4.btrfs is incremental on 03030303"),
             "{err}"
         );
-        let err = select(&inventory(), &["@rootF41".into()], When::Latest, "m").unwrap_err();
+        let err = select(&inventory(), &["@rootF41".into()], When::Latest, Some("m")).unwrap_err();
         assert!(
             err.to_string()
                 .contains("no restore points for @rootF41 on the backup drive (it has points for: @home, Atlantis-meta)"),
@@ -262,7 +262,7 @@ mod tests {
     fn an_unreadable_stream_is_passed_over() {
         let mut inv = inventory();
         inv.subvols[0].points[0].note = Some("unreadable: crc".into());
-        let chains = select(&inv, &["@home".into()], When::Latest, "m").unwrap();
+        let chains = select(&inv, &["@home".into()], When::Latest, Some("m")).unwrap();
         assert_eq!(paths(&chains[0]), ["raw/@home.3.btrfs.zst"]);
     }
 

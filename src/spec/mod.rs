@@ -5,7 +5,7 @@ mod model;
 mod size;
 mod validate;
 
-pub use model::{Encryption, FsKind, Machine, PartType, ResticSpec};
+pub use model::{Encryption, FsKind, Machine, PartRole, PartType, ResticSpec, SubvolRole};
 pub use size::{human, SizeSpec};
 
 use serde::Serialize;
@@ -69,6 +69,9 @@ pub struct Partition {
     pub encrypt: Encryption,
     pub key_file: Option<PathBuf>,
     pub quotas: bool,
+    /// `role = "backup"`: the backups are here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<PartRole>,
     pub subvolumes: Vec<Subvolume>,
 }
 
@@ -80,6 +83,9 @@ pub struct Subvolume {
     pub distro: Option<String>,
     pub optional: bool,
     pub mount_options: Vec<String>,
+    /// `role = "meta"`: carries the boot backup and the filesystem record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<SubvolRole>,
 }
 
 impl Spec {
@@ -133,6 +139,22 @@ impl Spec {
         dirs
     }
 
+    /// The subvolume with `role = "meta"`, which carries the boot backup and the
+    /// filesystem record (e.g. Atlantis-meta), if the spec names one.
+    pub fn meta_subvolume(&self) -> Option<&str> {
+        self.disks
+            .iter()
+            .flat_map(|d| &d.partitions)
+            .flat_map(|p| &p.subvolumes)
+            .find(|s| s.role == Some(SubvolRole::Meta))
+            .map(|s| s.name.as_str())
+    }
+
+    /// The tag of this machine's restic snapshots, if the spec names one.
+    pub fn restic_tag(&self) -> Option<&str> {
+        self.restic.as_ref().and_then(|r| r.tag.as_deref())
+    }
+
     pub fn disk(&self, id: &str) -> Option<&Disk> {
         self.disks.iter().find(|d| d.id == id)
     }
@@ -141,6 +163,29 @@ impl Spec {
     pub fn at(&self, at: Location) -> String {
         format!("{}:{}:{}", self.file.display(), at.line, at.col)
     }
+}
+
+/// The environment variable that names the spec when a command is given none.
+pub const SPEC_ENV: &str = "LIFEBOAT_SPEC";
+/// The spec on the boot stick's FAT partition (the rescue system mounts it at
+/// /run/lifeboat/boot): put a machine's spec there from any computer.
+pub const STICK_SPEC: &str = "/run/lifeboat/boot/lifeboat/spec.toml";
+/// The spec the rescue image carries (`cargo xtask image` copies configs/atlantis.toml).
+pub const IMAGE_SPEC: &str = "/etc/lifeboat/spec.toml";
+
+/// The spec of a command that was given none (`lifeboat menu`, `lifeboat esp-sync`):
+/// `$LIFEBOAT_SPEC` when set, else the stick's spec when it exists, else the image's.
+pub fn default_path(env: Option<std::ffi::OsString>, exists: impl Fn(&Path) -> bool) -> PathBuf {
+    match env.filter(|v| !v.is_empty()) {
+        Some(v) => PathBuf::from(v),
+        None if exists(Path::new(STICK_SPEC)) => PathBuf::from(STICK_SPEC),
+        None => PathBuf::from(IMAGE_SPEC),
+    }
+}
+
+/// [`default_path`] on this machine.
+pub fn default_path_here() -> PathBuf {
+    default_path(std::env::var_os(SPEC_ENV), Path::exists)
 }
 
 /// A spec is a few kilobytes of TOML; a file bigger than this is not one (and reading a
@@ -185,6 +230,19 @@ mod tests {
     use super::*;
 
     const ATLANTIS: &str = include_str!("../../configs/atlantis.toml");
+
+    #[test]
+    fn default_path_env_then_stick_then_image() {
+        let none = |_: &Path| false;
+        let stick = |p: &Path| p == Path::new(STICK_SPEC);
+        assert_eq!(
+            default_path(Some("/x/laptop.toml".into()), stick),
+            Path::new("/x/laptop.toml")
+        );
+        assert_eq!(default_path(Some("".into()), stick), Path::new(STICK_SPEC));
+        assert_eq!(default_path(None, stick), Path::new(STICK_SPEC));
+        assert_eq!(default_path(None, none), Path::new(IMAGE_SPEC));
+    }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]

@@ -30,16 +30,13 @@ pub struct ResticSpec {
     /// in the environment overrides it).
     #[serde(default)]
     pub password_file: Option<std::path::PathBuf>,
-    /// The tag of this machine's Linux snapshots.
-    #[serde(default = "linux_tag")]
-    pub tag: String,
+    /// The tag of this machine's Linux snapshots; without it, snapshots are not told
+    /// apart by tag (only by host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     /// Backed-up path → the subvolume it is restored into (`"/home" = "@home"`).
     #[serde(default)]
     pub paths: std::collections::BTreeMap<String, Spanned<String>>,
-}
-
-fn linux_tag() -> String {
-    "LINUX".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -49,7 +46,8 @@ pub struct Machine {
     pub name: String,
     /// Host name used by backups (btrbk directories, restic `--host`).
     pub host: String,
-    /// More directories on the backup drive (relative to the top of LINBKUP) holding
+    /// More directories on the backup drive (relative to the top of the
+    /// `role = "backup"` partition) holding
     /// btrbk or snapper points, looked in besides `<host>/` and the top level.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backup_dirs: Vec<Spanned<String>>,
@@ -122,6 +120,9 @@ pub struct PartitionSpec {
     /// Btrfs only: enable quotas (off by default).
     #[serde(default)]
     pub quotas: Option<Spanned<bool>>,
+    /// `"backup"`: this partition holds the backups (the btrbk/snapper target).
+    #[serde(default)]
+    pub role: Option<Spanned<PartRole>>,
     #[serde(rename = "subvolume", default)]
     pub subvolumes: Vec<SubvolumeSpec>,
 }
@@ -145,6 +146,25 @@ pub struct SubvolumeSpec {
     pub optional: bool,
     #[serde(default)]
     pub mount_options: Vec<Spanned<String>>,
+    /// `"meta"`: this subvolume carries the boot backup and the filesystem record.
+    #[serde(default)]
+    pub role: Option<Spanned<SubvolRole>>,
+}
+
+/// What a partition is for, beyond its filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartRole {
+    /// The Btrfs filesystem the backups are sent to (btrbk, snapper, raw streams).
+    Backup,
+}
+
+/// What a subvolume is for, beyond its mount point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubvolRole {
+    /// Holds the boot backup (`boot/`) and the filesystem record; restored first.
+    Meta,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]

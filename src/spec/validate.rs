@@ -120,6 +120,9 @@ struct Checker<'a> {
     /// Keyed by the upper-cased label.
     labels: HashMap<String, Claim>,
     mounts: HashMap<String, Claim>,
+    /// Where `role = "backup"` and `role = "meta"` were given: each at most once.
+    backup_role: Option<Location>,
+    meta_role: Option<Location>,
 }
 
 impl<'a> Checker<'a> {
@@ -129,6 +132,8 @@ impl<'a> Checker<'a> {
             text,
             labels: HashMap::new(),
             mounts: HashMap::new(),
+            backup_role: None,
+            meta_role: None,
         }
     }
 
@@ -470,6 +475,28 @@ impl<'a> Checker<'a> {
         if let Some(label) = &p.label {
             self.label(&who, fs, label)?;
         }
+        if let Some(role) = &p.role {
+            if fs != Some(FsKind::Btrfs) {
+                return Err(self.err(
+                    role.span(),
+                    format!(
+                        "{who}: role = \"backup\" needs fs = \"btrfs\" (the backups are \
+                         received there with btrfs receive)"
+                    ),
+                ));
+            }
+            if let Some(first) = self.backup_role {
+                return Err(self.err(
+                    role.span(),
+                    format!(
+                        "{who}: role = \"backup\" is given twice (first at {}): one partition \
+                         holds the backups",
+                        pos(first)
+                    ),
+                ));
+            }
+            self.backup_role = Some(self.at(role.span()));
+        }
 
         if let Some(m) = &p.mount {
             match fs {
@@ -531,6 +558,7 @@ impl<'a> Checker<'a> {
             encrypt,
             key_file: p.key_file.map(|k| PathBuf::from(k.into_inner())),
             quotas,
+            role: p.role.map(Spanned::into_inner),
             subvolumes,
         })
     }
@@ -739,6 +767,23 @@ impl<'a> Checker<'a> {
             (None, false) => {}
         }
         self.mount_options(&who, &sv.mount_options)?;
+        if let Some(role) = &sv.role {
+            let problem = if sv.root {
+                Some("a root subvolume cannot also be role = \"meta\"".to_owned())
+            } else {
+                self.meta_role.map(|first| {
+                    format!(
+                        "role = \"meta\" is given twice (first at {}): one subvolume carries \
+                         the boot backup",
+                        pos(first)
+                    )
+                })
+            };
+            if let Some(problem) = problem {
+                return Err(self.err(role.span(), format!("{who}: {problem}")));
+            }
+            self.meta_role = Some(self.at(role.span()));
+        }
 
         Ok(Subvolume {
             name,
@@ -751,6 +796,7 @@ impl<'a> Checker<'a> {
                 .into_iter()
                 .map(Spanned::into_inner)
                 .collect(),
+            role: sv.role.map(Spanned::into_inner),
         })
     }
 }
@@ -898,6 +944,37 @@ mod tests {
         assert_eq!(usb.partitions[0].part_type, PartType::Msdata);
         assert_eq!(usb.partitions[0].size, SizeSpec::Bytes(1_000_000_000_000));
         assert_eq!(usb.partitions[2].label.as_deref(), Some("LINBKUP"));
+        assert_eq!(usb.partitions[2].role, Some(PartRole::Backup));
+        assert_eq!(spec.meta_subvolume(), Some("Atlantis-meta"));
+        let backup_roles = spec
+            .disks
+            .iter()
+            .flat_map(|d| &d.partitions)
+            .filter(|p| p.role.is_some())
+            .count();
+        assert_eq!(backup_roles, 1);
+    }
+
+    #[test]
+    fn laptop_example_parses() {
+        let spec = match Spec::parse(
+            Path::new("configs/examples/laptop.toml"),
+            include_str!("../../configs/examples/laptop.toml"),
+        ) {
+            Ok(spec) => spec,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(spec.machine.host, "lark");
+        let ids: Vec<&str> = spec.disks.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["nvme", "backup"]);
+        let pool = &spec.disks[0].partitions[3];
+        assert_eq!(pool.encrypt, Encryption::Luks2);
+        assert_eq!(pool.part_type, PartType::Luks);
+        assert_eq!(spec.meta_subvolume(), Some("@lark-meta"));
+        let backup = &spec.disks[1].partitions[0];
+        assert_eq!(backup.role, Some(PartRole::Backup));
+        assert_eq!(backup.label.as_deref(), Some("LARKBK"));
+        assert_eq!(spec.restic_tag(), Some("lark-daily"));
     }
 
     /// The annotated example in the spec reference must stay a valid spec.
@@ -1745,6 +1822,72 @@ mod tests {
         assert_eq!(
             pool("[[disk.partition.subvolume]]\nname = \"@home\"\nmount = \"/home\"\nmount_options = [\"compress = zstd\"]\n"),
             "t.toml:13:18: disk1, partition \"x\", subvolume \"@home\": mount option \"compress = zstd\" contains whitespace"
+        );
+    }
+
+    // ---- roles
+
+    #[test]
+    fn roles_are_read() {
+        let part = "[[disk]]\nid = \"d\"\n[[disk.partition]]\nname = \"x\"\nsize = \"1GiB\"\nfs = \"btrfs\"\n";
+        let spec = ok(&format!(
+            "{part}role = \"backup\"\n[[disk.partition.subvolume]]\nname = \"m\"\nrole = \"meta\"\n"
+        ));
+        assert_eq!(spec.disks[0].partitions[0].role, Some(PartRole::Backup));
+        assert_eq!(spec.meta_subvolume(), Some("m"));
+        let none = ok(&format!(
+            "{part}[[disk.partition.subvolume]]\nname = \"m\"\n"
+        ));
+        assert_eq!(none.meta_subvolume(), None);
+        assert_eq!(none.disks[0].partitions[0].role, None);
+    }
+
+    #[test]
+    fn unknown_role() {
+        assert_eq!(
+            pool("role = \"meta\"\n"),
+            "t.toml:10:8: unknown role `meta`, expected `backup`"
+        );
+        assert_eq!(
+            pool("[[disk.partition.subvolume]]\nname = \"m\"\nrole = \"backup\"\n"),
+            "t.toml:12:8: unknown role `backup`, expected `meta`"
+        );
+    }
+
+    #[test]
+    fn backup_role_needs_btrfs() {
+        assert_eq!(
+            one_partition("fs = \"ext4\"\nrole = \"backup\"\n"),
+            "t.toml:10:8: disk1, partition \"x\": role = \"backup\" needs fs = \"btrfs\" (the backups are received there with btrfs receive)"
+        );
+    }
+
+    #[test]
+    fn two_backup_roles() {
+        let text = text(
+            "[[disk]]\nid = \"usb\"\n\
+             [[disk.partition]]\nname = \"a\"\nsize = \"1GiB\"\nfs = \"btrfs\"\nrole = \"backup\"\n\
+             [[disk.partition]]\nname = \"b\"\nsize = \"1GiB\"\nfs = \"btrfs\"\nrole = \"backup\"\n",
+        );
+        assert_eq!(
+            parse_text(&text).unwrap_err().to_string(),
+            "t.toml:15:8: usb, partition \"b\": role = \"backup\" is given twice (first at line 10, column 8): one partition holds the backups"
+        );
+    }
+
+    #[test]
+    fn two_meta_roles() {
+        assert_eq!(
+            pool("[[disk.partition.subvolume]]\nname = \"m\"\nrole = \"meta\"\n[[disk.partition.subvolume]]\nname = \"n\"\nrole = \"meta\"\n"),
+            "t.toml:15:8: disk1, partition \"x\", subvolume \"n\": role = \"meta\" is given twice (first at line 12, column 8): one subvolume carries the boot backup"
+        );
+    }
+
+    #[test]
+    fn meta_role_not_on_a_root() {
+        assert_eq!(
+            pool("[[disk.partition.subvolume]]\nname = \"@r\"\nroot = true\nrole = \"meta\"\n"),
+            "t.toml:13:8: disk1, partition \"x\", subvolume \"@r\": a root subvolume cannot also be role = \"meta\""
         );
     }
 }

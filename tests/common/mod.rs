@@ -2,6 +2,7 @@
 //! test makes is undone by its own name when the guard drops, also when the test fails.
 #![allow(dead_code)]
 
+pub mod attrs;
 pub mod s3;
 pub mod send_stream;
 

@@ -18,8 +18,11 @@ pub const PACKAGES: &[&str] = &[
     "mtools",
     "cryptsetup-bin",
     "file",
-    // Restore tests compare extended attributes with getfattr.
+    // Restore tests compare extended attributes with getfattr, ACLs with getfacl, and
+    // give a file a capability with setcap.
     "attr",
+    "acl",
+    "libcap2-bin",
     // The off-site copy: tests back up to S3 with it and lifeboat drives it.
     "restic",
     // QEMU's guestfwd runs one `nc` per guest connection to the scenario's S3 server.

@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::record::{Record, BOOT_DIR, RECORD_FILE};
-use super::META;
 
 pub mod restic;
 pub mod restic_stream;
@@ -23,13 +22,13 @@ pub enum Kind {
 
 /// Where the subvolumes come from: the backup drive, or restic.
 pub trait Source {
-    /// For messages: `LINBKUP`, `restic s3:…`.
+    /// For messages: the backup partition's label (e.g. `LINBKUP`), `restic s3:…`.
     fn name(&self) -> String;
     /// The subvolumes it restores, in order.
     fn subvols(&self) -> Vec<String>;
     /// About how many bytes it writes into the pool.
     fn bytes(&self) -> u64;
-    /// The filesystem record from the backup's Atlantis-meta, if it can be read now.
+    /// The filesystem record from the backup's meta subvolume, if it can be read now.
     fn record(&self) -> Option<Record>;
     /// The plan's lines for the pool mounted (read-only) at `top`, or for a pool about to
     /// be made (`None`).
@@ -37,14 +36,27 @@ pub trait Source {
     /// Restore into the pool mounted (top level, read-write) at `top`.
     fn restore(&self, top: &Path, stamp: &str) -> Result<()>;
     fn close(self: Box<Self>) -> Result<()>;
+    /// What a root needs that this source does not bring back, one sentence each, for the
+    /// plan and the end of the restore.
+    fn not_carried(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
-/// The filesystem record in `text` (read from `from`), reported in the preflight.
-pub fn record_from(text: &str, from: &str) -> Option<Record> {
+/// btrfs send/receive (the backup drive, raw streams) carries SELinux labels, file
+/// capabilities, ACLs, every other xattr, hard links and holes, but no inode flags: the
+/// send stream has no command for them, and the received backup lost them already.
+pub const NOT_BY_SEND: &str = "not carried by btrfs send/receive: the immutable and \
+    append-only attributes (chattr +i, chattr +a); no restored file has them: set them again \
+    where the system needs them";
+
+/// The filesystem record in `text` (read from `from`, in the meta subvolume `meta`),
+/// reported in the preflight.
+pub fn record_from(text: &str, from: &str, meta: &str) -> Option<Record> {
     match Record::parse(text) {
         Ok(rec) => {
             println!(
-                "  {META}/{BOOT_DIR}/{RECORD_FILE}: {} filesystems recorded on {}",
+                "  {meta}/{BOOT_DIR}/{RECORD_FILE}: {} filesystems recorded on {}",
                 rec.filesystems.len(),
                 rec.written
             );

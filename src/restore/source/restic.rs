@@ -14,10 +14,10 @@ use super::Source as RestoreSource;
 use crate::btrfs;
 use crate::restic::select::{self, Pick, Planned, Skipped};
 use crate::restic::Restic;
+use crate::restore::points;
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::When;
 use crate::restore::Options;
-use crate::restore::{points, META};
 use crate::spec::{human, Spec};
 use crate::ui;
 
@@ -34,6 +34,8 @@ pub struct ResticSource {
     /// The bytes each subvolume's restore writes, by subvolume.
     sizes: Vec<(String, u64)>,
     record: Option<Record>,
+    /// This restic restores sparse files with holes (`restore --sparse`, not in 0.14).
+    sparse: bool,
 }
 
 impl ResticSource {
@@ -68,7 +70,8 @@ impl ResticSource {
             &paths,
             &args.subvols,
             &spec.machine.host,
-            &conf.tag,
+            conf.tag.as_deref(),
+            spec.meta_subvolume(),
             &pick,
         )?;
         for s in &chosen.skipped {
@@ -100,8 +103,12 @@ impl ResticSource {
             );
             sizes.push((p.subvol.clone(), size));
         }
-        let record = read_record(&restic, &planned);
+        let record = spec
+            .meta_subvolume()
+            .and_then(|meta| read_record(&restic, &planned, meta));
+        let sparse = restic.restores_sparse();
         Ok(ResticSource {
+            sparse,
             restic,
             planned,
             skipped: chosen.skipped,
@@ -111,15 +118,24 @@ impl ResticSource {
     }
 }
 
-/// `restic dump` of Atlantis-meta's filesystem record.
-fn read_record(restic: &Restic, planned: &[Planned]) -> Option<Record> {
-    let meta = planned.iter().find(|p| p.subvol == META)?;
+/// restic stores and restores xattrs (SELinux labels, file capabilities, POSIX ACLs) and
+/// hard links, but no inode flags.
+const NOT_BY_RESTIC: &str = "not carried by restic: the immutable and append-only attributes \
+    (chattr +i, chattr +a); no restored file has them: set them again where the system needs them";
+
+/// restic before `restore --sparse` writes every hole.
+const NOT_SPARSE: &str = "not carried by this restic (its restore has no --sparse): sparse \
+    files; their holes are written as zeros and take room (restic 0.16 or newer keeps them)";
+
+/// `restic dump` of the filesystem record in the meta subvolume `name` (e.g. Atlantis-meta).
+fn read_record(restic: &Restic, planned: &[Planned], name: &str) -> Option<Record> {
+    let meta = planned.iter().find(|p| p.subvol == name)?;
     let file = format!(
         "{}/{BOOT_DIR}/{RECORD_FILE}",
         meta.path.trim_end_matches('/')
     );
     match restic.dump_text(&meta.snapshot.id, &file) {
-        Ok(text) => super::record_from(&text, &file),
+        Ok(text) => super::record_from(&text, &file, name),
         Err(_) => {
             println!(
                 "  no {file} in snapshot {}: new UUIDs",
@@ -273,6 +289,14 @@ impl RestoreSource for ResticSource {
         self.record.clone()
     }
 
+    fn not_carried(&self) -> Vec<String> {
+        let mut out = vec![NOT_BY_RESTIC.to_owned()];
+        if !self.sparse {
+            out.push(NOT_SPARSE.to_owned());
+        }
+        out
+    }
+
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
         // What no snapshot holds is left out; the rest as planned.
         let mut out: String = self.skipped.iter().map(|s| format!("  {s}\n")).collect();
@@ -359,11 +383,14 @@ impl ResticSource {
         };
         let before = used();
         let mut bar = ui::Bytes::new(&p.subvol, total);
-        let result =
-            self.restic
-                .restore(&p.snapshot.id, &p.path, &p.exclude, &scaffold, &mut || {
-                    bar.set(used().saturating_sub(before))
-                });
+        let result = self.restic.restore(
+            &p.snapshot.id,
+            &p.path,
+            &p.exclude,
+            &scaffold,
+            self.sparse,
+            &mut || bar.set(used().saturating_sub(before)),
+        );
         bar.finish();
         result.with_context(|| format!("restic restore of {}", p.path))?;
         Ok(started.elapsed())

@@ -15,7 +15,7 @@ use crate::restore::receive::{plan_lines, receive_all, Opened};
 use crate::restore::record::Record;
 use crate::restore::select::{self, Chain, When};
 use crate::restore::Options;
-use crate::restore::{points, stream, META};
+use crate::restore::{points, stream};
 use crate::single_component::SingleComponent;
 use crate::spec::{human, Spec};
 
@@ -38,7 +38,7 @@ impl StreamSource {
     ) -> Result<StreamSource> {
         let restic = crate::restic::spec::restic_for(spec)?;
         let host = &spec.machine.host;
-        let tag = spec.restic.as_ref().map_or("LINUX", |r| r.tag.as_str());
+        let tag = spec.restic_tag();
         println!("\nPreflight (nothing is written yet):");
         let snaps = restic.snapshots()?;
         let candidates: Vec<&Snapshot> = match &args.snapshot {
@@ -48,7 +48,7 @@ impl StreamSource {
                 .collect(),
             None => snaps
                 .iter()
-                .filter(|s| &s.host == host && s.tags.iter().any(|t| t == tag))
+                .filter(|s| &s.host == host && crate::restic::select::tagged(s, tag))
                 .collect(),
         };
         // The newest snapshot that holds stream files of this host.
@@ -63,8 +63,9 @@ impl StreamSource {
         }
         let Some((snapshot, mut points)) = found else {
             bail!(
-                "no restic snapshot of host {host} tagged {tag} holds stream files under \
-                 raw-snapshots/{host}/"
+                "no restic snapshot of host {host}{} holds stream files under \
+                 raw-snapshots/{host}/",
+                tag.map(|t| format!(" tagged {t}")).unwrap_or_default()
             );
         };
         println!(
@@ -101,7 +102,7 @@ impl StreamSource {
         if wanted.is_empty() {
             bail!("the stream files in restic are of no subvolume of the spec");
         }
-        let chains = select::select(&inv, &wanted, when, META)?;
+        let chains = select::select(&inv, &wanted, when, spec.meta_subvolume())?;
         let refused = chains.iter().flat_map(|c| &c.points).find_map(|p| {
             let note = p.note.as_deref()?.strip_prefix("refused: ")?;
             Some((p, note))
@@ -187,9 +188,13 @@ impl RestoreSource for StreamSource {
     }
 
     fn record(&self) -> Option<Record> {
-        // Atlantis-meta, if it is among the streams, cannot be looked into before it is
+        // The meta subvolume, if it is among the streams, cannot be looked into before it is
         // received: the filesystems get new UUIDs and the roots' fstab is rewritten.
         None
+    }
+
+    fn not_carried(&self) -> Vec<String> {
+        vec![super::NOT_BY_SEND.to_owned()]
     }
 
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {

@@ -1,4 +1,4 @@
-//! `restore --from usb`: the backup drive (LINBKUP) as the source. Points are
+//! `restore --from usb`: the backup drive (its `role = "backup"` partition) as the source. Points are
 //! chosen by [`crate::restore::select`], planned by [`crate::restore::plan`], checked
 //! whole before anything is written, and received through lifeboat's progress pipe.
 
@@ -15,12 +15,14 @@ use crate::restore::pipe::{self, Source};
 use crate::restore::receive::{plan_lines, receive_all, Opened};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::{self, Chain, When};
-use crate::restore::{self as r, BACKUP_LABEL, META};
+use crate::restore::{self as r};
 use crate::single_component::SingleComponent;
 use crate::spec::{human, Spec};
 use crate::ui;
 
 pub struct UsbSource {
+    /// The backup partition's label (e.g. LINBKUP), for messages.
+    name: String,
     usb: Mount,
     chains: Vec<Chain>,
     estimate: Estimate,
@@ -38,8 +40,9 @@ impl UsbSource {
         now: i64,
     ) -> Result<UsbSource> {
         let usb_node = r::backup_drive::backup_partition(spec, bindings)?;
+        let name = r::backup_name(spec);
         let usb = Mount::read_only(&usb_node, "btrfs", Some("subvolid=5"))
-            .with_context(|| format!("mounting the backup drive {BACKUP_LABEL} read-only"))?;
+            .with_context(|| format!("mounting the backup drive {name} read-only"))?;
         let inv = inventory::scan(usb.path(), &spec.backup_dirs(), &spec.machine.host, now)
             .with_context(|| format!("reading the restore points on {}", usb_node.display()))?;
         for w in &inv.warnings {
@@ -68,11 +71,13 @@ impl UsbSource {
         } else {
             asked.to_vec()
         };
-        let chains = select::select(&inv, &wanted, when, META)?;
+        let meta = spec.meta_subvolume();
+        let chains = select::select(&inv, &wanted, when, meta)?;
         println!("\nPreflight (nothing is written yet):");
         let estimate = preflight(usb.path(), &chains)?;
-        let record = read_record(usb.path(), &chains);
+        let record = meta.and_then(|meta| read_record(usb.path(), &chains, meta));
         Ok(UsbSource {
+            name,
             usb,
             chains,
             estimate,
@@ -83,7 +88,7 @@ impl UsbSource {
 
 impl RestoreSource for UsbSource {
     fn name(&self) -> String {
-        BACKUP_LABEL.to_owned()
+        self.name.clone()
     }
 
     fn subvols(&self) -> Vec<String> {
@@ -96,6 +101,10 @@ impl RestoreSource for UsbSource {
 
     fn record(&self) -> Option<Record> {
         self.record.clone()
+    }
+
+    fn not_carried(&self) -> Vec<String> {
+        vec![super::NOT_BY_SEND.to_owned()]
     }
 
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
@@ -204,18 +213,23 @@ fn allocated(dir: &Path) -> u64 {
     total
 }
 
-/// The filesystem record in the chosen Atlantis-meta point, when that point is a subvolume
-/// on the drive (a stream cannot be looked into before it is received).
-fn read_record(usb: &Path, chains: &[Chain]) -> Option<Record> {
-    let meta = chains.iter().find(|c| c.subvol == META)?;
+/// The filesystem record in the chosen point of the meta subvolume `name` (e.g.
+/// Atlantis-meta), when that point is a subvolume on the drive (a stream cannot be looked
+/// into before it is received).
+fn read_record(usb: &Path, chains: &[Chain], name: &str) -> Option<Record> {
+    let meta = chains.iter().find(|c| c.subvol == name)?;
     let point = meta.chosen();
     if point.kind == Kind::Stream {
-        println!("  {META} comes from a stream: the filesystems get new UUIDs");
+        println!("  {name} comes from a stream: the filesystems get new UUIDs");
         return None;
     }
     let path = usb.join(&point.path).join(BOOT_DIR).join(RECORD_FILE);
     let text = std::fs::read_to_string(&path).ok()?;
-    super::record_from(&text, &format!("{}/{BOOT_DIR}/{RECORD_FILE}", point.path))
+    super::record_from(
+        &text,
+        &format!("{}/{BOOT_DIR}/{RECORD_FILE}", point.path),
+        name,
+    )
 }
 
 /// A point on the backup drive mounted at `usb`: its bytes, and the name `btrfs receive`

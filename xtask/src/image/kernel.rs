@@ -111,6 +111,19 @@ impl Kernel {
             });
             files.extend(more);
         }
+        let have: BTreeSet<String> = files
+            .iter()
+            .map(|f| module_name(f))
+            .chain(builtin.iter().cloned())
+            .collect();
+        let missing = luks2_missing(&have);
+        if !missing.is_empty() {
+            bail!(
+                "the image could not open LUKS2 (aes-xts-plain64, sha256, the keyslots through \
+                 AF_ALG): add to images/rescue.toml's modules one of each: {}",
+                missing.join("; ")
+            );
+        }
         let dest = root.join("lib/modules").join(&self.version);
         for rel in &files {
             let to = dest.join(rel);
@@ -190,6 +203,28 @@ pub fn module_name(path: &str) -> String {
     let base = path.rsplit('/').next().unwrap_or(path);
     let base = base.split(".ko").next().unwrap_or(base);
     base.replace('-', "_")
+}
+
+/// What dm-crypt and cryptsetup need in the kernel for the default LUKS2 cipher
+/// (aes-xts-plain64, sha256) and for cryptsetup's keyslot encryption through AF_ALG; each
+/// entry is satisfied by any one of its names, as a module or built in. Without them
+/// `cryptsetup luksFormat` ends in "Error allocating crypto tfm (-ENOENT)".
+pub const LUKS2_NEEDS: &[&[&str]] = &[
+    &["dm_crypt"],
+    &["xts"],
+    &["ecb"],
+    &["aes_generic", "aesni_intel", "aes"],
+    &["sha256_generic", "sha256_ssse3"],
+    &["algif_skcipher"],
+];
+
+/// The entries of [`LUKS2_NEEDS`] none of whose names is in `have`.
+pub fn luks2_missing(have: &BTreeSet<String>) -> Vec<String> {
+    LUKS2_NEEDS
+        .iter()
+        .filter(|any| !any.iter().any(|n| have.contains(*n)))
+        .map(|any| any.join(" or "))
+        .collect()
 }
 
 /// modules.dep: `path: dep-path dep-path …` → name → (path, dependency paths).
@@ -309,6 +344,25 @@ pub fn closure(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn luks2_needs_xts_ecb_and_af_alg_beside_dm_crypt() {
+        let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+        // What the image had when luksFormat failed with -ENOENT: dm_crypt, and the
+        // built-in aes_generic, sha256_generic.
+        let before = set(&["dm_crypt", "aes_generic", "sha256_generic", "cbc"]);
+        assert_eq!(luks2_missing(&before), ["xts", "ecb", "algif_skcipher"]);
+        let after = set(&[
+            "dm_crypt",
+            "aes_generic",
+            "sha256_generic",
+            "xts",
+            "ecb",
+            "algif_skcipher",
+            "af_alg",
+        ]);
+        assert!(luks2_missing(&after).is_empty());
+    }
     use super::*;
 
     const DEP: &str = "\

@@ -32,6 +32,8 @@ use apt::AptRoot;
 use config::Rescue;
 
 pub const DEFINITION: &str = "images/rescue.toml";
+/// The spec the image carries as /etc/lifeboat/spec.toml.
+const IMAGE_SPEC: &str = "configs/atlantis.toml";
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -302,6 +304,13 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     fs::create_dir_all(live.join("etc/lifeboat"))?;
     fs::write(live.join("etc/lifeboat/modules"), load.join("\n") + "\n")?;
     rootfs::overlay(&root_dir.join("configs"), &live.join("etc/lifeboat"))?;
+    // The spec `lifeboat menu` and `esp-sync` use when given none (LIFEBOAT_SPEC and
+    // lifeboat/spec.toml on the stick come first).
+    fs::copy(
+        root_dir.join(IMAGE_SPEC),
+        live.join("etc/lifeboat/spec.toml"),
+    )
+    .with_context(|| format!("copying {IMAGE_SPEC} to /etc/lifeboat/spec.toml"))?;
     fs::copy(&lifeboat, live.join("usr/bin/lifeboat")).context("copying lifeboat")?;
     for needed in ["init", "bin/busybox", "usr/bin/lifeboat"] {
         if !live.join(needed).exists() {
