@@ -16,6 +16,20 @@ pub struct SpecFile {
     pub disks: Vec<DiskSpec>,
     #[serde(default)]
     pub restic: Option<ResticSpec>,
+    #[serde(default)]
+    pub drill: Option<DrillFile>,
+}
+
+/// `[drill]`: what `lifeboat drill` waits for on the restored system's serial console.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillFile {
+    /// A line the console must show (a substring of it) for the system to count as booted.
+    #[serde(default)]
+    pub expect: Option<Spanned<String>>,
+    /// How long the boot may take, in seconds.
+    #[serde(default)]
+    pub timeout_secs: Option<Spanned<i64>>,
 }
 
 /// Where the off-site restic repository is and what of the machine it holds.

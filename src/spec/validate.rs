@@ -208,12 +208,42 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        let drill = self.drill(raw.drill)?;
         Ok(Spec {
             file: self.file.to_owned(),
             machine: raw.machine,
             disks,
             restic: raw.restic,
+            drill,
         })
+    }
+
+    fn drill(&self, raw: Option<super::model::DrillFile>) -> Result<super::Drill, SpecError> {
+        let mut drill = super::Drill::default();
+        let Some(raw) = raw else {
+            return Ok(drill);
+        };
+        if let Some(expect) = raw.expect {
+            let text = expect.get_ref();
+            if text.trim().is_empty() || text.contains('\n') {
+                return Err(self.err(
+                    expect.span(),
+                    "drill expect must be the text of one console line (not empty, no newline)",
+                ));
+            }
+            drill.expect = vec![text.clone()];
+        }
+        if let Some(t) = raw.timeout_secs {
+            let secs = *t.get_ref();
+            if !(1..=86_400).contains(&secs) {
+                return Err(self.err(
+                    t.span(),
+                    format!("drill timeout_secs {secs} must be between 1 and 86400 (a day)"),
+                ));
+            }
+            drill.timeout_secs = secs as u64;
+        }
+        Ok(drill)
     }
 
     fn disk(
@@ -1127,6 +1157,27 @@ mod tests {
             )),
             "t.toml:14:10: restic path \"home\" must be absolute (as restic backed it up)"
         );
+    }
+
+    #[test]
+    fn drill_section_has_defaults_and_checked_values() {
+        let disk = "[[disk]]\nid = \"d\"\n[[disk.partition]]\nname = \"p\"\nsize = \"1GiB\"\n";
+        let spec = ok(disk);
+        assert_eq!(spec.drill, crate::spec::Drill::default());
+        let spec = ok(&format!(
+            "{disk}[drill]\nexpect = \"ATLANTIS-HOME-SHA256\"\ntimeout_secs = 90\n"
+        ));
+        assert_eq!(spec.drill.expect, vec!["ATLANTIS-HOME-SHA256".to_owned()]);
+        assert_eq!(spec.drill.timeout_secs, 90);
+        let e = error(&format!("{disk}[drill]\ntimeout_secs = 0\n"));
+        assert_eq!(
+            e,
+            "t.toml:10:16: drill timeout_secs 0 must be between 1 and 86400 (a day)"
+        );
+        let e = error(&format!("{disk}[drill]\nexpect = \"  \"\n"));
+        assert!(e.contains("drill expect must be the text of one console line"), "{e}");
+        let e = error(&format!("{disk}[drill]\nexpct = \"x\"\n"));
+        assert!(e.contains("expct"), "{e}");
     }
 
     #[test]
