@@ -35,6 +35,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         wipe: args.wipe.clone(),
         yes: args.yes,
         dry_run: args.dry_run,
+        firmware: true,
     };
-    restore::run(&spec, &options)
+    restore::run(&spec, &options).map(|_| ())
 }

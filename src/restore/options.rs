@@ -21,4 +21,7 @@ pub struct Options {
     pub wipe: Vec<String>,
     pub yes: bool,
     pub dry_run: bool,
+    /// Write the boot entries into the firmware's UEFI variables (when efivarfs is
+    /// mounted). Off for a drill: its disk is an image, the host's firmware is not its.
+    pub firmware: bool,
 }

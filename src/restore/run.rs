@@ -16,7 +16,7 @@ use super::record::{BOOT_DIR, RECORD_FILE};
 use super::source::restic::ResticSource;
 use super::source::restic_stream::StreamSource;
 use super::source::usb::UsbSource;
-use super::source::{Kind, Source};
+use super::source::{Kind, Source, UsedPoint};
 use super::Options;
 use super::{self as r, report, SpecPart, BACKUP_LABEL, META};
 use crate::apply::mount::Mount;
@@ -27,11 +27,22 @@ use crate::plan::{self, Action, Binding, Plan, Scope};
 use crate::spec::{human, Encryption, Spec};
 use crate::{runlog, ui};
 
+/// What a finished restore did (for a drill's record).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// `LINBKUP`, `restic s3:…`.
+    pub source: String,
+    pub subvols: Vec<String>,
+    pub points: Vec<UsedPoint>,
+    /// The source's size of the chosen points (what was received into the pool).
+    pub bytes: u64,
+}
+
 /// Restore the machine of `spec` as `args` says. Disks are probed twice: once to plan,
 /// and once after the receives (provisioning rewrote the partition table and made the
 /// filesystems, so their GUIDs and UUIDs are new) for /boot and the ESPs, the boot entries
 /// and the checks.
-pub fn run(spec: &Spec, args: &Options) -> Result<()> {
+pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     let when = args.when;
     let Some(pool) = r::pool(spec) else {
         bail!(
@@ -176,7 +187,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
     print!("{plan_lines}");
     println!("\nThen: /boot and the ESPs of {target_disk} from {META}/{BOOT_DIR}, fstab checked, boot entries, checks.");
     if args.dry_run {
-        return source.close();
+        return source.close().map(|()| None);
     }
     if !prov.is_empty() {
         ui::confirm_plan(&prov, args.yes)?;
@@ -211,6 +222,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
     let closed = top.close();
     let name = source.name();
     let subvols = source.subvols();
+    let points = source.points();
     let source_closed = source.close();
     let (after, boot_lines) = boot?;
     closed?;
@@ -224,7 +236,13 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
                 == Some("efivarfs")
         })
         .unwrap_or(false);
-    if efivarfs {
+    if !args.firmware {
+        notes.push(
+            "the firmware's boot entries were left alone (this restore is not for this machine's \
+             firmware)"
+                .into(),
+        );
+    } else if efivarfs {
         println!("\nBoot entries");
         crate::boot::uefi::write(spec, &after, crate::boot::loader::ON_ESP_UEFI, false, true)
             .context("writing the boot entries")?;
@@ -261,7 +279,12 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
         "\nRestored {} from {name}. Remove the rescue USB and reboot.",
         subvols.join(", ")
     );
-    Ok(())
+    Ok(Some(Outcome {
+        source: name,
+        subvols,
+        points,
+        bytes: estimate,
+    }))
 }
 
 pub fn now() -> i64 {

@@ -37,6 +37,20 @@ pub trait Source {
     /// Restore into the pool mounted (top level, read-write) at `top`.
     fn restore(&self, top: &Path, stamp: &str) -> Result<()>;
     fn close(self: Box<Self>) -> Result<()>;
+    /// The points it restores from, per subvolume (for a drill's record).
+    fn points(&self) -> Vec<UsedPoint> {
+        Vec::new()
+    }
+}
+
+/// One restore point a restore used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UsedPoint {
+    pub subvol: String,
+    /// Its name where the source keeps it (a path on the drive, a snapshot id).
+    pub point: String,
+    /// When it was taken (Unix time), when known.
+    pub time: Option<i64>,
 }
 
 /// The filesystem record in `text` (read from `from`), reported in the preflight.
