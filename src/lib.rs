@@ -15,6 +15,7 @@ pub mod boot;
 pub mod btrfs;
 pub mod cli;
 pub mod commands;
+pub mod drill;
 pub mod exec;
 pub mod machine;
 pub mod plan;

@@ -36,6 +36,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         yes: args.yes,
         dry_run: args.dry_run,
         firmware: true,
+        room: None,
     };
     restore::run(&spec, &options).map(|_| ())
 }

@@ -24,4 +24,7 @@ pub struct Options {
     /// Write the boot entries into the firmware's UEFI variables (when efivarfs is
     /// mounted). Off for a drill: its disk is an image, the host's firmware is not its.
     pub firmware: bool,
+    /// Where the target's bytes really go and how much room that has, when it is less than
+    /// the pool (a drill's sparse image in its work directory): the estimate must fit.
+    pub room: Option<(std::path::PathBuf, u64)>,
 }

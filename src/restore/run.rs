@@ -148,6 +148,17 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
             human(pool_size)
         );
     }
+    if let Some((dir, free)) = &args.room {
+        if estimate > *free {
+            source.close()?;
+            bail!(
+                "the chosen points hold about {} but {} has only {} free: not enough room",
+                human(estimate),
+                dir.display(),
+                human(*free)
+            );
+        }
+    }
     println!(
         "  about {} to restore into {} ({})",
         human(estimate),
