@@ -435,9 +435,29 @@ mod tests {
         std::fs::write(&entry, "title TW\n").unwrap();
         let img = part.to_str().unwrap();
         for argv in [
-            vec!["mmd", "-i", img, "::/EFI", "::/EFI/BOOT", "::/loader", "::/loader/entries"],
-            vec!["mcopy", "-i", img, src.to_str().unwrap(), "::/EFI/BOOT/BOOTX64.EFI"],
-            vec!["mcopy", "-i", img, entry.to_str().unwrap(), "::/loader/entries/tw.conf"],
+            vec![
+                "mmd",
+                "-i",
+                img,
+                "::/EFI",
+                "::/EFI/BOOT",
+                "::/loader",
+                "::/loader/entries",
+            ],
+            vec![
+                "mcopy",
+                "-i",
+                img,
+                src.to_str().unwrap(),
+                "::/EFI/BOOT/BOOTX64.EFI",
+            ],
+            vec![
+                "mcopy",
+                "-i",
+                img,
+                entry.to_str().unwrap(),
+                "::/loader/entries/tw.conf",
+            ],
         ] {
             Cmd::new(argv[0]).args(&argv[1..]).run().unwrap();
         }

@@ -86,7 +86,8 @@ fn mount_for_reading(node: &Path, fstype: &str) -> Result<Mount> {
 }
 
 fn read_esp(node: &Path, to: &Path) -> Result<(u64, u64)> {
-    let mut dev = std::fs::File::open(node).with_context(|| format!("opening {}", node.display()))?;
+    let mut dev =
+        std::fs::File::open(node).with_context(|| format!("opening {}", node.display()))?;
     let len = std::io::Seek::seek(&mut dev, std::io::SeekFrom::End(0))?;
     Ok(crate::apply::fat::extract(&mut dev, 0, len, to)?)
 }

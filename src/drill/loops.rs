@@ -64,8 +64,8 @@ impl LoopImage {
             image: image.to_owned(),
             held: None,
         };
-        let held = File::open(&this.dev)
-            .with_context(|| format!("opening {}", this.dev.display()))?;
+        let held =
+            File::open(&this.dev).with_context(|| format!("opening {}", this.dev.display()))?;
         set_flags(&held, LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN)
             .with_context(|| format!("marking {} autoclear", this.dev.display()))?;
         this.held = Some(held);
@@ -80,7 +80,10 @@ impl LoopImage {
         ) else {
             return false;
         };
-        other == mine || other.strip_prefix(&mine).is_some_and(|r| r.starts_with('p'))
+        other == mine
+            || other
+                .strip_prefix(&mine)
+                .is_some_and(|r| r.starts_with('p'))
     }
 
     /// Flush and detach now (the image file is then what QEMU boots).

@@ -79,7 +79,8 @@ pub fn run(spec: &Spec, opts: &Options) -> Result<Record> {
                 spec.file.display()
             );
         };
-        let bound = crate::machine::bind_disks(spec, &opts.disks, std::slice::from_ref(&usb), false)?;
+        let bound =
+            crate::machine::bind_disks(spec, &opts.disks, std::slice::from_ref(&usb), false)?;
         backup_drive::backup_partition(spec, &bound)?;
         bindings.push((usb.clone(), crate::machine::device_of(&bound, &usb)?));
     }
@@ -93,7 +94,10 @@ pub fn run(spec: &Spec, opts: &Options) -> Result<Record> {
     let disk = LoopImage::attach(&image)?;
     for (id, dev) in &bindings {
         if disk.holds(dev) {
-            bail!("{id} was found on the drill's own loop device {}: refusing", dev.display());
+            bail!(
+                "{id} was found on the drill's own loop device {}: refusing",
+                dev.display()
+            );
         }
     }
     bindings.insert(0, (target.clone(), disk.dev.clone()));
@@ -270,7 +274,10 @@ fn adjust_esp(node: &Path) -> Result<Vec<String>> {
             writes.push((p, new.into_bytes()));
         }
     }
-    let has = |p: &str| tree.keys().any(|k| k.to_string_lossy().eq_ignore_ascii_case(p));
+    let has = |p: &str| {
+        tree.keys()
+            .any(|k| k.to_string_lossy().eq_ignore_ascii_case(p))
+    };
     if !has(plan::FALLBACK_LOADER) {
         if let Some(loader) = plan::KNOWN_LOADERS.iter().find(|l| has(l)) {
             let bytes = fat::read_file(&mut dev, 0, len, loader)?;

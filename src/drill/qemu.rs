@@ -90,12 +90,20 @@ pub fn argv(m: &Machine) -> Vec<String> {
 #[serde(rename_all = "snake_case", tag = "verdict")]
 pub enum Verdict {
     /// The console showed this expected line.
-    Booted { line: String },
+    Booted {
+        line: String,
+    },
     /// A line that means failure.
-    Failed { line: String },
+    Failed {
+        line: String,
+    },
     /// The guest stopped (powered off, QEMU exited) without the expected line.
-    Stopped { status: String },
-    TimedOut { secs: u64 },
+    Stopped {
+        status: String,
+    },
+    TimedOut {
+        secs: u64,
+    },
 }
 
 impl Verdict {
@@ -167,15 +175,15 @@ pub struct Boot {
 pub fn boot(m: &Machine, expect: &[String], timeout: Duration) -> Result<Boot> {
     std::fs::copy(OVMF_VARS, &m.vars)
         .with_context(|| format!("copying {OVMF_VARS} to {}", m.vars.display()))?;
-    std::fs::write(&m.console, b"")
-        .with_context(|| format!("creating {}", m.console.display()))?;
+    std::fs::write(&m.console, b"").with_context(|| format!("creating {}", m.console.display()))?;
     let start = Instant::now();
     let mut qemu = Cmd::new(QEMU)
         .args(argv(m))
         .die_with_parent()
         .spawn(false, false)
         .context("starting QEMU")?;
-    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
     let verdict = loop {
         std::thread::sleep(Duration::from_millis(250));
         let console = read(&m.console);
@@ -191,9 +199,11 @@ pub fn boot(m: &Machine, expect: &[String], timeout: Duration) -> Result<Boot> {
                 });
             }
             Ok(None) => {}
-            Err(e) => break Verdict::Stopped {
-                status: format!("QEMU cannot be waited for: {e}"),
-            },
+            Err(e) => {
+                break Verdict::Stopped {
+                    status: format!("QEMU cannot be waited for: {e}"),
+                }
+            }
         }
         if start.elapsed() >= timeout {
             break Verdict::TimedOut {
@@ -230,7 +240,10 @@ mod tests {
         assert!(a.contains("-machine q35 -accel tcg,thread=multi"), "{a}");
         assert!(a.contains("-nic none"), "{a}");
         assert!(a.contains("-serial file:/w/console.log"), "{a}");
-        assert!(a.contains("unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"), "{a}");
+        assert!(
+            a.contains("unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"),
+            "{a}"
+        );
         assert!(a.contains("unit=1,file=/w/OVMF_VARS.fd"), "{a}");
         assert!(a.contains("file=/w/disk1.img"), "{a}");
         assert_eq!(a.matches("-drive").count(), 3, "{a}");
@@ -242,8 +255,14 @@ mod tests {
 
     #[test]
     fn the_first_marker_decides() {
-        let expect = vec!["Reached target multi-user.target".to_owned(), "login:".to_owned()];
-        assert_eq!(judge("BdsDxe: loading\nsystemd[1]: Started\n", &expect), None);
+        let expect = vec![
+            "Reached target multi-user.target".to_owned(),
+            "login:".to_owned(),
+        ];
+        assert_eq!(
+            judge("BdsDxe: loading\nsystemd[1]: Started\n", &expect),
+            None
+        );
         assert_eq!(
             judge("x\n\u{1b}[0;32m[  OK  ]\u{1b}[0m Reached target multi-user.target - Multi-User System.\r\n", &expect),
             Some(Verdict::Booted {
@@ -251,7 +270,10 @@ mod tests {
             })
         );
         assert_eq!(
-            judge("[ 1.0] Kernel panic - not syncing: VFS\natlantis login:\n", &expect),
+            judge(
+                "[ 1.0] Kernel panic - not syncing: VFS\natlantis login:\n",
+                &expect
+            ),
             Some(Verdict::Failed {
                 line: "[ 1.0] Kernel panic - not syncing: VFS".into()
             })

@@ -101,11 +101,7 @@ pub fn read_all(text: &str) -> (Vec<Record>, usize) {
 /// A person's summary of a record, a few lines.
 pub fn render(r: &Record) -> String {
     let mut out = String::new();
-    let verdict = if r.booted() {
-        "BOOTED"
-    } else {
-        "FAILED"
-    };
+    let verdict = if r.booted() { "BOOTED" } else { "FAILED" };
     out.push_str(&format!(
         "Drill {verdict} ({} from {}): {}\n",
         r.host, r.from, r.reason
@@ -185,9 +181,18 @@ mod tests {
             path(Some(Path::new("/t/r.jsonl")), Some(OsStr::new("/s"))),
             Path::new("/t/r.jsonl")
         );
-        assert_eq!(path(None, Some(OsStr::new("/s"))), Path::new("/s/drills.jsonl"));
-        assert_eq!(path(None, None), Path::new("/var/lib/lifeboat/drills.jsonl"));
-        assert_eq!(path(None, Some(OsStr::new(""))), Path::new("/var/lib/lifeboat/drills.jsonl"));
+        assert_eq!(
+            path(None, Some(OsStr::new("/s"))),
+            Path::new("/s/drills.jsonl")
+        );
+        assert_eq!(
+            path(None, None),
+            Path::new("/var/lib/lifeboat/drills.jsonl")
+        );
+        assert_eq!(
+            path(None, Some(OsStr::new(""))),
+            Path::new("/var/lib/lifeboat/drills.jsonl")
+        );
     }
 
     #[test]
@@ -210,8 +215,14 @@ mod tests {
     #[test]
     fn the_summary_names_points_times_and_the_console() {
         let text = render(&sample());
-        assert!(text.starts_with("Drill FAILED (atlantis from usb): the console showed"), "{text}");
-        assert!(text.contains("@home: atlantis/@home.20261120T0300, 1 h 46 min old"), "{text}");
+        assert!(
+            text.starts_with("Drill FAILED (atlantis from usb): the console showed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("@home: atlantis/@home.20261120T0300, 1 h 46 min old"),
+            "{text}"
+        );
         assert!(text.contains("boot: 60.0 s under tcg"), "{text}");
         assert!(text.contains("    | BdsDxe: failed to load"), "{text}");
     }

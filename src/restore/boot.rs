@@ -68,7 +68,8 @@ pub fn restore(spec: &Spec, bindings: &[Binding], top: &Path, prov: &Plan) -> Re
             ));
             continue;
         };
-        let copied = copy_to_fat(&from, &node(esp)?).with_context(|| format!("restoring {name}"))?;
+        let copied =
+            copy_to_fat(&from, &node(esp)?).with_context(|| format!("restoring {name}"))?;
         println!(
             "  {name}: {} files, {} (from esp/{})",
             copied.files,

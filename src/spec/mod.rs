@@ -50,7 +50,10 @@ pub struct Drill {
 impl Default for Drill {
     fn default() -> Drill {
         Drill {
-            expect: DEFAULT_DRILL_EXPECT.iter().map(|s| (*s).to_owned()).collect(),
+            expect: DEFAULT_DRILL_EXPECT
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             timeout_secs: DEFAULT_DRILL_TIMEOUT_SECS,
         }
     }

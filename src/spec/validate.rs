@@ -1175,7 +1175,10 @@ mod tests {
             "t.toml:10:16: drill timeout_secs 0 must be between 1 and 86400 (a day)"
         );
         let e = error(&format!("{disk}[drill]\nexpect = \"  \"\n"));
-        assert!(e.contains("drill expect must be the text of one console line"), "{e}");
+        assert!(
+            e.contains("drill expect must be the text of one console line"),
+            "{e}"
+        );
         let e = error(&format!("{disk}[drill]\nexpct = \"x\"\n"));
         assert!(e.contains("expct"), "{e}");
     }
