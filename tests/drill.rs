@@ -636,6 +636,10 @@ fn drills_boot_the_newest_points_and_fail_on_a_broken_root_and_a_damaged_stream(
     let rec = &r.records[1];
     assert_eq!(rec["verdict"], "failed", "{rec}");
     assert_eq!(rec["stage"], "boot", "{rec}");
+    assert!(
+        rec["reason"].as_str().unwrap().contains("Kernel panic"),
+        "{rec}"
+    );
     let tail: Vec<&str> = rec["console_tail"]
         .as_array()
         .unwrap()

@@ -223,7 +223,11 @@ pub fn run(spec: &Spec, opts: &Options) -> Result<Record> {
                 }
                 qemu::Verdict::Booted { .. } => String::new(),
             };
-            rec.console_tail = qemu::tail(&boot.console, record::TAIL_LINES);
+            let failure = match other {
+                qemu::Verdict::Failed { line } => Some(line.as_str()),
+                _ => None,
+            };
+            rec.console_tail = qemu::tail_to(&boot.console, failure, record::TAIL_LINES);
         }
     }
     Ok(rec)

@@ -133,12 +133,21 @@ pub fn judge(console: &str, expect: &[String]) -> Option<Verdict> {
 
 /// The console's last `n` lines, control characters (firmware screen codes) dropped.
 pub fn tail(console: &str, n: usize) -> Vec<String> {
+    tail_to(console, None, n)
+}
+
+/// For a boot that failed with a line (a kernel panic): the `n` lines that end a few
+/// lines after it, what led to it rather than the backtrace after it. Else [`tail`].
+pub fn tail_to(console: &str, failure: Option<&str>, n: usize) -> Vec<String> {
     let lines: Vec<String> = console
         .lines()
         .map(printable)
         .filter(|l| !l.trim().is_empty())
         .collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
+    let end = failure
+        .and_then(|f| lines.iter().position(|l| l == f))
+        .map_or(lines.len(), |i| (i + 3).min(lines.len()));
+    lines[end.saturating_sub(n)..end].to_vec()
 }
 
 fn printable(line: &str) -> String {
@@ -278,6 +287,17 @@ mod tests {
                 line: "[ 1.0] Kernel panic - not syncing: VFS".into()
             })
         );
+    }
+
+    #[test]
+    fn a_panics_tail_ends_just_after_it() {
+        let console = "a\nb\nroot mounted\nKernel panic - x\nc1\nc2\nc3\nc4\n";
+        assert_eq!(
+            tail_to(console, Some("Kernel panic - x"), 3),
+            vec!["Kernel panic - x", "c1", "c2"]
+        );
+        assert_eq!(tail_to(console, None, 2), vec!["c3", "c4"]);
+        assert_eq!(tail_to(console, Some("not there"), 1), vec!["c4"]);
     }
 
     #[test]
