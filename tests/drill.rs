@@ -685,3 +685,30 @@ fn drills_boot_the_newest_points_and_fail_on_a_broken_root_and_a_damaged_stream(
     assert!(!r.work.join("console.log").exists());
     fs::remove_dir_all(&r.work).unwrap();
 }
+
+#[test]
+fn a_drill_binds_only_the_backup_drive() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let spec = common::spec_path();
+    let out = lifeboat(&[
+        "drill",
+        spec.to_str().unwrap(),
+        "--disk",
+        "disk1=/dev/loop-not-used",
+        "--work-dir",
+        work.to_str().unwrap(),
+        "--record",
+        dir.path().join("drills.jsonl").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().next().unwrap_or_default(),
+        "lifeboat: --disk disk1=/dev/loop-not-used: a drill binds only the backup drive (usb, \
+         with --from usb); disk1 is restored into the drill's own image",
+        "{err}"
+    );
+    assert!(!work.exists(), "nothing is made for a refused drill");
+    assert!(!dir.path().join("drills.jsonl").exists());
+}
