@@ -37,6 +37,31 @@ pub struct Spec {
     pub restic: Option<ResticSpec>,
     /// `[drill]`, defaults filled in.
     pub drill: Drill,
+    /// `[health]`, defaults filled in.
+    pub health: Health,
+}
+
+/// The thresholds of `lifeboat health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// The backup design's "USB stale > 7 days".
+    pub usb_max_age_days: u32,
+    pub restic_max_age_days: u32,
+    /// A monthly drill, with a few days' slack.
+    pub drill_max_age_days: u32,
+    /// The design's 85 % rule.
+    pub fill_max_percent: u32,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            usb_max_age_days: 7,
+            restic_max_age_days: 3,
+            drill_max_age_days: 35,
+            fill_max_percent: 85,
+        }
+    }
 }
 
 /// What a drill waits for: the console's markers and how long.

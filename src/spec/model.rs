@@ -18,6 +18,22 @@ pub struct SpecFile {
     pub restic: Option<ResticSpec>,
     #[serde(default)]
     pub drill: Option<DrillFile>,
+    #[serde(default)]
+    pub health: Option<HealthFile>,
+}
+
+/// `[health]`: the thresholds of `lifeboat health`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    #[serde(default)]
+    pub usb_max_age_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub restic_max_age_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub drill_max_age_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub fill_max_percent: Option<Spanned<i64>>,
 }
 
 /// `[drill]`: what `lifeboat drill` waits for on the restored system's serial console.

@@ -209,13 +209,65 @@ impl<'a> Checker<'a> {
             }
         }
         let drill = self.drill(raw.drill)?;
+        let health = self.health(raw.health)?;
         Ok(Spec {
             file: self.file.to_owned(),
             machine: raw.machine,
             disks,
             restic: raw.restic,
             drill,
+            health,
         })
+    }
+
+    fn health(&self, raw: Option<super::model::HealthFile>) -> Result<super::Health, SpecError> {
+        let mut h = super::Health::default();
+        let Some(raw) = raw else {
+            return Ok(h);
+        };
+        let fields = [
+            (
+                "usb_max_age_days",
+                raw.usb_max_age_days,
+                1..=3650,
+                &mut h.usb_max_age_days,
+            ),
+            (
+                "restic_max_age_days",
+                raw.restic_max_age_days,
+                1..=3650,
+                &mut h.restic_max_age_days,
+            ),
+            (
+                "drill_max_age_days",
+                raw.drill_max_age_days,
+                1..=3650,
+                &mut h.drill_max_age_days,
+            ),
+            (
+                "fill_max_percent",
+                raw.fill_max_percent,
+                1..=100,
+                &mut h.fill_max_percent,
+            ),
+        ];
+        for (name, value, range, into) in fields {
+            if let Some(v) = value {
+                let n = *v.get_ref();
+                if !range.contains(&n) {
+                    return Err(self.err(
+                        v.span(),
+                        format!(
+                            "health {name} {n} must be between {} and {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    ));
+                }
+                *into = n as u32;
+            }
+        }
+        Ok(h)
     }
 
     fn drill(&self, raw: Option<super::model::DrillFile>) -> Result<super::Drill, SpecError> {
@@ -1181,6 +1233,25 @@ mod tests {
         );
         let e = error(&format!("{disk}[drill]\nexpct = \"x\"\n"));
         assert!(e.contains("expct"), "{e}");
+    }
+
+    #[test]
+    fn health_thresholds_have_defaults_and_checked_values() {
+        let disk = "[[disk]]\nid = \"d\"\n[[disk.partition]]\nname = \"p\"\nsize = \"1GiB\"\n";
+        assert_eq!(ok(disk).health, crate::spec::Health::default());
+        assert_eq!(ok(disk).health.usb_max_age_days, 7);
+        let h = ok(&format!(
+            "{disk}[health]\nusb_max_age_days = 2\nfill_max_percent = 90\n"
+        ))
+        .health;
+        assert_eq!(
+            (h.usb_max_age_days, h.fill_max_percent, h.drill_max_age_days),
+            (2, 90, 35)
+        );
+        assert_eq!(
+            error(&format!("{disk}[health]\nfill_max_percent = 101\n")),
+            "t.toml:10:20: health fill_max_percent 101 must be between 1 and 100"
+        );
     }
 
     #[test]
