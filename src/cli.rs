@@ -201,6 +201,27 @@ The result is appended as one JSON line to /var/lib/lifeboat/drills.jsonl ($LIFE
 lifeboat drill configs/atlantis.toml --at 2026-11-20 --keep --work-dir /srv/drill"
     )]
     Drill(DrillArgs),
+    /// Is the backup healthy? Newest points and their ages, the last drill, the ESPs in
+    /// sync, BootOrder, fill levels; one line per finding.
+    #[command(
+        long_about = "Check the machine's backup and boot setup, read-only: per subvolume the newest point on the backup drive (older than [health] usb_max_age_days, default 7, fails) and the newest restic snapshot when the spec has [restic]; the last drill in drills.jsonl (failed: fails; older than drill_max_age_days, default 35: warns); ESP1 a mirror of ESP0 (the esp-sync plan is empty); lifeboat's boot entries first in BootOrder (where efivarfs exists, else unknown); the backup drive's and the pool's fill level (fill_max_percent, default 85).\n\nExit status 0: healthy, 1: warnings, 2: failures. One line per finding: OK, WARN or FAIL, what, why."
+    )]
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The machine spec (TOML).
+    pub spec: PathBuf,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
+    /// The drill records to read instead of drills.jsonl in the state directory.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

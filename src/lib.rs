@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod drill;
 pub mod exec;
+pub mod health;
 pub mod machine;
 pub mod plan;
 pub mod probe;

@@ -19,6 +19,7 @@ fn main() {
         Command::BackupBoot(args) => commands::backup_boot(args),
         Command::Stage(args) => commands::stage(args),
         Command::Drill(args) => commands::drill(args),
+        Command::Health(args) => commands::health(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.
