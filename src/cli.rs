@@ -207,6 +207,54 @@ lifeboat drill configs/atlantis.toml --at 2026-11-20 --keep --work-dir /srv/dril
         long_about = "Check the machine's backup and boot setup, read-only: per subvolume the newest point on the backup drive (older than [health] usb_max_age_days, default 7, fails) and the newest restic snapshot when the spec has [restic]; the last drill in drills.jsonl (failed: fails; older than drill_max_age_days, default 35: warns); ESP1 a mirror of ESP0 (the esp-sync plan is empty); lifeboat's boot entries first in BootOrder (where efivarfs exists, else unknown); the backup drive's and the pool's fill level (fill_max_percent, default 85).\n\nExit status 0: healthy, 1: warnings, 2: failures. One line per finding: OK, WARN or FAIL, what, why."
     )]
     Health(HealthArgs),
+    /// Install or remove the systemd units of lifeboat's timers in a distro root.
+    #[command(
+        long_about = "Write (install) or delete (remove) lifeboat's systemd units under ROOT/etc/systemd/system: a daily health check (lifeboat-health.timer), a monthly restore drill (lifeboat-drill.timer, Persistent=true so a missed month runs at the next boot), lifeboat-backup-boot.service pulled in before btrbk.service, and lifeboat-alert@.service, which every one of them names in OnFailure= and which runs `lifeboat alert`. The timers are enabled by their links in timers.target.wants/. Installing again changes nothing; remove deletes only these files and links."
+    )]
+    Timers(TimersArgs),
+    /// Run the spec's [alerts] command about a failed unit, with the health findings.
+    #[command(
+        long_about = "What lifeboat-alert@.service runs: `lifeboat health`'s findings are gathered and the spec's [alerts] command is run with two more arguments, the failed UNIT and the host, and the environment LIFEBOAT_UNIT, LIFEBOAT_HOST and LIFEBOAT_FINDINGS (one finding per line). Without an [alerts] section it prints the findings and says so."
+    )]
+    Alert(AlertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TimersArgs {
+    #[command(subcommand)]
+    pub action: TimersAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TimersAction {
+    /// Write the units and enable the timers (again: nothing changes).
+    Install {
+        /// The root of the installed system (/ for this one).
+        root: PathBuf,
+        /// The spec, as the installed system sees it.
+        #[arg(
+            long,
+            value_name = "PATH",
+            default_value = "/etc/lifeboat/atlantis.toml"
+        )]
+        spec: PathBuf,
+        /// The lifeboat binary, as the installed system sees it.
+        #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/lifeboat")]
+        lifeboat: PathBuf,
+    },
+    /// Delete the units and links that install wrote.
+    Remove {
+        /// The root of the installed system (/ for this one).
+        root: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    /// The machine spec (TOML): its [alerts] command.
+    pub spec: PathBuf,
+    /// The unit that failed (systemd passes %n).
+    pub unit: String,
 }
 
 #[derive(Debug, Args)]

@@ -26,4 +26,5 @@ pub mod restore;
 pub mod runlog;
 pub mod single_component;
 pub mod spec;
+pub mod timers;
 pub mod ui;

@@ -20,6 +20,8 @@ fn main() {
         Command::Stage(args) => commands::stage(args),
         Command::Drill(args) => commands::drill(args),
         Command::Health(args) => commands::health(args),
+        Command::Timers(args) => commands::timers(args),
+        Command::Alert(args) => commands::alert(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.

@@ -15,6 +15,7 @@ mod provision;
 mod provision_boot;
 mod restore;
 mod stage;
+mod timers;
 
 pub use backup_boot::backup_boot;
 pub use boot_entries::boot_entries;
@@ -29,6 +30,7 @@ pub use menu::menu;
 pub use provision::{plan, provision};
 pub use restore::restore;
 pub use stage::stage;
+pub use timers::{alert, timers};
 
 // Shared by the command files; they live in the library.
 use crate::machine::bind_disks;

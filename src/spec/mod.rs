@@ -39,6 +39,8 @@ pub struct Spec {
     pub drill: Drill,
     /// `[health]`, defaults filled in.
     pub health: Health,
+    /// `[alerts] command`: program and first arguments (empty: no alerts).
+    pub alerts: Vec<String>,
 }
 
 /// The thresholds of `lifeboat health`.

