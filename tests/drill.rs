@@ -166,17 +166,17 @@ fn init_archive(script: &str) -> Vec<u8> {
         }
         out.extend_from_slice(name.as_bytes());
         out.push(0);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
     };
     header(&mut out, "init", 0o100_755, script.len(), 1);
     out.extend_from_slice(script.as_bytes());
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     header(&mut out, "TRAILER!!!", 0, 0, 0);
-    while out.len() % 512 != 0 {
+    while !out.len().is_multiple_of(512) {
         out.push(0);
     }
     zstd::encode_all(&out[..], 3).unwrap()

@@ -102,7 +102,7 @@ pub fn run(spec: &Spec, opts: &Options) -> Result<Record> {
     }
     bindings.insert(0, (target.clone(), disk.dev.clone()));
     let free = nix::sys::statvfs::statvfs(&work.path)
-        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+        .map(|s| s.blocks_available() * s.fragment_size())
         .with_context(|| format!("reading the free space of {}", work.path.display()))?;
     println!(
         "Drill: {target} restored into {} ({}, sparse) on {}",

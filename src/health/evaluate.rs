@@ -67,6 +67,9 @@ pub enum BootOrder {
     },
 }
 
+/// A filesystem's used and total bytes, or why they are unknown.
+pub type Fill = Result<(u64, u64), String>;
+
 /// Everything `health` looked at.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -83,7 +86,7 @@ pub struct Facts {
     pub esp_sync: Option<Result<usize, String>>,
     pub boot_order: BootOrder,
     /// Per filesystem: used and total bytes, or why unknown.
-    pub fill: Vec<(String, Result<(u64, u64), String>)>,
+    pub fill: Vec<(String, Fill)>,
 }
 
 const DAY: i64 = 86_400;
@@ -358,8 +361,10 @@ mod tests {
             found[1].line(),
             "FAIL usb @rootTW: newest point 8 d 0 h old (atlantis/@rootTW.x): older than 7 days"
         );
-        let mut t = Health::default();
-        t.usb_max_age_days = 9;
+        let t = Health {
+            usb_max_age_days: 9,
+            ..Health::default()
+        };
         assert_eq!(evaluate(&f, &t)[1].level, Level::Ok);
     }
 

@@ -82,7 +82,7 @@ pub fn gather(spec: &Spec, opts: &Options) -> Result<Facts> {
         let snaps = restic.snapshots().map_err(|e| e.to_string())?;
         Ok(snaps
             .iter()
-            .filter(|s| s.host == spec.machine.host && s.tags.iter().any(|t| *t == rs.tag))
+            .filter(|s| s.host == spec.machine.host && s.tags.contains(&rs.tag))
             .max_by_key(|s| s.time)
             .map(|s| (s.short_id.clone(), s.time)))
     });
