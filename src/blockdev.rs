@@ -62,6 +62,7 @@ struct BlkpgIoctlArg {
 nix::ioctl_none!(blkrrpart, 0x12, 95);
 // BLKSSZGET is _IO(0x12, 104) but writes an int through its argument.
 nix::ioctl_read_bad!(blksszget, 0x1268, libc::c_int);
+nix::ioctl_none!(blkflsbuf, 0x12, 97);
 nix::ioctl_write_ptr_bad!(blkpg, 0x1269, BlkpgIoctlArg);
 
 /// major:minor of a block device node.
@@ -97,6 +98,19 @@ pub fn kernel_name(path: &Path) -> Result<String, BlockdevError> {
         .ok_or(BlockdevError::NotBlock {
             path: path.to_owned(),
         })
+}
+
+/// The kernel name of the whole disk that holds device `major:minor` (itself, or the disk
+/// a partition is on); `None` for a device number that is no block device (tmpfs, FUSE).
+pub fn whole_disk_of(major: u64, minor: u64) -> Option<String> {
+    let link = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    let target = std::fs::canonicalize(&link).ok()?;
+    let disk = if link.join("partition").exists() {
+        target.parent()?
+    } else {
+        &target
+    };
+    disk.file_name().map(|n| n.to_string_lossy().into_owned())
 }
 
 /// The sysfs directory of a block device by kernel name.
@@ -210,6 +224,22 @@ pub fn logical_sector_size(file: &File) -> Result<u64, std::io::Error> {
     // SAFETY: BLKSSZGET writes one int to the pointer, which points at `size`.
     unsafe { blksszget(file.as_raw_fd(), &mut size) }.map_err(std::io::Error::from)?;
     Ok(size as u64)
+}
+
+/// Drop what the page cache holds of the whole disk (BLKFLSBUF). A partition has a page
+/// cache of its own, and while anybody holds the whole disk open (our write lock does, so
+/// does udev) the kernel keeps the disk's: a block read through the disk before a
+/// filesystem was made through the partition would still read as it was.
+pub fn drop_cache(path: &Path) -> Result<(), BlockdevError> {
+    let file = open(path)?;
+    // SAFETY: BLKFLSBUF takes no argument.
+    unsafe { blkflsbuf(file.as_raw_fd()) }
+        .map(|_| ())
+        .map_err(|errno| BlockdevError::Io {
+            path: path.to_owned(),
+            what: "dropping the page cache",
+            source: errno.into(),
+        })
 }
 
 /// Ask the kernel to re-read the partition table. Returns whether it accepted; a kernel

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use crate::disklock::DiskLocks;
 use crate::plan::Binding;
 use crate::probe::Device;
 use crate::spec::Spec;
@@ -77,16 +78,54 @@ pub fn probe(
         listed = list()?;
     }
     let mut bindings = crate::plan::bind(spec, explicit, &listed, required)?;
-    // A disk that looks blank may hold filesystems whose table was erased: look where the
-    // spec's partitions would go, so that the plan does not format over them unasked.
-    for b in &mut bindings {
+    look_for_orphans(spec, &mut bindings)?;
+    Ok(Machine { bindings, listed })
+}
+
+/// [`bind_disks`] for a command that writes the bound disks named in `write` (every bound
+/// disk when `None`): they are locked against other runs for as long as the returned locks
+/// live, and probed again under the lock.
+pub fn bind_for_writing(
+    spec: &Spec,
+    disks: &[(String, PathBuf)],
+    required: &[String],
+    everything: bool,
+    write: Option<&[String]>,
+) -> Result<(Vec<Binding>, DiskLocks)> {
+    let mut bindings = bind_disks(spec, disks, required, everything)?;
+    let locks = lock(spec, &mut bindings, write)?;
+    Ok((bindings, locks))
+}
+
+/// Lock the bound disks named in `write` (every bound disk when `None`) and probe them
+/// again under the lock (what was read before may have been another run's half-written
+/// table).
+pub fn lock(spec: &Spec, bindings: &mut [Binding], write: Option<&[String]>) -> Result<DiskLocks> {
+    let mut locks = DiskLocks::default();
+    let named = |b: &Binding| write.is_none_or(|ids| ids.contains(&b.id));
+    for b in bindings.iter().filter(|b| named(b)) {
+        locks.take(&b.id, &b.device.path)?;
+    }
+    for b in bindings.iter_mut().filter(|b| named(b)) {
+        b.device = crate::probe::device(&b.device.path)
+            .with_context(|| format!("probing {} for {}", b.device.path.display(), b.id))?;
+    }
+    // That probe knows only the usual partition starts.
+    look_for_orphans(spec, bindings)?;
+    Ok(locks)
+}
+
+/// A disk that looks blank may hold filesystems whose table was erased: look where the
+/// spec's partitions would go, so that the plan does not format over them unasked.
+fn look_for_orphans(spec: &Spec, bindings: &mut [Binding]) -> Result<()> {
+    for b in bindings {
         if let Some(disk) = spec.disk(&b.id) {
             let starts = crate::plan::layout::starts(disk, b.device.size, b.device.sector_size);
             crate::probe::look_for_orphans(&mut b.device, &starts)
                 .with_context(|| format!("probing {} for {}", b.device.path.display(), b.id))?;
         }
     }
-    Ok(Machine { bindings, listed })
+    Ok(())
 }
 
 /// The device bound to disk `id`.

@@ -260,8 +260,10 @@ impl State {
 /// Erase every signature blkid would find; old ones at other offsets would make blkid see
 /// two filesystems in one partition.
 fn wipe_signatures(device: &Path) -> Result<(), BoxError> {
+    // --lock=no: this run holds the disk's lock itself (crate::disklock), and wipefs would
+    // refuse it if LOCK_BLOCK_DEVICE in the environment asked wipefs to lock too.
     Cmd::new("wipefs")
-        .args(["--all", "--quiet"])
+        .args(["--all", "--quiet", "--lock=no"])
         .arg(device)
         .run()?;
     Ok(())

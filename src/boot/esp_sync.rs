@@ -32,6 +32,16 @@ pub enum SyncError {
     NoEfiDir { from: PathBuf, to: PathBuf },
     #[error("source {} and destination {} are the same filesystem", from.display(), to.display())]
     SameFilesystem { from: PathBuf, to: PathBuf },
+    #[error("{inner_side} {} lies inside {outer_side} {}: {why}; mount the two ESPs on directories apart from each other", inner.display(), outer.display())]
+    Nested {
+        inner_side: &'static str,
+        inner: PathBuf,
+        outer_side: &'static str,
+        outer: PathBuf,
+        why: &'static str,
+    },
+    #[error("{} is a mount point inside {}: esp-sync never walks or deletes across a mount point; unmount it first", mount.display(), root.display())]
+    MountInside { mount: PathBuf, root: PathBuf },
     #[error("the destination ESP is full: {} ({}) does not fit; nothing is left half-written, files copied before it are in place", path.display(), crate::spec::human(*len))]
     Full { path: PathBuf, len: u64 },
     #[error("{what} {}: {source}", path.display())]
@@ -47,11 +57,13 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SyncError {
     move |source| SyncError::Io { what, path, source }
 }
 
-/// Both sides must be mounted FAT filesystems, different ones, and the source must look
-/// like an ESP (not empty, an EFI/ directory in any letter case).
+/// Both sides must be mounted FAT filesystems, different ones, neither inside the other,
+/// and the source must look like an ESP (not empty, an EFI/ directory in any letter case).
 pub fn check(from: &Path, to: &Path, mountinfo: &str) -> Result<(), SyncError> {
+    let canonical = |p: &Path| fs::canonicalize(p).map_err(io("cannot open", p));
+    apart(from, &canonical(from)?, to, &canonical(to)?)?;
     for (side, path) in [("source", from), ("destination", to)] {
-        let canonical = fs::canonicalize(path).map_err(io("cannot open", path))?;
+        let canonical = canonical(path)?;
         match mount_fstype(mountinfo, &canonical) {
             None => {
                 return Err(SyncError::NotMounted {
@@ -67,6 +79,12 @@ pub fn check(from: &Path, to: &Path, mountinfo: &str) -> Result<(), SyncError> {
                 })
             }
             Some(_) => {}
+        }
+        if let Some(mount) = mount_inside(mountinfo, &canonical) {
+            return Err(SyncError::MountInside {
+                mount,
+                root: path.to_owned(),
+            });
         }
     }
     let dev = |p: &Path| {
@@ -107,6 +125,41 @@ pub fn check(from: &Path, to: &Path, mountinfo: &str) -> Result<(), SyncError> {
     Ok(())
 }
 
+/// Neither side may lie inside the other (by their canonical paths `*_real`): a mirror into
+/// its own source deletes the source, a source around its destination copies the
+/// destination into itself. The same path twice is the same-filesystem guard's to refuse.
+pub fn apart(from: &Path, from_real: &Path, to: &Path, to_real: &Path) -> Result<(), SyncError> {
+    if from_real == to_real {
+        return Ok(());
+    }
+    let nested = |inner_side, inner: &Path, outer_side, outer: &Path, why| SyncError::Nested {
+        inner_side,
+        inner: inner.to_owned(),
+        outer_side,
+        outer: outer.to_owned(),
+        why,
+    };
+    if from_real.starts_with(to_real) {
+        return Err(nested(
+            "source",
+            from,
+            "destination",
+            to,
+            "mirroring would delete the source",
+        ));
+    }
+    if to_real.starts_with(from_real) {
+        return Err(nested(
+            "destination",
+            to,
+            "source",
+            from,
+            "the mirror would copy the destination into itself",
+        ));
+    }
+    Ok(())
+}
+
 /// The filesystem type mounted exactly at `path`, from /proc/self/mountinfo (the last
 /// mount there wins, as it hides the ones below).
 pub fn mount_fstype<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
@@ -119,6 +172,26 @@ pub fn mount_fstype<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
     })
 }
 
+/// A mount point inside the mount at `path` (the top one there), from mountinfo: one whose
+/// parent is that mount. A bind mount of the ESP into itself counts too, which st_dev
+/// cannot tell; mounts hidden under the one at `path` do not.
+pub fn mount_inside(mountinfo: &str, path: &Path) -> Option<PathBuf> {
+    let want = path.to_string_lossy();
+    let entries: Vec<(&str, &str, String)> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split(' ');
+            let (id, parent) = (f.next()?, f.next()?);
+            Some((id, parent, unescape(f.nth(2)?)))
+        })
+        .collect();
+    let (top, _, _) = entries.iter().rev().find(|(_, _, point)| *point == want)?;
+    entries
+        .iter()
+        .find(|(_, parent, point)| parent == top && *point != want)
+        .map(|(_, _, point)| PathBuf::from(point))
+}
+
 /// mountinfo writes space, tab, newline and backslash as octal escapes.
 fn unescape(s: &str) -> String {
     s.replace("\\040", " ")
@@ -128,23 +201,43 @@ fn unescape(s: &str) -> String {
 }
 
 /// Every file and directory under `root`, files with their SHA-256. Symlinks cannot exist
-/// on FAT; anything that is neither file nor directory is skipped.
+/// on FAT; anything that is neither file nor directory is skipped. Another filesystem
+/// mounted anywhere inside is refused: its files are not the ESP's to copy or delete.
 pub fn list(root: &Path) -> Result<Tree, SyncError> {
     let mut tree = Tree::new();
-    walk(root, Path::new(""), &mut tree)?;
+    walk(root, Path::new(""), device_of(root)?, &mut tree)?;
     Ok(tree)
 }
 
-fn walk(root: &Path, rel: &Path, tree: &mut Tree) -> Result<(), SyncError> {
+/// The filesystem `path` is on (st_dev).
+fn device_of(path: &Path) -> Result<u64, SyncError> {
+    Ok(fs::metadata(path).map_err(io("cannot open", path))?.dev())
+}
+
+/// `path` (not followed if a link) is on the filesystem `dev` of the tree at `root`.
+fn on_filesystem(path: &Path, root: &Path, dev: u64) -> Result<fs::Metadata, SyncError> {
+    let meta = fs::symlink_metadata(path).map_err(io("cannot read", path))?;
+    if meta.dev() != dev {
+        return Err(SyncError::MountInside {
+            mount: path.to_owned(),
+            root: root.to_owned(),
+        });
+    }
+    Ok(meta)
+}
+
+fn walk(root: &Path, rel: &Path, dev: u64, tree: &mut Tree) -> Result<(), SyncError> {
     let dir = root.join(rel);
     for entry in fs::read_dir(&dir).map_err(io("cannot read", &dir))? {
         let entry = entry.map_err(io("cannot read", &dir))?;
         let rel = rel.join(entry.file_name());
         let path = root.join(&rel);
-        let kind = entry.file_type().map_err(io("cannot read", &path))?;
+        // The entry's own type and filesystem: a mount point reads as a directory of the
+        // filesystem mounted on it.
+        let kind = on_filesystem(&path, root, dev)?.file_type();
         if kind.is_dir() {
             tree.insert(rel.clone(), Node::Dir);
-            walk(root, &rel, tree)?;
+            walk(root, &rel, dev, tree)?;
         } else if kind.is_file() {
             let (len, sha256) = hash(&path)?;
             tree.insert(rel, Node::File { len, sha256 });
@@ -170,28 +263,37 @@ fn hash(path: &Path) -> Result<(u64, [u8; 32]), SyncError> {
 }
 
 /// Carry out `actions` from `from` into `to`, telling `done` after each; then flush the
-/// destination filesystem.
+/// destination filesystem. Whatever is read, written or removed must still be on the two
+/// filesystems that were listed: a mount made since is refused before it is touched.
 pub fn apply(
     from: &Path,
     to: &Path,
     actions: &[SyncAction],
     mut done: impl FnMut(&SyncAction),
 ) -> Result<(), SyncError> {
+    let (from_dev, to_dev) = (device_of(from)?, device_of(to)?);
+    let parent_on_dest = |target: &Path| match target.parent() {
+        Some(parent) => on_filesystem(parent, to, to_dev).map(|_| ()),
+        None => Ok(()),
+    };
     for action in actions {
         match action {
-            SyncAction::Remove { path, dir } => {
+            SyncAction::Remove { path, .. } => {
                 let target = to.join(path);
-                if *dir {
-                    fs::remove_dir_all(&target).map_err(io("cannot remove", &target))?;
-                } else {
-                    fs::remove_file(&target).map_err(io("cannot remove", &target))?;
-                }
+                parent_on_dest(&target)?;
+                remove_tree(&target, to, to_dev)?;
             }
             SyncAction::MakeDir { path } => {
                 let target = to.join(path);
+                parent_on_dest(&target)?;
                 fs::create_dir(&target).map_err(io("cannot create", &target))?;
             }
-            SyncAction::Copy { path, len, .. } => copy(&from.join(path), &to.join(path), *len)?,
+            SyncAction::Copy { path, len, .. } => {
+                let (src, dest) = (from.join(path), to.join(path));
+                on_filesystem(&src, from, from_dev)?;
+                parent_on_dest(&dest)?;
+                copy(&src, &dest, *len)?
+            }
         }
         done(action);
     }
@@ -202,6 +304,40 @@ pub fn apply(
         source: e.into(),
     })?;
     Ok(())
+}
+
+/// Remove a file or a directory with everything in it, after making sure all of it is on
+/// the filesystem `dev` of the tree at `root` (so a refusal removes nothing).
+fn remove_tree(path: &Path, root: &Path, dev: u64) -> Result<(), SyncError> {
+    fn entries(dir: &Path) -> Result<Vec<PathBuf>, SyncError> {
+        fs::read_dir(dir)
+            .map_err(io("cannot read", dir))?
+            .map(|e| e.map(|e| e.path()).map_err(io("cannot read", dir)))
+            .collect()
+    }
+    fn check(path: &Path, root: &Path, dev: u64) -> Result<(), SyncError> {
+        if on_filesystem(path, root, dev)?.is_dir() {
+            for entry in entries(path)? {
+                check(&entry, root, dev)?;
+            }
+        }
+        Ok(())
+    }
+    fn remove(path: &Path) -> Result<(), SyncError> {
+        if fs::symlink_metadata(path)
+            .map_err(io("cannot remove", path))?
+            .is_dir()
+        {
+            for entry in entries(path)? {
+                remove(&entry)?;
+            }
+            fs::remove_dir(path).map_err(io("cannot remove", path))
+        } else {
+            fs::remove_file(path).map_err(io("cannot remove", path))
+        }
+    }
+    check(path, root, dev)?;
+    remove(path)
 }
 
 /// Write `dest` through a temporary file beside it, flushed, then renamed over it.
@@ -248,6 +384,7 @@ mod tests {
 31 22 8:17 / /boot/efi2 rw,relatime shared:6 - vfat /dev/sdb1 rw
 32 22 0:40 / /mnt/with\\040space rw - tmpfs tmpfs rw
 33 31 0:41 / /boot/efi2 rw - tmpfs tmpfs rw
+34 30 0:42 / /boot/efi/EFI/extra rw - tmpfs tmpfs rw
 ";
 
     #[test]
@@ -267,6 +404,113 @@ mod tests {
             mount_fstype(MOUNTINFO, Path::new("/boot/efi2")),
             Some("tmpfs")
         );
+    }
+
+    #[test]
+    fn neither_side_may_lie_inside_the_other() {
+        let check = |from: &str, to: &str| {
+            apart(
+                Path::new(from),
+                Path::new(from),
+                Path::new(to),
+                Path::new(to),
+            )
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            check("/mnt/esp1/nested", "/mnt/esp1").unwrap_err(),
+            "source /mnt/esp1/nested lies inside destination /mnt/esp1: mirroring would \
+             delete the source; mount the two ESPs on directories apart from each other"
+        );
+        assert!(check("/boot/efi", "/boot/efi/EFI/x")
+            .unwrap_err()
+            .starts_with("destination /boot/efi/EFI/x lies inside source /boot/efi: "));
+        // Siblings, a common prefix of letters but not of components, the same path (the
+        // same-filesystem guard's case).
+        assert!(check("/boot/efi", "/boot/efi2").is_ok());
+        assert!(check("/boot/efi2", "/boot/efi").is_ok());
+        assert!(check("/mnt/a", "/mnt/b").is_ok());
+        assert!(check("/mnt/a", "/mnt/a").is_ok());
+    }
+
+    /// A tmpfs mounted on a directory; unmounted when dropped.
+    struct Tmpfs(PathBuf);
+
+    impl Tmpfs {
+        fn at(dir: &Path) -> Tmpfs {
+            fs::create_dir_all(dir).unwrap();
+            nix::mount::mount(
+                Some("tmpfs"),
+                dir,
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                None::<&str>,
+            )
+            .unwrap();
+            Tmpfs(dir.to_owned())
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount(&self.0);
+        }
+    }
+
+    #[test]
+    fn another_filesystem_inside_is_neither_listed_nor_deleted() {
+        let from = tempfile::tempdir().unwrap();
+        let to = tempfile::tempdir().unwrap();
+        fs::create_dir_all(from.path().join("EFI/BOOT")).unwrap();
+        fs::write(from.path().join("EFI/BOOT/BOOTX64.EFI"), b"loader").unwrap();
+        let inside = to.path().join("EFI/extra");
+        let mounted = Tmpfs::at(&inside);
+        fs::write(inside.join("keep.bin"), b"not the ESP's").unwrap();
+
+        let err = list(to.path()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{} is a mount point inside {}: esp-sync never walks or deletes across a \
+                 mount point; unmount it first",
+                inside.display(),
+                to.path().display()
+            )
+        );
+        // Inside the source too: its files are not the ESP's to copy.
+        let in_source = Tmpfs::at(&from.path().join("EFI/extra"));
+        assert!(matches!(
+            list(from.path()),
+            Err(SyncError::MountInside { .. })
+        ));
+        drop(in_source);
+
+        // Mounted after the listing: applying the plan removes nothing across it.
+        let actions = [SyncAction::Remove {
+            path: PathBuf::from("EFI"),
+            dir: true,
+        }];
+        let err = apply(from.path(), to.path(), &actions, |_| {}).unwrap_err();
+        assert!(matches!(err, SyncError::MountInside { .. }), "{err}");
+        assert_eq!(fs::read(inside.join("keep.bin")).unwrap(), b"not the ESP's");
+        drop(mounted);
+        assert!(to.path().join("EFI/extra").is_dir());
+    }
+
+    #[test]
+    fn mount_points_inside_a_mount() {
+        assert_eq!(
+            mount_inside(MOUNTINFO, Path::new("/boot/efi")),
+            Some(PathBuf::from("/boot/efi/EFI/extra"))
+        );
+        // The tmpfs over /boot/efi2 hides nothing mounted inside it.
+        assert_eq!(mount_inside(MOUNTINFO, Path::new("/boot/efi2")), None);
+        assert_eq!(mount_inside(MOUNTINFO, Path::new("/mnt/with space")), None);
+        assert_eq!(
+            mount_inside(MOUNTINFO, Path::new("/")),
+            Some(PathBuf::from("/boot/efi"))
+        );
+        assert_eq!(mount_inside(MOUNTINFO, Path::new("/nowhere")), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub fn run(from: &Path, to: &Path, dry_run: bool, yes: bool) -> Result<()> {
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     esp_sync::check(from, to, &mountinfo)?;
+    let _lock = crate::disklock::disk_of(&format!("the disk of {}", to.display()), to)?;
 
     let source = esp_sync::list(from)?;
     let dest = esp_sync::list(to)?;

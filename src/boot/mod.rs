@@ -10,5 +10,6 @@ pub mod loader;
 pub mod mirror;
 pub mod on_disk;
 pub mod setup;
+pub mod setup_apply;
 pub mod sync_plan;
 pub mod uefi;

@@ -29,11 +29,12 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
             spec.file.display()
         );
     }
-    let bindings = super::bind_disks(
+    let (bindings, _locks) = super::bind_for_writing(
         &spec,
         &args.disks,
         std::slice::from_ref(&pool.disk.id),
         true,
+        Some(std::slice::from_ref(&pool.disk.id)),
     )?;
     let top = Mount::with_options(&node(&bindings, &pool)?, "btrfs", Some("subvolid=5"))
         .context("mounting the pool")?;

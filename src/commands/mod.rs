@@ -12,7 +12,6 @@ mod health;
 mod inventory;
 mod menu;
 mod provision;
-mod provision_boot;
 mod restore;
 mod stage;
 mod timers;
@@ -33,6 +32,6 @@ pub use stage::stage;
 pub use timers::{alert, timers};
 
 // Shared by the command files; they live in the library.
-use crate::machine::bind_disks;
+use crate::machine::{bind_disks, bind_for_writing};
 use crate::restic::spec::restic_for;
 use crate::ui::confirm_changes;

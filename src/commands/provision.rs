@@ -5,15 +5,16 @@ use anyhow::{Context, Result};
 use crate::apply;
 use crate::boot::setup::Setup;
 use crate::cli::{PlanArgs, ProvisionArgs, Selection};
+use crate::disklock::DiskLocks;
 use crate::plan::{self, Binding, Plan, Scope};
 use crate::spec::Spec;
 use crate::{runlog, ui};
 
-use super::provision_boot;
+use crate::boot::setup_apply as provision_boot;
 
 /// `lifeboat plan`: print what provision would do. Writes nothing.
 pub fn plan(args: &PlanArgs) -> Result<()> {
-    let (spec, bindings, plan) = make_plan(&args.selection)?;
+    let (spec, bindings, plan, _) = make_plan(&args.selection, false)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
@@ -62,7 +63,7 @@ fn show(plan: &Plan, boot: &Setup) -> String {
 /// `lifeboat provision`: the plan, a confirmation, then the writes.
 pub fn provision(args: &ProvisionArgs) -> Result<()> {
     let log = runlog::start("provision").ok();
-    let (spec, bindings, plan) = make_plan(&args.selection)?;
+    let (spec, bindings, plan, _locks) = make_plan(&args.selection, true)?;
     let boot = provision_boot::plan(&spec, &bindings, &plan);
     print!("{}", show(&plan, &boot));
     if (plan.is_empty() && boot.steps.is_empty()) || args.dry_run {
@@ -88,14 +89,16 @@ pub fn provision(args: &ProvisionArgs) -> Result<()> {
                 .join(", ")
         );
     }
-    let booted = provision_boot::run(&spec, &args.selection);
+    let booted = provision_boot::run(&spec, &args.selection.disks);
     if let Some(path) = log {
         println!("Log: {}", path.display());
     }
     booted
 }
 
-fn make_plan(sel: &Selection) -> Result<(Spec, Vec<Binding>, Plan)> {
+/// The plan; when it is to be written, on disks locked against other runs (every bound disk:
+/// the boot setup may write the preserved disk's ESP too).
+fn make_plan(sel: &Selection, write: bool) -> Result<(Spec, Vec<Binding>, Plan, DiskLocks)> {
     let spec = Spec::load(&sel.spec)?;
     runlog::line(&format!("spec {}", sel.spec.display()));
     let scope = Scope {
@@ -104,9 +107,14 @@ fn make_plan(sel: &Selection) -> Result<(Spec, Vec<Binding>, Plan)> {
     };
     let targets = scope.targets(&spec)?;
     // Look at the machine's other disks only when a disk to be written is still unbound.
-    let bindings = super::bind_disks(&spec, &sel.disks, &targets, false)?;
+    let (bindings, locks) = if write {
+        super::bind_for_writing(&spec, &sel.disks, &targets, false, None)?
+    } else {
+        let bindings = super::bind_disks(&spec, &sel.disks, &targets, false)?;
+        (bindings, DiskLocks::default())
+    };
     let plan = plan::plan(&spec, &bindings, &scope, &mut || {
         uuid::Uuid::new_v4().to_string().to_uppercase()
     })?;
-    Ok((spec, bindings, plan))
+    Ok((spec, bindings, plan, locks))
 }

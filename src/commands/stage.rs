@@ -46,6 +46,9 @@ pub fn stage(args: &StageArgs) -> Result<()> {
             args.to
         );
     };
+    let write = std::slice::from_ref(&disk.id);
+    let (bindings, _locks) =
+        super::bind_for_writing(&spec, &args.disks, write, false, Some(write))?;
     let restic = super::restic_for(&spec)?;
     let snaps = restic.snapshots()?;
     let snapshot = match &args.snapshot {
@@ -78,7 +81,6 @@ pub fn stage(args: &StageArgs) -> Result<()> {
     };
     let size = file.size.unwrap_or(0);
 
-    let bindings = super::bind_disks(&spec, &args.disks, std::slice::from_ref(&disk.id), false)?;
     let binding = bindings
         .iter()
         .find(|b| b.id == disk.id)

@@ -61,6 +61,11 @@ pub fn device(path: &Path) -> Result<Device, ProbeError> {
     let wwn = attr("wwid").or_else(|| attr("device/wwid"));
     let model = attr("device/model");
 
+    // Blocks read through the disk before a partition was written since may be cached.
+    blockdev::drop_cache(path).map_err(|e| ProbeError::Invalid {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
     let mut whole_disk_fs = None;
     let table = match gpt_table::read(path, sector_size).map_err(|e| ProbeError::Invalid {
         path: path.to_owned(),
@@ -245,7 +250,8 @@ fn subvolumes(disk: &Path, name: &str, p: &Part, start: u64, size: u64) -> Optio
         }
         let mut wanted = known.clone();
         wanted.push(mine);
-        blockdev::sync_partitions(disk, &wanted).ok()?;
+        // Never under a run that is rewriting this disk's partitions.
+        crate::disklock::unless_written(disk, || blockdev::sync_partitions(disk, &wanted))?.ok()?;
     }
     let node = blockdev::partition_node(disk, p.number);
     let dump = crate::btrfs::dump_root_tree(&node).ok()?;

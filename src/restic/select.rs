@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::snapshots::Snapshot;
+use super::snapshots::{within, Snapshot};
 use crate::restore::points::{self, Epoch};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,15 +92,6 @@ pub enum SelectError {
     AmbiguousId(String),
     #[error("--subvol {0} is not in the spec's [restic.paths]")]
     NotMapped(String),
-}
-
-/// Whether `path` is `root` or below it.
-pub(crate) fn within(path: &str, root: &str) -> bool {
-    root == "/"
-        || path == root
-        || path
-            .strip_prefix(root)
-            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// `paths`: (backed-up path, subvolume), from the spec. `subvols`: only these (all when

@@ -71,11 +71,19 @@ pub fn nodes(ls_json: &str) -> Vec<Node> {
     ls_json.lines().filter_map(node).collect()
 }
 
+/// Whether `path` is `root` or below it.
+pub(crate) fn within(path: &str, root: &str) -> bool {
+    root == "/"
+        || path == root
+        || path
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// The bytes a restore of `path` without `exclude` writes for this node: a file's size if it
 /// is inside, else nothing (directories, links and the rest take no room worth counting).
 pub fn restored_bytes(n: &Node, path: &str, exclude: &[String]) -> u64 {
-    let inside = super::select::within(&n.path, path)
-        && !exclude.iter().any(|x| super::select::within(&n.path, x));
+    let inside = within(&n.path, path) && !exclude.iter().any(|x| within(&n.path, x));
     if n.kind == "file" && inside {
         n.size.unwrap_or(0)
     } else {

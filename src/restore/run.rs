@@ -22,7 +22,8 @@ use super::{self as r, report, SpecPart, BACKUP_LABEL, META};
 use crate::apply::mount::Mount;
 use crate::apply::{self};
 use crate::blockdev;
-use crate::machine;
+use crate::disklock::DiskLocks;
+use crate::machine::{self, Machine};
 use crate::plan::{self, Action, Binding, Plan, Scope};
 use crate::spec::{human, Encryption, Spec};
 use crate::{runlog, ui};
@@ -89,7 +90,13 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     if args.from == Kind::Usb {
         required.extend(backup_disk.clone());
     }
-    let bindings = machine::bind_disks(spec, &args.disks, &required, false)?;
+    let (bindings, _locks) = machine::bind_for_writing(
+        spec,
+        &args.disks,
+        &required,
+        false,
+        Some(std::slice::from_ref(&target_disk)),
+    )?;
 
     // Never the backup drive, never a preserved disk, never the same device twice.
     if pool.disk.preserve {
@@ -221,32 +228,28 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     let restored = source.restore(top.path(), &stamp).context(
         "the restore stopped; running the same command again keeps what is complete and finishes the rest",
     );
-    // The second probe (see above); the machine's disks are listed so that the boot
-    // entries can tell an entry of ours whose ESP is gone.
-    let after = restored.and_then(|()| {
-        machine::probe(spec, &args.disks, std::slice::from_ref(&pool.disk.id), true)
-    });
-    let boot = after.and_then(|after| {
-        let notes = super::boot::restore(spec, &after.bindings, top.path(), &prov)?;
-        Ok((after, notes))
-    });
-    let closed = top.close();
-    let name = source.name();
-    let subvols = source.subvols();
-    let points = source.points();
-    let source_closed = source.close();
-    let (after, boot_lines) = boot?;
-    closed?;
-    source_closed?;
-
-    // Boot entries, then the checks.
-    let mut notes = boot_lines;
     let efivarfs = std::fs::read_to_string("/proc/self/mountinfo")
         .map(|m| {
             crate::boot::esp_sync::mount_fstype(&m, Path::new(crate::boot::efivars::EFIVARS))
                 == Some("efivarfs")
         })
         .unwrap_or(false);
+    let after = restored.and_then(|()| probe_again(spec, args, &bindings, &pool, args.firmware && efivarfs));
+    let boot = after.and_then(|(after, esp_locks)| {
+        let notes = super::boot::restore(spec, &after.bindings, top.path(), &prov)?;
+        Ok((after, esp_locks, notes))
+    });
+    let closed = top.close();
+    let name = source.name();
+    let subvols = source.subvols();
+    let points = source.points();
+    let source_closed = source.close();
+    let (after, _esp_locks, boot_lines) = boot?;
+    closed?;
+    source_closed?;
+
+    // Boot entries, then the checks.
+    let mut notes = boot_lines;
     if !args.firmware {
         notes.push(
             "the firmware's boot entries were left alone (this restore is not for this machine's \
@@ -296,6 +299,39 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         points,
         bytes: estimate,
     }))
+}
+
+/// The second probe (see [`run`]), with the machine's disks listed so that the boot entries
+/// can tell an entry of ours whose ESP is gone. When boot entries will be written, the ESPs'
+/// disks are locked first (the entries name their partitions), so that this probe reads
+/// them under the lock; one the first probe did not bind is locked and probed once more.
+fn probe_again(
+    spec: &Spec,
+    args: &Options,
+    bindings: &[Binding],
+    pool: &SpecPart,
+    efivarfs: bool,
+) -> Result<(Machine, Vec<DiskLocks>)> {
+    let esp_disks = if efivarfs {
+        crate::boot::uefi::esp_disk_ids(spec)
+    } else {
+        Vec::new()
+    };
+    let mut locks = DiskLocks::default();
+    for b in bindings.iter().filter(|b| esp_disks.contains(&b.id)) {
+        locks.take(&b.id, &b.device.path)?;
+    }
+    let mut after = machine::probe(spec, &args.disks, std::slice::from_ref(&pool.disk.id), true)?;
+    let unlocked: Vec<String> = esp_disks
+        .into_iter()
+        .filter(|id| !bindings.iter().any(|b| b.id == *id))
+        .collect();
+    let late = if unlocked.is_empty() {
+        DiskLocks::default()
+    } else {
+        machine::lock(spec, &mut after.bindings, Some(&unlocked))?
+    };
+    Ok((after, vec![locks, late]))
 }
 
 pub fn now() -> i64 {

@@ -11,7 +11,6 @@ use crate::apply::mount::Mount;
 use crate::blockdev;
 use crate::boot::setup::{self, Facts, PartAt, Setup, Step};
 use crate::boot::{efivars, esp_sync, fstab, loader, on_disk, uefi};
-use crate::cli::{Selection, DEFAULT_LOADER};
 use crate::plan::{Action, Binding, Plan};
 use crate::runlog;
 use crate::spec::{PartType, Spec};
@@ -78,9 +77,9 @@ pub fn render(setup: &Setup) -> String {
 /// here is the one extra look the steps really need: provisioning just made the tables,
 /// filesystems and subvolumes that the setup works on, and the probe made before it saw
 /// none of them. Stops at the first step that fails, with one sentence naming it.
-pub fn run(spec: &Spec, sel: &Selection) -> Result<()> {
+pub fn run(spec: &Spec, disks: &[(String, std::path::PathBuf)]) -> Result<()> {
     crate::apply::pause_at("pause-before:boot-setup");
-    let bindings = super::bind_disks(spec, &sel.disks, &[], true)?;
+    let bindings = crate::machine::bind_disks(spec, disks, &[], true)?;
     let done = Plan {
         spec: spec.file.clone(),
         disks: Vec::new(),
@@ -93,7 +92,7 @@ pub fn run(spec: &Spec, sel: &Selection) -> Result<()> {
             Step::Fstab { pool, roots } => write_fstabs(spec, &bindings, pool, roots),
             Step::Loader { esp } => install_loader(&bindings, esp),
             Step::Mirror { from, to } => mirror(&bindings, from, to),
-            Step::Entries => uefi::write_for(spec, &sel.disks, DEFAULT_LOADER, false, true),
+            Step::Entries => uefi::write_for(spec, disks, loader::ON_ESP_UEFI, false, true),
         };
         if let Err(err) = &result {
             runlog::line(&format!("failed: {}", crate::ui::error_sentence(err)));
