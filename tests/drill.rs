@@ -656,6 +656,66 @@ fn drills_boot_the_newest_points_and_fail_on_a_broken_root_and_a_damaged_stream(
     );
     fs::remove_dir_all(&r.work).unwrap();
 
+    // Killed while the restored system boots: QEMU dies with it, no loop device stays.
+    let work = d.dir.path().join("work-killed");
+    let usb = format!("usb={}", d.usb.dev.display());
+    let record = d.dir.path().join("state/drills.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["drill", d.spec.to_str().unwrap(), "--disk", &usb, "--keep"])
+        .arg("--work-dir")
+        .arg(&work)
+        .arg("--record")
+        .arg(&record)
+        .env(
+            "LIFEBOAT_LOG_DIR",
+            std::env::temp_dir().join("lifeboat-test-logs"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let console = work.join("console.log");
+    let started = std::time::Instant::now();
+    while fs::metadata(&console).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "the killed drill never booted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let qemu_of_work = || -> Vec<String> {
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("qemu-system") && c.contains(work.to_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(qemu_of_work().len(), 1, "QEMU runs the killed drill's disk");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let started = std::time::Instant::now();
+    while !qemu_of_work().is_empty() {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "QEMU outlived the drill: {:?}",
+            qemu_of_work()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        loops_under(&work),
+        Vec::<String>::new(),
+        "the killed drill left a loop device"
+    );
+    assert_eq!(
+        fs::read_to_string(&record).unwrap().lines().count(),
+        2,
+        "a killed drill records nothing"
+    );
+    fs::remove_dir_all(&work).unwrap();
+
     // A damaged raw stream on the drive: refused in the preflight, nothing booted.
     {
         let bk = Mount::new(Path::new(&format!("{}p3", d.usb.dev.display())), "btrfs");

@@ -234,7 +234,8 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
                 == Some("efivarfs")
         })
         .unwrap_or(false);
-    let after = restored.and_then(|()| probe_again(spec, args, &bindings, &pool, args.firmware && efivarfs));
+    let after = restored
+        .and_then(|()| probe_again(spec, args, &bindings, &pool, args.firmware && efivarfs));
     let boot = after.and_then(|(after, esp_locks)| {
         let notes = super::boot::restore(spec, &after.bindings, top.path(), &prov)?;
         Ok((after, esp_locks, notes))
