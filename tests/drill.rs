@@ -746,6 +746,138 @@ fn drills_boot_the_newest_points_and_fail_on_a_broken_root_and_a_damaged_stream(
     fs::remove_dir_all(&r.work).unwrap();
 }
 
+/// restic with these variables only.
+fn restic(vars: &[(&str, String)], args: &[&str]) {
+    let mut cmd = std::process::Command::new("restic");
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env(
+            "RESTIC_CACHE_DIR",
+            std::env::temp_dir().join("lifeboat-test-restic-cache"),
+        );
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    ok(&cmd.output().unwrap());
+}
+
+#[test]
+fn a_drill_from_restic_on_s3_boots() {
+    let d = drive();
+    let s3 = common::s3::S3::start("atlantis");
+    let repo = s3.repository("atlantis", "restic-repo");
+    let env_file = d.dir.path().join("restic.env");
+    let pw_file = d.dir.path().join("restic.pw");
+    common::s3::private_file(
+        &env_file,
+        &format!(
+            "RESTIC_REPOSITORY={repo}\nAWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
+            common::s3::ACCESS_KEY,
+            common::s3::SECRET_KEY
+        ),
+    );
+    common::s3::private_file(&pw_file, "drill-password\n");
+    let vars = vec![
+        ("RESTIC_REPOSITORY", repo.clone()),
+        ("AWS_ACCESS_KEY_ID", common::s3::ACCESS_KEY.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", common::s3::SECRET_KEY.to_owned()),
+        ("RESTIC_PASSWORD_FILE", pw_file.display().to_string()),
+    ];
+    let mut tries = 0;
+    loop {
+        let mut cmd = std::process::Command::new("restic");
+        cmd.arg("init")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap());
+        for (k, v) in &vars {
+            cmd.env(k, v);
+        }
+        if cmd.output().unwrap().status.success() {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 60, "restic init never worked:\n{}", s3.log());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // restic backs up the newest points (as the machine's own restic would back up the
+    // subvolumes); the spec maps those paths. Then the backup drive is gone.
+    let mut spec_text = fs::read_to_string(&d.spec).unwrap();
+    {
+        let bk = Mount::new(Path::new(&format!("{}p3", d.usb.dev.display())), "btrfs");
+        let at = |s: &str| {
+            bk.path()
+                .join(format!("atlantis/{s}.20261120T0300"))
+                .display()
+                .to_string()
+        };
+        let (root, home, meta) = (at("@rootTW"), at("@home"), at("Atlantis-meta"));
+        spec_text = spec_text
+            .replace("/etc/lifeboat/restic.env", env_file.to_str().unwrap())
+            .replace("/etc/lifeboat/restic.pw", pw_file.to_str().unwrap())
+            .replace("\"/\" = \"@rootTW\"", &format!("\"{root}\" = \"@rootTW\""))
+            .replace("\"/home\" = \"@home\"", &format!("\"{home}\" = \"@home\""))
+            .replace(
+                "\"/mnt/Atlantis-meta\" = \"Atlantis-meta\"",
+                &format!("\"{meta}\" = \"Atlantis-meta\""),
+            );
+        restic(
+            &vars,
+            &[
+                "backup", "-q", "--host", "atlantis", "--tag", "LINUX", &root, &home, &meta,
+            ],
+        );
+    }
+    fs::write(&d.spec, spec_text).unwrap();
+    let Drive {
+        dir,
+        usb,
+        home_sha256,
+        spec,
+        ..
+    } = d;
+    drop(usb);
+
+    let work = dir.path().join("work-restic");
+    let record = dir.path().join("state/drills.jsonl");
+    let out = lifeboat(&[
+        "drill",
+        spec.to_str().unwrap(),
+        "--from",
+        "restic",
+        "--work-dir",
+        work.to_str().unwrap(),
+        "--record",
+        record.to_str().unwrap(),
+        "--keep",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    let console = fs::read_to_string(work.join("console.log")).unwrap();
+    let want = format!("ATLANTIS-HOME-SHA256 {home_sha256}");
+    assert!(
+        console.contains(&want),
+        "{want} not on the console:\n{console}"
+    );
+    let rec: serde_json::Value =
+        serde_json::from_str(fs::read_to_string(&record).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(rec["from"], "restic");
+    assert_eq!(rec["verdict"], "booted");
+    assert!(
+        rec["points"].as_array().unwrap().iter().any(
+            |p| p["subvol"] == "@home" && p["point"].as_str().unwrap().starts_with("snapshot ")
+        ),
+        "{rec}"
+    );
+    assert_eq!(loops_under(&work), Vec::<String>::new());
+    fs::remove_dir_all(&work).unwrap();
+}
+
 #[test]
 fn a_drill_binds_only_the_backup_drive() {
     let dir = tempfile::tempdir().unwrap();
