@@ -9,8 +9,9 @@
 //! Three drills: the newest points (boots, prints the sum the host computed from the
 //! snapshot); the older points, whose @rootTW has no /sbin/init (fails with the console's
 //! tail); a damaged raw stream on the drive (fails before booting, naming the point).
-//! Before and after each, the host's block devices other than loop devices, and our backup
-//! drive image, are unchanged, and no loop device is left over the drill's image.
+//! Before and after each, the host's block devices other than loop devices, our backup
+//! drive image and the host's UEFI variables (where it has them) are unchanged, and no loop
+//! device is left over the drill's image.
 //!
 //! The kernel, initramfs and systemd-boot come from the rescue image
 //! (target/images/lifeboat-rescue.img, made by `cargo xtask image`; `cargo xtask test`
@@ -497,6 +498,26 @@ fn host_disks(usb: &Loop) -> String {
         .collect()
 }
 
+/// The host's UEFI variables (name and sha256 of each), where it has them.
+fn efivars() -> Vec<String> {
+    let Ok(dir) = fs::read_dir("/sys/firmware/efi/efivars") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = dir
+        .flatten()
+        .map(|e| {
+            let bytes = fs::read(e.path()).unwrap_or_default();
+            format!(
+                "{} {:x}",
+                e.file_name().to_string_lossy(),
+                Sha256::digest(&bytes)
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Loop devices whose backing file is under `dir`.
 fn loops_under(dir: &Path) -> Vec<String> {
     run(&["losetup", "-a", "-n", "-O", "NAME,BACK-FILE"])
@@ -514,7 +535,7 @@ struct Drilled {
 }
 
 fn drill(d: &Drive, name: &str, extra: &[&str]) -> Drilled {
-    let before = (host_disks(&d.usb), fingerprint(&d.usb_img));
+    let before = (host_disks(&d.usb), fingerprint(&d.usb_img), efivars());
     let work = d.dir.path().join(format!("work-{name}"));
     let record = d.dir.path().join("state/drills.jsonl");
     let usb = format!("usb={}", d.usb.dev.display());
@@ -542,7 +563,7 @@ fn drill(d: &Drive, name: &str, extra: &[&str]) -> Drilled {
         "drill {name}: {:.1} s\n{text}",
         started.elapsed().as_secs_f64()
     );
-    let after = (host_disks(&d.usb), fingerprint(&d.usb_img));
+    let after = (host_disks(&d.usb), fingerprint(&d.usb_img), efivars());
     assert_eq!(
         before.0, after.0,
         "the host's block devices changed during drill {name}"
