@@ -498,6 +498,33 @@ fn host_disks(usb: &Loop) -> String {
         .collect()
 }
 
+/// A read-only mount, undone on drop.
+struct ReadOnly(tempfile::TempDir);
+
+impl ReadOnly {
+    fn mount(dev: &str) -> ReadOnly {
+        let dir = tempfile::tempdir().unwrap();
+        run(&[
+            "mount",
+            "-t",
+            "btrfs",
+            "-o",
+            "ro",
+            dev,
+            dir.path().to_str().unwrap(),
+        ]);
+        ReadOnly(dir)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
 /// The host's UEFI variables (name and sha256 of each), where it has them.
 fn efivars() -> Vec<String> {
     let Ok(dir) = fs::read_dir("/sys/firmware/efi/efivars") else {
@@ -650,11 +677,46 @@ fn drills_boot_the_newest_points_and_fail_on_a_broken_root_and_a_damaged_stream(
     assert!(entry.contains("console=ttyS0,115200"), "{entry}");
     fs::remove_dir_all(&r.work).unwrap();
 
+    // On the working machine: its own disk1 is there with the pool mounted, so the recorded
+    // Btrfs UUID is taken; the drill's copy gets a new one and still boots.
+    {
+        let disk1_img = d.dir.path().join("disk1.img");
+        let before = fingerprint(&disk1_img);
+        let disk1 = Loop::attach(&disk1_img);
+        run(&["partx", "-a", disk1.path()]);
+        let pool = ReadOnly::mount(&format!("{}p4", disk1.path()));
+        let r = drill(&d, "working-machine", &[]);
+        assert!(r.out.status.success(), "{}", r.text);
+        assert!(
+            r.text.contains("is on a device of this machine already"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains("@rootTW/etc/fstab: the pool's new UUID"),
+            "{}",
+            r.text
+        );
+        let console = fs::read_to_string(r.work.join("console.log")).unwrap();
+        assert!(
+            console.contains(&want),
+            "{want} not on the console:\n{console}"
+        );
+        drop(pool);
+        drop(disk1);
+        assert_eq!(
+            fingerprint(&disk1_img),
+            before,
+            "the machine's own disk1 changed"
+        );
+        fs::remove_dir_all(&r.work).unwrap();
+    }
+
     // The 19th: @rootTW has no init; the boot fails and the record keeps the console.
     let r = drill(&d, "broken-root", &["--at", "20261119T0300"]);
     assert!(!r.out.status.success(), "{}", r.text);
     assert!(r.text.contains("lifeboat: the drill failed:"), "{}", r.text);
-    let rec = &r.records[1];
+    let rec = &r.records[2];
     assert_eq!(rec["verdict"], "failed", "{rec}");
     assert_eq!(rec["stage"], "boot", "{rec}");
     assert!(
@@ -732,7 +794,7 @@ fn drills_boot_the_newest_points_and_fail_on_a_broken_root_and_a_damaged_stream(
     );
     assert_eq!(
         fs::read_to_string(&record).unwrap().lines().count(),
-        2,
+        3,
         "a killed drill records nothing"
     );
     fs::remove_dir_all(&work).unwrap();
@@ -752,7 +814,7 @@ fn drills_boot_the_newest_points_and_fail_on_a_broken_root_and_a_damaged_stream(
     }
     let r = drill(&d, "damaged-stream", &[]);
     assert!(!r.out.status.success(), "{}", r.text);
-    let rec = &r.records[2];
+    let rec = &r.records[3];
     assert_eq!(rec["verdict"], "failed", "{rec}");
     assert_eq!(rec["stage"], "restore", "{rec}");
     assert!(rec["boot_secs"].is_null(), "{rec}");

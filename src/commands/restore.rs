@@ -37,6 +37,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         dry_run: args.dry_run,
         firmware: true,
         room: None,
+        new_uuid_when_taken: false,
     };
     restore::run(&spec, &options).map(|_| ())
 }

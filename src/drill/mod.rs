@@ -123,6 +123,7 @@ pub fn run(spec: &Spec, opts: &Options) -> Result<Record> {
         dry_run: false,
         firmware: false,
         room: Some((work.path.clone(), free)),
+        new_uuid_when_taken: true,
     };
     let clock = Instant::now();
     let restored = restore::run(spec, &restore_opts);
@@ -175,7 +176,7 @@ pub fn run(spec: &Spec, opts: &Options) -> Result<Record> {
         .filter(|(e, _)| e.disk.id == target)
     {
         let node = crate::blockdev::partition_node(&disk.dev, esp.number);
-        match adjust_esp(&node) {
+        match adjust_esp(&node, &outcome.renamed) {
             Ok(changed) => {
                 for c in changed {
                     println!("  drill copy, {name}: {c}");
@@ -256,7 +257,7 @@ fn kind_name(k: Kind) -> &'static str {
 /// fallback loader is put there when only a named loader is: the drill's firmware has
 /// none of the machine's boot entries. In-process FAT (no vfat on the host). Returns what
 /// was changed.
-fn adjust_esp(node: &Path) -> Result<Vec<String>> {
+fn adjust_esp(node: &Path, renamed: &[(String, String)]) -> Result<Vec<String>> {
     let mut dev = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -273,8 +274,15 @@ fn adjust_esp(node: &Path) -> Result<Vec<String>> {
             continue;
         }
         let text = String::from_utf8_lossy(&fat::read_file(&mut dev, 0, len, &p)?).into_owned();
-        if let Some(new) = plan::with_serial_console(&text) {
+        let mut new = plan::with_serial_console(&text);
+        if new.is_some() {
             changed.push(format!("{p}: console=ttyS0,115200 added"));
+        }
+        if let Some(renamed) = plan::rename_uuids(new.as_deref().unwrap_or(&text), renamed) {
+            changed.push(format!("{p}: the pool's new UUID"));
+            new = Some(renamed);
+        }
+        if let Some(new) = new {
             writes.push((p, new.into_bytes()));
         }
     }

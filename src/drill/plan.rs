@@ -65,6 +65,8 @@ pub fn with_serial_console(entry: &str) -> Option<String> {
     Some(out)
 }
 
+pub use crate::restore::record::rename_uuids;
+
 /// The firmware's fallback loader path. The drill's firmware has no boot entries of the
 /// machine (its variables are a fresh copy), so it starts what is there.
 pub const FALLBACK_LOADER: &str = "EFI/BOOT/BOOTX64.EFI";

@@ -37,6 +37,9 @@ pub struct Outcome {
     pub points: Vec<UsedPoint>,
     /// The source's size of the chosen points (what was received into the pool).
     pub bytes: u64,
+    /// Recorded filesystem UUIDs replaced by new ones (old, new), see
+    /// [`Options::new_uuid_when_taken`].
+    pub renamed: Vec<(String, String)>,
 }
 
 /// Restore the machine of `spec` as `args` says. Disks are probed twice: once to plan,
@@ -145,6 +148,16 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         Some(rec) => rec.apply_to(&mut prov),
         None => Vec::new(),
     };
+    let renamed = if args.new_uuid_when_taken {
+        renew_taken_btrfs_uuids(&mut prov)
+    } else {
+        Vec::new()
+    };
+    for (old, new) in &renamed {
+        println!(
+            "  the recorded Btrfs UUID {old} is on a device of this machine already: {new} instead"
+        );
+    }
     let pool_size = pool_size(&prov, &bindings, &pool)?;
     if estimate > pool_size {
         source.close()?;
@@ -228,6 +241,13 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     let restored = source.restore(top.path(), &stamp).context(
         "the restore stopped; running the same command again keeps what is complete and finishes the rest",
     );
+    // The roots' fstabs follow a Btrfs UUID that had to be replaced (before the checks).
+    let restored = restored.and_then(|()| {
+        for line in rename_in_roots(&pool, top.path(), &renamed)? {
+            println!("  {line}");
+        }
+        Ok(())
+    });
     let efivarfs = std::fs::read_to_string("/proc/self/mountinfo")
         .map(|m| {
             crate::boot::esp_sync::mount_fstype(&m, Path::new(crate::boot::efivars::EFIVARS))
@@ -299,6 +319,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         subvols,
         points,
         bytes: estimate,
+        renamed,
     }))
 }
 
@@ -350,6 +371,56 @@ pub fn stamp(t: i64) -> String {
 
 fn same_device(a: &Path, b: &Path) -> Result<bool> {
     Ok(blockdev::dev_numbers(a)? == blockdev::dev_numbers(b)?)
+}
+
+/// Each root subvolume's /etc/fstab (under the pool's top at `top`) with the replaced
+/// UUIDs; returns a line per file changed.
+fn rename_in_roots(
+    pool: &SpecPart,
+    top: &Path,
+    renamed: &[(String, String)],
+) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    if renamed.is_empty() {
+        return Ok(lines);
+    }
+    for root in pool.part.subvolumes.iter().filter(|s| s.root) {
+        let fstab = top.join(&root.name).join("etc/fstab");
+        let Ok(text) = std::fs::read_to_string(&fstab) else {
+            continue;
+        };
+        if let Some(new) = super::record::rename_uuids(&text, renamed) {
+            std::fs::write(&fstab, new).with_context(|| format!("writing {}", fstab.display()))?;
+            lines.push(format!("{}/etc/fstab: the pool's new UUID", root.name));
+        }
+    }
+    Ok(lines)
+}
+
+/// Give every Btrfs the plan would make with a UUID some device here has already
+/// (`blkid -U`) a new UUID; returns (old, new) for each.
+fn renew_taken_btrfs_uuids(prov: &mut Plan) -> Vec<(String, String)> {
+    let mut renamed = Vec::new();
+    for action in prov.disks.iter_mut().flat_map(|d| d.actions.iter_mut()) {
+        if let Action::Mkfs {
+            fs: crate::spec::FsKind::Btrfs,
+            uuid: Some(uuid),
+            ..
+        } = action
+        {
+            let taken = crate::exec::Cmd::new("blkid")
+                .args(["-c", "/dev/null", "-U"])
+                .arg(uuid.as_str())
+                .read()
+                .is_ok_and(|dev| !dev.trim().is_empty());
+            if taken {
+                let new = uuid::Uuid::new_v4().to_string();
+                renamed.push((uuid.clone(), new.clone()));
+                *uuid = new;
+            }
+        }
+    }
+    renamed
 }
 
 /// Whether the provisioning plan makes the pool's filesystem.
