@@ -462,3 +462,93 @@ fn the_receive_pipe_checks_as_it_goes_and_receive_is_confined_to_its_directory()
     );
     assert_eq!(entries(&outside), Vec::<String>::new());
 }
+
+/// A stream cut short at a command boundary (its end command missing: an interrupted
+/// `btrfs send -f`, a file copied half) is not received as complete. btrfs-progs 6.2 says
+/// "unexpected EOF in stream" there itself; the pipe does not rely on the receiver's
+/// version: it knows from its own check that the end command is missing, kills the
+/// receiver instead of giving it EOF, and names the stream as incomplete.
+#[test]
+fn a_stream_cut_short_at_a_command_boundary_is_never_marked_complete() {
+    use lifeboat::restore::pipe::{self, PipeError, Source};
+    let dir = tempfile::Builder::new()
+        .prefix("lifeboat-truncated-")
+        .tempdir()
+        .unwrap();
+    let img = Image::sparse(dir.path(), "pool.img", 1 << 30).path;
+    let dev = Loop::attach(&img);
+    run(&["mkfs.btrfs", "-q", "-L", "POOL", dev.path()]);
+    let pool = Mount::new(&dev.dev, "btrfs");
+    let snaps = pool.path().join("@snapshots");
+    fs::create_dir(&snaps).unwrap();
+
+    // A real stream of a real subvolume, less its last command (END: a 10-byte header).
+    let src = pool.path().join("src");
+    run(&["btrfs", "subvolume", "create", src.to_str().unwrap()]);
+    for i in 0..20 {
+        fs::write(src.join(format!("f{i}")), vec![i as u8; 5000]).unwrap();
+    }
+    let snap = pool.path().join("@home.20261121T0300");
+    run(&[
+        "btrfs",
+        "subvolume",
+        "snapshot",
+        "-r",
+        src.to_str().unwrap(),
+        snap.to_str().unwrap(),
+    ]);
+    let whole = dir.path().join("whole.btrfs");
+    run(&[
+        "btrfs",
+        "send",
+        "-q",
+        "-f",
+        whole.to_str().unwrap(),
+        snap.to_str().unwrap(),
+    ]);
+    let bytes = fs::read(&whole).unwrap();
+    let end = &bytes[bytes.len() - 10..];
+    assert_eq!(u32::from_le_bytes(end[..4].try_into().unwrap()), 0);
+    assert_eq!(u16::from_le_bytes(end[4..6].try_into().unwrap()), 21, "END");
+    let cut = dir.path().join("cut.btrfs");
+    fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+
+    let through = snaps.join("through");
+    fs::create_dir(&through).unwrap();
+    let got = pipe::stream(
+        Source::File {
+            path: &cut,
+            compressed: false,
+        },
+        &pipe::receive_into(&through),
+        &mut |_| {},
+    );
+    match got {
+        Err(e @ PipeError::Truncated { .. }) => assert!(
+            e.to_string().contains("without the stream's end command"),
+            "{e}"
+        ),
+        other => panic!("the cut stream was not called incomplete: {other:?}"),
+    }
+    let partial = through.join("@home.20261121T0300");
+    if partial.exists() {
+        assert!(
+            !complete(&partial),
+            "the cut stream's subvolume looks complete"
+        );
+    }
+
+    // The whole stream still goes through.
+    let ok = snaps.join("ok");
+    fs::create_dir(&ok).unwrap();
+    pipe::stream(
+        Source::File {
+            path: &whole,
+            compressed: false,
+        },
+        &pipe::receive_into(&ok),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(complete(&ok.join("@home.20261121T0300")));
+}

@@ -33,6 +33,43 @@ pub enum EfiError {
     Immutable { path: PathBuf, source: ExecError },
 }
 
+/// Whether the firmware enforces Secure Boot, as its `SecureBoot` variable says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureBoot {
+    On,
+    Off,
+    /// No such variable: booted in BIOS mode, or efivarfs is not mounted.
+    Unknown,
+}
+
+impl std::fmt::Display for SecureBoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SecureBoot::On => "on",
+            SecureBoot::Off => "off",
+            SecureBoot::Unknown => "unknown (not booted by UEFI)",
+        })
+    }
+}
+
+impl SecureBoot {
+    /// The bytes of efivarfs' file: 4 bytes of attributes, then 1 (on) or 0 (off).
+    pub fn parse(file: Option<&[u8]>) -> SecureBoot {
+        match file {
+            Some([_, _, _, _, 1, ..]) => SecureBoot::On,
+            Some([_, _, _, _, 0, ..]) => SecureBoot::Off,
+            _ => SecureBoot::Unknown,
+        }
+    }
+
+    /// This system's state, read from efivarfs at `efivars` (normally [`EFIVARS`]).
+    /// Read as a file rather than through efivar: that crate panics without efivarfs.
+    pub fn read(efivars: &Path) -> SecureBoot {
+        let file = std::fs::read(efivars.join(format!("SecureBoot-{GLOBAL}"))).ok();
+        SecureBoot::parse(file.as_deref())
+    }
+}
+
 pub struct Firmware {
     vars: Box<dyn VarManager>,
 }
@@ -131,6 +168,27 @@ fn writable(name: &str) -> Result<(), EfiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secure_boot_variable_is_read_as_the_firmware_writes_it() {
+        // Attributes BS|RT (0x06), then the value.
+        assert_eq!(SecureBoot::parse(Some(&[6, 0, 0, 0, 1])), SecureBoot::On);
+        assert_eq!(SecureBoot::parse(Some(&[6, 0, 0, 0, 0])), SecureBoot::Off);
+        assert_eq!(SecureBoot::parse(Some(&[6, 0, 0, 0])), SecureBoot::Unknown);
+        assert_eq!(SecureBoot::parse(None), SecureBoot::Unknown);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(SecureBoot::read(dir.path()), SecureBoot::Unknown);
+        assert_eq!(
+            SecureBoot::Unknown.to_string(),
+            "unknown (not booted by UEFI)"
+        );
+        std::fs::write(
+            dir.path().join(format!("SecureBoot-{GLOBAL}")),
+            [6, 0, 0, 0, 1],
+        )
+        .unwrap();
+        assert_eq!(SecureBoot::read(dir.path()), SecureBoot::On);
+    }
 
     #[test]
     fn without_efivarfs_nothing_is_touched() {

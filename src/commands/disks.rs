@@ -13,6 +13,10 @@ pub fn disks(args: &DisksArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(disks)?);
         return Ok(());
     }
+    println!(
+        "Secure Boot: {}",
+        crate::boot::efivars::SecureBoot::read(std::path::Path::new(crate::boot::efivars::EFIVARS))
+    );
     if disks.is_empty() && found.unreadable.is_empty() {
         println!("No disks found in /sys/block.");
         return Ok(());

@@ -31,9 +31,12 @@ pub fn menu(args: &MenuArgs) -> Result<()> {
     loop {
         println!();
         println!(
-            "lifeboat {} rescue menu, spec {}",
+            "lifeboat {} rescue menu, spec {}, Secure Boot {}",
             env!("CARGO_PKG_VERSION"),
-            args.spec.display()
+            args.spec.display(),
+            crate::boot::efivars::SecureBoot::read(std::path::Path::new(
+                crate::boot::efivars::EFIVARS
+            ))
         );
         let choice = dialoguer::Select::with_theme(&SimpleTheme)
             .with_prompt("What now? (arrow keys or j/k, Enter)")

@@ -17,6 +17,7 @@ pub mod points;
 pub mod receive;
 pub mod record;
 pub mod report;
+pub mod room;
 pub mod run;
 pub mod select;
 pub mod source;

@@ -42,6 +42,10 @@ pub enum PipeError {
     /// was stopped before it got the command.
     #[error("{0}")]
     Refused(Refusal),
+    /// The source ended (or failed) before the stream's end command; the receiver was
+    /// stopped, so what it received is not marked complete.
+    #[error("{what} ended after {bytes} bytes without the stream's end command: the stream is incomplete (an interrupted send or a damaged file)")]
+    Truncated { what: String, bytes: u64 },
 }
 
 /// How much went through, and how fast.
@@ -126,6 +130,7 @@ pub fn stream(
     let mut buf = vec![0u8; CHUNK];
     let mut bytes = 0u64;
     let mut check = StreamCheck::new();
+    let mut receiver_quit = false;
     let copied: Result<(), PipeError> = loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break Ok(()),
@@ -143,32 +148,49 @@ pub fn stream(
         }
         if input.write_all(&buf[..n]).is_err() {
             // The receiver quit; its exit status and stderr say why (below).
+            receiver_quit = true;
             break Ok(());
         }
         bytes += n as u64;
         progress(bytes);
     };
-    if let Err(PipeError::Refused(refusal)) = copied {
-        // Killed, not given EOF: at a command boundary EOF would make receive finish the
-        // subvolume and mark it complete.
+    // Anything but a whole, checked stream: the receiver is killed, not given EOF. At a
+    // command boundary EOF would make `btrfs receive` finish the subvolume and mark it
+    // complete (read-only with a received UUID), which is what a re-run trusts.
+    let copied = match copied {
+        Ok(()) if !receiver_quit && !check.complete() => Err(PipeError::Truncated {
+            what: what.clone(),
+            bytes,
+        }),
+        other => other,
+    };
+    if let Err(err) = copied {
         receive.kill();
-        if let Some(s) = sender {
-            s.kill();
-        }
-        return Err(PipeError::Refused(refusal));
+        return Err(match (err, sender) {
+            // The sending program ended early: its own words say why, when it has any.
+            (truncated @ PipeError::Truncated { .. }, Some(s)) => match s.finish() {
+                Err(failed) => failed.into(),
+                Ok(_) => truncated,
+            },
+            (err, sender) => {
+                if let Some(s) = sender {
+                    s.kill();
+                }
+                err
+            }
+        });
     }
     drop(input);
     drop(reader);
     let received = receive.finish();
     let sent = match sender {
-        Some(s) if received.is_ok() && copied.is_ok() => s.finish().map(|_| ()),
+        Some(s) if received.is_ok() => s.finish().map(|_| ()),
         Some(s) => {
             s.kill();
             Ok(())
         }
         None => Ok(()),
     };
-    copied?;
     received.map_err(|receive| PipeError::Receive { bytes, receive })?;
     sent?;
     Ok(Transfer {

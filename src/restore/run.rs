@@ -18,7 +18,7 @@ use super::source::restic_stream::StreamSource;
 use super::source::usb::UsbSource;
 use super::source::{Kind, Source, UsedPoint};
 use super::Options;
-use super::{self as r, report, SpecPart, BACKUP_LABEL, META};
+use super::{self as r, report, room, SpecPart, BACKUP_LABEL, META};
 use crate::apply::mount::Mount;
 use crate::apply::{self};
 use crate::blockdev;
@@ -159,45 +159,57 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         );
     }
     let pool_size = pool_size(&prov, &bindings, &pool)?;
-    if estimate > pool_size {
+
+    // What the pool holds now (nothing when it is about to be made), and the room in it.
+    let pool_node = blockdev::partition_node(&target_dev, pool.number);
+    let fresh_pool = makes_pool(&prov, pool.number);
+    let (room, plan_lines) = if fresh_pool {
+        (
+            room::fresh(estimate, pool_size),
+            source.plan_lines(None, &stamp),
+        )
+    } else {
+        let top = Mount::read_only(&pool_node, "btrfs", Some("subvolid=5"))
+            .context("mounting the pool to see what it holds")?;
+        let available = room::available_at(top.path())
+            .with_context(|| format!("reading the free space of {}", pool_node.display()))?;
+        let lines = source.plan_lines(Some(top.path()), &stamp);
+        top.close()?;
+        (room::existing(estimate, available), lines)
+    };
+    let plan_lines = plan_lines?;
+    if !room.fits() {
         source.close()?;
         bail!(
-            "the chosen points hold about {} but the pool {} has {}: not enough room",
+            "not enough room: the chosen points hold about {} and need about {} with Btrfs's \
+             metadata, but the pool {} ({}{}) holds about {} of files; restore fewer \
+             subvolumes (--subvol) or onto a bigger disk",
             human(estimate),
+            human(room.needed),
             pool.part.name,
-            human(pool_size)
+            human(pool_size),
+            if fresh_pool { "" } else { ", as it is now" },
+            human(room.usable)
         );
     }
     if let Some((dir, free)) = &args.room {
-        if estimate > *free {
+        if room.needed > *free {
             source.close()?;
             bail!(
-                "the chosen points hold about {} but {} has only {} free: not enough room",
-                human(estimate),
+                "not enough room: the chosen points need about {} but {} has only {} free",
+                human(room.needed),
                 dir.display(),
                 human(*free)
             );
         }
     }
     println!(
-        "  about {} to restore into {} ({})",
+        "  about {} to restore into {} ({}, about {} of it for files)",
         human(estimate),
         pool.part.name,
-        human(pool_size)
+        human(pool_size),
+        human(room.usable)
     );
-
-    // What the pool holds now (nothing when it is about to be made).
-    let pool_node = blockdev::partition_node(&target_dev, pool.number);
-    let fresh_pool = makes_pool(&prov, pool.number);
-    let plan_lines = if fresh_pool {
-        source.plan_lines(None, &stamp)
-    } else {
-        let top = Mount::read_only(&pool_node, "btrfs", Some("subvolid=5"))
-            .context("mounting the pool to see what it holds")?;
-        let lines = source.plan_lines(Some(top.path()), &stamp);
-        top.close()?;
-        lines
-    }?;
 
     println!("\nRestore plan");
     if prov.is_empty() {
@@ -238,9 +250,22 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     // Receive.
     let top = Mount::with_options(&pool_node, "btrfs", Some("subvolid=5"))
         .context("mounting the pool")?;
-    let restored = source.restore(top.path(), &stamp).context(
-        "the restore stopped; running the same command again keeps what is complete and finishes the rest",
-    );
+    let restored = source.restore(top.path(), &stamp).map_err(|err| {
+        if room::is_out_of_space(&err) {
+            // A re-run would fill the pool the same way: say what would help instead.
+            err.context(format!(
+                "the pool {} filled up during the restore (the estimate was about {}); running \
+                 it again cannot finish: restore fewer subvolumes (--subvol) or onto a bigger disk",
+                pool.part.name,
+                human(estimate)
+            ))
+        } else {
+            err.context(
+                "the restore stopped; running the same command again keeps what is complete \
+                 and finishes the rest",
+            )
+        }
+    });
     // The roots' fstabs follow a Btrfs UUID that had to be replaced (before the checks).
     let restored = restored.and_then(|()| {
         for line in rename_in_roots(&pool, top.path(), &renamed)? {

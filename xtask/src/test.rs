@@ -71,7 +71,7 @@ fn cargo_test(sh: &Shell) -> Result<()> {
 fn build_image(sh: &Shell) -> Result<()> {
     let report = image::build(sh, &image::Options::default())?;
     image::print_report(&report);
-    Ok(())
+    image::verify::checked(sh, &report.path)
 }
 
 fn qemu_scenarios(sh: &Shell) -> Result<()> {

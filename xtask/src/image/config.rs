@@ -55,12 +55,37 @@ pub struct Kernel {
     pub modules: Vec<String>,
 }
 
+/// The boot chain on the stick's ESP: signed loaders copied out of Debian packages, and
+/// where the second stage reads its configuration.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Boot {
     pub source: String,
+    pub files: Vec<BootFile>,
+    /// Where on the ESP the builder writes grub.cfg.
+    pub config: String,
+    pub netboot: NetbootLoader,
+}
+
+/// The second stage of the netboot directory: GRUB's network build, served under the name
+/// shim fetches (`grubx64.efi`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetbootLoader {
     pub package: String,
-    pub efi: String,
+    pub from: String,
+    /// Where (relative to the TFTP directory) that GRUB reads grub.cfg.
+    pub config: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootFile {
+    pub package: String,
+    /// Path inside the package.
+    pub from: String,
+    /// Path on the ESP.
+    pub to: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +132,14 @@ impl Rescue {
         };
         known("[kernel]", &self.kernel.source)?;
         known("[boot]", &self.boot.source)?;
+        if !self
+            .boot
+            .files
+            .iter()
+            .any(|f| f.to.eq_ignore_ascii_case("EFI/BOOT/BOOTX64.EFI"))
+        {
+            bail!("[boot] files must put a loader at EFI/BOOT/BOOTX64.EFI (the removable-media path firmware starts)");
+        }
         for set in &self.packages {
             known("[[packages]]", &set.source)?;
         }

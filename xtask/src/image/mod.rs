@@ -2,16 +2,21 @@
 //!
 //! Steps: package lists per source (cached) → dependency closure → .deb downloads
 //! (cached, verified) → staging root (dpkg-deb -x, strip, kernel modules + depmod,
-//! rootfs/ overlay, static lifeboat, configs) → initramfs (cpio newc + zstd) → GPT + FAT32
-//! image with systemd-boot, checked by sgdisk and fsck.vfat, renamed into place.
+//! rootfs/ overlay, static lifeboat, configs; every module's signature checked) → initramfs
+//! (cpio newc + zstd) → GPT + FAT32 image with the signed chain shim → GRUB → kernel,
+//! checked by sgdisk and fsck.vfat, renamed into place.
 
 mod apt;
 mod config;
 pub mod disk;
 mod host_apt;
 mod initramfs;
+pub mod iso;
 mod kernel;
+pub mod netboot;
 mod rootfs;
+pub mod signed;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -42,9 +47,15 @@ pub struct Options {
 pub struct Report {
     pub path: PathBuf,
     pub size: u64,
+    /// The hybrid ISO beside the image.
+    pub iso: PathBuf,
+    pub iso_size: u64,
     pub initrd_compressed: u64,
     pub initrd_raw: u64,
     pub sha256: String,
+    pub iso_sha256: String,
+    /// The netboot (TFTP) directory beside the image.
+    pub netboot: PathBuf,
     pub elapsed: Duration,
 }
 
@@ -61,7 +72,7 @@ pub fn default_output() -> Result<PathBuf> {
 pub fn run(sh: &Shell, options: &Options) -> Result<()> {
     let report = build(sh, options)?;
     print_report(&report);
-    Ok(())
+    verify::checked(sh, &report.path)
 }
 
 pub fn print_report(r: &Report) {
@@ -74,6 +85,13 @@ pub fn print_report(r: &Report) {
         r.elapsed.as_secs_f64()
     );
     println!("image: sha256 {}", r.sha256);
+    println!(
+        "image: ISO {} ({:.1} MiB), sha256 {}",
+        r.iso.display(),
+        mib(r.iso_size),
+        r.iso_sha256
+    );
+    println!("image: netboot directory {}", r.netboot.display());
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -185,14 +203,27 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
         );
     }
 
-    // systemd-boot.
+    // The signed boot chain, each file out of its Debian package.
     let broot = &roots[&rescue.boot.source];
-    let bdeb = broot.fetch(sh, std::slice::from_ref(&rescue.boot.package), &debs)?;
-    let bdir = work.join("boot");
-    rootfs::extract(sh, &bdeb, &bdir)?;
-    let efi_path = bdir.join(&rescue.boot.efi);
-    let loader = fs::read(&efi_path)
-        .with_context(|| format!("package {} has no {}", rescue.boot.package, rescue.boot.efi))?;
+    let mut unpacked = BTreeSet::new();
+    let mut signed_file = |package: &String, from: &str| -> Result<Vec<u8>> {
+        let dir = work.join("boot").join(package);
+        if unpacked.insert(package.clone()) {
+            let deb = broot.fetch(sh, std::slice::from_ref(package), &debs)?;
+            rootfs::extract(sh, &deb, &dir)?;
+        }
+        let bytes =
+            fs::read(dir.join(from)).with_context(|| format!("package {package} has no {from}"))?;
+        signed::check_pe_signed(&bytes)
+            .with_context(|| format!("{from} from package {package}"))?;
+        Ok(bytes)
+    };
+    let mut loaders = Vec::new();
+    for file in &rescue.boot.files {
+        loaders.push((file.to.clone(), signed_file(&file.package, &file.from)?));
+    }
+    let net = &rescue.boot.netboot;
+    let netgrub = signed_file(&net.package, &net.from)?;
 
     // The static lifeboat first: a compile error should not wait for the staging.
     let lifeboat = build_static_lifeboat(sh)?;
@@ -206,6 +237,9 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     rootfs::extract(sh, &live_debs, &live)?;
     rootfs::strip(&live)?;
     let load = kernel.install_modules(sh, &rescue.kernel.modules, &live)?;
+    // Under Secure Boot the kernel locks down and loads only signed modules: a module that
+    // lost its appended signature on the way (stripped, recompressed) would be refused.
+    let modules = signed::check_modules_signed(&live.join("lib/modules").join(&kernel.version))?;
     rootfs::overlay(&root_dir.join(&rescue.rootfs.overlay), &live)?;
     rootfs::fixups(&live)?;
     fs::create_dir_all(live.join("etc/lifeboat"))?;
@@ -219,7 +253,7 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     }
 
     println!(
-        "image: live root staged ({:.1} s)",
+        "image: live root staged, {modules} kernel modules all signed ({:.1} s)",
         start.elapsed().as_secs_f64()
     );
     let initrd = initramfs::build(&live, epoch, rescue.image.zstd_level)?;
@@ -232,7 +266,38 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
 
     let vmlinuz = fs::read(&kernel.vmlinuz)
         .with_context(|| format!("reading {}", kernel.vmlinuz.display()))?;
-    let files = esp_files(&rescue, loader, vmlinuz, initrd.compressed.clone());
+    signed::check_pe_signed(&vmlinuz)
+        .with_context(|| format!("kernel {}", kernel.vmlinuz.display()))?;
+    let iso = iso_path(&output);
+    iso::write(
+        sh,
+        &iso,
+        &work.join("iso"),
+        &iso::Inputs {
+            loaders: &loaders,
+            config: &rescue.boot.config,
+            cmdline: &rescue.image.cmdline,
+            vmlinuz: &vmlinuz,
+            initrd: &initrd.compressed,
+            label: &rescue.image.label,
+            volume_id: rescue.image.fat_volume_id,
+            epoch,
+        },
+    )?;
+    let iso_bytes = fs::read(&iso).with_context(|| format!("reading {}", iso.display()))?;
+    let netboot_dir = netboot::dir_for(&output);
+    netboot::write(
+        &netboot_dir,
+        &netboot::files(
+            &loaders,
+            &netgrub,
+            &net.config,
+            &rescue.image.cmdline,
+            &vmlinuz,
+            &initrd.compressed,
+        ),
+    )?;
+    let files = esp_files(&rescue, loaders, vmlinuz, initrd.compressed.clone());
     let content: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
     let layout = disk::layout(
         content,
@@ -253,10 +318,19 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
         size: bytes.len() as u64,
         sha256: apt::hex(&Sha256::digest(&bytes)),
         path: output,
+        iso,
+        iso_size: iso_bytes.len() as u64,
+        iso_sha256: apt::hex(&Sha256::digest(&iso_bytes)),
+        netboot: netboot_dir,
         initrd_compressed: initrd.compressed.len() as u64,
         initrd_raw: initrd.raw_len,
         elapsed: start.elapsed(),
     })
+}
+
+/// The hybrid ISO is written beside the raw image: `lifeboat-rescue.img` → `.iso`.
+pub fn iso_path(image: &Path) -> PathBuf {
+    image.with_extension("iso")
 }
 
 /// linux-image-amd64 depends on exactly the versioned package that holds the kernel.
@@ -273,29 +347,50 @@ fn kernel_package(sh: &Shell, root: &AptRoot, meta: &str) -> Result<String> {
     }
 }
 
-/// The ESP's files: loader, its configuration, kernel, initramfs, the `lifeboat/` folder.
+/// The ESP's files: the signed loaders, GRUB's configuration, kernel, initramfs, the
+/// `lifeboat/` folder.
 fn esp_files(
     rescue: &Rescue,
-    loader: Vec<u8>,
+    loaders: Vec<(String, Vec<u8>)>,
     vmlinuz: Vec<u8>,
     initrd: Vec<u8>,
 ) -> Vec<(String, Vec<u8>)> {
-    let loader_conf = "timeout 0\ndefault lifeboat.conf\neditor no\n";
-    let entry = format!(
-        "title lifeboat rescue\nlinux /vmlinuz\ninitrd /initrd.img\noptions {}\n",
-        rescue.image.cmdline
-    );
-    vec![
-        ("EFI/BOOT/BOOTX64.EFI".to_owned(), loader),
-        ("loader/loader.conf".to_owned(), loader_conf.into()),
-        ("loader/entries/lifeboat.conf".to_owned(), entry.into()),
+    let mut files = loaders;
+    files.extend([
+        (
+            rescue.boot.config.clone(),
+            grub_cfg(&rescue.image.cmdline).into(),
+        ),
         ("vmlinuz".to_owned(), vmlinuz),
         ("initrd.img".to_owned(), initrd),
         (
             "lifeboat/README.txt".to_owned(),
             RUN_README.replace('\n', "\r\n").into(),
         ),
-    ]
+    ]);
+    files
+}
+
+/// The kernel command line parameter that names the partition GRUB started from.
+pub const BOOT_PARTUUID_PARAM: &str = "lifeboat.boot_partuuid";
+
+/// GRUB's configuration: no menu, straight into the kernel. systemd-boot told the init
+/// which partition it came from (LoaderDevicePartUUID); GRUB sets no such variable, so the
+/// partition's GPT GUID goes on the command line (`$root` is the partition GRUB itself was
+/// loaded from). Should `probe` find nothing the parameter is empty and the init falls
+/// back to the FAT label.
+pub fn grub_cfg(cmdline: &str) -> String {
+    format!(
+        "# The lifeboat rescue stick (written by `cargo xtask image`; docs/rescue-image.md).\n\
+         set timeout=0\n\
+         set default=0\n\
+         probe --set=lifeboat_part --part-uuid ($root)\n\
+         export lifeboat_part\n\
+         menuentry \"lifeboat rescue\" {{\n\
+         \tlinux /vmlinuz {cmdline} {BOOT_PARTUUID_PARAM}=$lifeboat_part\n\
+         \tinitrd /initrd.img\n\
+         }}\n"
+    )
 }
 
 const RUN_README: &str = "\
@@ -350,20 +445,41 @@ fn build_static_lifeboat(sh: &Shell) -> Result<PathBuf> {
 /// Write `lifeboat/run` onto the ESP of a copy of an image: how the QEMU harness (and a
 /// user) makes the stick run a script instead of the menu.
 pub fn write_run_file(image: &Path, script: &str, mtime: u64) -> Result<()> {
+    write_esp_files(
+        image,
+        &[("lifeboat/run".to_owned(), script.as_bytes().to_vec())],
+        mtime,
+    )
+}
+
+/// Write (or overwrite) files on the ESP of an image this module made.
+pub fn write_esp_files(image: &Path, files: &[(String, Vec<u8>)], mtime: u64) -> Result<()> {
     let (offset, len) = disk::find_esp(image)?;
     let mut file = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(image)
         .with_context(|| format!("opening {}", image.display()))?;
-    lifeboat::apply::fat::write_files(
-        &mut file,
-        offset,
-        len,
-        &[("lifeboat/run".to_owned(), script.as_bytes().to_vec())],
-        mtime,
-    )
-    .with_context(|| format!("writing lifeboat/run into {}", image.display()))
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    lifeboat::apply::fat::write_files(&mut file, offset, len, files, mtime)
+        .with_context(|| format!("writing {} into {}", names.join(", "), image.display()))
+}
+
+/// A file from the ESP of an image this module made.
+pub fn read_esp_file(image: &Path, path: &str) -> Result<Vec<u8>> {
+    let (offset, len) = disk::find_esp(image)?;
+    let mut file = fs::File::open(image).with_context(|| format!("opening {}", image.display()))?;
+    lifeboat::apply::fat::read_file(&mut file, offset, len, path)
+        .with_context(|| format!("reading {path} from {}", image.display()))
+}
+
+/// Replace the stick's `EFI/BOOT/BOOTX64.EFI` (shim) by the same binary without its
+/// signature: what firmware with Secure Boot on must refuse.
+pub fn unsign_loader(image: &Path, mtime: u64) -> Result<()> {
+    let loader = "EFI/BOOT/BOOTX64.EFI";
+    let signed = read_esp_file(image, loader)?;
+    let plain = signed::strip_signature(&signed).context(loader)?;
+    write_esp_files(image, &[(loader.to_owned(), plain)], mtime)
 }
 
 #[cfg(test)]

@@ -6,9 +6,16 @@
 
 use std::path::Path;
 
+pub use super::scenario::Medium;
+
 pub const QEMU: &str = "qemu-system-x86_64";
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// Debian's Secure Boot build of OVMF (SMM, so the guest cannot write the key databases
+/// behind the firmware's back) and its variable store with Microsoft's keys enrolled and
+/// Secure Boot enforcing: firmware as PCs ship.
+pub const OVMF_CODE_SECBOOT: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+pub const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 /// Where the guest finds the scenario's S3 server (`http://10.0.2.100/`).
 pub const S3_GUEST: &str = "10.0.2.100:80";
 
@@ -18,14 +25,30 @@ pub const STICK_SERIAL: &str = "LIFEBOAT-STICK";
 pub struct Machine<'a> {
     /// A per-run copy of OVMF_VARS: the firmware writes boot variables into it.
     pub vars: &'a Path,
-    /// A per-run copy of the rescue image (raw); `None`: the stick is pulled.
+    /// A per-run copy of the rescue image (raw, or the ISO); `None`: the stick is pulled.
     pub stick: Option<&'a Path>,
+    /// How the stick is attached: USB, or a CD drive for the ISO.
+    pub medium: Medium,
+    /// A netboot directory served over QEMU's TFTP: the machine boots from the network.
+    pub tftp: Option<&'a Path>,
     /// In the order the guest should see them.
     pub disks: Vec<Drive<'a>>,
     pub memory_mib: u32,
     pub cpus: u32,
     /// The port on 127.0.0.1 of the scenario's S3 server, if it has one.
     pub s3_port: Option<u16>,
+    /// Secure Boot firmware ([`OVMF_CODE_SECBOOT`]); `vars` is then a copy of
+    /// [`OVMF_VARS_MS`].
+    pub secure_boot: bool,
+}
+
+/// The variable store a machine's per-run copy starts from.
+pub fn vars_template(secure_boot: bool) -> &'static str {
+    if secure_boot {
+        OVMF_VARS_MS
+    } else {
+        OVMF_VARS
+    }
 }
 
 /// One of the scenario's disks.
@@ -40,7 +63,7 @@ pub struct Drive<'a> {
 pub fn argv(m: &Machine<'_>) -> Vec<String> {
     let mut a: Vec<String> = [
         "-machine",
-        "q35",
+        if m.secure_boot { "q35,smm=on" } else { "q35" },
         "-accel",
         "tcg,thread=multi",
         "-nodefaults",
@@ -55,25 +78,65 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec();
-    a.push("-nic".into());
-    a.push(match m.s3_port {
-        // `cmd:` starts one nc per guest connection; a `tcp:` chardev would be a single
-        // stream that every connection of the guest (restic opens several) shares.
-        Some(port) => format!(
-            "user,model=virtio-net-pci,restrict=on,guestfwd=tcp:{S3_GUEST}-cmd:nc -N 127.0.0.1 {port}"
-        ),
-        None => "none".into(),
-    });
+    // `cmd:` starts one nc per guest connection; a `tcp:` chardev would be a single
+    // stream that every connection of the guest (restic opens several) shares.
+    let guestfwd = m
+        .s3_port
+        .map(|port| format!(",guestfwd=tcp:{S3_GUEST}-cmd:nc -N 127.0.0.1 {port}"));
+    if let Some(dir) = m.tftp {
+        // QEMU's own DHCP and TFTP serve the netboot directory; the NIC comes first in the
+        // boot order, and without QEMU's iPXE option ROM (unsigned: Secure Boot firmware
+        // refuses it) OVMF's own PXE client boots.
+        a.extend([
+            "-netdev".into(),
+            format!(
+                "user,id=net0,restrict=on,tftp={},bootfile={}{}",
+                dir.display(),
+                crate::image::netboot::BOOT_FILE,
+                guestfwd.unwrap_or_default()
+            ),
+            "-device".into(),
+            "virtio-net-pci,netdev=net0,bootindex=0,romfile=".into(),
+        ]);
+    } else {
+        a.push("-nic".into());
+        a.push(match guestfwd {
+            Some(fwd) => format!("user,model=virtio-net-pci,restrict=on{fwd}"),
+            None => "none".into(),
+        });
+    }
     a.extend(["-m".into(), m.memory_mib.to_string()]);
     a.extend(["-smp".into(), m.cpus.to_string()]);
+    if m.secure_boot {
+        // Only code running in SMM may write the flash: the variable store's keys hold.
+        a.extend([
+            "-global".into(),
+            "driver=cfi.pflash01,property=secure,value=on".into(),
+        ]);
+    }
+    let code = if m.secure_boot {
+        OVMF_CODE_SECBOOT
+    } else {
+        OVMF_CODE
+    };
     a.extend([
         "-drive".into(),
-        format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+        format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"),
         "-drive".into(),
         format!("if=pflash,format=raw,unit=1,file={}", m.vars.display()),
     ]);
     a.extend(["-device".into(), "qemu-xhci,id=xhci".into()]);
-    if let Some(stick) = m.stick {
+    if let (Some(iso), Medium::Cdrom) = (m.stick, m.medium) {
+        a.extend([
+            "-drive".into(),
+            format!(
+                "if=none,id=stick,format=raw,media=cdrom,readonly=on,file={}",
+                iso.display()
+            ),
+            "-device".into(),
+            "ide-cd,bus=ide.2,drive=stick,bootindex=0".into(),
+        ]);
+    } else if let Some(stick) = m.stick {
         a.extend([
             "-drive".into(),
             format!("if=none,id=stick,format=raw,file={}", stick.display()),
@@ -125,6 +188,9 @@ mod tests {
             memory_mib: 1024,
             cpus: 1,
             s3_port: None,
+            secure_boot: false,
+            medium: Medium::Usb,
+            tftp: None,
         });
         assert!(a.contains(
             &"virtio-blk-pci,drive=disk-disk1,serial=ATLANTIS-DISK1,logical_block_size=4096,physical_block_size=4096"
@@ -144,6 +210,9 @@ mod tests {
             memory_mib: 1536,
             cpus: 2,
             s3_port: None,
+            secure_boot: false,
+            medium: Medium::Usb,
+            tftp: None,
         });
         let line = a.join(" ");
         assert!(line.contains("-accel tcg,thread=multi"), "{line}");
@@ -180,6 +249,9 @@ mod tests {
             memory_mib: 1024,
             cpus: 1,
             s3_port: Some(41234),
+            secure_boot: false,
+            medium: Medium::Usb,
+            tftp: None,
         });
         let nic = a.iter().position(|x| x == "-nic").unwrap();
         assert_eq!(
@@ -198,9 +270,78 @@ mod tests {
             memory_mib: 1024,
             cpus: 2,
             s3_port: None,
+            secure_boot: false,
+            medium: Medium::Usb,
+            tftp: None,
         })
         .join(" ");
         assert!(!a.contains("usb-storage") && !a.contains("id=stick"), "{a}");
         assert!(a.contains("serial=ATLANTIS-DISK1"), "{a}");
+        assert!(!a.contains("smm=on") && !a.contains("secboot"), "{a}");
+    }
+
+    #[test]
+    fn secure_boot_firmware_has_smm_and_a_locked_flash() {
+        let a = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: Some(Path::new("/run/stick.img")),
+            disks: vec![],
+            memory_mib: 1536,
+            cpus: 1,
+            s3_port: None,
+            secure_boot: true,
+            medium: Medium::Usb,
+            tftp: None,
+        });
+        let line = a.join(" ");
+        assert!(line.contains("-machine q35,smm=on "), "{line}");
+        assert!(line.contains("-accel tcg"), "{line}");
+        assert!(
+            line.contains("-global driver=cfi.pflash01,property=secure,value=on"),
+            "{line}"
+        );
+        assert!(line.contains(&format!("readonly=on,file={OVMF_CODE_SECBOOT}")));
+        assert!(!line.contains(&format!("file={OVMF_CODE} ")));
+        assert_eq!(vars_template(true), OVMF_VARS_MS);
+        let cd = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: Some(Path::new("/run/stick.iso")),
+            disks: vec![],
+            memory_mib: 1536,
+            cpus: 1,
+            s3_port: None,
+            secure_boot: true,
+            medium: Medium::Cdrom,
+            tftp: None,
+        })
+        .join(" ");
+        assert!(
+            cd.contains("media=cdrom,readonly=on,file=/run/stick.iso"),
+            "{cd}"
+        );
+        assert!(
+            cd.contains("ide-cd,bus=ide.2,drive=stick,bootindex=0"),
+            "{cd}"
+        );
+        assert!(!cd.contains("usb-storage"), "{cd}");
+        let net = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: None,
+            disks: vec![],
+            memory_mib: 1536,
+            cpus: 1,
+            s3_port: None,
+            secure_boot: true,
+            medium: Medium::Netboot,
+            tftp: Some(Path::new("/run/netboot")),
+        });
+        let netdev = net.iter().position(|x| x == "-netdev").unwrap();
+        assert_eq!(
+            net[netdev + 1],
+            "user,id=net0,restrict=on,tftp=/run/netboot,bootfile=bootx64.efi"
+        );
+        assert!(net.contains(&"virtio-net-pci,netdev=net0,bootindex=0,romfile=".to_owned()));
+        assert!(!net.contains(&"-nic".to_owned()));
+        assert_eq!(vars_template(false), OVMF_VARS);
     }
 }

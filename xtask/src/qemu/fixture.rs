@@ -96,8 +96,9 @@ struct BootFiles {
     busybox: Vec<u8>,
 }
 
-/// systemd-boot, the kernel and the initramfs from the stick's ESP; busybox out of that
-/// initramfs.
+/// The kernel and the initramfs from the stick's ESP; busybox and systemd-boot (the one
+/// provisioning installs on a machine's ESPs; the stick itself boots through shim and GRUB)
+/// out of that initramfs.
 fn from_stick(stick: &Path) -> Result<BootFiles> {
     let (offset, len) = find_esp(stick)?;
     let mut file = fs::File::open(stick)?;
@@ -105,10 +106,13 @@ fn from_stick(stick: &Path) -> Result<BootFiles> {
         lifeboat::apply::fat::read_file(&mut file, offset, len, path)
             .with_context(|| format!("reading {path} from {}", stick.display()))
     };
-    let loader = read("EFI/BOOT/BOOTX64.EFI")?;
     let vmlinuz = read("vmlinuz")?;
     let initrd = read("initrd.img")?;
-    let busybox = busybox_from(&initrd)?;
+    let busybox = from_initrd(&initrd, "bin/busybox")?;
+    let loader = from_initrd(
+        &initrd,
+        lifeboat::boot::loader::SYSTEMD_BOOT.trim_start_matches('/'),
+    )?;
     Ok(BootFiles {
         loader,
         vmlinuz,
@@ -117,8 +121,9 @@ fn from_stick(stick: &Path) -> Result<BootFiles> {
     })
 }
 
-fn busybox_from(initrd: &[u8]) -> Result<Vec<u8>> {
-    let mut wanted = "bin/busybox".to_owned();
+/// A file of the stick's initramfs, following a symlink.
+fn from_initrd(initrd: &[u8], path: &str) -> Result<Vec<u8>> {
+    let mut wanted = path.to_owned();
     // One symlink hop (a merged /usr keeps it in usr/bin).
     for _ in 0..2 {
         let mut input = zstd::stream::read::Decoder::new(initrd)?;
@@ -150,7 +155,7 @@ fn busybox_from(initrd: &[u8]) -> Result<Vec<u8>> {
             }
         }
     }
-    bail!("busybox in the stick's initramfs is a chain of symlinks")
+    bail!("{path} in the stick's initramfs is a chain of symlinks")
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {

@@ -90,6 +90,8 @@ fn preflight() -> Result<()> {
     for (path, package) in [
         (argv::OVMF_CODE, "ovmf"),
         (argv::OVMF_VARS, "ovmf"),
+        (argv::OVMF_CODE_SECBOOT, "ovmf"),
+        (argv::OVMF_VARS_MS, "ovmf"),
         ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
         ("/usr/bin/qemu-img", "qemu-utils"),
     ] {
@@ -119,7 +121,8 @@ pub fn run_scenario(
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
     let vars = dir.join("OVMF_VARS.fd");
-    fs::copy(argv::OVMF_VARS, &vars).context("copying the OVMF variable store")?;
+    fs::copy(argv::vars_template(scenario.secure_boot), &vars)
+        .context("copying the OVMF variable store")?;
     let mut disks = Vec::new();
     let mut home_sha256 = None;
     for disk in &scenario.disks {
@@ -148,6 +151,7 @@ pub fn run_scenario(
     };
 
     let stick = dir.join("stick.img");
+    let netboot = dir.join("netboot");
     let mut outcome = Outcome {
         name: name.clone(),
         elapsed: Duration::ZERO,
@@ -181,15 +185,36 @@ pub fn run_scenario(
         };
         if boot.stick {
             // A fresh copy each boot: the run file is this boot's.
-            fs::copy(image, &stick)
-                .with_context(|| format!("copying the rescue image {}", image.display()))?;
-            if let Some(script) = &boot.run {
+            let from = match boot.medium {
+                scenario::Medium::Usb => image.to_path_buf(),
+                scenario::Medium::Cdrom | scenario::Medium::IsoUsb => image::iso_path(image),
+                scenario::Medium::Netboot => image::netboot::dir_for(image),
+            };
+            if boot.medium == scenario::Medium::Netboot {
+                image::netboot::copy(&from, &netboot)?;
+                if let Some(script) = &boot.run {
+                    fs::create_dir_all(netboot.join("lifeboat"))?;
+                    fs::write(netboot.join("lifeboat/run"), script)
+                        .context("writing lifeboat/run into the netboot directory")?;
+                }
+            } else {
+                fs::copy(&from, &stick)
+                    .with_context(|| format!("copying the rescue image {}", from.display()))?;
+            }
+            if let (Some(script), scenario::Medium::Usb) = (&boot.run, boot.medium) {
                 image::write_run_file(&stick, script, 1_767_225_600)?;
+            }
+            if boot.stick_loader == scenario::StickLoader::Unsigned {
+                image::unsign_loader(&stick, 1_767_225_600)?;
             }
         }
         let machine = argv::Machine {
             vars: &vars,
-            stick: boot.stick.then_some(stick.as_path()),
+            stick: (boot.stick && boot.medium != scenario::Medium::Netboot)
+                .then_some(stick.as_path()),
+            medium: boot.medium,
+            tftp: (boot.stick && boot.medium == scenario::Medium::Netboot)
+                .then_some(netboot.as_path()),
             disks: disks
                 .iter()
                 .map(|(d, _, f)| argv::Drive {
@@ -205,6 +230,7 @@ pub fn run_scenario(
             // boot-entries); one vCPU boots the scenarios as fast.
             cpus: 1,
             s3_port: s3.as_ref().map(|s| s.port),
+            secure_boot: scenario.secure_boot,
         };
         let args = argv::argv(&machine);
         let log_path = if boots == 1 {
@@ -213,10 +239,24 @@ pub fn run_scenario(
             dir.join(format!("console-{}.log", n + 1))
         };
         println!(
-            "qemu: {which}{}{} disk(s), stick {}, timeout {} s; console log {}",
+            "qemu: {which}{}{} disk(s), stick {}{}, timeout {} s; console log {}",
             if which.is_empty() { "" } else { ": " },
             disks.len(),
-            if boot.stick { "in" } else { "pulled" },
+            match (boot.stick, boot.stick_loader) {
+                (false, _) => "pulled",
+                (true, _) if boot.medium == scenario::Medium::Cdrom => "the ISO in the CD drive",
+                (true, _) if boot.medium == scenario::Medium::IsoUsb => "in (the ISO dd'd onto it)",
+                (true, _) if boot.medium == scenario::Medium::Netboot => {
+                    "pulled, booting from the network (TFTP)"
+                }
+                (true, scenario::StickLoader::Signed) => "in",
+                (true, scenario::StickLoader::Unsigned) => "in (its shim unsigned)",
+            },
+            if scenario.secure_boot {
+                ", Secure Boot enforcing"
+            } else {
+                ""
+            },
             boot.timeout_secs,
             log_path.display()
         );
@@ -347,7 +387,12 @@ fn boot_and_watch(
         }
     });
 
-    let mut watcher = Watcher::new(&boot.expect, &scenario.forbid);
+    let mut forbid = scenario.forbid.clone();
+    forbid.extend(boot.forbid.iter().cloned());
+    if boot.refused {
+        forbid.extend(scenario::STARTED.iter().map(|s| s.to_string()));
+    }
+    let mut watcher = Watcher::new(&boot.expect, &forbid);
     let deadline = start + Duration::from_secs(boot.timeout_secs);
     let fail = |why: String, watcher: &Watcher| -> anyhow::Error {
         anyhow::anyhow!(
@@ -356,7 +401,7 @@ fn boot_and_watch(
             log_path.display()
         )
     };
-    let menu_only = boot.is_menu();
+    let menu_only = boot.ends_when_expected();
     loop {
         if let Err(err) = interrupt::check() {
             return Err(err.context(format!("scenario {name} stopped")));

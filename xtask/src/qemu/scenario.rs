@@ -24,6 +24,8 @@ pub struct Scenario {
     pub disks: Vec<Disk>,
     /// Buckets of an S3 server the guest reaches at http://10.0.2.100/ (none: no network).
     pub s3_buckets: Vec<String>,
+    /// Firmware with Secure Boot enforcing and Microsoft's keys enrolled, as PCs ship.
+    pub secure_boot: bool,
     /// Boots of the same machine, one after another: disks and firmware variables (boot
     /// entries, BootOrder) carry over from one to the next.
     pub boots: Vec<Boot>,
@@ -48,13 +50,59 @@ pub struct Boot {
     /// same size and serial: a dead disk swapped.
     #[serde(default)]
     pub replace: Vec<String>,
+    /// Which first-stage loader the stick carries as EFI/BOOT/BOOTX64.EFI.
+    #[serde(default)]
+    pub stick_loader: StickLoader,
+    /// The firmware must refuse to start the stick: the boot ends once every `expect` line
+    /// (the firmware's) has appeared, and fails if the rescue system starts.
+    #[serde(default)]
+    pub refused: bool,
+    /// Console text that fails this boot (besides the scenario's `forbid`).
+    #[serde(default)]
+    pub forbid: Vec<String>,
+    /// What the rescue system boots from when `stick` is true.
+    #[serde(default)]
+    pub medium: Medium,
 }
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Medium {
+    /// The raw image on a USB stick.
+    #[default]
+    Usb,
+    /// The hybrid ISO in a virtual CD drive (AHCI, first in the boot order).
+    Cdrom,
+    /// The hybrid ISO written to a USB stick as it is (`dd`).
+    IsoUsb,
+    /// No stick: the firmware boots from the network, the netboot directory served by
+    /// QEMU's TFTP; `run` becomes that directory's lifeboat/run.
+    Netboot,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StickLoader {
+    /// The image's Microsoft-signed shim.
+    #[default]
+    Signed,
+    /// The same shim with its signature cut off.
+    Unsigned,
+}
+
+/// What shows that the rescue system started; a `refused` boot fails on it.
+pub const STARTED: &[&str] = &["LIFEBOAT-RUN-START", "LIFEBOAT-MENU-READY"];
 
 impl Boot {
     /// The menu runs until it is stopped: such a boot ends once everything expected has
     /// appeared. Every other boot must end with its run script's LIFEBOAT-RUN-EXIT 0.
     pub fn is_menu(&self) -> bool {
-        self.stick && self.run.is_none()
+        self.stick && self.run.is_none() && !self.refused
+    }
+
+    /// Whether the boot ends as soon as every expected line has appeared.
+    pub fn ends_when_expected(&self) -> bool {
+        self.is_menu() || self.refused
     }
 }
 
@@ -83,6 +131,8 @@ struct File {
     boots: Vec<Boot>,
     #[serde(default)]
     s3_buckets: Vec<String>,
+    #[serde(default)]
+    secure_boot: bool,
 }
 
 fn default_memory() -> u32 {
@@ -177,6 +227,10 @@ impl Scenario {
                 expect: file.expect.context("`expect` is missing")?,
                 stick: true,
                 replace: vec![],
+                stick_loader: StickLoader::Signed,
+                refused: false,
+                forbid: vec![],
+                medium: Medium::Usb,
             }],
         };
         let scenario = Scenario {
@@ -186,6 +240,7 @@ impl Scenario {
             memory_mib: file.memory_mib,
             disks: file.disks,
             s3_buckets: file.s3_buckets,
+            secure_boot: file.secure_boot,
             boots,
         };
         scenario.check()?;
@@ -219,6 +274,25 @@ impl Scenario {
                 .any(|d| d.content == Content::AtlantisFixture);
             if !fixture && boot.expect.iter().any(|e| e.contains(HOME_SHA256)) {
                 bail!("{which}`expect` names {HOME_SHA256} but no disk has content = \"atlantis-fixture\"");
+            }
+            if boot.refused && !boot.stick {
+                bail!("{which}`refused` needs the stick: it is the stick the firmware must refuse");
+            }
+            if boot.stick_loader != StickLoader::Signed && !boot.stick {
+                bail!("{which}`stick_loader` needs the stick");
+            }
+            if matches!(boot.medium, Medium::Cdrom | Medium::IsoUsb)
+                && (boot.run.is_some() || boot.stick_loader != StickLoader::Signed)
+            {
+                bail!(
+                    "{which}`run` and `stick_loader` need medium = \"usb\": the ISO is read-only"
+                );
+            }
+            if boot.medium == Medium::Netboot && boot.stick_loader != StickLoader::Signed {
+                bail!("{which}`stick_loader` needs medium = \"usb\"");
+            }
+            if let Some(blank) = boot.forbid.iter().find(|e| e.trim().is_empty()) {
+                bail!("{which}`forbid` entries must not be blank (found {blank:?})");
             }
             if n == 0 && !boot.stick {
                 bail!("boot 1 has no stick: nothing would be on the disks to boot");
@@ -419,6 +493,41 @@ serial = "ATLANTIS-DISK1"
             let err = format!("{:#}", Scenario::parse("x", &text).unwrap_err());
             assert!(err.contains(said), "{said}: {err}");
         }
+    }
+
+    #[test]
+    fn a_refused_boot_ends_at_the_firmware_and_needs_the_stick() {
+        let text = r#"
+description = "d"
+secure_boot = true
+[[boot]]
+timeout_secs = 60
+stick_loader = "unsigned"
+refused = true
+expect = ["Access Denied"]
+forbid = ["Welcome to GRUB"]
+[[boot]]
+timeout_secs = 60
+run = "true"
+expect = ["x"]
+"#;
+        let s = Scenario::parse("x", text).unwrap();
+        assert!(s.secure_boot);
+        assert_eq!(s.boots[0].stick_loader, StickLoader::Unsigned);
+        assert!(s.boots[0].ends_when_expected() && !s.boots[0].is_menu());
+        assert_eq!(s.boots[0].medium, Medium::Usb);
+        let cd = text.replacen("refused = true", "refused = true\nmedium = \"cdrom\"", 1);
+        let err = Scenario::parse("x", &cd).unwrap_err().to_string();
+        assert!(err.contains("the ISO is read-only"), "{err}");
+        assert_eq!(s.boots[0].forbid, ["Welcome to GRUB"]);
+        assert_eq!(s.boots[1].stick_loader, StickLoader::Signed);
+        assert!(!s.boots[1].ends_when_expected());
+        assert!(!Scenario::parse("x", GOOD).unwrap().secure_boot);
+        let pulled = text.replacen("refused = true", "refused = true\nstick = false", 1);
+        let err = Scenario::parse("x", &pulled).unwrap_err().to_string();
+        assert!(err.contains("`refused` needs the stick"), "{err}");
+        let typo = text.replace("\"unsigned\"", "\"unsinged\"");
+        assert!(Scenario::parse("x", &typo).is_err());
     }
 
     #[test]
