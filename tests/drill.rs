@@ -54,8 +54,8 @@ struct StickFiles {
     busybox: Vec<u8>,
 }
 
-/// systemd-boot, the kernel and the initramfs from the stick's ESP (found by sfdisk, read
-/// with mtools), busybox out of that initramfs.
+/// The kernel and the initramfs from the stick's ESP (found by sfdisk, read with mtools),
+/// busybox and systemd-boot out of that initramfs.
 fn stick_files(stick: &Path) -> StickFiles {
     let table: serde_json::Value =
         serde_json::from_str(&run(&["sfdisk", "--json", stick.to_str().unwrap()])).unwrap();
@@ -78,9 +78,14 @@ fn stick_files(stick: &Path) -> StickFiles {
         out.stdout
     };
     let initrd = read("initrd.img");
-    let busybox = busybox_from(&initrd);
+    let busybox = from_initrd(&initrd, "bin/busybox");
+    // systemd-boot as provisioning installs it (the stick itself may boot through shim).
+    let loader = from_initrd(
+        &initrd,
+        lifeboat::boot::loader::SYSTEMD_BOOT.trim_start_matches('/'),
+    );
     StickFiles {
-        loader: read("EFI/BOOT/BOOTX64.EFI"),
+        loader,
         vmlinuz: read("vmlinuz"),
         initrd,
         busybox,
@@ -111,14 +116,14 @@ fn newc_entries(bytes: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
     out
 }
 
-fn busybox_from(initrd: &[u8]) -> Vec<u8> {
+fn from_initrd(initrd: &[u8], path: &str) -> Vec<u8> {
     let mut raw = Vec::new();
     zstd::stream::read::Decoder::new(initrd)
         .unwrap()
         .read_to_end(&mut raw)
         .unwrap();
     let entries = newc_entries(&raw);
-    let mut wanted = "bin/busybox".to_owned();
+    let mut wanted = path.to_owned();
     for _ in 0..3 {
         let (_, mode, data) = entries
             .iter()
@@ -138,7 +143,7 @@ fn busybox_from(initrd: &[u8]) -> Vec<u8> {
                 .to_string(),
         };
     }
-    panic!("busybox in the stick's initramfs is a chain of symlinks")
+    panic!("{path} in the stick's initramfs is a chain of symlinks")
 }
 
 /// A zstd-compressed newc archive with one executable file, `init` (the kernel finds a
