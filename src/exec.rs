@@ -221,6 +221,21 @@ impl Cmd {
     /// programs (`btrfs send | btrfs receive` through lifeboat). stderr is collected on a
     /// thread so that a chatty program never blocks; [`Running::finish`] reports it.
     pub fn spawn(&self, stdin: bool, stdout: bool) -> Result<Running, ExecError> {
+        let mut running = self.spawn_inner(stdout, Some(stdin))?;
+        let mut err_pipe = running.child.stderr.take();
+        running.stderr = Some(std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(pipe) = err_pipe.as_mut() {
+                let _ = std::io::Read::read_to_string(pipe, &mut text);
+            }
+            text
+        }));
+        Ok(running)
+    }
+
+    /// The child with stderr piped (and not yet read); stdin piped when `Some(true)`.
+    fn spawn_inner(&self, stdout: bool, stdin: Option<bool>) -> Result<Running, ExecError> {
+        let stdin = stdin.unwrap_or(false);
         runlog::line(&format!("$ {self} (streaming)"));
         let pipe_or_null = |piped: bool| {
             if piped {
@@ -237,20 +252,45 @@ impl Cmd {
             .stdout(pipe_or_null(stdout))
             .stderr(Stdio::piped());
         self.bind_lifetime(&mut command);
-        let mut child = command.spawn().map_err(|source| self.io_error(source))?;
-        let mut err_pipe = child.stderr.take();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(pipe) = err_pipe.as_mut() {
-                let _ = std::io::Read::read_to_string(pipe, &mut text);
-            }
-            text
-        });
+        let child = command.spawn().map_err(|source| self.io_error(source))?;
         Ok(Running {
             cmd: self.clone(),
             child,
-            stderr: Some(stderr),
+            stderr: None,
         })
+    }
+
+    /// Like [`Cmd::spawn`] (stdin closed), but the program is stopped as soon as a line of
+    /// its stderr makes `stop` true: a program that retries what cannot get better
+    /// (restic 0.17+ retries a certificate failure for 15 minutes) fails at once instead.
+    pub fn spawn_watched(
+        &self,
+        stdout: bool,
+        stop: fn(&str) -> bool,
+    ) -> Result<Running, ExecError> {
+        let mut running = self.spawn_inner(stdout, None)?;
+        let pid = nix::unistd::Pid::from_raw(running.child.id() as i32);
+        let mut err_pipe = running.child.stderr.take();
+        running.stderr = Some(std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(pipe) = err_pipe.as_mut() {
+                let mut lines = std::io::BufReader::new(pipe);
+                let mut line = String::new();
+                let mut stopped = false;
+                while std::io::BufRead::read_line(&mut lines, &mut line).is_ok_and(|n| n > 0) {
+                    if !stopped && stop(&line) {
+                        // The child is not reaped before this thread is joined: the pid
+                        // is still ours.
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        stopped = true;
+                    }
+                    text.push_str(&line);
+                    line.clear();
+                }
+            }
+            text
+        }));
+        Ok(running)
     }
 
     /// The error for a finished run that did not succeed.

@@ -234,6 +234,64 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
     setup
 }
 
+impl Step {
+    /// The spec disk this step writes; `None` for the boot entries, which live in the
+    /// firmware and name every ESP.
+    fn writes(&self) -> Option<&str> {
+        match self {
+            Step::Fstab { pool, .. } => Some(&pool.disk),
+            Step::Loader { esp } => Some(&esp.disk),
+            Step::Mirror { to, .. } => Some(&to.disk),
+            Step::Entries => None,
+        }
+    }
+}
+
+/// The setup limited to the disks of `--only` (all of them when `only` is empty): a step
+/// that writes another disk becomes a notice, and so do the boot entries when none of the
+/// selected disks holds an ESP. `--only usb` on a machine whose disk1 is already set up
+/// must not mirror a factory ESP0 over disk1's ESP1.
+pub fn within(setup: Setup, spec: &Spec, only: &[String]) -> Setup {
+    if only.is_empty() {
+        return setup;
+    }
+    let selected = |id: &str| only.iter().any(|o| o == id);
+    let esp_selected = spec
+        .disks
+        .iter()
+        .any(|d| selected(&d.id) && d.partitions.iter().any(|p| p.part_type == PartType::Esp));
+    let mut out = Setup {
+        steps: Vec::new(),
+        notices: setup.notices,
+    };
+    // The mirror copies the first ESP as the loader step leaves it, and the entries point at
+    // the loaders: once a loader or mirror step is left out, the later ones are too (a
+    // mirror of a factory ESP0 without our loader would empty ESP1 of its own).
+    let mut esp_left_out = false;
+    for step in setup.steps {
+        let kept = match (&step, step.writes()) {
+            (Step::Fstab { .. }, Some(disk)) => selected(disk),
+            (Step::Mirror { .. } | Step::Entries, _) if esp_left_out => false,
+            (_, Some(disk)) => selected(disk),
+            (_, None) => esp_selected,
+        };
+        if !kept && matches!(step, Step::Loader { .. } | Step::Mirror { .. }) {
+            esp_left_out = true;
+        }
+        if kept {
+            out.steps.push(step);
+        } else {
+            out.notices.push(format!(
+                "{}: not selected (--only {}); `lifeboat provision {}` without --only does it",
+                step.describe(),
+                only.join(" --only "),
+                spec.file.display()
+            ));
+        }
+    }
+    out
+}
+
 /// Carry out `steps` in order through `run`, stopping at the first that fails: a later
 /// step points at what an earlier one makes (the boot entries at the loader, the mirror at
 /// the first ESP), so going on would leave the firmware booting first into a loader that
@@ -297,6 +355,38 @@ mod tests {
 
     fn roots() -> Vec<String> {
         vec!["@rootTW".into(), "@rootF41".into(), "@rootNobara".into()]
+    }
+
+    #[test]
+    fn only_the_selected_disks_get_boot_steps() {
+        let spec = atlantis();
+        // disk1 set up and booting; ESP0 on the factory disk without our loader.
+        let mut f = facts(&["disk0", "disk1", "usb"]);
+        f.on_disk.fstabs = roots();
+        f.on_disk.loaders = vec![("disk1".to_owned(), 1)];
+        let whole = plan(&spec, &f);
+        assert!(
+            whole
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Mirror { to, .. } if to.disk == "disk1")),
+            "{whole:?}"
+        );
+        let usb = within(whole.clone(), &spec, &["usb".to_owned()]);
+        assert!(usb.steps.is_empty(), "--only usb wrote boot steps: {usb:?}");
+        assert!(usb
+            .notices
+            .iter()
+            .any(|n| n.contains("mirror") && n.contains("not selected (--only usb)")));
+        // --only disk1: ESP0's loader is not installed, so ESP0 is not mirrored onto ESP1.
+        let disk1 = within(whole.clone(), &spec, &["disk1".to_owned()]);
+        assert!(
+            disk1.steps.iter().all(|s| matches!(s, Step::Fstab { .. })),
+            "{disk1:?}"
+        );
+        let disk0 = within(whole.clone(), &spec, &["disk0".to_owned()]);
+        assert!(disk0.steps.iter().all(|s| s.writes() != Some("disk1")));
+        assert_eq!(within(whole.clone(), &spec, &[]), whole);
     }
 
     fn pool() -> PartAt {

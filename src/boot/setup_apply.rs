@@ -77,14 +77,18 @@ pub fn render(setup: &Setup) -> String {
 /// here is the one extra look the steps really need: provisioning just made the tables,
 /// filesystems and subvolumes that the setup works on, and the probe made before it saw
 /// none of them. Stops at the first step that fails, with one sentence naming it.
-pub fn run(spec: &Spec, disks: &[(String, std::path::PathBuf)]) -> Result<()> {
+pub fn run(spec: &Spec, disks: &[(String, std::path::PathBuf)], only: &[String]) -> Result<()> {
     crate::apply::pause_at("pause-before:boot-setup");
     let bindings = crate::machine::bind_disks(spec, disks, &[], true)?;
     let done = Plan {
         spec: spec.file.clone(),
         disks: Vec::new(),
     };
-    let setup = setup::plan(spec, &facts(spec, &bindings, &done));
+    let setup = setup::within(
+        setup::plan(spec, &facts(spec, &bindings, &done)),
+        spec,
+        only,
+    );
     let result = setup::carry_out(&setup.steps, |step| {
         println!("\nBoot setup: {}", step.describe());
         runlog::line(&format!("boot setup: {}", step.describe()));
@@ -172,7 +176,12 @@ fn mirror(bindings: &[Binding], from: &PartAt, to: &PartAt) -> Result<()> {
     result
 }
 
-/// The setup the disks need once `pending` is carried out (see [`setup::plan`]).
-pub fn plan(spec: &Spec, bindings: &[Binding], pending: &Plan) -> Setup {
-    setup::plan(spec, &facts(spec, bindings, pending))
+/// The setup the disks of `only` (all when empty) need once `pending` is carried out (see
+/// [`setup::plan`] and [`setup::within`]).
+pub fn plan(spec: &Spec, bindings: &[Binding], pending: &Plan, only: &[String]) -> Setup {
+    setup::within(
+        setup::plan(spec, &facts(spec, bindings, pending)),
+        spec,
+        only,
+    )
 }

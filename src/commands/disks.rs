@@ -22,8 +22,8 @@ pub fn disks(args: &DisksArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<14} {:>10}  {:<24} {:<22} {:<20} contents",
-        "device", "size", "serial", "wwn", "model"
+        "{:<14} {:<6} {:>10}  {:<24} {:<22} {:<20} contents",
+        "device", "bus", "size", "serial", "wwn", "model"
     );
     for d in disks {
         let contents = match &d.table {
@@ -49,8 +49,9 @@ pub fn disks(args: &DisksArgs) -> Result<()> {
         };
         let busy = if d.busy.is_empty() { "" } else { ", in use" };
         println!(
-            "{:<14} {:>10}  {:<24} {:<22} {:<20} {contents}{busy}",
+            "{:<14} {:<6} {:>10}  {:<24} {:<22} {:<20} {contents}{busy}",
             d.path.display(),
+            d.bus.name(),
             human(d.size),
             d.serial.as_deref().unwrap_or("-"),
             d.wwn.as_deref().unwrap_or("-"),

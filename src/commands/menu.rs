@@ -38,6 +38,7 @@ pub fn menu(args: &MenuArgs) -> Result<()> {
                 crate::boot::efivars::EFIVARS
             ))
         );
+        println!("{}", network_line());
         let choice = dialoguer::Select::with_theme(&SimpleTheme)
             .with_prompt("What now? (arrow keys or j/k, Enter)")
             .items(ENTRIES)
@@ -153,4 +154,58 @@ fn sync_esps(spec_path: &Path) -> Result<()> {
     to.close()?;
     from.close()?;
     result
+}
+
+/// The addresses the init's DHCP got (it runs in the background: shown each time the menu
+/// comes back, so a late lease appears).
+fn network_line() -> String {
+    let text = Cmd::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .read()
+        .unwrap_or_default();
+    match addresses(&text).as_slice() {
+        [] => {
+            "network: no address (no wired link got a DHCP lease; the shell has `ip` and `udhcpc`)"
+                .into()
+        }
+        found => format!(
+            "network: {}",
+            found
+                .iter()
+                .map(|(link, addr)| format!("{link} {addr}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `ip -o -4 addr` lines → (link, address/prefix).
+fn addresses(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let link = words.get(1)?.trim_end_matches(':');
+            let at = words.iter().position(|w| *w == "inet")?;
+            Some((link.to_owned(), (*words.get(at + 1)?).to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_from_ip_oneline() {
+        let text = "2: eth0    inet 10.0.2.15/24 brd 10.0.2.255 scope global eth0\\       valid_lft forever preferred_lft forever\n\
+                    3: enp3s0    inet 192.168.1.20/24 scope global enp3s0\n";
+        assert_eq!(
+            addresses(text),
+            [
+                ("eth0".to_owned(), "10.0.2.15/24".to_owned()),
+                ("enp3s0".to_owned(), "192.168.1.20/24".to_owned())
+            ]
+        );
+        assert!(addresses("").is_empty());
+    }
 }

@@ -18,7 +18,7 @@ pub fn plan(args: &PlanArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
-        let boot = provision_boot::plan(&spec, &bindings, &plan);
+        let boot = provision_boot::plan(&spec, &bindings, &plan, &args.selection.only);
         print!("{}", show(&plan, &boot));
     }
     Ok(())
@@ -64,7 +64,7 @@ fn show(plan: &Plan, boot: &Setup) -> String {
 pub fn provision(args: &ProvisionArgs) -> Result<()> {
     let log = runlog::start("provision").ok();
     let (spec, bindings, plan, _locks) = make_plan(&args.selection, true)?;
-    let boot = provision_boot::plan(&spec, &bindings, &plan);
+    let boot = provision_boot::plan(&spec, &bindings, &plan, &args.selection.only);
     print!("{}", show(&plan, &boot));
     if (plan.is_empty() && boot.steps.is_empty()) || args.dry_run {
         return Ok(());
@@ -89,7 +89,7 @@ pub fn provision(args: &ProvisionArgs) -> Result<()> {
                 .join(", ")
         );
     }
-    let booted = provision_boot::run(&spec, &args.selection.disks);
+    let booted = provision_boot::run(&spec, &args.selection.disks, &args.selection.only);
     if let Some(path) = log {
         println!("Log: {}", path.display());
     }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::probe::{Device, Table};
+use crate::probe::{Bus, Device, Table};
 use crate::spec::Spec;
 
 pub fn spec() -> Spec {
@@ -19,6 +19,7 @@ pub fn blank_device(name: &str, size: u64) -> Device {
         kernel_name: name.into(),
         size,
         sector_size: 512,
+        bus: Bus::Virtio,
         serial: None,
         wwn: None,
         model: None,

@@ -6,10 +6,15 @@ use crate::apply::gpt_table;
 use crate::blockdev::{self, sysfs_dir};
 use crate::exec::Cmd;
 
+use super::identity;
 use super::parse::{self, blkid_export};
 use super::{Device, KernelPartition, Orphan, Part, ProbeError, Table};
 
 const MIB: u64 = 1 << 20;
+
+/// The real sysfs; the identity lookup takes it as a parameter so that tests can give it
+/// a fixture tree.
+const SYS: &str = "/sys";
 
 /// Where partitioning tools put partitions on disks like ours, looked at for filesystems
 /// on a disk that looks blank: 1 MiB (every tool since 2010), a few more MiB (RAID and
@@ -45,21 +50,7 @@ pub fn device(path: &Path) -> Result<Device, ProbeError> {
     }
     let size = read_u64(&sys.join("size"))? * 512;
     let sector_size = read_u64(&sys.join("queue/logical_block_size")).unwrap_or(512);
-    let attr = |rel: &str| -> Option<String> {
-        std::fs::read_to_string(sys.join(rel))
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-    };
-    let serial = attr("serial")
-        .or_else(|| attr("device/serial"))
-        .or_else(|| {
-            std::fs::read(sys.join("device/vpd_pg80"))
-                .ok()
-                .and_then(|b| parse::vpd_pg80(&b))
-        });
-    let wwn = attr("wwid").or_else(|| attr("device/wwid"));
-    let model = attr("device/model");
+    let id = identity::identity(Path::new(SYS), &name);
 
     // Blocks read through the disk before a partition was written since may be cached.
     blockdev::drop_cache(path).map_err(|e| ProbeError::Invalid {
@@ -105,9 +96,10 @@ pub fn device(path: &Path) -> Result<Device, ProbeError> {
         kernel_name: name,
         size,
         sector_size,
-        serial,
-        wwn,
-        model,
+        bus: id.bus,
+        serial: id.serial,
+        wwn: id.wwn,
+        model: id.model,
         table,
         whole_disk_fs,
         orphans: Vec::new(),

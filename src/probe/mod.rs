@@ -6,9 +6,11 @@
 //! contents can be read; that changes no byte on the disk.
 
 mod device;
+mod identity;
 mod parse;
 
 pub use device::{all_disks, device, look_for_orphans, Found};
+pub use identity::{identity, Bus, Identity};
 
 use serde::Serialize;
 use std::path::PathBuf;
@@ -25,6 +27,9 @@ pub struct Device {
     pub size: u64,
     /// Logical sector size in bytes (512 or 4096).
     pub sector_size: u64,
+    /// What it hangs on (`lifeboat disks` shows it; the serial is read accordingly).
+    pub bus: Bus,
+    /// As udev's ID_SERIAL_SHORT: see [`identity`] for where each bus keeps it.
     pub serial: Option<String>,
     pub wwn: Option<String>,
     pub model: Option<String>,

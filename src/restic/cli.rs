@@ -32,7 +32,12 @@ fn not_run(e: ExecError) -> Try {
 impl Restic {
     /// `restic ARGS…`: the one place a restic command line is made.
     fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Cmd {
-        let mut cmd = Cmd::new("restic").args(args).die_with_parent();
+        let mut cmd = Cmd::new("restic");
+        // restic 0.14 knows only the flag; later ones read the variable too.
+        if let Some(ca) = self.profile.vars.get("RESTIC_CACERT") {
+            cmd = cmd.arg("--cacert").arg(ca);
+        }
+        let mut cmd = cmd.args(args).die_with_parent();
         for (k, v) in &self.profile.vars {
             cmd = cmd.env(k, v);
         }
@@ -84,13 +89,20 @@ impl Restic {
 
     /// `restic ARGS…` run to its end; stdout.
     fn read(&self, args: &[&str]) -> Result<String, ResticError> {
+        // restic 0.17+ retries a certificate it cannot verify for 15 minutes: stopped at
+        // its first complaint, the failure is told at once.
+        let hopeless = |line: &str| Failure::of(line) == Failure::Certificate;
         self.retried(|| {
-            let out = self.command(args).output().map_err(not_run)?;
-            if out.code == Some(0) {
-                Ok(out.stdout)
-            } else {
-                Err(Try::Said(out.stderr))
+            let mut running = self
+                .command(args)
+                .spawn_watched(true, hopeless)
+                .map_err(not_run)?;
+            let mut stdout = String::new();
+            if let Some(mut out) = running.child.stdout.take() {
+                let _ = std::io::Read::read_to_string(&mut out, &mut stdout);
             }
+            running.finish().map_err(not_run)?;
+            Ok(stdout)
         })
     }
 

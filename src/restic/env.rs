@@ -14,6 +14,8 @@ pub const VARS: &[&str] = &[
     "RESTIC_PASSWORD_FILE",
     "RESTIC_PASSWORD",
     "RESTIC_CACHE_DIR",
+    // A private CA's PEM file, for an S3 endpoint whose certificate it signed.
+    "RESTIC_CACERT",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_DEFAULT_REGION",

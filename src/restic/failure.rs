@@ -12,6 +12,9 @@ pub enum Failure {
     NoBucket,
     /// The bucket is there, but no repository at that path.
     NoRepository,
+    /// The endpoint's TLS certificate is not signed by a CA this system (or RESTIC_CACERT)
+    /// trusts, or is for another name: retrying cannot help.
+    Certificate,
     /// The endpoint did not answer (DNS, refused, timeout, TLS): worth retrying.
     Unreachable,
     /// Anything else: restic's own words are shown.
@@ -41,6 +44,12 @@ impl Failure {
             "nosuchkey",
         ]) {
             Failure::NoRepository
+        } else if any(&[
+            "x509:",
+            "failed to verify certificate",
+            "certificate signed by unknown authority",
+        ]) {
+            Failure::Certificate
         } else if any(&[
             "connection refused",
             "no such host",
@@ -80,6 +89,11 @@ impl Failure {
             Failure::NoRepository => format!(
                 "there is no restic repository at {repo}: the bucket exists, check the path \
                  after it"
+            ),
+            Failure::Certificate => format!(
+                "the S3 endpoint of {repo} showed a TLS certificate that no trusted CA signed, \
+                 or one for another name: for a private CA, name its PEM file in the provider \
+                 profile as RESTIC_CACERT=/path/ca.pem; otherwise check the host name"
             ),
             Failure::Unreachable => format!(
                 "the S3 endpoint of {repo} cannot be reached (network, DNS or firewall); \
@@ -127,6 +141,18 @@ mod tests {
                  ?location=\": dial tcp 127.0.0.1:1: connect: connection refused",
                 Failure::Unreachable,
             ),
+            // restic 0.14 (Go 1.19) and 0.18 (Go 1.23) against a server whose CA is not given.
+            (
+                "Fatal: unable to open config file: Stat: Get \"https://localhost:40001/atlantis/\
+                 ?location=\": x509: certificate signed by unknown authority",
+                Failure::Certificate,
+            ),
+            (
+                "Fatal: unable to open config file: Stat: Get \"https://s3.lifeboat.test/atlantis/\
+                 ?location=\": tls: failed to verify certificate: x509: certificate is valid for \
+                 localhost, not s3.lifeboat.test",
+                Failure::Certificate,
+            ),
             ("Fatal: something new", Failure::Other),
         ];
         for (stderr, want) in cases {
@@ -134,5 +160,6 @@ mod tests {
         }
         assert!(Failure::Unreachable.transient());
         assert!(!Failure::WrongPassword.transient());
+        assert!(!Failure::Certificate.transient());
     }
 }

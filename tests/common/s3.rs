@@ -20,15 +20,46 @@ pub struct S3 {
 impl S3 {
     /// Start with these buckets (comma-separated) made; returns once the S3 port answers.
     pub fn start(buckets: &str) -> S3 {
+        S3::start_inner(buckets, false)
+    }
+
+    /// The same over HTTPS: a test CA (`ca_pem`) signed the server's certificate for
+    /// `localhost` and 127.0.0.1.
+    #[allow(dead_code)]
+    pub fn start_tls(buckets: &str) -> S3 {
+        S3::start_inner(buckets, true)
+    }
+
+    fn start_inner(buckets: &str, tls: bool) -> S3 {
         let dir = tempfile::tempdir().unwrap();
         let names: Vec<String> = buckets.split(',').map(str::to_owned).collect();
-        let server = weed::S3::start(dir.path(), &names)
-            .unwrap_or_else(|e| panic!("{e:#} (`cargo xtask deps` installs weed)"));
+        let (cert, key) = (
+            dir.path().join("ca-server.pem"),
+            dir.path().join("ca-server.key"),
+        );
+        if tls {
+            test_ca(dir.path(), "ca", Some("localhost"));
+        }
+        let server = weed::S3::start_with(
+            dir.path(),
+            &names,
+            tls.then_some(weed::Tls {
+                cert: &cert,
+                key: &key,
+            }),
+        )
+        .unwrap_or_else(|e| panic!("{e:#} (`cargo xtask deps` installs weed)"));
         S3 {
             port: server.port,
             _server: server,
             dir,
         }
+    }
+
+    /// The CA that signed the server's certificate (after [`S3::start_tls`]).
+    #[allow(dead_code)]
+    pub fn ca_pem(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     pub fn log(&self) -> String {
@@ -39,6 +70,13 @@ impl S3 {
     pub fn repository(&self, bucket: &str, path: &str) -> String {
         format!("s3:http://127.0.0.1:{}/{bucket}/{path}", self.port)
     }
+}
+
+/// A test CA in `dir` (`NAME.pem`) and, given a host, a server certificate it signed
+/// (`NAME-server.pem`, `NAME-server.key`): the harness's own (xtask/src/qemu/s3.rs).
+#[allow(dead_code)]
+pub fn test_ca(dir: &Path, name: &str, server_host: Option<&str>) {
+    weed::make_ca(dir, name, server_host).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// A file only its owner can read (what lifeboat wants for secrets).

@@ -24,6 +24,8 @@ pub const PACKAGES: &[&str] = &[
     "restic",
     // QEMU's guestfwd runs one `nc` per guest connection to the scenario's S3 server.
     "netcat-openbsd",
+    // A test CA and the S3 server's certificate for restic over HTTPS.
+    "openssl",
     // Raw send-stream fixtures are compressed the way backups keep them.
     "zstd",
     // The rescue image: depmod for its modules; QEMU and UEFI firmware for the scenarios.

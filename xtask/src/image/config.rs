@@ -17,6 +17,8 @@ pub struct Rescue {
     pub packages: Vec<PackageSet>,
     pub exclude: Exclude,
     pub rootfs: Rootfs,
+    #[serde(default)]
+    pub firmware: Vec<Firmware>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +55,32 @@ pub struct Kernel {
     pub source: String,
     pub package: String,
     pub modules: Vec<String>,
+    /// Whole subtrees of the kernel's modules, shipped (not loaded): the init loads what
+    /// the machine's devices ask for by modalias.
+    #[serde(default)]
+    pub trees: Vec<Tree>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tree {
+    /// Reported with the size it adds.
+    pub name: String,
+    /// Relative to lib/modules/<version>/kernel/: a directory or one module file.
+    pub paths: Vec<String>,
+    /// Parts of those paths left out (same form).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// Firmware files from a Debian package, copied into the live root's /lib/firmware.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Firmware {
+    pub source: String,
+    pub package: String,
+    /// Relative to the package's lib/firmware/: directories or files.
+    pub paths: Vec<String>,
 }
 
 /// The boot chain on the stick's ESP: signed loaders copied out of Debian packages, and
@@ -142,6 +170,22 @@ impl Rescue {
         }
         for set in &self.packages {
             known("[[packages]]", &set.source)?;
+        }
+        for fw in &self.firmware {
+            known("[[firmware]]", &fw.source)?;
+        }
+        for tree in &self.kernel.trees {
+            if tree.paths.is_empty() {
+                bail!("[[kernel.trees]] `{}` names no paths", tree.name);
+            }
+            for p in tree.paths.iter().chain(&tree.exclude) {
+                if p.is_empty() || p.starts_with('/') || p.split('/').any(|c| c == "..") {
+                    bail!(
+                        "[[kernel.trees]] `{}`: `{p}` must be a path under lib/modules/<version>/kernel/",
+                        tree.name
+                    );
+                }
+            }
         }
         if self.packages.is_empty() || self.packages[0].names.is_empty() {
             bail!("the first [[packages]] set must name the packages of the live root");

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
+use super::config::Tree;
 use crate::run_quiet;
 
 /// What a kernel package holds, once extracted.
@@ -63,14 +64,16 @@ impl Kernel {
         self.config.lines().any(|l| l.trim() == want)
     }
 
-    /// Copy the module files `wanted` needs into `root`'s /lib/modules/<version>/ and
-    /// run depmod there. Returns the module names init should load (built-in ones left out).
+    /// Copy the module files `wanted` and the `trees` need into `root`'s
+    /// /lib/modules/<version>/ and run depmod there. Returns the module names init should
+    /// load (built-in ones left out) and what each tree added.
     pub fn install_modules(
         &self,
         sh: &Shell,
         wanted: &[String],
+        trees: &[Tree],
         root: &Path,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Installed> {
         let read = |name: &str| -> Result<String> {
             let p = self.modules_dir.join(name);
             fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
@@ -81,7 +84,33 @@ impl Kernel {
             deps: parse_softdep(&read("modules.softdep")?),
             aliases: parse_alias(&read("modules.alias")?),
         };
-        let (files, load) = closure(wanted, &dep, &builtin, &soft, &self.version)?;
+        let (mut files, load) = closure(wanted, &dep, &builtin, &soft, &self.version)?;
+        let mut added = Vec::new();
+        for tree in trees {
+            let members = tree_members(&dep, tree);
+            if members.is_empty() {
+                bail!(
+                    "[[kernel.trees]] `{}` holds no module of kernel {} (images/rescue.toml)",
+                    tree.name,
+                    self.version
+                );
+            }
+            let (more, _) = closure(&members, &dep, &builtin, &soft, &self.version)?;
+            let new: Vec<&String> = more.iter().filter(|f| !files.contains(*f)).collect();
+            let mut bytes = 0;
+            for rel in &new {
+                let p = self.modules_dir.join(rel);
+                bytes += fs::metadata(&p)
+                    .with_context(|| format!("reading {}", p.display()))?
+                    .len();
+            }
+            added.push(TreeAdded {
+                name: tree.name.clone(),
+                modules: new.len(),
+                bytes,
+            });
+            files.extend(more);
+        }
         let dest = root.join("lib/modules").join(&self.version);
         for rel in &files {
             let to = dest.join(rel);
@@ -105,8 +134,45 @@ impl Kernel {
         let (base, version) = (root, &self.version);
         run_quiet(cmd!(sh, "depmod -b {base} {version}"))
             .context("running depmod on the live root's modules")?;
-        Ok(load)
+        Ok(Installed {
+            load,
+            modules: files.len(),
+            trees: added,
+        })
     }
+}
+
+pub struct Installed {
+    /// Loaded by init at boot, in this order.
+    pub load: Vec<String>,
+    /// Module files shipped in all.
+    pub modules: usize,
+    pub trees: Vec<TreeAdded>,
+}
+
+/// What one of images/rescue.toml's trees added beyond the listed modules and the trees
+/// before it.
+pub struct TreeAdded {
+    pub name: String,
+    pub modules: usize,
+    /// Uncompressed; the initramfs is zstd.
+    pub bytes: u64,
+}
+
+/// The modules (by name) whose files lie under one of the tree's paths and under none of
+/// its exclusions.
+pub fn tree_members(dep: &BTreeMap<String, (String, Vec<String>)>, tree: &Tree) -> Vec<String> {
+    let under = |rel: &str, p: &str| {
+        let p = p.trim_end_matches('/');
+        rel == p || rel.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+    };
+    dep.iter()
+        .filter(|(_, (path, _))| {
+            let rel = path.strip_prefix("kernel/").unwrap_or(path);
+            tree.paths.iter().any(|p| under(rel, p)) && !tree.exclude.iter().any(|p| under(rel, p))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// Debian 12 keeps modules in /lib, later releases in /usr/lib.
@@ -315,6 +381,43 @@ kernel/drivers/scsi/scsi_mod.ko:
             assert!(files.contains(f), "{f} missing from {files:?}");
         }
         assert!(!files.iter().any(|f| f.contains("usb")));
+    }
+
+    #[test]
+    fn a_tree_is_its_paths_less_its_exclusions() {
+        let dep = parse_modules_dep(&format!(
+            "{DEP}kernel/drivers/scsi/sd_mod.ko: kernel/drivers/scsi/scsi_mod.ko\n\
+             kernel/drivers/scsi/qla2xxx/qla2xxx.ko: kernel/drivers/scsi/scsi_transport_fc.ko\n\
+             kernel/drivers/scsi/scsi_transport_fc.ko:\n\
+             kernel/drivers/scsiother.ko:\n\
+             kernel/drivers/pci/controller/vmd.ko:\n\
+             kernel/drivers/pci/controller/pci-hyperv.ko:\n"
+        ));
+        let tree = Tree {
+            name: "storage".into(),
+            paths: vec![
+                "drivers/scsi/".into(),
+                "drivers/pci/controller/vmd.ko".into(),
+            ],
+            exclude: vec!["drivers/scsi/qla2xxx".into()],
+        };
+        assert_eq!(
+            tree_members(&dep, &tree),
+            ["scsi_mod", "scsi_transport_fc", "sd_mod", "vmd"]
+        );
+        // What a tree pulls in from outside itself comes along.
+        let (files, _) = closure(
+            &tree_members(&dep, &tree),
+            &dep,
+            &BTreeSet::new(),
+            &Soft::default(),
+            "6.1",
+        )
+        .unwrap();
+        assert!(!files
+            .iter()
+            .any(|f| f.contains("qla2xxx") || f.contains("hyperv")));
+        assert_eq!(files.len(), 4);
     }
 
     #[test]

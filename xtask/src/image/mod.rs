@@ -94,6 +94,39 @@ pub fn print_report(r: &Report) {
     println!("image: netboot directory {}", r.netboot.display());
 }
 
+/// Copy the named files and directories of an unpacked firmware package into the live
+/// root's /lib/firmware; returns the bytes copied.
+fn install_firmware(from: &Path, paths: &[String], live: &Path) -> Result<u64> {
+    let to = live.join("lib/firmware");
+    let mut bytes = 0;
+    for p in paths {
+        let (src, dst) = (from.join(p), to.join(p));
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        if src.is_dir() {
+            fs::create_dir_all(&dst)?;
+            rootfs::overlay(&src, &dst)?;
+        } else if src.is_file() {
+            fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+        } else {
+            bail!("the package has no lib/firmware/{p} (images/rescue.toml [[firmware]])");
+        }
+        bytes += du(&dst);
+    }
+    Ok(bytes)
+}
+
+fn du(path: &Path) -> u64 {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::read_dir(path)
+            .map(|es| es.flatten().map(|e| du(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) if m.is_file() => m.len(),
+        _ => 0,
+    }
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 20) as f64
 }
@@ -236,7 +269,31 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     let live = work.join("root");
     rootfs::extract(sh, &live_debs, &live)?;
     rootfs::strip(&live)?;
-    let load = kernel.install_modules(sh, &rescue.kernel.modules, &live)?;
+    let modules =
+        kernel.install_modules(sh, &rescue.kernel.modules, &rescue.kernel.trees, &live)?;
+    for t in &modules.trees {
+        println!(
+            "image: kernel tree {}: {} modules, {:.1} MiB uncompressed",
+            t.name,
+            t.modules,
+            mib(t.bytes)
+        );
+    }
+    println!("image: {} kernel modules in all", modules.modules);
+    let load = modules.load;
+    for fw in &rescue.firmware {
+        let deb = roots[&fw.source].fetch(sh, std::slice::from_ref(&fw.package), &debs)?;
+        let dir = work.join("firmware").join(&fw.package);
+        rootfs::extract(sh, &deb, &dir)?;
+        let bytes = install_firmware(&dir.join("lib/firmware"), &fw.paths, &live)
+            .with_context(|| format!("firmware from {}", fw.package))?;
+        println!(
+            "image: firmware {} ({}): {:.1} MiB uncompressed",
+            fw.package,
+            fw.paths.join(", "),
+            mib(bytes)
+        );
+    }
     // Under Secure Boot the kernel locks down and loads only signed modules: a module that
     // lost its appended signature on the way (stripped, recompressed) would be refused.
     let modules = signed::check_modules_signed(&live.join("lib/modules").join(&kernel.version))?;
@@ -355,12 +412,22 @@ fn esp_files(
     vmlinuz: Vec<u8>,
     initrd: Vec<u8>,
 ) -> Vec<(String, Vec<u8>)> {
+    // A systemd-boot configuration for the rescue system, unused by the stick itself: with
+    // vmlinuz and initrd.img, copied onto a machine's ESP that has systemd-boot, it starts
+    // the rescue system from that disk (the QEMU scenarios esp-failover and esp-4kn do).
+    let loader_conf = "timeout 0\ndefault lifeboat.conf\neditor no\n";
+    let entry = format!(
+        "title lifeboat rescue\nlinux /vmlinuz\ninitrd /initrd.img\noptions {}\n",
+        rescue.image.cmdline
+    );
     let mut files = loaders;
     files.extend([
         (
             rescue.boot.config.clone(),
             grub_cfg(&rescue.image.cmdline).into(),
         ),
+        ("loader/loader.conf".to_owned(), loader_conf.into()),
+        ("loader/entries/lifeboat.conf".to_owned(), entry.into()),
         ("vmlinuz".to_owned(), vmlinuz),
         ("initrd.img".to_owned(), initrd),
         (
@@ -480,6 +547,24 @@ pub fn unsign_loader(image: &Path, mtime: u64) -> Result<()> {
     let signed = read_esp_file(image, loader)?;
     let plain = signed::strip_signature(&signed).context(loader)?;
     write_esp_files(image, &[(loader.to_owned(), plain)], mtime)
+}
+
+/// Put one more file onto a copy of the image's ESP (the QEMU harness: a test CA).
+pub fn write_stick_file(image: &Path, name: &str, bytes: &[u8], mtime: u64) -> Result<()> {
+    let (offset, len) = disk::find_esp(image)?;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .with_context(|| format!("opening {}", image.display()))?;
+    lifeboat::apply::fat::write_files(
+        &mut file,
+        offset,
+        len,
+        &[(name.to_owned(), bytes.to_vec())],
+        mtime,
+    )
+    .with_context(|| format!("writing {name} into {}", image.display()))
 }
 
 #[cfg(test)]

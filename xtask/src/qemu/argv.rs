@@ -1,11 +1,13 @@
 //! The QEMU command line of a scenario machine (pure). A q35 PC with OVMF, the rescue stick
-//! on USB (as people boot it), the scenario's disks on virtio with their serial numbers,
-//! no network unless the scenario has an S3 server (then user-mode networking with
-//! `restrict=on`: the guest reaches nothing but [`S3_GUEST`], forwarded to that server on
-//! 127.0.0.1), the serial console on stdout. Always TCG: /dev/kvm hangs QEMU here.
+//! on USB (as people boot it), the scenario's disks on their buses (virtio unless they say)
+//! with their serial numbers, no network unless the scenario has an S3 server or a NIC
+//! (then user-mode networking with `restrict=on` and QEMU's DHCP: the guest reaches nothing
+//! but [`S3_GUEST`], forwarded to that server on 127.0.0.1), the serial console on stdout.
+//! Always TCG: /dev/kvm hangs QEMU here.
 
 use std::path::Path;
 
+use super::scenario::Bus;
 pub use super::scenario::Medium;
 
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -18,6 +20,8 @@ pub const OVMF_CODE_SECBOOT: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 pub const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 /// Where the guest finds the scenario's S3 server (`http://10.0.2.100/`).
 pub const S3_GUEST: &str = "10.0.2.100:80";
+/// The same over TLS (`https://10.0.2.100/`).
+pub const S3_GUEST_TLS: &str = "10.0.2.100:443";
 
 /// The serial number the stick shows the guest.
 pub const STICK_SERIAL: &str = "LIFEBOAT-STICK";
@@ -37,6 +41,12 @@ pub struct Machine<'a> {
     pub cpus: u32,
     /// The port on 127.0.0.1 of the scenario's S3 server, if it has one.
     pub s3_port: Option<u16>,
+    /// The NIC model when the scenario names one (else virtio-net-pci, with S3 only).
+    pub nic: Option<&'a str>,
+    /// The S3 server speaks TLS: forwarded from port 443.
+    pub s3_tls: bool,
+    /// QEMU's human monitor on this Unix socket (for plugging disks in), else none.
+    pub monitor: Option<&'a Path>,
     /// Secure Boot firmware ([`OVMF_CODE_SECBOOT`]); `vars` is then a copy of
     /// [`OVMF_VARS_MS`].
     pub secure_boot: bool,
@@ -58,6 +68,17 @@ pub struct Drive<'a> {
     pub serial: &'a str,
     /// 512, or 4096 for a 4Kn disk (logical and physical).
     pub block_size: u32,
+    pub bus: Bus,
+    /// Only its drive is there at power-on; [`plug_command`] attaches it.
+    pub hotplug: bool,
+}
+
+/// The monitor command that plugs a hotplug drive into the xHCI controller.
+pub fn plug_command(d: &Drive<'_>) -> String {
+    format!(
+        "device_add usb-storage,bus=xhci.0,drive=disk-{},serial={},id=plug-{}",
+        d.id, d.serial, d.id
+    )
 }
 
 pub fn argv(m: &Machine<'_>) -> Vec<String> {
@@ -70,19 +91,26 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
         "-no-user-config",
         "-display",
         "none",
-        "-monitor",
-        "none",
         "-serial",
         "stdio",
         "-no-reboot",
     ]
     .map(str::to_owned)
     .to_vec();
+    a.push("-monitor".into());
+    a.push(match m.monitor {
+        Some(sock) => format!("unix:{},server=on,wait=off", sock.display()),
+        None => "none".into(),
+    });
     // `cmd:` starts one nc per guest connection; a `tcp:` chardev would be a single
     // stream that every connection of the guest (restic opens several) shares.
-    let guestfwd = m
-        .s3_port
-        .map(|port| format!(",guestfwd=tcp:{S3_GUEST}-cmd:nc -N 127.0.0.1 {port}"));
+    let guestfwd = m.s3_port.map(|port| {
+        format!(
+            ",guestfwd=tcp:{}-cmd:nc -N 127.0.0.1 {port}",
+            if m.s3_tls { S3_GUEST_TLS } else { S3_GUEST }
+        )
+    });
+    let model = m.nic.unwrap_or("virtio-net-pci");
     if let Some(dir) = m.tftp {
         // QEMU's own DHCP and TFTP serve the netboot directory; the NIC comes first in the
         // boot order, and without QEMU's iPXE option ROM (unsigned: Secure Boot firmware
@@ -96,13 +124,14 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
                 guestfwd.unwrap_or_default()
             ),
             "-device".into(),
-            "virtio-net-pci,netdev=net0,bootindex=0,romfile=".into(),
+            format!("{model},netdev=net0,bootindex=0,romfile="),
         ]);
     } else {
         a.push("-nic".into());
-        a.push(match guestfwd {
-            Some(fwd) => format!("user,model=virtio-net-pci,restrict=on{fwd}"),
-            None => "none".into(),
+        a.push(match (guestfwd, m.nic) {
+            (Some(fwd), _) => format!("user,model={model},restrict=on{fwd}"),
+            (None, Some(_)) => format!("user,model={model},restrict=on"),
+            (None, None) => "none".into(),
         });
     }
     a.extend(["-m".into(), m.memory_mib.to_string()]);
@@ -144,24 +173,53 @@ pub fn argv(m: &Machine<'_>) -> Vec<String> {
             format!("usb-storage,bus=xhci.0,drive=stick,bootindex=0,serial={STICK_SERIAL}"),
         ]);
     }
+    // One controller of each kind the disks need; the stick's xhci serves USB disks too.
+    if m.disks.iter().any(|d| d.bus == Bus::Sata) {
+        a.extend(["-device".into(), "ahci,id=ahci".into()]);
+    }
+    if m.disks.iter().any(|d| d.bus == Bus::Scsi) {
+        a.extend(["-device".into(), "megasas-gen2,id=hba".into()]);
+    }
+    let mut sata_port = 0;
     for d in &m.disks {
         let sectors = match d.block_size {
             512 => String::new(),
             n => format!(",logical_block_size={n},physical_block_size={n}"),
         };
+        let (id, serial) = (d.id, d.serial);
         a.extend([
             "-drive".into(),
             format!(
-                "if=none,id=disk-{},format=qcow2,file={}",
-                d.id,
+                "if=none,id=disk-{id},format=qcow2,file={}",
                 d.file.display()
             ),
-            "-device".into(),
-            format!(
-                "virtio-blk-pci,drive=disk-{},serial={}{sectors}",
-                d.id, d.serial
-            ),
         ]);
+        if d.hotplug {
+            continue;
+        }
+        let drive = format!("drive=disk-{id},serial={serial}{sectors}");
+        let devices = match d.bus {
+            Bus::Virtio => vec![format!("virtio-blk-pci,{drive}")],
+            Bus::Nvme => vec![format!("nvme,id=nvme-{id},{drive}")],
+            Bus::Sata => {
+                sata_port += 1;
+                vec![format!("ide-hd,bus=ahci.{},{drive}", sata_port - 1)]
+            }
+            Bus::Scsi => vec![format!("scsi-hd,bus=hba.0,{drive}")],
+            Bus::UsbStorage => vec![format!("usb-storage,bus=xhci.0,{drive}")],
+            // The bridge's USB serial is the disk's; the SCSI disk behind it answers VPD
+            // page 0x80 with another, as many real bridges pass the inner disk's through.
+            Bus::UsbUas => vec![
+                format!("usb-uas,bus=xhci.0,id=uas-{id},serial={serial}"),
+                format!(
+                    "scsi-hd,bus=uas-{id}.0,scsi-id=0,lun=0,drive=disk-{id},serial=VPD-{}{sectors}",
+                    &serial[..serial.len().min(16)]
+                ),
+            ],
+        };
+        for dev in devices {
+            a.extend(["-device".into(), dev]);
+        }
     }
     a
 }
@@ -176,6 +234,8 @@ mod tests {
             file: Path::new(file),
             serial,
             block_size,
+            bus: Bus::Virtio,
+            hotplug: false,
         }
     }
 
@@ -191,6 +251,9 @@ mod tests {
             secure_boot: false,
             medium: Medium::Usb,
             tftp: None,
+            nic: None,
+            s3_tls: false,
+            monitor: None,
         });
         assert!(a.contains(
             &"virtio-blk-pci,drive=disk-disk1,serial=ATLANTIS-DISK1,logical_block_size=4096,physical_block_size=4096"
@@ -213,6 +276,9 @@ mod tests {
             secure_boot: false,
             medium: Medium::Usb,
             tftp: None,
+            nic: None,
+            s3_tls: false,
+            monitor: None,
         });
         let line = a.join(" ");
         assert!(line.contains("-accel tcg,thread=multi"), "{line}");
@@ -252,6 +318,9 @@ mod tests {
             secure_boot: false,
             medium: Medium::Usb,
             tftp: None,
+            nic: None,
+            s3_tls: false,
+            monitor: None,
         });
         let nic = a.iter().position(|x| x == "-nic").unwrap();
         assert_eq!(
@@ -273,6 +342,9 @@ mod tests {
             secure_boot: false,
             medium: Medium::Usb,
             tftp: None,
+            nic: None,
+            s3_tls: false,
+            monitor: None,
         })
         .join(" ");
         assert!(!a.contains("usb-storage") && !a.contains("id=stick"), "{a}");
@@ -292,6 +364,9 @@ mod tests {
             secure_boot: true,
             medium: Medium::Usb,
             tftp: None,
+            nic: None,
+            s3_tls: false,
+            monitor: None,
         });
         let line = a.join(" ");
         assert!(line.contains("-machine q35,smm=on "), "{line}");
@@ -313,6 +388,9 @@ mod tests {
             secure_boot: true,
             medium: Medium::Cdrom,
             tftp: None,
+            nic: None,
+            s3_tls: false,
+            monitor: None,
         })
         .join(" ");
         assert!(
@@ -334,6 +412,9 @@ mod tests {
             secure_boot: true,
             medium: Medium::Netboot,
             tftp: Some(Path::new("/run/netboot")),
+            nic: None,
+            s3_tls: false,
+            monitor: None,
         });
         let netdev = net.iter().position(|x| x == "-netdev").unwrap();
         assert_eq!(
@@ -343,5 +424,80 @@ mod tests {
         assert!(net.contains(&"virtio-net-pci,netdev=net0,bootindex=0,romfile=".to_owned()));
         assert!(!net.contains(&"-nic".to_owned()));
         assert_eq!(vars_template(false), OVMF_VARS);
+    }
+
+    #[test]
+    fn disks_on_every_bus_each_with_its_serial() {
+        let on = |id, serial, bus| Drive {
+            bus,
+            ..drive(id, "/run/d.qcow2", serial, 512)
+        };
+        let a = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: None,
+            disks: vec![
+                on("n", "SN-NVME", Bus::Nvme),
+                on("s", "SN-SATA", Bus::Sata),
+                on("t", "SN-SATA2", Bus::Sata),
+                on("h", "SN-HBA", Bus::Scsi),
+                on("u", "SN-USB", Bus::UsbStorage),
+                on("a", "SN-UAS", Bus::UsbUas),
+            ],
+            memory_mib: 1024,
+            cpus: 1,
+            s3_port: None,
+            nic: Some("e1000e"),
+            s3_tls: false,
+            monitor: None,
+            secure_boot: false,
+            medium: Medium::Usb,
+            tftp: None,
+        });
+        let has = |x: &str| a.iter().any(|y| y == x);
+        assert!(has("nvme,id=nvme-n,drive=disk-n,serial=SN-NVME"), "{a:?}");
+        assert!(has("ahci,id=ahci"));
+        assert!(has("ide-hd,bus=ahci.0,drive=disk-s,serial=SN-SATA"));
+        assert!(has("ide-hd,bus=ahci.1,drive=disk-t,serial=SN-SATA2"));
+        assert!(has("megasas-gen2,id=hba"));
+        assert!(has("scsi-hd,bus=hba.0,drive=disk-h,serial=SN-HBA"));
+        assert!(has("usb-storage,bus=xhci.0,drive=disk-u,serial=SN-USB"));
+        assert!(has("usb-uas,bus=xhci.0,id=uas-a,serial=SN-UAS"));
+        assert!(has(
+            "scsi-hd,bus=uas-a.0,scsi-id=0,lun=0,drive=disk-a,serial=VPD-SN-UAS"
+        ));
+        assert_eq!(a.iter().filter(|x| *x == "-nic").count(), 1);
+        assert!(has("user,model=e1000e,restrict=on"), "{a:?}");
+        assert!(!a.iter().any(|x| x.contains("guestfwd")));
+    }
+
+    #[test]
+    fn a_hotplug_drive_waits_for_the_monitor() {
+        let late = Drive {
+            bus: Bus::UsbStorage,
+            hotplug: true,
+            ..drive("late", "/run/late.qcow2", "SN-LATE", 512)
+        };
+        assert_eq!(
+            plug_command(&late),
+            "device_add usb-storage,bus=xhci.0,drive=disk-late,serial=SN-LATE,id=plug-late"
+        );
+        let a = argv(&Machine {
+            vars: Path::new("/run/vars.fd"),
+            stick: None,
+            disks: vec![late],
+            memory_mib: 1024,
+            cpus: 1,
+            s3_port: None,
+            nic: None,
+            s3_tls: false,
+            monitor: Some(Path::new("/run/monitor.sock")),
+            secure_boot: false,
+            medium: Medium::Usb,
+            tftp: None,
+        });
+        assert!(a.contains(&"if=none,id=disk-late,format=qcow2,file=/run/late.qcow2".to_owned()));
+        assert!(!a.iter().any(|x| x.contains("drive=disk-late")), "{a:?}");
+        let m = a.iter().position(|x| x == "-monitor").unwrap();
+        assert_eq!(a[m + 1], "unix:/run/monitor.sock,server=on,wait=off");
     }
 }

@@ -147,7 +147,24 @@ pub fn run_scenario(
     let s3 = if scenario.s3_buckets.is_empty() {
         None
     } else {
-        Some(s3::S3::start(&dir, &scenario.s3_buckets)?)
+        let tls = if scenario.s3_tls {
+            s3::make_ca(&dir, "s3-ca", Some(scenario::S3_TLS_HOST))?;
+            Some(dir.join("s3-ca.pem"))
+        } else {
+            None
+        };
+        let server = match &tls {
+            Some(_) => s3::S3::start_with(
+                &dir,
+                &scenario.s3_buckets,
+                Some(s3::Tls {
+                    cert: &dir.join("s3-ca-server.pem"),
+                    key: &dir.join("s3-ca-server.key"),
+                }),
+            )?,
+            None => s3::S3::start(&dir, &scenario.s3_buckets)?,
+        };
+        Some((server, tls))
     };
 
     let stick = dir.join("stick.img");
@@ -207,6 +224,17 @@ pub fn run_scenario(
             if boot.stick_loader == scenario::StickLoader::Unsigned {
                 image::unsign_loader(&stick, 1_767_225_600)?;
             }
+            if let (Some((_, Some(ca))), scenario::Medium::Usb) = (&s3, boot.medium) {
+                let pem = fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+                image::write_stick_file(&stick, "lifeboat/s3-ca.pem", &pem, 1_767_225_600)?;
+            }
+        }
+        let monitor = disks
+            .iter()
+            .any(|(d, _, _)| d.hotplug)
+            .then(|| dir.join("monitor.sock"));
+        if let Some(sock) = &monitor {
+            let _ = fs::remove_file(sock);
         }
         let machine = argv::Machine {
             vars: &vars,
@@ -222,6 +250,8 @@ pub fn run_scenario(
                     file: f.as_path(),
                     serial: d.serial.as_str(),
                     block_size: d.logical_block_size,
+                    bus: d.bus,
+                    hotplug: d.hotplug,
                 })
                 .collect(),
             memory_mib: scenario.memory_mib,
@@ -229,10 +259,19 @@ pub fn run_scenario(
             // through OVMF's pflash) hung now and then under TCG (twice in six runs of
             // boot-entries); one vCPU boots the scenarios as fast.
             cpus: 1,
-            s3_port: s3.as_ref().map(|s| s.port),
+            s3_port: s3.as_ref().map(|(s, _)| s.port),
             secure_boot: scenario.secure_boot,
+            nic: scenario.nic.as_deref(),
+            s3_tls: scenario.s3_tls,
+            monitor: monitor.as_deref(),
         };
         let args = argv::argv(&machine);
+        let plugs: Vec<(String, String)> = machine
+            .disks
+            .iter()
+            .filter(|d| d.hotplug)
+            .map(|d| (d.id.to_owned(), argv::plug_command(d)))
+            .collect();
         let log_path = if boots == 1 {
             dir.join("console.log")
         } else {
@@ -272,7 +311,11 @@ pub fn run_scenario(
             &args,
             &dir,
             &log_path,
-            options.console,
+            Plugs {
+                echo: options.console,
+                monitor: monitor.as_deref(),
+                plugs: &plugs,
+            },
         )?;
         outcome.elapsed += this.elapsed;
         if outcome.menu_ready.is_none() {
@@ -339,6 +382,53 @@ struct Watched {
     menu_uptime: Option<f64>,
 }
 
+/// A guest line `LIFEBOAT-PLUG <id>` plugs that hotplug disk in.
+const PLUG_MARKER: &str = "LIFEBOAT-PLUG ";
+
+/// What the harness does while a boot runs: echo the console (`--console`), plug disks in
+/// when the guest asks, through the monitor.
+struct Plugs<'a> {
+    echo: bool,
+    monitor: Option<&'a Path>,
+    /// (disk id, monitor command).
+    plugs: &'a [(String, String)],
+}
+
+impl Plugs<'_> {
+    fn plug(&self, id: &str) -> Result<()> {
+        use std::io::Read;
+        let (_, command) = self.plugs.iter().find(|(d, _)| d == id).with_context(|| {
+            format!("the guest asked to plug in `{id}`, which is no hotplug disk")
+        })?;
+        let sock = self.monitor.context("no QEMU monitor")?;
+        let mut conn = std::os::unix::net::UnixStream::connect(sock)
+            .with_context(|| format!("connecting to QEMU's monitor {}", sock.display()))?;
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        writeln!(conn, "{command}")?;
+        // The monitor echoes the command and prints the next prompt (or an error) after it.
+        let mut said = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            said.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&said);
+            if text.matches("(qemu)").count() >= 2 {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&said);
+        if let Some(err) = text
+            .lines()
+            .find(|l| l.contains("Error") || l.contains("error"))
+        {
+            bail!("QEMU's monitor refused `{command}`: {}", err.trim());
+        }
+        Ok(())
+    }
+}
+
 fn boot_and_watch(
     name: &str,
     scenario: &Scenario,
@@ -346,8 +436,9 @@ fn boot_and_watch(
     args: &[String],
     dir: &Path,
     log_path: &Path,
-    echo: bool,
+    plugs: Plugs<'_>,
 ) -> Result<Watched> {
+    let echo = plugs.echo;
     // One line per boot of the scenario.
     let append = |file: &str| {
         fs::OpenOptions::new()
@@ -410,6 +501,16 @@ fn boot_and_watch(
             Ok((at, line)) => {
                 if echo {
                     print!("  | {line}");
+                }
+                if let Some(id) = line.trim().strip_prefix(PLUG_MARKER) {
+                    plugs
+                        .plug(id.trim())
+                        .map_err(|e| fail(format!("{e:#}"), &watcher))?;
+                    println!(
+                        "qemu: [{:>6.1} s] plugged in `{}`",
+                        at.as_secs_f64(),
+                        id.trim()
+                    );
                 }
                 let before = watcher.reached.len();
                 if let Err(why) = watcher.feed(&line, at) {

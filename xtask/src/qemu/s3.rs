@@ -24,8 +24,80 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A test CA made with openssl in `dir` (`NAME.pem`, `NAME.key`) and, given a host name, a
+/// server certificate it signs for that name and 127.0.0.1 (`NAME-server.pem`, `.key`).
+pub fn make_ca(dir: &Path, name: &str, server_host: Option<&str>) -> Result<()> {
+    let run = |args: &[&str]| -> Result<()> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .context("running openssl (`cargo xtask deps` installs it)")?;
+        if !out.status.success() {
+            bail!(
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    };
+    let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
+    let subject = format!("/CN=lifeboat test CA {name}");
+    run(&[
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject,
+        "-keyout", &key, "-out", &pem,
+    ])?;
+    if let Some(host) = server_host {
+        let ext = format!("{name}-san.ext");
+        std::fs::write(
+            dir.join(&ext),
+            format!("subjectAltName=DNS:{host},IP:127.0.0.1\n"),
+        )?;
+        let (csr, cert, cert_key) = (
+            format!("{name}-server.csr"),
+            format!("{name}-server.pem"),
+            format!("{name}-server.key"),
+        );
+        let cn = format!("/CN={host}");
+        run(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", &cn, "-keyout", &cert_key, "-out",
+            &csr,
+        ])?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &pem,
+            "-CAkey",
+            &key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ])?;
+    }
+    Ok(())
+}
+
+/// A certificate and its key (PEM files) for S3 over TLS.
+pub struct Tls<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
 impl S3 {
     pub fn start(dir: &Path, buckets: &[String]) -> Result<S3> {
+        S3::start_with(dir, buckets, None)
+    }
+
+    /// With `tls`, the S3 port speaks HTTPS only, with that certificate.
+    pub fn start_with(dir: &Path, buckets: &[String], tls: Option<Tls<'_>>) -> Result<S3> {
         let data = dir.join("s3-data");
         std::fs::create_dir_all(&data)?;
         let config = dir.join("s3.json");
@@ -46,6 +118,10 @@ impl S3 {
             format!("-bucket={}", buckets.join(",")),
             "-admin.ui=false".to_owned(),
         ];
+        if let Some(tls) = tls {
+            args.push(format!("-s3.cert.file={}", tls.cert.display()));
+            args.push(format!("-s3.key.file={}", tls.key.display()));
+        }
         for flag in [
             "admin.port",
             "admin.port.grpc",

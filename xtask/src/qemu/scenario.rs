@@ -10,6 +10,10 @@ use serde::Deserialize;
 /// In `expect`: the sha256 the fixture Atlantis' @home must show (see fixture.rs).
 pub const HOME_SHA256: &str = "{home_sha256}";
 
+/// The name the S3 server's certificate is for, when `s3_tls` (the guest puts it into
+/// /etc/hosts: QEMU's DNS answers nothing with restrict=on).
+pub const S3_TLS_HOST: &str = "s3.lifeboat.test";
+
 /// Where scenarios live, relative to the project root.
 pub const DIR: &str = "tests/qemu";
 
@@ -26,6 +30,12 @@ pub struct Scenario {
     pub s3_buckets: Vec<String>,
     /// Firmware with Secure Boot enforcing and Microsoft's keys enrolled, as PCs ship.
     pub secure_boot: bool,
+    /// The guest's NIC model (QEMU's name: `e1000e`, `virtio-net-pci`) on user networking
+    /// with DHCP; without it the guest has a NIC only when there are `s3_buckets`.
+    pub nic: Option<String>,
+    /// The S3 server speaks HTTPS only, with a certificate for [`S3_TLS_HOST`] from a CA
+    /// made for the run; the stick carries the CA as `lifeboat/s3-ca.pem`.
+    pub s3_tls: bool,
     /// Boots of the same machine, one after another: disks and firmware variables (boot
     /// entries, BootOrder) carry over from one to the next.
     pub boots: Vec<Boot>,
@@ -133,6 +143,10 @@ struct File {
     s3_buckets: Vec<String>,
     #[serde(default)]
     secure_boot: bool,
+    #[serde(default)]
+    nic: Option<String>,
+    #[serde(default)]
+    s3_tls: bool,
 }
 
 fn default_memory() -> u32 {
@@ -160,6 +174,34 @@ pub struct Disk {
     /// The logical (and physical) sector size the guest sees: 512, or 4096 for a 4Kn disk.
     #[serde(default = "default_block_size")]
     pub logical_block_size: u32,
+    /// Where the disk is attached (see [`Bus`]).
+    #[serde(default)]
+    pub bus: Bus,
+    /// Not there at power-on: plugged in (QEMU monitor `device_add`) when the guest prints
+    /// `LIFEBOAT-PLUG <id>`. USB mass storage only.
+    #[serde(default)]
+    pub hotplug: bool,
+}
+
+/// The controller a scenario disk hangs on; each gives the guest the serial its own way
+/// (virtio-blk's serial, the NVMe controller's, ATA IDENTIFY, SCSI VPD page 0x80, the USB
+/// descriptor).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bus {
+    #[default]
+    Virtio,
+    /// An NVMe controller of its own.
+    Nvme,
+    /// A port of an AHCI controller (`ide-hd`).
+    Sata,
+    /// A drive behind a MegaRAID SAS HBA (`megasas-gen2`, the guest's megaraid_sas).
+    Scsi,
+    /// USB mass storage, bulk-only (`usb-storage`).
+    UsbStorage,
+    /// USB attached SCSI (`usb-uas`); the SCSI disk behind the bridge gets another serial,
+    /// as many bridges report the disk's own.
+    UsbUas,
 }
 
 fn default_block_size() -> u32 {
@@ -241,6 +283,8 @@ impl Scenario {
             disks: file.disks,
             s3_buckets: file.s3_buckets,
             secure_boot: file.secure_boot,
+            nic: file.nic,
+            s3_tls: file.s3_tls,
             boots,
         };
         scenario.check()?;
@@ -298,6 +342,14 @@ impl Scenario {
                 bail!("boot 1 has no stick: nothing would be on the disks to boot");
             }
         }
+        if self.s3_tls && self.s3_buckets.is_empty() {
+            bail!("s3_tls needs s3_buckets: there is no S3 server to speak TLS");
+        }
+        if let Some(nic) = &self.nic {
+            if nic.is_empty() || !nic.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                bail!("nic `{nic}` must be a QEMU NIC model name (e1000e, virtio-net-pci)");
+            }
+        }
         if let Some(blank) = self.forbid.iter().find(|e| e.trim().is_empty()) {
             bail!("`forbid` entries must not be blank (found {blank:?})");
         }
@@ -325,6 +377,12 @@ impl Scenario {
             }
             if !serials.insert(&disk.serial) {
                 bail!("disk `{}`: serial `{}` is used twice", disk.id, disk.serial);
+            }
+            if disk.hotplug && disk.bus != Bus::UsbStorage {
+                bail!(
+                    "disk `{}`: hotplug needs bus = \"usb-storage\" (a drive plugged into USB)",
+                    disk.id
+                );
             }
             if disk.unchanged && !disk.unchanged_partitions.is_empty() {
                 bail!(
@@ -528,6 +586,31 @@ expect = ["x"]
         assert!(err.contains("`refused` needs the stick"), "{err}");
         let typo = text.replace("\"unsigned\"", "\"unsinged\"");
         assert!(Scenario::parse("x", &typo).is_err());
+    }
+
+    #[test]
+    fn buses_and_the_nic() {
+        let text = format!(
+            "{GOOD}bus = \"usb-uas\"\n[[disk]]\nid = \"d2\"\nbytes = 1_000_000_000\nserial = \"S2\"\nbus = \"nvme\"\n"
+        );
+        let s = Scenario::parse("x", &format!("nic = \"e1000e\"\n{text}")).unwrap();
+        assert_eq!(s.disks[0].bus, Bus::Virtio);
+        assert_eq!(s.disks[1].bus, Bus::UsbUas);
+        assert_eq!(s.disks[2].bus, Bus::Nvme);
+        assert_eq!(s.nic.as_deref(), Some("e1000e"));
+        assert!(Scenario::parse("x", &text.replace("nvme", "firewire")).is_err());
+        let err = format!(
+            "{:#}",
+            Scenario::parse("x", &format!("nic = \"e1000e,x=1\"\n{text}")).unwrap_err()
+        );
+        assert!(err.contains("NIC model"), "{err}");
+        let plugged = text.replace("bus = \"nvme\"", "bus = \"usb-storage\"\nhotplug = true");
+        assert!(Scenario::parse("x", &plugged).unwrap().disks[2].hotplug);
+        let err = format!(
+            "{:#}",
+            Scenario::parse("x", &text.replace("bus = \"nvme\"", "hotplug = true")).unwrap_err()
+        );
+        assert!(err.contains("hotplug needs bus"), "{err}");
     }
 
     #[test]
