@@ -221,32 +221,28 @@ lifeboat drill configs/atlantis.toml --at 2026-11-20 --keep --work-dir /srv/dril
 
 #[derive(Debug, Args)]
 pub struct TimersArgs {
-    #[command(subcommand)]
+    /// install: write the units and enable the timers (again: nothing changes); remove:
+    /// delete the units and links that install wrote.
+    #[arg(value_enum)]
     pub action: TimersAction,
+    /// The root of the installed system (/ for this one).
+    pub root: PathBuf,
+    /// The spec, as the installed system sees it (install).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/lifeboat/atlantis.toml"
+    )]
+    pub spec: PathBuf,
+    /// The lifeboat binary, as the installed system sees it (install).
+    #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/lifeboat")]
+    pub lifeboat: PathBuf,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TimersAction {
-    /// Write the units and enable the timers (again: nothing changes).
-    Install {
-        /// The root of the installed system (/ for this one).
-        root: PathBuf,
-        /// The spec, as the installed system sees it.
-        #[arg(
-            long,
-            value_name = "PATH",
-            default_value = "/etc/lifeboat/atlantis.toml"
-        )]
-        spec: PathBuf,
-        /// The lifeboat binary, as the installed system sees it.
-        #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/lifeboat")]
-        lifeboat: PathBuf,
-    },
-    /// Delete the units and links that install wrote.
-    Remove {
-        /// The root of the installed system (/ for this one).
-        root: PathBuf,
-    },
+    Install,
+    Remove,
 }
 
 #[derive(Debug, Args)]

@@ -11,31 +11,16 @@ use crate::spec::Spec;
 use crate::timers::{self, Settings};
 
 pub fn timers(args: &TimersArgs) -> Result<()> {
-    let (root, changes) = match &args.action {
-        TimersAction::Install {
-            root,
-            spec,
-            lifeboat,
-        } => {
-            timers::check_root(root)?;
-            let items = timers::units(&Settings {
-                lifeboat: lifeboat.clone(),
-                spec: spec.clone(),
-            });
-            (root, timers::plan(&items, &|p| timers::look(root, p)))
-        }
-        TimersAction::Remove { root } => {
-            timers::check_root(root)?;
-            // The paths do not depend on the settings.
-            let items = timers::units(&Settings {
-                lifeboat: "/".into(),
-                spec: "/".into(),
-            });
-            (
-                root,
-                timers::plan_remove(&items, &|p| timers::look(root, p)),
-            )
-        }
+    let root = &args.root;
+    timers::check_root(root)?;
+    let items = timers::units(&Settings {
+        lifeboat: args.lifeboat.clone(),
+        spec: args.spec.clone(),
+    });
+    // The paths do not depend on the settings, so remove finds what any install wrote.
+    let changes = match args.action {
+        TimersAction::Install => timers::plan(&items, &|p| timers::look(root, p)),
+        TimersAction::Remove => timers::plan_remove(&items, &|p| timers::look(root, p)),
     };
     for line in timers::apply(root, &changes)? {
         println!("{line}");
