@@ -189,6 +189,125 @@ NTFS partitions are mounted with ntfs-3g.",
 lifeboat stage configs/atlantis.toml --host pixel7 --to CUSHION --match '*.win'"
     )]
     Stage(StageArgs),
+    /// Restore the newest backup onto a sparse image and boot it in QEMU: proof that the
+    /// backup restores and boots.
+    #[command(
+        long_about = "A restore drill: the chosen (default: newest) points are restored with the same engine as `lifeboat restore` onto a sparse image file of the pool disk's real size in a work directory (through a loop device the drill attaches itself), then the image alone is booted in QEMU with OVMF. The drill passes when the serial console shows the spec's [drill] expect line (default: systemd's multi-user target or a login prompt) within its timeout_secs.
+
+Safety: the backup drive is found by the spec's match rules (or --disk usb=DEVICE) and mounted read-only; no other disk is bound or written; the firmware's variables are left alone; the only changes to what is booted (a serial console on the loader entries, the fallback loader) are made on the drill's own copy.
+
+The result is appended as one JSON line to /var/lib/lifeboat/drills.jsonl ($LIFEBOAT_STATE_DIR/drills.jsonl, or --record FILE). Exit status 0 only when the restored system booted.",
+        after_help = "Examples:\n  lifeboat drill configs/atlantis.toml\n  \
+lifeboat drill configs/atlantis.toml --at 2026-11-20 --keep --work-dir /srv/drill"
+    )]
+    Drill(DrillArgs),
+    /// Is the backup healthy? Newest points and their ages, the last drill, the ESPs in
+    /// sync, BootOrder, fill levels; one line per finding.
+    #[command(
+        long_about = "Check the machine's backup and boot setup, read-only: per subvolume the newest point on the backup drive (older than [health] usb_max_age_days, default 7, fails) and the newest restic snapshot when the spec has [restic]; the last drill in drills.jsonl (failed: fails; older than drill_max_age_days, default 35: warns); ESP1 a mirror of ESP0 (the esp-sync plan is empty); lifeboat's boot entries first in BootOrder (where efivarfs exists, else unknown); the backup drive's and the pool's fill level (fill_max_percent, default 85).\n\nExit status 0: healthy, 1: warnings, 2: failures. One line per finding: OK, WARN or FAIL, what, why."
+    )]
+    Health(HealthArgs),
+    /// Install or remove the systemd units of lifeboat's timers in a distro root.
+    #[command(
+        long_about = "Write (install) or delete (remove) lifeboat's systemd units under ROOT/etc/systemd/system: a daily health check (lifeboat-health.timer), a monthly restore drill (lifeboat-drill.timer, Persistent=true so a missed month runs at the next boot), lifeboat-backup-boot.service pulled in before btrbk.service, and lifeboat-alert@.service, which every one of them names in OnFailure= and which runs `lifeboat alert`. The timers are enabled by their links in timers.target.wants/. Installing again changes nothing; remove deletes only these files and links."
+    )]
+    Timers(TimersArgs),
+    /// Run the spec's [alerts] command about a failed unit, with the health findings.
+    #[command(
+        long_about = "What lifeboat-alert@.service runs: `lifeboat health`'s findings are gathered and the spec's [alerts] command is run with two more arguments, the failed UNIT and the host, and the environment LIFEBOAT_UNIT, LIFEBOAT_HOST and LIFEBOAT_FINDINGS (one finding per line). Without an [alerts] section it prints the findings and says so."
+    )]
+    Alert(AlertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TimersArgs {
+    /// install: write the units and enable the timers (again: nothing changes); remove:
+    /// delete the units and links that install wrote.
+    #[arg(value_enum)]
+    pub action: TimersAction,
+    /// The root of the installed system (/ for this one).
+    pub root: PathBuf,
+    /// The spec, as the installed system sees it (install).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/lifeboat/atlantis.toml"
+    )]
+    pub spec: PathBuf,
+    /// The lifeboat binary, as the installed system sees it (install).
+    #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/lifeboat")]
+    pub lifeboat: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimersAction {
+    Install,
+    Remove,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    /// The machine spec (TOML): its [alerts] command.
+    pub spec: PathBuf,
+    /// The unit that failed (systemd passes %n).
+    pub unit: String,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The machine spec (TOML).
+    pub spec: PathBuf,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
+    /// The drill records to read instead of drills.jsonl in the state directory.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The machine spec (TOML).
+    pub spec: PathBuf,
+    /// Where the backups are.
+    #[arg(long, value_enum, default_value = "usb")]
+    pub from: RestoreFrom,
+    /// The newest points at or before this time (UTC): 2026-11-20, '2026-11-20 03:00',
+    /// 20261120T0300. Default: the newest.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print the record as one JSON line (the last line of the output).
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the work directory: the restored image, OVMF_VARS.fd and console.log.
+    #[arg(long)]
+    pub keep: bool,
+    /// The work directory (new or empty). Default: /var/tmp/lifeboat-drill-<time>-<pid>.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The backup drive: use DEVICE as the spec's backup disk (usb=/dev/sdX). No other disk
+    /// can be named.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
+    /// Append the record to FILE instead of drills.jsonl in the state directory.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// QEMU's accelerator. KVM hangs on some hosts (nested virtualisation): TCG is the
+    /// default, which always works and is slower.
+    #[arg(long, value_enum, default_value = "tcg")]
+    pub accel: DrillAccel,
+    /// The guest's memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub memory: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DrillAccel {
+    Tcg,
+    Kvm,
 }
 
 #[derive(Debug, Args)]

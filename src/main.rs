@@ -18,6 +18,10 @@ fn main() {
         Command::Restore(args) => commands::restore(args),
         Command::BackupBoot(args) => commands::backup_boot(args),
         Command::Stage(args) => commands::stage(args),
+        Command::Drill(args) => commands::drill(args),
+        Command::Health(args) => commands::health(args),
+        Command::Timers(args) => commands::timers(args),
+        Command::Alert(args) => commands::alert(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.

@@ -295,6 +295,59 @@ pub fn tree(file: &mut File, offset: u64, len: u64) -> Result<Tree, FatError> {
     Ok(out)
 }
 
+/// Copy every directory and file of a FAT region into the directory `to` (made when
+/// missing), read in-process: no mount, so no vfat module (the boot backup of a host
+/// without one). Returns the files and bytes copied. Open `file` read-only.
+pub fn extract(file: &mut File, offset: u64, len: u64, to: &Path) -> Result<(u64, u64), FatError> {
+    let err = |e: &dyn std::fmt::Debug| FatError::Format(format!("{e:?}"));
+    let local = |path: &Path, source: io::Error| FatError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let region = Region::new(file, offset, len);
+    let fs = lamfat::FileSystem::new(lamfat::StdIoWrapper::new(region), lamfat::FsOptions::new())
+        .map_err(|e| err(&e))?;
+    let (mut files, mut bytes) = (0u64, 0u64);
+    std::fs::create_dir_all(to).map_err(|e| local(to, e))?;
+    let mut stack = vec![(to.to_owned(), fs.root_dir())];
+    let mut buf = vec![0u8; 1 << 16];
+    while let Some((here, dir)) = stack.pop() {
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| err(&e))?;
+            let name = entry.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            // FAT names are one component; anything else is a damaged directory.
+            if crate::single_component::check(&name).is_err() {
+                return Err(FatError::Format(format!(
+                    "a FAT directory entry \"{}\" is not a file name",
+                    name.escape_debug()
+                )));
+            }
+            let path = here.join(&name);
+            if entry.is_dir() {
+                std::fs::create_dir_all(&path).map_err(|e| local(&path, e))?;
+                stack.push((path, entry.to_dir()));
+            } else if entry.is_file() {
+                let mut f = entry.to_file();
+                let mut out = File::create(&path).map_err(|e| local(&path, e))?;
+                loop {
+                    let n = lamfat::Read::read(&mut f, &mut buf).map_err(|e| err(&e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    out.write_all(&buf[..n]).map_err(|e| local(&path, e))?;
+                    bytes += n as u64;
+                }
+                out.sync_all().map_err(|e| local(&path, e))?;
+                files += 1;
+            }
+        }
+    }
+    Ok((files, bytes))
+}
+
 /// Format a whole partition node (or image file) as FAT32.
 pub fn format_fat32_path(node: &Path, label: &str, volume_id: u32) -> Result<(), FatError> {
     let mut file = OpenOptions::new()
@@ -367,6 +420,59 @@ mod tests {
         assert!(blkid.contains("VERSION=FAT32"), "{blkid}");
         assert!(blkid.contains("LABEL=ESP1"), "{blkid}");
         assert!(blkid.contains("UUID=1234-ABCD"), "{blkid}");
+    }
+
+    #[test]
+    fn extract_copies_what_mtools_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("esp.img");
+        File::create(&part).unwrap().set_len(64 << 20).unwrap();
+        format_fat32_path(&part, "ESP1", 9).unwrap();
+        // Written by mtools, an independent FAT implementation.
+        let src = dir.path().join("BOOTX64.EFI");
+        std::fs::write(&src, vec![0x4d; 100_000]).unwrap();
+        let entry = dir.path().join("tw.conf");
+        std::fs::write(&entry, "title TW\n").unwrap();
+        let img = part.to_str().unwrap();
+        for argv in [
+            vec![
+                "mmd",
+                "-i",
+                img,
+                "::/EFI",
+                "::/EFI/BOOT",
+                "::/loader",
+                "::/loader/entries",
+            ],
+            vec![
+                "mcopy",
+                "-i",
+                img,
+                src.to_str().unwrap(),
+                "::/EFI/BOOT/BOOTX64.EFI",
+            ],
+            vec![
+                "mcopy",
+                "-i",
+                img,
+                entry.to_str().unwrap(),
+                "::/loader/entries/tw.conf",
+            ],
+        ] {
+            Cmd::new(argv[0]).args(&argv[1..]).run().unwrap();
+        }
+        let to = dir.path().join("copy");
+        let mut f = File::open(&part).unwrap();
+        let (files, bytes) = extract(&mut f, 0, 64 << 20, &to).unwrap();
+        assert_eq!((files, bytes), (2, 100_009));
+        assert_eq!(
+            std::fs::read(to.join("EFI/BOOT/BOOTX64.EFI")).unwrap(),
+            vec![0x4d; 100_000]
+        );
+        assert_eq!(
+            std::fs::read_to_string(to.join("loader/entries/tw.conf")).unwrap(),
+            "title TW\n"
+        );
     }
 
     #[test]

@@ -152,7 +152,7 @@ fn roots_with_fstab(dev: &Device, number: u32, roots: &[&str]) -> Vec<String> {
 }
 
 /// The ESP's files, read from the disk's bytes at the partition's place.
-fn esp_tree(dev: &Device, number: u32) -> Option<Tree> {
+pub fn esp_tree(dev: &Device, number: u32) -> Option<Tree> {
     let p = dev.gpt()?.partitions.iter().find(|p| p.number == number)?;
     let offset = p.first_lba * dev.sector_size;
     let len = (p.last_lba - p.first_lba + 1) * dev.sector_size;

@@ -89,6 +89,13 @@ fn mount_for_reading(node: &Path, fstype: &str) -> Result<Mount> {
         .with_context(|| format!("mounting {}", node.display()))
 }
 
+fn read_esp(node: &Path, to: &Path) -> Result<(u64, u64)> {
+    let mut dev =
+        std::fs::File::open(node).with_context(|| format!("opening {}", node.display()))?;
+    let len = std::io::Seek::seek(&mut dev, std::io::SeekFrom::End(0))?;
+    Ok(crate::apply::fat::extract(&mut dev, 0, len, to)?)
+}
+
 fn copy_all(spec: &Spec, bindings: &[Binding], into: &Path) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     if let Some(boot) = restore::boot_partition(spec) {
@@ -111,16 +118,15 @@ fn copy_all(spec: &Spec, bindings: &[Binding], into: &Path) -> Result<Vec<String
             lines.push(format!("{name}: {} not found, not copied", esp.disk.id));
             continue;
         }
-        let m = mount_for_reading(&node(bindings, &esp)?, "vfat")?;
-        let copied = tree::copy(m.path(), &into.join("esp").join(&name))
-            .with_context(|| format!("copying {name}"))?;
-        m.close()?;
+        // Read in-process, like the restore writes it: no vfat mount needed.
+        let at = node(bindings, &esp)?;
+        let (files, bytes) = read_esp(&at, &into.join("esp").join(&name))
+            .with_context(|| format!("copying {name} ({})", at.display()))?;
         lines.push(format!(
-            "{name} ({} partition {}): {} files, {}",
+            "{name} ({} partition {}): {files} files, {}",
             esp.disk.id,
             esp.number,
-            copied.files,
-            crate::spec::human(copied.bytes)
+            crate::spec::human(bytes)
         ));
     }
     let record = record(spec, bindings);

@@ -5,25 +5,31 @@ mod backup_boot;
 mod boot_entries;
 mod check;
 mod disks;
+mod drill;
 mod esp_sync;
 mod fstab;
+mod health;
 mod inventory;
 mod menu;
 mod provision;
 mod restore;
 mod stage;
+mod timers;
 
 pub use backup_boot::backup_boot;
 pub use boot_entries::boot_entries;
 pub use check::check;
 pub use disks::disks;
+pub use drill::drill;
 pub use esp_sync::esp_sync;
 pub use fstab::fstab;
+pub use health::health;
 pub use inventory::inventory;
 pub use menu::menu;
 pub use provision::{plan, provision};
 pub use restore::restore;
 pub use stage::stage;
+pub use timers::{alert, timers};
 
 // Shared by the command files; they live in the library.
 use crate::machine::{bind_disks, bind_for_writing};

@@ -35,6 +35,9 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         wipe: args.wipe.clone(),
         yes: args.yes,
         dry_run: args.dry_run,
+        firmware: true,
+        room: None,
+        new_uuid_when_taken: false,
     };
-    restore::run(&spec, &options)
+    restore::run(&spec, &options).map(|_| ())
 }

@@ -76,10 +76,8 @@ pub fn restore(spec: &Spec, bindings: &[Binding], top: &Path, prov: &Plan) -> Re
             ));
             continue;
         };
-        let m = Mount::new(&node(esp)?, "vfat").with_context(|| format!("mounting {name}"))?;
-        let copied = tree::copy(&from, m.path()).with_context(|| format!("restoring {name}"));
-        m.close()?;
-        let copied = copied?;
+        let copied =
+            copy_to_fat(&from, &node(esp)?).with_context(|| format!("restoring {name}"))?;
         println!(
             "  {name}: {} files, {} (from esp/{})",
             copied.files,
@@ -88,4 +86,103 @@ pub fn restore(spec: &Spec, bindings: &[Binding], top: &Path, prov: &Plan) -> Re
         );
     }
     Ok(notes)
+}
+
+/// A boot backup's ESP copy written into the FAT on `node` in-process (lamfat), without
+/// mounting it: no vfat module is needed (the drill's host has none), and the rescue
+/// system writes its ESPs the same way provisioning formats them. Regular files only (FAT
+/// holds no symlinks; they are counted as skipped); every entry gets the newest
+/// modification time of the copy.
+pub fn copy_to_fat(from: &Path, node: &Path) -> Result<tree::Copied> {
+    let mut files = Vec::new();
+    let mut done = tree::Copied::default();
+    let mut newest = 0u64;
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = from.join(&rel);
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("reading {}", dir.display()))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let child = rel.join(e.file_name());
+            let meta = std::fs::symlink_metadata(e.path())
+                .with_context(|| format!("reading {}", e.path().display()))?;
+            if meta.is_dir() {
+                stack.push(child);
+            } else if meta.is_file() {
+                let bytes = std::fs::read(e.path())
+                    .with_context(|| format!("reading {}", e.path().display()))?;
+                let mtime = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                newest = newest.max(mtime);
+                done.files += 1;
+                done.bytes += bytes.len() as u64;
+                let Some(path) = child.to_str() else {
+                    anyhow::bail!(
+                        "{} is not UTF-8: a FAT name cannot hold it",
+                        e.path().display()
+                    );
+                };
+                files.push((path.to_owned(), bytes));
+            } else {
+                done.skipped += 1;
+            }
+        }
+    }
+    let mut dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(node)
+        .with_context(|| format!("opening {}", node.display()))?;
+    let len = std::io::Seek::seek(&mut dev, std::io::SeekFrom::End(0))
+        .with_context(|| format!("reading the size of {}", node.display()))?;
+    crate::apply::fat::write_files(&mut dev, 0, len, &files, newest)
+        .with_context(|| format!("writing FAT on {}", node.display()))?;
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::Cmd;
+
+    #[test]
+    fn an_esp_copy_lands_in_the_fat_and_fsck_accepts_it() {
+        let d = tempfile::tempdir().unwrap();
+        let from = d.path().join("esp");
+        std::fs::create_dir_all(from.join("EFI/BOOT")).unwrap();
+        std::fs::create_dir_all(from.join("loader/entries")).unwrap();
+        std::fs::write(from.join("EFI/BOOT/BOOTX64.EFI"), vec![0x4d; 70_000]).unwrap();
+        std::fs::write(from.join("loader/entries/tw.conf"), "title TW\n").unwrap();
+        std::os::unix::fs::symlink("tw.conf", from.join("loader/entries/link.conf")).unwrap();
+        let img = d.path().join("esp.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        crate::apply::fat::format_fat32_path(&img, "ESP1", 0x1234_5678).unwrap();
+        let done = copy_to_fat(&from, &img).unwrap();
+        assert_eq!((done.files, done.bytes, done.skipped), (2, 70_009, 1));
+        let listed = Cmd::new("mdir")
+            .args(["-/", "-b", "-i"])
+            .arg(&img)
+            .arg("::")
+            .read()
+            .unwrap();
+        assert!(listed.contains("::/EFI/BOOT/BOOTX64.EFI"), "{listed}");
+        assert!(listed.contains("::/loader/entries/tw.conf"), "{listed}");
+        let back = Cmd::new("mtype")
+            .args(["-i"])
+            .arg(&img)
+            .arg("::/loader/entries/tw.conf")
+            .read()
+            .unwrap();
+        assert_eq!(back, "title TW\n");
+        Cmd::new("fsck.vfat").args(["-n"]).arg(&img).run().unwrap();
+    }
 }

@@ -21,4 +21,15 @@ pub struct Options {
     pub wipe: Vec<String>,
     pub yes: bool,
     pub dry_run: bool,
+    /// Write the boot entries into the firmware's UEFI variables (when efivarfs is
+    /// mounted). Off for a drill: its disk is an image, the host's firmware is not its.
+    pub firmware: bool,
+    /// Where the target's bytes really go and how much room that has, when it is less than
+    /// the pool (a drill's sparse image in its work directory): the estimate must fit.
+    pub room: Option<(std::path::PathBuf, u64)>,
+    /// A recorded Btrfs UUID that a device of this machine already has is replaced by a new
+    /// one (a drill on the working machine, whose own pool has it: mkfs.btrfs refuses a
+    /// non-unique UUID and the kernel would not mount a second one). The replacements are
+    /// in [`super::run::Outcome::renamed`].
+    pub new_uuid_when_taken: bool,
 }

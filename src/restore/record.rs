@@ -98,10 +98,31 @@ impl Record {
     }
 }
 
+/// `text` with each old UUID replaced by its new one (either case); `None` when none occurs.
+pub fn rename_uuids(text: &str, renamed: &[(String, String)]) -> Option<String> {
+    let mut out = text.to_owned();
+    for (old, new) in renamed {
+        for variant in [old.to_lowercase(), old.to_uppercase()] {
+            out = out.replace(&variant, new);
+        }
+    }
+    (out != text).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::testutil;
+
+    #[test]
+    fn renamed_uuids_are_replaced_in_any_case() {
+        let r = vec![("abcd-ef".to_owned(), "1234-56".to_owned())];
+        assert_eq!(
+            rename_uuids("root=UUID=abcd-ef x UUID=ABCD-EF\n", &r).unwrap(),
+            "root=UUID=1234-56 x UUID=1234-56\n"
+        );
+        assert_eq!(rename_uuids("nothing\n", &r), None);
+    }
 
     #[test]
     fn the_record_reads_back_and_its_uuids_go_into_a_fresh_plan() {

@@ -16,7 +16,7 @@ use super::record::{BOOT_DIR, RECORD_FILE};
 use super::source::restic::ResticSource;
 use super::source::restic_stream::StreamSource;
 use super::source::usb::UsbSource;
-use super::source::{Kind, Source};
+use super::source::{Kind, Source, UsedPoint};
 use super::Options;
 use super::{self as r, report, room, SpecPart};
 use crate::apply::mount::Mount;
@@ -28,11 +28,25 @@ use crate::plan::{self, Action, Binding, Plan, Scope};
 use crate::spec::{human, Encryption, Spec};
 use crate::{runlog, ui};
 
+/// What a finished restore did (for a drill's record).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// `LINBKUP`, `restic s3:…`.
+    pub source: String,
+    pub subvols: Vec<String>,
+    pub points: Vec<UsedPoint>,
+    /// The source's size of the chosen points (what was received into the pool).
+    pub bytes: u64,
+    /// Recorded filesystem UUIDs replaced by new ones (old, new), see
+    /// [`Options::new_uuid_when_taken`].
+    pub renamed: Vec<(String, String)>,
+}
+
 /// Restore the machine of `spec` as `args` says. Disks are probed twice: once to plan,
 /// and once after the receives (provisioning rewrote the partition table and made the
 /// filesystems, so their GUIDs and UUIDs are new) for /boot and the ESPs, the boot entries
 /// and the checks.
-pub fn run(spec: &Spec, args: &Options) -> Result<()> {
+pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     let when = args.when;
     let Some(pool) = r::pool(spec) else {
         bail!(
@@ -126,6 +140,16 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
         Some(rec) => rec.apply_to(&mut prov),
         None => Vec::new(),
     };
+    let renamed = if args.new_uuid_when_taken {
+        renew_taken_btrfs_uuids(&mut prov)
+    } else {
+        Vec::new()
+    };
+    for (old, new) in &renamed {
+        println!(
+            "  the recorded Btrfs UUID {old} is on a device of this machine already: {new} instead"
+        );
+    }
     let pool_size = pool_size(&prov, &bindings, &pool)?;
 
     // What the pool holds now (nothing when it is about to be made), and the room in it.
@@ -159,6 +183,17 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
             if fresh_pool { "" } else { ", as it is now" },
             human(room.usable)
         );
+    }
+    if let Some((dir, free)) = &args.room {
+        if room.needed > *free {
+            source.close()?;
+            bail!(
+                "not enough room: the chosen points need about {} but {} has only {} free",
+                human(room.needed),
+                dir.display(),
+                human(*free)
+            );
+        }
     }
     println!(
         "  about {} to restore into {} ({}, about {} of it for files)",
@@ -194,7 +229,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
         None => println!("\nThen: fstab checked, boot entries, checks (no role = \"meta\" subvolume: /boot and the ESPs are not restored)."),
     }
     if args.dry_run {
-        return source.close();
+        return source.close().map(|()| None);
     }
     if !prov.is_empty() {
         ui::confirm_plan(&prov, args.yes)?;
@@ -230,13 +265,21 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
             )
         }
     });
+    // The roots' fstabs follow a Btrfs UUID that had to be replaced (before the checks).
+    let restored = restored.and_then(|()| {
+        for line in rename_in_roots(&pool, top.path(), &renamed)? {
+            println!("  {line}");
+        }
+        Ok(())
+    });
     let efivarfs = std::fs::read_to_string("/proc/self/mountinfo")
         .map(|m| {
             crate::boot::esp_sync::mount_fstype(&m, Path::new(crate::boot::efivars::EFIVARS))
                 == Some("efivarfs")
         })
         .unwrap_or(false);
-    let after = restored.and_then(|()| probe_again(spec, args, &bindings, &pool, efivarfs));
+    let after = restored
+        .and_then(|()| probe_again(spec, args, &bindings, &pool, args.firmware && efivarfs));
     let boot = after.and_then(|(after, esp_locks)| {
         let notes = super::boot::restore(spec, &after.bindings, top.path(), &prov)?;
         Ok((after, esp_locks, notes))
@@ -245,6 +288,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
     let name = source.name();
     let not_carried = source.not_carried();
     let subvols = source.subvols();
+    let points = source.points();
     let source_closed = source.close();
     let (after, _esp_locks, boot_lines) = boot?;
     closed?;
@@ -252,7 +296,13 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
 
     // Boot entries, then the checks.
     let mut notes = boot_lines;
-    if efivarfs {
+    if !args.firmware {
+        notes.push(
+            "the firmware's boot entries were left alone (this restore is not for this machine's \
+             firmware)"
+                .into(),
+        );
+    } else if efivarfs {
         println!("\nBoot entries");
         crate::boot::uefi::write(spec, &after, crate::boot::loader::ON_ESP_UEFI, false, true)
             .context("writing the boot entries")?;
@@ -292,7 +342,13 @@ pub fn run(spec: &Spec, args: &Options) -> Result<()> {
         "\nRestored {} from {name}. Remove the rescue USB and reboot.",
         subvols.join(", ")
     );
-    Ok(())
+    Ok(Some(Outcome {
+        source: name,
+        subvols,
+        points,
+        bytes: estimate,
+        renamed,
+    }))
 }
 
 /// The second probe (see [`run`]), with the machine's disks listed so that the boot entries
@@ -343,6 +399,56 @@ pub fn stamp(t: i64) -> String {
 
 fn same_device(a: &Path, b: &Path) -> Result<bool> {
     Ok(blockdev::dev_numbers(a)? == blockdev::dev_numbers(b)?)
+}
+
+/// Each root subvolume's /etc/fstab (under the pool's top at `top`) with the replaced
+/// UUIDs; returns a line per file changed.
+fn rename_in_roots(
+    pool: &SpecPart,
+    top: &Path,
+    renamed: &[(String, String)],
+) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    if renamed.is_empty() {
+        return Ok(lines);
+    }
+    for root in pool.part.subvolumes.iter().filter(|s| s.root) {
+        let fstab = top.join(&root.name).join("etc/fstab");
+        let Ok(text) = std::fs::read_to_string(&fstab) else {
+            continue;
+        };
+        if let Some(new) = super::record::rename_uuids(&text, renamed) {
+            std::fs::write(&fstab, new).with_context(|| format!("writing {}", fstab.display()))?;
+            lines.push(format!("{}/etc/fstab: the pool's new UUID", root.name));
+        }
+    }
+    Ok(lines)
+}
+
+/// Give every Btrfs the plan would make with a UUID some device here has already
+/// (`blkid -U`) a new UUID; returns (old, new) for each.
+fn renew_taken_btrfs_uuids(prov: &mut Plan) -> Vec<(String, String)> {
+    let mut renamed = Vec::new();
+    for action in prov.disks.iter_mut().flat_map(|d| d.actions.iter_mut()) {
+        if let Action::Mkfs {
+            fs: crate::spec::FsKind::Btrfs,
+            uuid: Some(uuid),
+            ..
+        } = action
+        {
+            let taken = crate::exec::Cmd::new("blkid")
+                .args(["-c", "/dev/null", "-U"])
+                .arg(uuid.as_str())
+                .read()
+                .is_ok_and(|dev| !dev.trim().is_empty());
+            if taken {
+                let new = uuid::Uuid::new_v4().to_string();
+                renamed.push((uuid.clone(), new.clone()));
+                *uuid = new;
+            }
+        }
+    }
+    renamed
 }
 
 /// Whether the provisioning plan makes the pool's filesystem.

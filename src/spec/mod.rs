@@ -35,7 +35,65 @@ pub struct Spec {
     pub machine: Machine,
     pub disks: Vec<Disk>,
     pub restic: Option<ResticSpec>,
+    /// `[drill]`, defaults filled in.
+    pub drill: Drill,
+    /// `[health]`, defaults filled in.
+    pub health: Health,
+    /// `[alerts] command`: program and first arguments (empty: no alerts).
+    pub alerts: Vec<String>,
 }
+
+/// The thresholds of `lifeboat health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// The backup design's "USB stale > 7 days".
+    pub usb_max_age_days: u32,
+    pub restic_max_age_days: u32,
+    /// A monthly drill, with a few days' slack.
+    pub drill_max_age_days: u32,
+    /// The design's 85 % rule.
+    pub fill_max_percent: u32,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            usb_max_age_days: 7,
+            restic_max_age_days: 3,
+            drill_max_age_days: 35,
+            fill_max_percent: 85,
+        }
+    }
+}
+
+/// What a drill waits for: the console's markers and how long.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drill {
+    /// Any of these (substrings of a console line) means the system booted.
+    pub expect: Vec<String>,
+    pub timeout_secs: u64,
+}
+
+impl Default for Drill {
+    fn default() -> Drill {
+        Drill {
+            expect: DEFAULT_DRILL_EXPECT
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            timeout_secs: DEFAULT_DRILL_TIMEOUT_SECS,
+        }
+    }
+}
+
+/// systemd's multi-user target (as it logs it, and as its status line shows it) or a
+/// getty's prompt.
+pub const DEFAULT_DRILL_EXPECT: &[&str] = &[
+    "Reached target multi-user.target",
+    "Reached target Multi-User System",
+    "login:",
+];
+pub const DEFAULT_DRILL_TIMEOUT_SECS: u64 = 600;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Disk {

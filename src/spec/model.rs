@@ -16,6 +16,48 @@ pub struct SpecFile {
     pub disks: Vec<DiskSpec>,
     #[serde(default)]
     pub restic: Option<ResticSpec>,
+    #[serde(default)]
+    pub drill: Option<DrillFile>,
+    #[serde(default)]
+    pub health: Option<HealthFile>,
+    #[serde(default)]
+    pub alerts: Option<AlertsFile>,
+}
+
+/// `[alerts]`: the user's own command that a failed timer unit runs (mail, an SMS gateway,
+/// a webhook).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsFile {
+    /// The program (absolute path) and its first arguments; lifeboat adds the failed unit
+    /// and the host, and passes the findings in LIFEBOAT_FINDINGS.
+    pub command: Spanned<Vec<String>>,
+}
+
+/// `[health]`: the thresholds of `lifeboat health`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    #[serde(default)]
+    pub usb_max_age_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub restic_max_age_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub drill_max_age_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub fill_max_percent: Option<Spanned<i64>>,
+}
+
+/// `[drill]`: what `lifeboat drill` waits for on the restored system's serial console.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillFile {
+    /// A line the console must show (a substring of it) for the system to count as booted.
+    #[serde(default)]
+    pub expect: Option<Spanned<String>>,
+    /// How long the boot may take, in seconds.
+    #[serde(default)]
+    pub timeout_secs: Option<Spanned<i64>>,
 }
 
 /// Where the off-site restic repository is and what of the machine it holds.

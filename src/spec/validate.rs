@@ -213,12 +213,109 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        let drill = self.drill(raw.drill)?;
+        let health = self.health(raw.health)?;
+        let alerts = match raw.alerts {
+            None => Vec::new(),
+            Some(a) => {
+                let argv = a.command.get_ref();
+                if !argv.first().is_some_and(|p| p.starts_with('/')) {
+                    return Err(self.err(
+                        a.command.span(),
+                        "alerts command must be a list whose first item is the program's \
+                         absolute path, like [\"/usr/local/bin/notify\", \"--to\", \"me\"]",
+                    ));
+                }
+                argv.clone()
+            }
+        };
         Ok(Spec {
             file: self.file.to_owned(),
             machine: raw.machine,
             disks,
             restic: raw.restic,
+            drill,
+            health,
+            alerts,
         })
+    }
+
+    fn health(&self, raw: Option<super::model::HealthFile>) -> Result<super::Health, SpecError> {
+        let mut h = super::Health::default();
+        let Some(raw) = raw else {
+            return Ok(h);
+        };
+        let fields = [
+            (
+                "usb_max_age_days",
+                raw.usb_max_age_days,
+                1..=3650,
+                &mut h.usb_max_age_days,
+            ),
+            (
+                "restic_max_age_days",
+                raw.restic_max_age_days,
+                1..=3650,
+                &mut h.restic_max_age_days,
+            ),
+            (
+                "drill_max_age_days",
+                raw.drill_max_age_days,
+                1..=3650,
+                &mut h.drill_max_age_days,
+            ),
+            (
+                "fill_max_percent",
+                raw.fill_max_percent,
+                1..=100,
+                &mut h.fill_max_percent,
+            ),
+        ];
+        for (name, value, range, into) in fields {
+            if let Some(v) = value {
+                let n = *v.get_ref();
+                if !range.contains(&n) {
+                    return Err(self.err(
+                        v.span(),
+                        format!(
+                            "health {name} {n} must be between {} and {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    ));
+                }
+                *into = n as u32;
+            }
+        }
+        Ok(h)
+    }
+
+    fn drill(&self, raw: Option<super::model::DrillFile>) -> Result<super::Drill, SpecError> {
+        let mut drill = super::Drill::default();
+        let Some(raw) = raw else {
+            return Ok(drill);
+        };
+        if let Some(expect) = raw.expect {
+            let text = expect.get_ref();
+            if text.trim().is_empty() || text.contains('\n') {
+                return Err(self.err(
+                    expect.span(),
+                    "drill expect must be the text of one console line (not empty, no newline)",
+                ));
+            }
+            drill.expect = vec![text.clone()];
+        }
+        if let Some(t) = raw.timeout_secs {
+            let secs = *t.get_ref();
+            if !(1..=86_400).contains(&secs) {
+                return Err(self.err(
+                    t.span(),
+                    format!("drill timeout_secs {secs} must be between 1 and 86400 (a day)"),
+                ));
+            }
+            drill.timeout_secs = secs as u64;
+        }
+        Ok(drill)
     }
 
     fn disk(
@@ -1204,6 +1301,66 @@ mod tests {
             )),
             "t.toml:14:10: restic path \"home\" must be absolute (as restic backed it up)"
         );
+    }
+
+    #[test]
+    fn drill_section_has_defaults_and_checked_values() {
+        let disk = "[[disk]]\nid = \"d\"\n[[disk.partition]]\nname = \"p\"\nsize = \"1GiB\"\n";
+        let spec = ok(disk);
+        assert_eq!(spec.drill, crate::spec::Drill::default());
+        let spec = ok(&format!(
+            "{disk}[drill]\nexpect = \"ATLANTIS-HOME-SHA256\"\ntimeout_secs = 90\n"
+        ));
+        assert_eq!(spec.drill.expect, vec!["ATLANTIS-HOME-SHA256".to_owned()]);
+        assert_eq!(spec.drill.timeout_secs, 90);
+        let e = error(&format!("{disk}[drill]\ntimeout_secs = 0\n"));
+        assert_eq!(
+            e,
+            "t.toml:10:16: drill timeout_secs 0 must be between 1 and 86400 (a day)"
+        );
+        let e = error(&format!("{disk}[drill]\nexpect = \"  \"\n"));
+        assert!(
+            e.contains("drill expect must be the text of one console line"),
+            "{e}"
+        );
+        let e = error(&format!("{disk}[drill]\nexpct = \"x\"\n"));
+        assert!(e.contains("expct"), "{e}");
+    }
+
+    #[test]
+    fn health_thresholds_have_defaults_and_checked_values() {
+        let disk = "[[disk]]\nid = \"d\"\n[[disk.partition]]\nname = \"p\"\nsize = \"1GiB\"\n";
+        assert_eq!(ok(disk).health, crate::spec::Health::default());
+        assert_eq!(ok(disk).health.usb_max_age_days, 7);
+        let h = ok(&format!(
+            "{disk}[health]\nusb_max_age_days = 2\nfill_max_percent = 90\n"
+        ))
+        .health;
+        assert_eq!(
+            (h.usb_max_age_days, h.fill_max_percent, h.drill_max_age_days),
+            (2, 90, 35)
+        );
+        assert_eq!(
+            error(&format!("{disk}[health]\nfill_max_percent = 101\n")),
+            "t.toml:10:20: health fill_max_percent 101 must be between 1 and 100"
+        );
+    }
+
+    #[test]
+    fn alerts_command_is_an_absolute_program_with_arguments() {
+        let disk = "[[disk]]\nid = \"d\"\n[[disk.partition]]\nname = \"p\"\nsize = \"1GiB\"\n";
+        assert!(ok(disk).alerts.is_empty());
+        let s = ok(&format!(
+            "{disk}[alerts]\ncommand = [\"/usr/bin/notify\", \"--to\", \"me\"]\n"
+        ));
+        assert_eq!(s.alerts, vec!["/usr/bin/notify", "--to", "me"]);
+        let e = error(&format!("{disk}[alerts]\ncommand = [\"notify\"]\n"));
+        assert!(
+            e.starts_with("t.toml:10:11: alerts command must be a list"),
+            "{e}"
+        );
+        let e = error(&format!("{disk}[alerts]\ncommand = []\n"));
+        assert!(e.starts_with("t.toml:10:11: alerts command"), "{e}");
     }
 
     #[test]

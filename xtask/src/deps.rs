@@ -38,6 +38,8 @@ pub const PACKAGES: &[&str] = &[
     "ovmf",
     // `cargo xtask docgen`'s man pages are checked by rendering them with groff.
     "groff-base",
+    // `lifeboat timers`' units are checked with systemd-analyze verify.
+    "systemd",
     // The image's Secure Boot chain is checked with sbverify.
     "sbsigntool",
     // The hybrid ISO.

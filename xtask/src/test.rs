@@ -1,5 +1,6 @@
-//! `cargo xtask test`: every test phase in order: tidy, cargo test, the rescue image, and
-//! every QEMU scenario in tests/qemu/ booted from that image.
+//! `cargo xtask test`: every test phase in order: tidy, the rescue image (before the cargo
+//! tests: tests/drill.rs boots the restored fixture with its kernel and systemd-boot), cargo
+//! test, and every QEMU scenario in tests/qemu/ booted from that image.
 
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
@@ -19,14 +20,14 @@ const PHASES: &[Phase] = &[
         run: tidy,
     },
     Phase {
+        name: "image",
+        what: "cargo xtask image: the rescue USB image from images/rescue.toml (tests/drill.rs boots its kernel)",
+        run: build_image,
+    },
+    Phase {
         name: "cargo-test",
         what: "unit tests and integration tests on loop devices",
         run: cargo_test,
-    },
-    Phase {
-        name: "image",
-        what: "cargo xtask image: the rescue USB image from images/rescue.toml",
-        run: build_image,
     },
     Phase {
         name: "qemu",
@@ -60,7 +61,10 @@ fn tidy(sh: &Shell) -> Result<()> {
 }
 
 fn cargo_test(sh: &Shell) -> Result<()> {
-    cmd!(sh, "cargo test --workspace").run()?;
+    let image = image::default_output()?;
+    cmd!(sh, "cargo test --workspace")
+        .env("LIFEBOAT_RESCUE_IMAGE", image)
+        .run()?;
     Ok(())
 }
 

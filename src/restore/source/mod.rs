@@ -41,6 +41,20 @@ pub trait Source {
     fn not_carried(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The points it restores from, per subvolume (for a drill's record).
+    fn points(&self) -> Vec<UsedPoint> {
+        Vec::new()
+    }
+}
+
+/// One restore point a restore used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UsedPoint {
+    pub subvol: String,
+    /// Its name where the source keeps it (a path on the drive, a snapshot id).
+    pub point: String,
+    /// When it was taken (Unix time), when known.
+    pub time: Option<i64>,
 }
 
 /// btrfs send/receive (the backup drive, raw streams) carries SELinux labels, file

@@ -297,6 +297,17 @@ impl RestoreSource for ResticSource {
         out
     }
 
+    fn points(&self) -> Vec<super::UsedPoint> {
+        self.planned
+            .iter()
+            .map(|p| super::UsedPoint {
+                subvol: p.subvol.clone(),
+                point: format!("snapshot {} {}", p.snapshot.short_id, p.path),
+                time: Some(p.snapshot.time),
+            })
+            .collect()
+    }
+
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String> {
         // What no snapshot holds is left out; the rest as planned.
         let mut out: String = self.skipped.iter().map(|s| format!("  {s}\n")).collect();

@@ -121,6 +121,17 @@ impl RestoreSource for UsbSource {
     fn close(self: Box<Self>) -> Result<()> {
         Ok(self.usb.close()?)
     }
+
+    fn points(&self) -> Vec<super::UsedPoint> {
+        self.chains
+            .iter()
+            .map(|c| super::UsedPoint {
+                subvol: c.subvol.clone(),
+                point: c.chosen().path.clone(),
+                time: Some(c.chosen().time),
+            })
+            .collect()
+    }
 }
 
 /// How much will be received, in all and per point (by path on the backup drive).
