@@ -482,7 +482,9 @@ pub struct BootEntriesArgs {
     /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
     #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
     pub disks: Vec<(String, PathBuf)>,
-    /// The loader on each ESP the entries start.
+    /// The loader on each ESP the entries start; `auto`: Debian's shim of the signed chain
+    /// (\EFI\lifeboat\shimx64.efi) when Secure Boot is on, else systemd-boot
+    /// (\EFI\systemd\systemd-bootx64.efi).
     #[arg(long, default_value = DEFAULT_LOADER)]
     pub loader: String,
     /// Print the changes and stop.
@@ -529,8 +531,10 @@ pub struct EspSyncArgs {
     pub install_hook: Option<PathBuf>,
 }
 
-/// systemd-boot as provisioning installs it on both ESPs.
-pub const DEFAULT_LOADER: &str = crate::boot::loader::ON_ESP_UEFI;
+/// The loader provisioning installs on both ESPs: `auto` is `\EFI\lifeboat\shimx64.efi`
+/// (the signed chain) when the firmware enforces Secure Boot, else
+/// `\EFI\systemd\systemd-bootx64.efi`.
+pub const DEFAULT_LOADER: &str = crate::boot::loader::AUTO;
 
 fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
     match s.split_once('=') {
