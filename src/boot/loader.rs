@@ -189,6 +189,33 @@ mod tests {
         assert_eq!(entry_loader("\\EFI\\x.efi", SecureBoot::On), "\\EFI\\x.efi");
     }
 
+    /// The rescue image puts the chain where lifeboat reads it (images/rescue.toml).
+    #[test]
+    fn the_image_carries_the_signed_chain_where_it_is_read() {
+        let text =
+            fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("images/rescue.toml"))
+                .unwrap();
+        let image: toml::Value = toml::from_str(&text).unwrap();
+        let carried: Vec<String> = image["boot"]["machine"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| format!("/{}", f["to"].as_str().unwrap()))
+            .collect();
+        let read: Vec<String> = Chain::Signed
+            .files()
+            .iter()
+            .map(|(from, _)| from.to_string())
+            .collect();
+        for from in &read {
+            assert!(
+                carried.contains(from),
+                "{from} is not in the image: {carried:?}"
+            );
+        }
+        assert_eq!(carried.len(), read.len());
+    }
+
     #[test]
     fn the_signed_chain_goes_on_whole_with_the_shim_last() {
         let esp = tempfile::tempdir().unwrap();

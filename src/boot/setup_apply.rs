@@ -1,7 +1,8 @@
 //! The end of `lifeboat provision`: the boot setup that [`setup::plan`] makes from what is
-//! on the disks (fstab into the roots, the loader on the ESPs (systemd-boot, or the signed
-//! chain under Secure Boot), the mirror, the boot entries), carried out in order and stopped at the first step that fails, so that no
-//! boot entry is written for a loader that did not arrive.
+//! on the disks (fstab into the roots, the loader on the ESPs: systemd-boot, or the signed
+//! chain under Secure Boot; the mirror, the boot entries), carried out in order and stopped
+//! at the first step that fails, so that no boot entry is written for a loader that did not
+//! arrive.
 
 use std::path::Path;
 
