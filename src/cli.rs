@@ -99,6 +99,9 @@ spec — \"Atlantis ESP0 (disk0)\", \"Atlantis ESP1 (disk1)\" — each pointing 
 that partition (by partition number, start, size and GPT partition GUID, as the disks show \
 them now), and set BootOrder to those two first, then every other entry in its old order \
 (Windows Boot Manager stays). If ESP0's disk dies, the firmware falls back to ESP1.\n\n\
+With Secure Boot on, the entries start the signed chain's shim (\\EFI\\lifeboat\\shimx64.efi) \
+and each distribution's own shim found on an ESP (EFI/<distro>/shim*.efi) gets an entry per \
+ESP after ours (\"Atlantis ESP0 (disk0) fedora\").\n\n\
 Running it again changes nothing and never duplicates entries; an entry of ours whose \
 partition no longer exists (a replaced disk) is removed or rewritten. Entries it did not make \
 are never changed. The changes are printed first; --dry-run stops there, --yes writes \
