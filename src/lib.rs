@@ -15,6 +15,7 @@ pub mod boot;
 pub mod btrfs;
 pub mod cli;
 pub mod commands;
+pub mod cryptsetup;
 pub mod disklock;
 pub mod drill;
 pub mod exec;
