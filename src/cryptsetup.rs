@@ -104,7 +104,16 @@ pub fn format(node: &Path, key: &Key, uuid: Option<&str>) -> Result<(), CryptErr
 }
 
 fn open_cmd(node: &Path, name: &str, key: &Key, test_only: bool) -> Cmd {
+    open_cmd_with(node, name, key, test_only, false)
+}
+
+fn open_cmd_with(node: &Path, name: &str, key: &Key, test_only: bool, read_only: bool) -> Cmd {
     let cmd = Cmd::new("cryptsetup").args(["open", "--type", "luks2"]);
+    let cmd = if read_only {
+        cmd.arg("--readonly")
+    } else {
+        cmd
+    };
     let cmd = if test_only {
         cmd.arg("--test-passphrase")
     } else {
@@ -138,6 +147,11 @@ pub fn open(node: &Path, name: &str, key: &Key) -> Result<(), CryptError> {
         });
     }
     run_keyed(open_cmd(node, name, key, false), node)
+}
+
+/// Open the container read-only (for looking, as `lifeboat plan` does).
+pub fn open_read_only(node: &Path, name: &str, key: &Key) -> Result<(), CryptError> {
+    run_keyed(open_cmd_with(node, name, key, false, true), node)
 }
 
 /// Whether `key` opens the container, without opening it.

@@ -30,3 +30,4 @@ pub mod single_component;
 pub mod spec;
 pub mod timers;
 pub mod ui;
+pub mod unlock;
