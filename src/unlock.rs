@@ -50,11 +50,28 @@ impl Opened {
         self.ours
     }
 
-    pub fn close(self) -> Result<(), CryptError> {
-        if self.ours {
+    /// Close it when this run opened it (whatever is mounted from it must be unmounted).
+    pub fn close(mut self) -> Result<(), CryptError> {
+        if std::mem::take(&mut self.ours) {
             cryptsetup::close(&self.name)?;
         }
         Ok(())
+    }
+
+    /// Leave it open after this run (`lifeboat unlock`).
+    pub fn keep(mut self) -> PathBuf {
+        self.ours = false;
+        self.device.clone()
+    }
+}
+
+/// A run that stops early closes what it opened (errors are not reported here: the run
+/// is failing already).
+impl Drop for Opened {
+    fn drop(&mut self) {
+        if self.ours {
+            let _ = cryptsetup::close(&self.name);
+        }
     }
 }
 

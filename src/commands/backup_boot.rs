@@ -139,6 +139,38 @@ fn copy_all(spec: &Spec, bindings: &[Binding], into: &Path) -> Result<Vec<String
     Ok(lines)
 }
 
+fn found_node(bindings: &[Binding], part: &restore::SpecPart) -> Option<std::path::PathBuf> {
+    let b = bindings.iter().find(|b| b.id == part.disk.id)?;
+    Some(crate::blockdev::partition_node(&b.device.path, part.number))
+}
+
+/// (type, UUID, label) of the filesystem in the open container with LUKS UUID `uuid`:
+/// opened as `luks-<UUID>` by the installed system, or as lifeboat's mapping.
+fn inner_fs(
+    uuid: &str,
+    node: &Option<std::path::PathBuf>,
+) -> Option<(String, String, Option<String>)> {
+    use crate::cryptsetup;
+    let mut names = vec![cryptsetup::system_name(uuid)];
+    if let Some(n) = node {
+        names.push(cryptsetup::mapper_name(n));
+    }
+    let dev = names
+        .iter()
+        .map(|n| cryptsetup::mapper_path(n))
+        .find(|p| p.exists())?;
+    let value = |tag: &str| {
+        crate::exec::Cmd::new("blkid")
+            .args(["-c", "/dev/null", "-o", "value", "-s", tag])
+            .arg(&dev)
+            .read()
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    Some((value("TYPE")?, value("UUID")?, value("LABEL")))
+}
+
 /// Every filesystem of the spec's disks as probed now.
 pub fn record(spec: &Spec, bindings: &[Binding]) -> Record {
     let now = std::time::SystemTime::now()
@@ -166,7 +198,24 @@ pub fn record(spec: &Spec, bindings: &[Binding]) -> Record {
             label: fs.label.clone(),
             uuid: uuid.clone(),
             part_guid: Some(found.part_guid.clone()),
+            in_luks: false,
         });
+        // The filesystem inside an open container (the running system's, or lifeboat's
+        // mapping): a restore gives it its UUID again, so root=UUID= in the loader
+        // entries stays valid.
+        if fs.fstype == "crypto_LUKS" {
+            if let Some(inner) = inner_fs(uuid, &found_node(bindings, &part)) {
+                filesystems.push(Recorded {
+                    disk: part.disk.id.clone(),
+                    number: part.number,
+                    fstype: inner.0,
+                    label: inner.2,
+                    uuid: inner.1,
+                    part_guid: None,
+                    in_luks: true,
+                });
+            }
+        }
     }
     Record {
         written: restore::points::format_time(now),

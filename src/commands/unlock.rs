@@ -15,16 +15,13 @@ pub fn unlock(args: &UnlockArgs) -> Result<()> {
             spec.file.display()
         );
     }
-    for (disk, number, o) in &opened {
+    for (disk, number, o) in opened {
         let how = if o.opened_here() {
             "opened"
         } else {
             "open already"
         };
-        println!(
-            "{disk} partition {number}: {how} as {}",
-            o.device().display()
-        );
+        println!("{disk} partition {number}: {how} as {}", o.keep().display());
     }
     Ok(())
 }
