@@ -39,8 +39,26 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
         true,
         Some(std::slice::from_ref(&pool.disk.id)),
     )?;
-    let top = Mount::with_options(&node(&bindings, &pool)?, "btrfs", Some("subvolid=5"))
-        .context("mounting the pool")?;
+    // An encrypted pool through its container (open already when the system runs from it).
+    let opened = match pool.part.encrypt {
+        crate::spec::Encryption::Luks2 => {
+            let disk = crate::machine::device_of(&bindings, &pool.disk.id)?;
+            Some(crate::unlock::open(
+                &pool.disk.id,
+                &disk,
+                pool.number,
+                pool.part,
+                &mut crate::ui::Prompted,
+            )?)
+        }
+        crate::spec::Encryption::None => None,
+    };
+    let pool_dev = match &opened {
+        Some(o) => o.device().to_owned(),
+        None => node(&bindings, &pool)?,
+    };
+    let top =
+        Mount::with_options(&pool_dev, "btrfs", Some("subvolid=5")).context("mounting the pool")?;
     let meta = top.path().join(meta_name);
     if !meta.is_dir() {
         bail!("the pool has no {meta_name} subvolume yet (run lifeboat provision)");
@@ -65,6 +83,9 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
     let closed = top.close();
     let (lines, target) = done?;
     closed?;
+    if let Some(o) = opened {
+        o.close()?;
+    }
     println!("Boot backup in {meta_name}/{BOOT_DIR}/ of the pool:");
     for line in lines {
         println!("  {line}");
