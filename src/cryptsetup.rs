@@ -139,13 +139,16 @@ fn run_keyed(cmd: Cmd, node: &Path) -> Result<(), CryptError> {
     }
 }
 
-/// Open the container in `node` as /dev/mapper/`name`.
+/// Open the container in `node` as /dev/mapper/`name`. The key is tried first on its
+/// own, so that a wrong one is said as such whatever else would fail (a missing
+/// device-mapper says something else entirely).
 pub fn open(node: &Path, name: &str, key: &Key) -> Result<(), CryptError> {
     if !is_luks(node)? {
         return Err(CryptError::NotLuks {
             device: node.to_owned(),
         });
     }
+    check_key(node, key)?;
     run_keyed(open_cmd(node, name, key, false), node)
 }
 
