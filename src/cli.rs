@@ -220,6 +220,12 @@ lifeboat drill configs/atlantis.toml --at 2026-11-20 --keep --work-dir /srv/dril
         long_about = "What lifeboat-alert@.service runs: `lifeboat health`'s findings are gathered and the spec's [alerts] command is run with two more arguments, the failed UNIT and the host, and the environment LIFEBOAT_UNIT, LIFEBOAT_HOST and LIFEBOAT_FINDINGS (one finding per line). Without an [alerts] section it prints the findings and says so."
     )]
     Alert(AlertArgs),
+    /// Open the spec's LUKS2 containers with their key file or a passphrase.
+    #[command(
+        long_about = "Open every LUKS2 container of the spec (encrypt = \"luks2\") that is on the disks, as /dev/mapper/lifeboat-<partition>, with the spec's key_file or else a passphrase asked for at the console (read from stdin without a terminal). A container that is open already is left as it is. Afterwards `lifeboat provision` and `lifeboat restore` use the open containers, and the filesystem inside can be mounted by hand. A key that does not open a container: one sentence, non-zero exit, nothing written.",
+        after_help = "Example: lifeboat unlock configs/examples/laptop.toml"
+    )]
+    Unlock(UnlockArgs),
 }
 
 #[derive(Debug, Args)]
@@ -496,6 +502,15 @@ pub struct BootEntriesArgs {
     /// Write without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The machine spec (TOML).
+    pub spec: PathBuf,
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@ fn main() {
         Command::Health(args) => commands::health(args),
         Command::Timers(args) => commands::timers(args),
         Command::Alert(args) => commands::alert(args),
+        Command::Unlock(args) => commands::unlock(args),
     };
     if let Err(err) = result {
         // One sentence: the context chain joined, most general first.

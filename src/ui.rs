@@ -211,20 +211,58 @@ pub fn confirm_plan(plan: &crate::plan::Plan, yes: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// LUKS passphrases asked for at the console.
+/// LUKS passphrases asked for at the console (never echoed), or read from stdin one line
+/// each when stdin is not a terminal (a script, a test): a new one twice, like typed.
 pub struct Prompted;
 
 impl crate::apply::KeySource for Prompted {
-    fn passphrase(&mut self, partition: &crate::plan::PartRef) -> Result<String, String> {
-        if !interactive() {
-            return Err("no key_file in the spec and no terminal to ask for a passphrase".into());
-        }
-        new_passphrase(&format!(
-            "Passphrase for the LUKS container in partition {} \"{}\"",
+    fn new_passphrase(&mut self, partition: &crate::plan::PartRef) -> Result<String, String> {
+        let prompt = format!(
+            "New passphrase for the LUKS container in partition {} \"{}\"",
             partition.number, partition.name
-        ))
-        .map_err(|e| e.to_string())
+        );
+        if interactive() {
+            return new_passphrase(&prompt).map_err(|e| e.to_string());
+        }
+        let first = stdin_line()?;
+        let again = stdin_line()?;
+        if first != again {
+            return Err("the two passphrases read from stdin differ".into());
+        }
+        Ok(first)
     }
+
+    fn passphrase(&mut self, partition: &crate::plan::PartRef) -> Result<String, String> {
+        let prompt = format!(
+            "Passphrase of the LUKS container in partition {} \"{}\"",
+            partition.number, partition.name
+        );
+        if interactive() {
+            return passphrase(&prompt).map_err(|e| e.to_string());
+        }
+        stdin_line()
+    }
+}
+
+/// Ask for a secret once (to open a container).
+pub fn passphrase(prompt: &str) -> std::io::Result<String> {
+    dialoguer::Password::with_theme(&SimpleTheme)
+        .with_prompt(prompt)
+        .interact()
+        .map_err(std::io::Error::other)
+}
+
+/// One line of stdin without its line end; an empty line or none is no passphrase.
+fn stdin_line() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading a passphrase from stdin: {e}"))?;
+    let line = line.trim_end_matches(['\n', '\r']).to_owned();
+    if line.is_empty() {
+        return Err("no terminal to ask for a passphrase and no passphrase on stdin".into());
+    }
+    Ok(line)
 }
 
 /// An error and its causes as one sentence, most general first, each cause said once:

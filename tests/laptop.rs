@@ -411,3 +411,95 @@ fn restore_onto_bigger_and_smaller_replacement_disks() {
     );
     assert_eq!(fingerprint(&cramped_img), before, "a refused restore wrote");
 }
+
+/// `lifeboat unlock` with a key that does not open the pool's container: one sentence,
+/// non-zero exit, the container's header unchanged. (The right key cannot be shown to open
+/// it here: no device-mapper on this host; the QEMU scenario `luks` does that.)
+#[test]
+fn unlock_refuses_a_wrong_key_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let nvme_img = Image::sparse(dir.path(), "nvme.img", NVME).path;
+    let nvme = Loop::attach(&nvme_img);
+    let l = laptop_unfilled(&nvme, dir);
+    // The pool's partition becomes a LUKS2 container, made by cryptsetup itself.
+    let key = l.dir.path().join("right.key");
+    fs::write(&key, b"the right key for lark's pool").unwrap();
+    let pool = part(&nvme, 4);
+    run(&[
+        "cryptsetup",
+        "luksFormat",
+        "--type",
+        "luks2",
+        "--batch-mode",
+        "--key-file",
+        key.to_str().unwrap(),
+        &pool,
+    ]);
+    let wrong = l.dir.path().join("wrong.key");
+    fs::write(&wrong, b"not it").unwrap();
+    let spec = l.dir.path().join("wrong.toml");
+    fs::write(
+        &spec,
+        fs::read_to_string(laptop())
+            .unwrap()
+            .replace("/etc/lifeboat/larkpool.key", wrong.to_str().unwrap()),
+    )
+    .unwrap();
+    let header = || run(&["sh", "-c", &format!("head -c 33554432 {pool} | sha256sum")]);
+    let before = header();
+    let [n, u] = l.bind(&nvme);
+    let out = lifeboat(&["unlock", spec.to_str().unwrap(), "--disk", &n, "--disk", &u]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "lifeboat: the key does not open the LUKS container in {pool}: nothing was written\n"
+        )
+    );
+    assert_eq!(header(), before, "a refused unlock changed the container");
+
+    // A key file that is not there is named.
+    let missing = l.dir.path().join("missing.toml");
+    fs::write(
+        &missing,
+        fs::read_to_string(laptop())
+            .unwrap()
+            .replace("/etc/lifeboat/larkpool.key", "/nonexistent/lark.key"),
+    )
+    .unwrap();
+    let out = lifeboat(&[
+        "unlock",
+        missing.to_str().unwrap(),
+        "--disk",
+        &n,
+        "--disk",
+        &u,
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("lifeboat: the key file /nonexistent/lark.key cannot be read"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// The plain variant provisioned on `nvme` and a backup drive, nothing more.
+fn laptop_unfilled(nvme: &Loop, dir: tempfile::TempDir) -> Laptop {
+    let spec = plain_spec(dir.path());
+    let usb_img = Image::sparse(dir.path(), "usb.img", USB).path;
+    let usb = Loop::attach(&usb_img);
+    let l = Laptop {
+        spec,
+        usb,
+        usb_img,
+        dir,
+        home: Default::default(),
+        root: Default::default(),
+        kernel: Vec::new(),
+        uuids: Vec::new(),
+        attrs: String::new(),
+    };
+    ok(&l.run("provision", nvme, &["--yes"]));
+    l
+}

@@ -1,9 +1,9 @@
-//! LUKS2 containers through cryptsetup. Keys travel on stdin or in a key file, never on a
-//! command line (other users can read /proc/*/cmdline).
+//! The keys of the LUKS containers a plan makes or opens: the spec's key file, or a
+//! passphrase from the [`KeySource`]. cryptsetup itself runs in [`crate::cryptsetup`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::exec::{Cmd, ExecError};
+use crate::cryptsetup::{CryptError, Key};
 use crate::plan::PartRef;
 
 use super::run::KeySource;
@@ -17,68 +17,44 @@ pub enum LuksError {
         why: String,
     },
     #[error(transparent)]
-    Exec(#[from] ExecError),
+    Crypt(#[from] CryptError),
 }
 
-pub enum Key {
-    File(PathBuf),
-    Passphrase(String),
+/// Whether the key is for a container about to be made (a passphrase is asked for twice)
+/// or one that exists (asked for once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    New,
+    Existing,
 }
 
-impl Key {
-    pub fn obtain(
-        key_file: Option<&Path>,
-        partition: &PartRef,
-        keys: &mut dyn KeySource,
-    ) -> Result<Key, LuksError> {
-        if let Some(f) = key_file {
-            return Ok(Key::File(f.to_owned()));
-        }
-        keys.passphrase(partition)
-            .map(Key::Passphrase)
-            .map_err(|why| LuksError::NoKey {
-                number: partition.number,
-                name: partition.name.clone(),
-                why,
-            })
+/// The key of `partition`'s container: its key file when the spec names one, else a
+/// passphrase from `keys`.
+pub fn obtain(
+    key_file: Option<&Path>,
+    partition: &PartRef,
+    keys: &mut dyn KeySource,
+    purpose: Purpose,
+) -> Result<Key, LuksError> {
+    if let Some(f) = key_file {
+        return Ok(Key::file(f)?);
     }
-
-    fn apply(&self, cmd: Cmd) -> Cmd {
-        match self {
-            Key::File(f) => cmd.arg("--key-file").arg(f),
-            Key::Passphrase(p) => cmd.args(["--key-file", "-"]).stdin(p.as_bytes().to_vec()),
-        }
-    }
+    passphrase(partition, keys, purpose)
 }
 
-/// The device-mapper name lifeboat uses for a partition's container.
-pub fn mapper_name(node: &Path) -> String {
-    let base = node
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("lifeboat-{base}")
-}
-
-pub fn mapper_path(name: &str) -> PathBuf {
-    Path::new("/dev/mapper").join(name)
-}
-
-pub fn format(node: &Path, key: &Key) -> Result<(), LuksError> {
-    let cmd = Cmd::new("cryptsetup").args(["luksFormat", "--type", "luks2", "--batch-mode"]);
-    key.apply(cmd).arg(node).run()?;
-    Ok(())
-}
-
-/// Open the container; returns the mapper name.
-pub fn open(node: &Path, key: &Key) -> Result<String, LuksError> {
-    let name = mapper_name(node);
-    let cmd = Cmd::new("cryptsetup").arg("open");
-    key.apply(cmd).arg(node).arg(&name).run()?;
-    Ok(name)
-}
-
-pub fn close(name: &str) -> Result<(), LuksError> {
-    Cmd::new("cryptsetup").arg("close").arg(name).run()?;
-    Ok(())
+/// A passphrase from `keys`, whatever the spec says about a key file.
+pub fn passphrase(
+    partition: &PartRef,
+    keys: &mut dyn KeySource,
+    purpose: Purpose,
+) -> Result<Key, LuksError> {
+    let asked = match purpose {
+        Purpose::New => keys.new_passphrase(partition),
+        Purpose::Existing => keys.passphrase(partition),
+    };
+    asked.map(Key::Passphrase).map_err(|why| LuksError::NoKey {
+        number: partition.number,
+        name: partition.name.clone(),
+        why,
+    })
 }

@@ -10,7 +10,9 @@ use crate::probe::KernelPartition;
 use crate::runlog;
 use crate::spec::FsKind;
 
-use super::{fat, gpt_table, luks, mount::Mount};
+use super::luks::{self, Purpose};
+use super::{fat, gpt_table, mount::Mount};
+use crate::cryptsetup;
 
 /// A step that failed: which one, and why.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +30,12 @@ pub trait Progress {
     fn done(&mut self, number: usize);
 }
 
-/// Where LUKS keys come from when the spec names no key file.
+/// Where LUKS passphrases come from when the spec names no key file (or asks for a
+/// passphrase beside it).
 pub trait KeySource {
+    /// The passphrase of a container about to be made (asked for twice).
+    fn new_passphrase(&mut self, partition: &PartRef) -> Result<String, String>;
+    /// The passphrase of an existing container.
     fn passphrase(&mut self, partition: &PartRef) -> Result<String, String>;
 }
 
@@ -158,12 +164,24 @@ impl State {
             Action::LuksFormat {
                 partition,
                 key_file,
+                passphrase,
+                uuid,
             } => {
                 let node = blockdev::partition_node(&partition.disk, partition.number);
-                let key = luks::Key::obtain(key_file.as_deref(), partition, keys)?;
+                // Every key is at hand before anything is written.
+                let key = luks::obtain(key_file.as_deref(), partition, keys, Purpose::New)?;
+                let second = if *passphrase && key_file.is_some() {
+                    Some(luks::passphrase(partition, keys, Purpose::New)?)
+                } else {
+                    None
+                };
                 wipe_signatures(&node)?;
-                luks::format(&node, &key)?;
-                let name = luks::open(&node, &key)?;
+                cryptsetup::format(&node, &key, uuid.as_deref())?;
+                if let Some(second) = &second {
+                    cryptsetup::add_key(&node, &key, second)?;
+                }
+                let name = cryptsetup::mapper_name(&node);
+                cryptsetup::open(&node, &name, &key)?;
                 self.opened.push((node, name));
             }
             Action::Mkfs {
@@ -205,11 +223,16 @@ impl State {
             return Ok(node);
         }
         if let Some((_, name)) = self.opened.iter().find(|(n, _)| *n == node) {
-            return Ok(luks::mapper_path(name));
+            return Ok(cryptsetup::mapper_path(name));
         }
-        let key = luks::Key::obtain(None, partition, keys)?;
-        let name = luks::open(&node, &key)?;
-        let path = luks::mapper_path(&name);
+        let name = cryptsetup::mapper_name(&node);
+        let path = cryptsetup::mapper_path(&name);
+        if cryptsetup::is_open(&name) {
+            // Opened before this run (`lifeboat unlock`): used, and left open.
+            return Ok(path);
+        }
+        let key = luks::obtain(None, partition, keys, Purpose::Existing)?;
+        cryptsetup::open(&node, &name, &key)?;
         self.opened.push((node, name));
         Ok(path)
     }
@@ -251,7 +274,7 @@ impl State {
     fn close_luks(&mut self) -> Result<(), BoxError> {
         self.unmount()?;
         for (_, name) in self.opened.drain(..) {
-            luks::close(&name)?;
+            cryptsetup::close(&name)?;
         }
         Ok(())
     }

@@ -1,5 +1,8 @@
 //! An /etc/fstab for one root subvolume of the spec (pure): which filesystem goes where,
-//! by UUID, with the spec's mount options. The UUIDs come from the probed disks.
+//! by UUID, with the spec's mount options. The UUIDs come from the probed disks. A
+//! filesystem inside LUKS2 is named by its container's UUID (`/dev/mapper/luks-<UUID>`),
+//! and the root gets an /etc/crypttab that opens each container under that name
+//! ([`super::crypttab`]): both stay valid as long as the container keeps its UUID.
 
 use std::fmt::Write as _;
 
@@ -34,8 +37,13 @@ pub enum FstabError {
         want: String,
         found: String,
     },
-    #[error("partition \"{partition}\" of {disk} is encrypted (luks2); lifeboat fstab does not write crypttab yet")]
-    Encrypted { disk: String, partition: String },
+}
+
+/// An /etc/fstab and, when a filesystem it names is inside LUKS2, an /etc/crypttab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tabs {
+    pub fstab: String,
+    pub crypttab: Option<String>,
 }
 
 /// The fstab text. `found(disk, number)` is what is in partition `number` (1-based, spec
@@ -47,6 +55,15 @@ pub fn render(
     root: &str,
     found: &dyn Fn(&str, u32) -> Option<Option<Found>>,
 ) -> Result<String, FstabError> {
+    render_tabs(spec, root, found).map(|t| t.fstab)
+}
+
+/// [`render`], with the crypttab its LUKS2 containers need.
+pub fn render_tabs(
+    spec: &Spec,
+    root: &str,
+    found: &dyn Fn(&str, u32) -> Option<Option<Found>>,
+) -> Result<Tabs, FstabError> {
     let roots: Vec<&str> = spec
         .disks
         .iter()
@@ -64,6 +81,7 @@ pub fn render(
     let mut lines: Vec<[String; 6]> = Vec::new();
     let mut root_line = None;
     let mut left_out: Vec<String> = Vec::new();
+    let mut containers: Vec<super::crypttab::Container> = Vec::new();
     for disk in &spec.disks {
         let essential = disk.partitions.iter().any(|p| {
             p.part_type == crate::spec::PartType::Esp || p.subvolumes.iter().any(|s| s.name == root)
@@ -80,12 +98,9 @@ pub fn render(
             if !wanted_here {
                 continue;
             }
-            if part.encrypt == Encryption::Luks2 {
-                return Err(FstabError::Encrypted {
-                    disk: disk.id.clone(),
-                    partition: part.name.clone(),
-                });
-            }
+            let luks = part.encrypt == Encryption::Luks2;
+            // What blkid sees in the partition: the container, or the filesystem itself.
+            let want = if luks { "crypto_LUKS" } else { fs.blkid_type() };
             let mount_of = || {
                 part.mount
                     .clone()
@@ -101,12 +116,12 @@ pub fn render(
                 Some(Some(Found {
                     fstype,
                     uuid: Some(uuid),
-                })) if fstype == fs.blkid_type() => Ok(uuid),
+                })) if fstype == want => Ok(uuid),
                 Some(other) => Err(FstabError::Mismatch {
                     disk: disk.id.clone(),
                     number,
                     partition: part.name.clone(),
-                    want: fs.blkid_type().to_owned(),
+                    want: want.to_owned(),
                     found: other.map_or("nothing".to_owned(), |f| f.fstype),
                 }),
             };
@@ -131,7 +146,17 @@ pub fn render(
                     opts.join(",")
                 }
             };
-            let source = format!("UUID={uuid}");
+            let source = if luks {
+                let name = crate::cryptsetup::system_name(&uuid);
+                containers.push(super::crypttab::Container {
+                    name: name.clone(),
+                    uuid: uuid.clone(),
+                    essential,
+                });
+                format!("/dev/mapper/{name}")
+            } else {
+                format!("UUID={uuid}")
+            };
             match fs {
                 FsKind::Swap => lines.push([
                     source,
@@ -218,7 +243,12 @@ pub fn render(
     for line in &left_out {
         let _ = writeln!(out, "{line}");
     }
-    Ok(out)
+    let crypttab =
+        (!containers.is_empty()).then(|| super::crypttab::render(spec, root, &containers));
+    Ok(Tabs {
+        fstab: out,
+        crypttab,
+    })
 }
 
 /// What is in partition `number` of the disk bound to `id`, for [`render`].
@@ -291,6 +321,86 @@ mod tests {
         assert!(
             !text.contains("@rootF41"),
             "other roots are not mounted: {text}"
+        );
+    }
+
+    fn laptop() -> Spec {
+        Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/examples/laptop.toml"))
+            .unwrap()
+    }
+
+    /// The laptop as blkid sees it once provisioned: the pool partition holds a LUKS
+    /// container, the rest what the spec says.
+    fn laptop_provisioned(disk: &str, n: u32) -> Option<Option<Found>> {
+        let spec = laptop();
+        let part = &spec.disk(disk)?.partitions[n as usize - 1];
+        let fstype = if part.encrypt == Encryption::Luks2 {
+            "crypto_LUKS"
+        } else {
+            part.fs?.blkid_type()
+        };
+        Some(Some(Found {
+            fstype: fstype.to_owned(),
+            uuid: Some(format!("{disk}-p{n}")),
+        }))
+    }
+
+    #[test]
+    fn an_encrypted_pool_is_named_by_its_container_and_gets_a_crypttab() {
+        let tabs = render_tabs(&laptop(), "@debian", &laptop_provisioned).unwrap();
+        let rows: Vec<Vec<&str>> = tabs
+            .fstab
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let expected: Vec<Vec<&str>> = [
+            "/dev/mapper/luks-nvme-p4 / btrfs subvol=@debian,compress=zstd:3,noatime 0 0",
+            "/dev/mapper/luks-nvme-p4 /.snapshots btrfs subvol=@snapshots,compress=zstd:3,noatime 0 0",
+            "UUID=nvme-p2 /boot ext4 defaults 0 2",
+            "UUID=nvme-p1 /boot/efi vfat umask=0077 0 2",
+            "/dev/mapper/luks-nvme-p4 /home btrfs subvol=@home,compress=zstd:3,noatime 0 0",
+            "UUID=backup-p1 /mnt/backup btrfs nofail 0 0",
+            "/dev/mapper/luks-nvme-p4 /srv/lark-meta btrfs subvol=@lark-meta,compress=zstd:3,noatime 0 0",
+            "UUID=nvme-p3 none swap defaults 0 0",
+        ]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+        assert_eq!(rows, expected, "{}", tabs.fstab);
+        let crypttab = tabs.crypttab.expect("a crypttab");
+        let rows: Vec<Vec<&str>> = crypttab
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            vec![vec!["luks-nvme-p4", "UUID=nvme-p4", "none", "luks"]],
+            "{crypttab}"
+        );
+
+        // A pool that is not a container yet is refused like any other mismatch.
+        let plain = |d: &str, n: u32| {
+            if (d, n) == ("nvme", 4) {
+                Some(Some(Found {
+                    fstype: "btrfs".into(),
+                    uuid: Some("x".into()),
+                }))
+            } else {
+                laptop_provisioned(d, n)
+            }
+        };
+        assert_eq!(
+            render(&laptop(), "@debian", &plain).unwrap_err().to_string(),
+            "partition 4 \"cryptpool\" of nvme should hold crypto_LUKS but holds btrfs: provision it first"
+        );
+        // Atlantis has no container: no crypttab.
+        assert_eq!(
+            render_tabs(&atlantis(), "@rootTW", &provisioned)
+                .unwrap()
+                .crypttab,
+            None
         );
     }
 

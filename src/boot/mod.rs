@@ -1,6 +1,7 @@
 //! Boot redundancy: the two ESPs kept identical (`esp_sync`, planned by `sync_plan`).
 //! UEFI boot entries and fstab generation join them here.
 
+pub mod crypttab;
 pub mod efivars;
 pub mod entries;
 pub mod esp_sync;

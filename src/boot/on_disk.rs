@@ -93,7 +93,8 @@ pub fn probe(
             if fresh || found.as_deref() == Some(want) {
                 out.filesystems.push(slot.clone());
             }
-            if fresh || found.as_deref() != Some(want) || part.encrypt == Encryption::Luks2 {
+            let luks = part.encrypt == Encryption::Luks2;
+            if fresh || found.as_deref() != Some(want) {
                 if part.part_type == PartType::Esp && fresh && first_esp.is_none() {
                     // A new first ESP: nothing is on it yet, so nothing mirrors it.
                     first_esp = Some(None);
@@ -106,8 +107,15 @@ pub fn probe(
                 .filter(|s| s.root && !pending.subvolumes.contains(&s.name))
                 .map(|s| s.name.as_str())
                 .collect();
-            if !roots.is_empty() {
-                out.fstabs.extend(roots_with_fstab(dev, slot.1, &roots));
+            if !roots.is_empty() && luks {
+                out.fstabs
+                    .extend(roots_with_fstab_in_luks(dev, slot.1, part, &roots));
+            } else if !roots.is_empty() {
+                let node = blockdev::partition_node(&dev.path, slot.1);
+                out.fstabs.extend(roots_with_fstab(&node, &roots));
+            }
+            if luks {
+                continue;
             }
             if part.part_type == PartType::Esp {
                 let tree = esp_tree(dev, slot.1);
@@ -147,10 +155,9 @@ fn found_fs(dev: &Device, number: u32) -> Option<String> {
 
 /// The roots among `roots` whose /etc/fstab exists. None when the pool cannot be mounted
 /// (the step is planned then, and its own mount says what is wrong).
-fn roots_with_fstab(dev: &Device, number: u32, roots: &[&str]) -> Vec<String> {
-    let node = blockdev::partition_node(&dev.path, number);
+fn roots_with_fstab(node: &Path, roots: &[&str]) -> Vec<String> {
     // Read-only and without replaying a crashed system's log tree: `plan` writes nothing.
-    let Ok(pool) = Mount::read_only(&node, "btrfs", Some("subvolid=5,rescue=nologreplay")) else {
+    let Ok(pool) = Mount::read_only(node, "btrfs", Some("subvolid=5,rescue=nologreplay")) else {
         return Vec::new();
     };
     let have = roots
@@ -159,6 +166,38 @@ fn roots_with_fstab(dev: &Device, number: u32, roots: &[&str]) -> Vec<String> {
         .map(|r| r.to_string())
         .collect();
     let _ = pool.close();
+    have
+}
+
+/// [`roots_with_fstab`] through the partition's LUKS container: lifeboat's mapping when it
+/// is open (`lifeboat unlock`), else opened read-only with the spec's key file for the
+/// look and closed again. Without either nothing is known, and the step is planned (it
+/// asks for the key when it runs).
+fn roots_with_fstab_in_luks(
+    dev: &Device,
+    number: u32,
+    part: &crate::spec::Partition,
+    roots: &[&str],
+) -> Vec<String> {
+    use crate::cryptsetup;
+    let node = blockdev::partition_node(&dev.path, number);
+    let name = cryptsetup::mapper_name(&node);
+    if cryptsetup::is_open(&name) {
+        return roots_with_fstab(&cryptsetup::mapper_path(&name), roots);
+    }
+    let Some(key) = part
+        .key_file
+        .as_deref()
+        .and_then(|f| cryptsetup::Key::file(f).ok())
+    else {
+        return Vec::new();
+    };
+    let look = format!("{name}-look");
+    if cryptsetup::open_read_only(&node, &look, &key).is_err() {
+        return Vec::new();
+    }
+    let have = roots_with_fstab(&cryptsetup::mapper_path(&look), roots);
+    let _ = cryptsetup::close(&look);
     have
 }
 

@@ -9,7 +9,7 @@
 
 use super::efivars::SecureBoot;
 pub use super::loader::Chain;
-use crate::spec::{Encryption, PartType, Spec};
+use crate::spec::{PartType, Spec};
 
 /// What is known about the machine when the setup is planned.
 #[derive(Debug, Clone, Default)]
@@ -164,12 +164,9 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
                 .filter(|r| !found.fstabs.contains(r))
                 .cloned()
                 .collect();
-            if part.encrypt == Encryption::Luks2 {
-                setup.notices.push(format!(
-                    "{at} is encrypted: write each root's /etc/fstab and /etc/crypttab yourself \
-                     (`lifeboat fstab` prints the fstab)"
-                ));
-            } else if present(&disk.id).is_none() {
+            // An encrypted pool is no different here: its roots get an fstab and a
+            // crypttab, written through the opened container.
+            if present(&disk.id).is_none() {
                 setup.notices.push(format!(
                     "{} was not found: no /etc/fstab is written into {}",
                     disk.id,
@@ -732,7 +729,7 @@ mod tests {
     }
 
     #[test]
-    fn an_encrypted_pool_gets_a_notice_instead_of_fstabs() {
+    fn an_encrypted_pool_gets_its_fstabs_like_any_other() {
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/atlantis.toml"),
         )
@@ -746,7 +743,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let spec = Spec::load(&path).unwrap();
         let setup = plan(&spec, &facts(&["disk0", "disk1"]));
-        assert!(!setup.steps.iter().any(|s| matches!(s, Step::Fstab { .. })));
-        assert!(setup.notices[0].contains("LINPOOL (disk1 partition 4) is encrypted"));
+        assert!(setup.steps.iter().any(|s| matches!(s, Step::Fstab { .. })));
+        assert!(!setup.notices.iter().any(|n| n.contains("encrypted")));
     }
 }

@@ -140,7 +140,45 @@ fn node(bindings: &[Binding], at: &PartAt) -> Result<std::path::PathBuf> {
 
 fn write_fstabs(spec: &Spec, bindings: &[Binding], pool: &PartAt, roots: &[String]) -> Result<()> {
     let lookup = fstab::lookup(bindings);
-    let pool_mount = Mount::with_options(&node(bindings, pool)?, "btrfs", Some("subvolid=5"))?;
+    let part = spec
+        .disk(&pool.disk)
+        .and_then(|d| d.partitions.get(pool.number as usize - 1))
+        .with_context(|| format!("{} has no partition {}", pool.disk, pool.number))?;
+    // An encrypted pool is written through its opened container.
+    let opened = if part.encrypt == crate::spec::Encryption::Luks2 {
+        let disk = bindings
+            .iter()
+            .find(|b| b.id == pool.disk)
+            .map(|b| b.device.path.clone())
+            .with_context(|| format!("{} is no longer found", pool.disk))?;
+        Some(crate::unlock::open(
+            &pool.disk,
+            &disk,
+            pool.number,
+            part,
+            &mut crate::ui::Prompted,
+        )?)
+    } else {
+        None
+    };
+    let device = match &opened {
+        Some(o) => o.device().to_owned(),
+        None => node(bindings, pool)?,
+    };
+    let written = write_fstabs_into(spec, &lookup, &device, roots);
+    if let Some(o) = opened {
+        o.close()?;
+    }
+    written
+}
+
+fn write_fstabs_into(
+    spec: &Spec,
+    lookup: &dyn Fn(&str, u32) -> Option<Option<fstab::Found>>,
+    device: &Path,
+    roots: &[String],
+) -> Result<()> {
+    let pool_mount = Mount::with_options(device, "btrfs", Some("subvolid=5"))?;
     for root in roots {
         let dir = pool_mount.path().join(root);
         let target = dir.join("etc/fstab");
@@ -149,8 +187,14 @@ fn write_fstabs(spec: &Spec, bindings: &[Binding], pool: &PartAt, roots: &[Strin
         } else if target.exists() {
             println!("  {root}: has an /etc/fstab already, kept");
         } else {
-            let text = fstab::render(spec, root, &lookup)?;
-            loader::write_renamed(&target, text.as_bytes())
+            let tabs = fstab::render_tabs(spec, root, lookup)?;
+            // The crypttab first: an fstab naming a container nothing opens cannot boot.
+            if let Some(crypttab) = &tabs.crypttab {
+                loader::write_renamed(&dir.join("etc/crypttab"), crypttab.as_bytes())
+                    .with_context(|| format!("writing {root}/etc/crypttab"))?;
+                println!("  {root}: /etc/crypttab written");
+            }
+            loader::write_renamed(&target, tabs.fstab.as_bytes())
                 .with_context(|| format!("writing {root}/etc/fstab"))?;
             println!("  {root}: /etc/fstab written");
         }

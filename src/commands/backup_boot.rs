@@ -39,8 +39,26 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
         true,
         Some(std::slice::from_ref(&pool.disk.id)),
     )?;
-    let top = Mount::with_options(&node(&bindings, &pool)?, "btrfs", Some("subvolid=5"))
-        .context("mounting the pool")?;
+    // An encrypted pool through its container (open already when the system runs from it).
+    let opened = match pool.part.encrypt {
+        crate::spec::Encryption::Luks2 => {
+            let disk = crate::machine::device_of(&bindings, &pool.disk.id)?;
+            Some(crate::unlock::open(
+                &pool.disk.id,
+                &disk,
+                pool.number,
+                pool.part,
+                &mut crate::ui::Prompted,
+            )?)
+        }
+        crate::spec::Encryption::None => None,
+    };
+    let pool_dev = match &opened {
+        Some(o) => o.device().to_owned(),
+        None => node(&bindings, &pool)?,
+    };
+    let top =
+        Mount::with_options(&pool_dev, "btrfs", Some("subvolid=5")).context("mounting the pool")?;
     let meta = top.path().join(meta_name);
     if !meta.is_dir() {
         bail!("the pool has no {meta_name} subvolume yet (run lifeboat provision)");
@@ -65,6 +83,9 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
     let closed = top.close();
     let (lines, target) = done?;
     closed?;
+    if let Some(o) = opened {
+        o.close()?;
+    }
     println!("Boot backup in {meta_name}/{BOOT_DIR}/ of the pool:");
     for line in lines {
         println!("  {line}");
@@ -139,6 +160,38 @@ fn copy_all(spec: &Spec, bindings: &[Binding], into: &Path) -> Result<Vec<String
     Ok(lines)
 }
 
+fn found_node(bindings: &[Binding], part: &restore::SpecPart) -> Option<std::path::PathBuf> {
+    let b = bindings.iter().find(|b| b.id == part.disk.id)?;
+    Some(crate::blockdev::partition_node(&b.device.path, part.number))
+}
+
+/// (type, UUID, label) of the filesystem in the open container with LUKS UUID `uuid`:
+/// opened as `luks-<UUID>` by the installed system, or as lifeboat's mapping.
+fn inner_fs(
+    uuid: &str,
+    node: &Option<std::path::PathBuf>,
+) -> Option<(String, String, Option<String>)> {
+    use crate::cryptsetup;
+    let mut names = vec![cryptsetup::system_name(uuid)];
+    if let Some(n) = node {
+        names.push(cryptsetup::mapper_name(n));
+    }
+    let dev = names
+        .iter()
+        .map(|n| cryptsetup::mapper_path(n))
+        .find(|p| p.exists())?;
+    let value = |tag: &str| {
+        crate::exec::Cmd::new("blkid")
+            .args(["-c", "/dev/null", "-o", "value", "-s", tag])
+            .arg(&dev)
+            .read()
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    Some((value("TYPE")?, value("UUID")?, value("LABEL")))
+}
+
 /// Every filesystem of the spec's disks as probed now.
 pub fn record(spec: &Spec, bindings: &[Binding]) -> Record {
     let now = std::time::SystemTime::now()
@@ -166,7 +219,24 @@ pub fn record(spec: &Spec, bindings: &[Binding]) -> Record {
             label: fs.label.clone(),
             uuid: uuid.clone(),
             part_guid: Some(found.part_guid.clone()),
+            in_luks: false,
         });
+        // The filesystem inside an open container (the running system's, or lifeboat's
+        // mapping): a restore gives it its UUID again, so root=UUID= in the loader
+        // entries stays valid.
+        if fs.fstype == "crypto_LUKS" {
+            if let Some(inner) = inner_fs(uuid, &found_node(bindings, &part)) {
+                filesystems.push(Recorded {
+                    disk: part.disk.id.clone(),
+                    number: part.number,
+                    fstype: inner.0,
+                    label: inner.2,
+                    uuid: inner.1,
+                    part_guid: None,
+                    in_luks: true,
+                });
+            }
+        }
     }
     Record {
         written: restore::points::format_time(now),

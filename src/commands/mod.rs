@@ -15,6 +15,7 @@ mod provision;
 mod restore;
 mod stage;
 mod timers;
+mod unlock;
 
 pub use backup_boot::backup_boot;
 pub use boot_entries::boot_entries;
@@ -30,6 +31,7 @@ pub use provision::{plan, provision};
 pub use restore::restore;
 pub use stage::stage;
 pub use timers::{alert, timers};
+pub use unlock::unlock;
 
 // Shared by the command files; they live in the library.
 use crate::machine::{bind_disks, bind_for_writing};

@@ -77,6 +77,13 @@ pub enum Action {
     LuksFormat {
         partition: PartRef,
         key_file: Option<PathBuf>,
+        /// With `key_file`: also a passphrase (asked for twice) in a second key slot.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        passphrase: bool,
+        /// The container's UUID (a restore recreating the recorded one, so that the
+        /// restored roots' crypttab finds it); a new one when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uuid: Option<String>,
     },
     /// Create a filesystem. `in_luks` means inside the partition's opened LUKS container.
     Mkfs {

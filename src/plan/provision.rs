@@ -218,6 +218,8 @@ fn plan_disk(
                     fs_actions.push(Action::LuksFormat {
                         partition: pref.clone(),
                         key_file: spec_part.key_file.clone(),
+                        passphrase: spec_part.passphrase,
+                        uuid: None,
                     });
                 }
                 fs_actions.push(Action::Mkfs {

@@ -102,11 +102,17 @@ impl Action {
             Action::LuksFormat {
                 partition,
                 key_file,
+                passphrase,
+                ..
             } => {
-                let key = key_file
-                    .as_ref()
-                    .map(|k| format!("key file {}", k.display()))
-                    .unwrap_or_else(|| "a passphrase asked for now".into());
+                let key = match (key_file, passphrase) {
+                    (Some(k), true) => format!(
+                        "key file {}, and a passphrase asked for now in a second key slot",
+                        k.display()
+                    ),
+                    (Some(k), false) => format!("key file {}", k.display()),
+                    (None, _) => "a passphrase asked for now".into(),
+                };
                 format!("create a LUKS2 container in {} ({key})", node(partition))
             }
             Action::Mkfs {

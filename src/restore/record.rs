@@ -35,6 +35,11 @@ pub struct Recorded {
     pub uuid: String,
     /// The GPT unique partition GUID, upper case.
     pub part_guid: Option<String>,
+    /// The filesystem inside the partition's LUKS2 container (the partition itself has
+    /// its own entry, `crypto_LUKS` with the container's UUID, which the roots' crypttab
+    /// and fstab name).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_luks: bool,
 }
 
 impl Record {
@@ -50,9 +55,13 @@ impl Record {
     }
 
     fn find(&self, disk: &str, number: u32) -> Option<&Recorded> {
+        self.find_in(disk, number, false)
+    }
+
+    fn find_in(&self, disk: &str, number: u32, in_luks: bool) -> Option<&Recorded> {
         self.filesystems
             .iter()
-            .find(|r| r.disk == disk && r.number == number)
+            .find(|r| r.disk == disk && r.number == number && r.in_luks == in_luks)
     }
 
     /// Give the plan's new filesystems and partitions their recorded UUIDs and GUIDs where
@@ -62,15 +71,29 @@ impl Record {
         for disk in &mut plan.disks {
             for action in &mut disk.actions {
                 match action {
+                    Action::LuksFormat {
+                        partition, uuid, ..
+                    } => {
+                        if let Some(r) = self
+                            .find(&disk.id, partition.number)
+                            .filter(|r| r.fstype == "crypto_LUKS")
+                        {
+                            *uuid = Some(r.uuid.clone());
+                            taken.push(format!(
+                                "{} partition {} (LUKS2 container): UUID {}",
+                                disk.id, partition.number, r.uuid
+                            ));
+                        }
+                    }
                     Action::Mkfs {
                         partition,
                         fs,
                         uuid,
-                        in_luks: false,
+                        in_luks,
                         ..
                     } => {
                         if let Some(r) = self
-                            .find(&disk.id, partition.number)
+                            .find_in(&disk.id, partition.number, *in_luks)
                             .filter(|r| r.fstype == fs.blkid_type())
                         {
                             *uuid = Some(r.uuid.clone());
@@ -136,6 +159,7 @@ mod tests {
                     label: Some("LINPOOL".into()),
                     uuid: "0b9e0ee4-3c33-4c36-9a4b-4c1f1b2a3d4e".into(),
                     part_guid: Some("8d4c1d1e-0000-4000-8000-000000000004".into()),
+                    in_luks: false,
                 },
                 Recorded {
                     disk: "disk1".into(),
@@ -144,6 +168,7 @@ mod tests {
                     label: Some("ESP1".into()),
                     uuid: "ABCD-1234".into(),
                     part_guid: None,
+                    in_luks: false,
                 },
                 // The type changed since: not taken over.
                 Recorded {
@@ -153,6 +178,7 @@ mod tests {
                     label: None,
                     uuid: "x".into(),
                     part_guid: None,
+                    in_luks: false,
                 },
             ],
         };
@@ -199,6 +225,57 @@ mod tests {
         assert_eq!(
             partitions[3].part_guid,
             "8D4C1D1E-0000-4000-8000-000000000004"
+        );
+    }
+
+    #[test]
+    fn an_encrypted_pool_gets_its_container_and_inner_uuids_back() {
+        let text = "written = \"2026-11-20 03:00:00 UTC\"\n\
+            [[filesystem]]\ndisk = \"disk1\"\nnumber = 4\nfstype = \"crypto_LUKS\"\n\
+            uuid = \"11111111-2222-4333-8444-555555555555\"\n\
+            [[filesystem]]\ndisk = \"disk1\"\nnumber = 4\nfstype = \"btrfs\"\n\
+            label = \"LINPOOL\"\nuuid = \"0b9e0ee4-3c33-4c36-9a4b-4c1f1b2a3d4e\"\nin_luks = true\n";
+        let record = Record::parse(text).unwrap();
+        assert_eq!(Record::parse(&record.to_toml()).unwrap(), record);
+
+        let mut spec = testutil::spec();
+        let pool = &mut spec.disks[1].partitions[3];
+        pool.encrypt = crate::spec::Encryption::Luks2;
+        pool.key_file = Some("/root/k".into());
+        let disk1 = testutil::blank_device("/dev/vdb", 2_000_000_000_000);
+        let bindings = vec![crate::plan::Binding {
+            id: "disk1".into(),
+            device: disk1,
+            how: crate::plan::BoundBy::Explicit,
+        }];
+        let scope = crate::plan::Scope {
+            only: vec!["disk1".into()],
+            wipe: vec![],
+        };
+        let mut plan =
+            crate::plan::plan(&spec, &bindings, &scope, &mut testutil::counter()).unwrap();
+        let taken = record.apply_to(&mut plan);
+        assert_eq!(taken.len(), 2, "{taken:?}");
+        let luks = plan.disks[0].actions.iter().find_map(|a| match a {
+            Action::LuksFormat { uuid, .. } => Some(uuid.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            luks,
+            Some(Some("11111111-2222-4333-8444-555555555555".into()))
+        );
+        let inner = plan.disks[0].actions.iter().find_map(|a| match a {
+            Action::Mkfs {
+                partition,
+                uuid,
+                in_luks: true,
+                ..
+            } if partition.number == 4 => Some(uuid.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            inner,
+            Some(Some("0b9e0ee4-3c33-4c36-9a4b-4c1f1b2a3d4e".into()))
         );
     }
 }

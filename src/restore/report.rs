@@ -240,16 +240,22 @@ pub fn repair_fstab(
     node: &Path,
     root: &str,
 ) -> Result<Result<(), FstabError>> {
-    let new = match fstab::render(spec, root, &fstab::lookup(bindings)) {
+    let new = match fstab::render_tabs(spec, root, &fstab::lookup(bindings)) {
         Ok(new) => new,
         Err(e) => return Ok(Err(e)),
     };
     let m = Mount::with_options(node, "btrfs", Some(&format!("subvol={root}")))?;
     let fstab_path = m.path().join("etc/fstab");
+    let crypttab_path = m.path().join("etc/crypttab");
     let written = std::fs::rename(&fstab_path, m.path().join("etc/fstab.before-restore"))
         .map_err(anyhow::Error::from)
+        .and_then(|()| match &new.crypttab {
+            Some(text) => crate::boot::loader::write_renamed(&crypttab_path, text.as_bytes())
+                .map_err(anyhow::Error::from),
+            None => Ok(()),
+        })
         .and_then(|()| {
-            crate::boot::loader::write_renamed(&fstab_path, new.as_bytes())
+            crate::boot::loader::write_renamed(&fstab_path, new.fstab.as_bytes())
                 .map_err(anyhow::Error::from)
         });
     m.close()?;
@@ -263,9 +269,14 @@ pub fn check_and_repair(
     spec: &Spec,
     bindings: &[Binding],
     pool: &SpecPart,
+    opened: Option<&Path>,
     restored: &[String],
 ) -> Result<Report> {
-    let node = blockdev::partition_node(&device_of(bindings, &pool.disk.id)?, pool.number);
+    // An encrypted pool is read through its opened container.
+    let node = match opened {
+        Some(dev) => dev.to_owned(),
+        None => blockdev::partition_node(&device_of(bindings, &pool.disk.id)?, pool.number),
+    };
     let findings = check(&look(&node, pool, restored)?, &ids(bindings));
     let mut repairs = Vec::new();
     for f in &findings {

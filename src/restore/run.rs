@@ -26,7 +26,7 @@ use crate::disklock::DiskLocks;
 use crate::machine::{self, Machine};
 use crate::plan::{self, Action, Binding, Plan, Scope};
 use crate::spec::{human, Encryption, Spec};
-use crate::{runlog, ui};
+use crate::{runlog, ui, unlock};
 
 /// What a finished restore did (for a drill's record).
 #[derive(Debug, Clone)]
@@ -54,13 +54,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
             spec.file.display()
         );
     };
-    if pool.part.encrypt == Encryption::Luks2 {
-        bail!(
-            "the pool {} is encrypted (luks2): restoring into an encrypted pool is not supported \
-             yet; docs/restore.md shows the steps by hand",
-            pool.part.name
-        );
-    }
+    let luks = pool.part.encrypt == Encryption::Luks2;
     // Which subvolumes: the spec's (except the snapshot container), or those asked for.
     let spec_subvols: Vec<String> = pool
         .part
@@ -155,13 +149,30 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     // What the pool holds now (nothing when it is about to be made), and the room in it.
     let pool_node = blockdev::partition_node(&target_dev, pool.number);
     let fresh_pool = makes_pool(&prov, pool.number);
+    // An encrypted pool that exists is opened now (its key asked for before anything is
+    // written: a wrong key stops here); a new one after provisioning made it.
+    let mut pool_open = if luks && !fresh_pool {
+        Some(unlock::open(
+            &target_disk,
+            &target_dev,
+            pool.number,
+            pool.part,
+            &mut ui::Prompted,
+        )?)
+    } else {
+        None
+    };
+    let pool_dev = |open: &Option<unlock::Opened>| {
+        open.as_ref()
+            .map_or_else(|| pool_node.clone(), |o| o.device().to_owned())
+    };
     let (room, plan_lines) = if fresh_pool {
         (
             room::fresh(estimate, pool_size),
             source.plan_lines(None, &stamp),
         )
     } else {
-        let top = Mount::read_only(&pool_node, "btrfs", Some("subvolid=5"))
+        let top = Mount::read_only(&pool_dev(&pool_open), "btrfs", Some("subvolid=5"))
             .context("mounting the pool to see what it holds")?;
         let available = room::available_at(top.path())
             .with_context(|| format!("reading the free space of {}", pool_node.display()))?;
@@ -246,8 +257,19 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         result.context("provisioning stopped; running the same restore again finishes the rest")?;
     }
 
+    if luks && pool_open.is_none() {
+        pool_open = Some(unlock::open(
+            &target_disk,
+            &target_dev,
+            pool.number,
+            pool.part,
+            &mut ui::Prompted,
+        )?);
+    }
+    let pool_device = pool_dev(&pool_open);
+
     // Receive.
-    let top = Mount::with_options(&pool_node, "btrfs", Some("subvolid=5"))
+    let top = Mount::with_options(&pool_device, "btrfs", Some("subvolid=5"))
         .context("mounting the pool")?;
     let restored = source.restore(top.path(), &stamp).map_err(|err| {
         if room::is_out_of_space(&err) {
@@ -313,7 +335,17 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
                 .into(),
         );
     }
-    let report = report::check_and_repair(spec, &after.bindings, &pool, &subvols)?;
+    let report = report::check_and_repair(
+        spec,
+        &after.bindings,
+        &pool,
+        pool_open.as_ref().map(|o| o.device()),
+        &subvols,
+    )?;
+    if let Some(o) = pool_open {
+        o.close()
+            .context("closing the pool's LUKS container after the restore")?;
+    }
     println!("\nChecks");
     for line in &report.lines {
         println!("  {line}");

@@ -126,6 +126,8 @@ pub struct Partition {
     pub mount_options: Vec<String>,
     pub encrypt: Encryption,
     pub key_file: Option<PathBuf>,
+    /// A passphrase in a second key slot besides the key file.
+    pub passphrase: bool,
     pub quotas: bool,
     /// `role = "backup"`: the backups are here.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -159,6 +159,10 @@ pub struct PartitionSpec {
     /// Key file for the LUKS container; without it the key is asked for.
     #[serde(default)]
     pub key_file: Option<Spanned<String>>,
+    /// With `key_file`: a passphrase, typed twice at the console, goes into a second key
+    /// slot (what a person types at boot; the key file stays for the rescue system).
+    #[serde(default)]
+    pub passphrase: Option<Spanned<bool>>,
     /// Btrfs only: enable quotas (off by default).
     #[serde(default)]
     pub quotas: Option<Spanned<bool>>,

@@ -551,6 +551,17 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
+        if let Some(b) = p.passphrase.as_ref().filter(|b| *b.get_ref()) {
+            if p.key_file.is_none() {
+                return Err(self.err(
+                    b.span(),
+                    format!(
+                        "{who}: passphrase = true adds a passphrase beside a key_file; \
+                         without key_file the passphrase is the only key already"
+                    ),
+                ));
+            }
+        }
         if let Some(k) = &p.key_file {
             if encrypt != Encryption::Luks2 {
                 return Err(self.err(
@@ -654,6 +665,7 @@ impl<'a> Checker<'a> {
                 .collect(),
             encrypt,
             key_file: p.key_file.map(|k| PathBuf::from(k.into_inner())),
+            passphrase: p.passphrase.is_some_and(|b| *b.get_ref()),
             quotas,
             role: p.role.map(Spanned::into_inner),
             subvolumes,
@@ -1700,6 +1712,14 @@ mod tests {
         assert_eq!(
             one_partition("encrypt = \"luks2\"\n"),
             "t.toml:9:11: disk1, partition \"x\": encrypt = \"luks2\" needs fs = \"ext4\" or \"btrfs\" (found no fs)"
+        );
+    }
+
+    #[test]
+    fn passphrase_without_key_file() {
+        assert_eq!(
+            one_partition("fs = \"btrfs\"\nencrypt = \"luks2\"\npassphrase = true\n"),
+            "t.toml:11:14: disk1, partition \"x\": passphrase = true adds a passphrase beside a key_file; without key_file the passphrase is the only key already"
         );
     }
 
