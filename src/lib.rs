@@ -20,6 +20,7 @@ pub mod drill;
 pub mod exec;
 pub mod health;
 pub mod machine;
+pub mod mountinfo;
 pub mod plan;
 pub mod probe;
 pub mod restic;

@@ -13,8 +13,7 @@ use crate::spec::{PartType, Spec};
 /// Mirror the ESP mounted at `from` onto the one mounted at `to`: prints the changes,
 /// writes them after `yes` or a confirmation, unless `dry_run`.
 pub fn run(from: &Path, to: &Path, dry_run: bool, yes: bool) -> Result<()> {
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let mountinfo = crate::mountinfo::read().context("reading /proc/self/mountinfo")?;
     esp_sync::check(from, to, &mountinfo)?;
     let _lock = crate::disklock::disk_of(&format!("the disk of {}", to.display()), to)?;
 

@@ -88,7 +88,7 @@ pub fn firmware_current(spec: &Spec, bindings: &[Binding]) -> bool {
             .into_iter()
             .map(|(esp, _)| esp)
             .collect();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let mountinfo = crate::mountinfo::read()?;
         let (existing, order) = Firmware::open(&mountinfo)?.boot_entries()?;
         // Only ours are compared here: a stale entry of ours elsewhere is boot-entries' to
         // tidy, and does not stop these from booting.
@@ -120,8 +120,7 @@ pub fn write(spec: &Spec, machine: &Machine, loader: &str, dry_run: bool, yes: b
         .into_iter()
         .map(|(esp, _)| esp)
         .collect();
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let mountinfo = crate::mountinfo::read().context("reading /proc/self/mountinfo")?;
     let firmware = match Firmware::open(&mountinfo) {
         Ok(f) => f,
         Err(err) if dry_run => {

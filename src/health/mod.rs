@@ -160,7 +160,7 @@ fn usage(path: &Path) -> Result<(u64, u64), String> {
 }
 
 fn boot_order(spec: &Spec) -> BootOrder {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mountinfo = crate::mountinfo::read().unwrap_or_default();
     let fw = match crate::boot::efivars::Firmware::open(&mountinfo) {
         Ok(fw) => fw,
         Err(e) => return BootOrder::Unknown(e.to_string()),

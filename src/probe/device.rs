@@ -301,15 +301,15 @@ fn users(name: &str) -> Vec<String> {
             .flatten()
     };
     let mut reasons = Vec::new();
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for m in parse::mountinfo(&mountinfo) {
+    let mountinfo = crate::mountinfo::read().unwrap_or_default();
+    for m in crate::mountinfo::parse(&mountinfo) {
         // Btrfs reports an anonymous device number; its source names the real one.
         let by_source = numbers_of(&m.source);
         if let Some((node, _)) = nodes
             .iter()
             .find(|(_, nums)| *nums == (m.major, m.minor) || Some(*nums) == by_source)
         {
-            reasons.push(format!("{node} is mounted at {}", m.mount_point));
+            reasons.push(format!("{node} is mounted at {}", m.mount_point.display()));
         }
     }
     let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();

@@ -272,9 +272,9 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         }
         Ok(())
     });
-    let efivarfs = std::fs::read_to_string("/proc/self/mountinfo")
+    let efivarfs = crate::mountinfo::read()
         .map(|m| {
-            crate::boot::esp_sync::mount_fstype(&m, Path::new(crate::boot::efivars::EFIVARS))
+            crate::mountinfo::fstype_at(&m, Path::new(crate::boot::efivars::EFIVARS)).as_deref()
                 == Some("efivarfs")
         })
         .unwrap_or(false);
