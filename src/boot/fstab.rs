@@ -9,7 +9,7 @@ use crate::spec::{Encryption, FsKind, Spec};
 
 /// What the probe found in one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub struct PartitionFs {
     pub fstype: String,
     pub uuid: Option<String>,
 }
@@ -45,7 +45,7 @@ pub enum FstabError {
 pub fn render(
     spec: &Spec,
     root: &str,
-    found: &dyn Fn(&str, u32) -> Option<Option<Found>>,
+    found: &dyn Fn(&str, u32) -> Option<Option<PartitionFs>>,
 ) -> Result<String, FstabError> {
     let roots: Vec<&str> = spec
         .disks
@@ -98,7 +98,7 @@ pub fn render(
                     partition: part.name.clone(),
                     mount: mount_of(),
                 }),
-                Some(Some(Found {
+                Some(Some(PartitionFs {
                     fstype,
                     uuid: Some(uuid),
                 })) if fstype == fs.blkid_type() => Ok(uuid),
@@ -222,14 +222,14 @@ pub fn render(
 }
 
 /// What is in partition `number` of the disk bound to `id`, for [`render`].
-pub fn lookup(bindings: &[Binding]) -> impl Fn(&str, u32) -> Option<Option<Found>> + '_ {
+pub fn lookup(bindings: &[Binding]) -> impl Fn(&str, u32) -> Option<Option<PartitionFs>> + '_ {
     move |id, number| {
         let binding = bindings.iter().find(|b| b.id == id)?;
         Some(partition(&binding.device, number))
     }
 }
 
-fn partition(device: &Device, number: u32) -> Option<Found> {
+fn partition(device: &Device, number: u32) -> Option<PartitionFs> {
     let Table::Gpt(gpt) = &device.table else {
         return None;
     };
@@ -239,7 +239,7 @@ fn partition(device: &Device, number: u32) -> Option<Found> {
         .find(|p| p.number == number)?
         .fs
         .as_ref()?;
-    Some(Found {
+    Some(PartitionFs {
         fstype: fs.fstype.clone(),
         uuid: fs.uuid.clone(),
     })
@@ -255,10 +255,10 @@ mod tests {
     }
 
     /// Every partition holds what the spec says, with a UUID naming disk and number.
-    fn provisioned(disk: &str, n: u32) -> Option<Option<Found>> {
+    fn provisioned(disk: &str, n: u32) -> Option<Option<PartitionFs>> {
         let spec = atlantis();
         let part = &spec.disk(disk)?.partitions[n as usize - 1];
-        Some(Some(Found {
+        Some(Some(PartitionFs {
             fstype: part.fs?.blkid_type().to_owned(),
             uuid: Some(format!("{disk}-p{n}")),
         }))
