@@ -142,7 +142,9 @@ fn copy(
     let partial = dir.join(format!("{}.lifeboat-partial", file.name));
     let mut out = std::fs::File::create(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
-    let mut running = restic.dump(&snapshot.id, &file.path).spawn(false, true)?;
+    let mut running = restic
+        .dump(&snapshot.id, &file.path)
+        .spawn(crate::exec::Pipe::Stdout)?;
     let mut input = running.child.stdout.take().context("restic's stdout")?;
     let mut bar = ui::Bytes::new(&file.name, Some(size));
     let mut buf = vec![0u8; 1 << 20];
