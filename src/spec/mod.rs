@@ -1,6 +1,7 @@
 //! Machine specs: the TOML model, its validation, and the validated [`Spec`] the planner
 //! works from. Every error names `file:line:col`.
 
+pub mod fit;
 mod model;
 mod size;
 mod validate;
