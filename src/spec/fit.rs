@@ -25,7 +25,9 @@ pub fn align_lbas(sector: u64) -> u64 {
 
 /// The smallest device (in LBAs of `sector` bytes) that partitions of these sizes fit on,
 /// counting a `rest` partition as 1 MiB: the primary table, each partition aligned, the
-/// backup table. `None` when it does not fit in 64 bits.
+/// backup table. The last partition's end is counted aligned too, which a layout of a last
+/// partition of odd size does not need: up to 1 MiB too much, never too little. `None` when
+/// it does not fit in 64 bits.
 pub fn needed_lbas(sizes: impl IntoIterator<Item = SizeSpec>, sector: u64) -> Option<u64> {
     let align = align_lbas(sector);
     let (first_usable, _) = usable_lbas(u64::MAX / 2, sector);
