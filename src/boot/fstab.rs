@@ -224,7 +224,7 @@ pub fn render(
 /// What is in partition `number` of the disk bound to `id`, for [`render`].
 pub fn lookup(bindings: &[Binding]) -> impl Fn(&str, u32) -> Option<Option<PartitionFs>> + '_ {
     move |id, number| {
-        let binding = bindings.iter().find(|b| b.id == id)?;
+        let binding = crate::plan::bind::bound(bindings, id)?;
         Some(partition(&binding.device, number))
     }
 }

@@ -76,10 +76,8 @@ pub fn install_hook(root: &Path, from: &Path, to: &Path) -> Result<()> {
 
 /// The ESPs' mount points, in spec order: ESP0 (the preserved disk's) first.
 pub fn esp_mounts(spec: &Spec) -> Vec<PathBuf> {
-    let mut disks: Vec<_> = spec.disks.iter().collect();
-    disks.sort_by_key(|d| !d.preserve);
-    disks
-        .iter()
+    spec.disks_esp_first()
+        .into_iter()
         .flat_map(|d| &d.partitions)
         .filter(|p| p.part_type == PartType::Esp)
         .filter_map(|p| p.mount.as_deref())

@@ -61,8 +61,7 @@ pub fn probe(spec: &Spec, bindings: &[Binding], pending: &Plan, loader: Option<&
     let pending = Pending::of(pending);
     let mut out = OnDisk::default();
     let loader_sha: Option<[u8; 32]> = loader.map(|b| Sha256::digest(b).into());
-    let mut disks: Vec<_> = spec.disks.iter().collect();
-    disks.sort_by_key(|d| !d.preserve);
+    let disks = spec.disks_esp_first();
     let mut first_esp: Option<Option<Tree>> = None;
     for disk in disks {
         let Some(binding) = bindings.iter().find(|b| b.id == disk.id) else {

@@ -17,13 +17,10 @@ use crate::spec::{Disk, PartType, Spec};
 
 /// The spec's disks with an ESP, the preserved disk's first.
 fn esp_disks(spec: &Spec) -> Vec<&Disk> {
-    let mut disks: Vec<_> = spec
-        .disks
-        .iter()
+    spec.disks_esp_first()
+        .into_iter()
         .filter(|d| d.partitions.iter().any(|p| p.part_type == PartType::Esp))
-        .collect();
-    disks.sort_by_key(|d| !d.preserve);
-    disks
+        .collect()
 }
 
 /// The ids of the disks that carry the spec's ESPs: a boot entry needs them bound.
@@ -73,7 +70,7 @@ pub fn spec_esps(spec: &Spec, bindings: &[Binding], loader: &str) -> Result<Vec<
                     })?,
                     loader: loader.to_owned(),
                 },
-                crate::blockdev::partition_node(&binding.device.path, number),
+                binding.partition_node(number),
             ));
         }
     }

@@ -8,7 +8,6 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::apply::mount::Mount;
-use crate::blockdev;
 use crate::cli::StageArgs;
 use crate::restic::snapshots::{self, rfc3339, Node};
 use crate::restore::points;
@@ -81,11 +80,9 @@ pub fn stage(args: &StageArgs) -> Result<()> {
     };
     let size = file.size.unwrap_or(0);
 
-    let binding = bindings
-        .iter()
-        .find(|b| b.id == disk.id)
-        .context("the target disk is not bound")?;
-    let node = blockdev::partition_node(&binding.device.path, number);
+    let node = crate::plan::bind::bound(&bindings, &disk.id)
+        .context("the target disk is not bound")?
+        .partition_node(number);
     let mounted = match part.fs {
         Some(FsKind::Ntfs) => Mount::with_program(&node, "ntfs-3g"),
         Some(fs) => Mount::new(&node, fs.blkid_type()),

@@ -468,9 +468,7 @@ fn pool_size(prov: &Plan, bindings: &[Binding], pool: &SpecPart) -> Result<u64> 
             }
         }
     }
-    let b = bindings
-        .iter()
-        .find(|b| b.id == pool.disk.id)
+    let b = crate::plan::bind::bound(bindings, &pool.disk.id)
         .context("the pool's disk is not bound")?;
     let part = b
         .device
