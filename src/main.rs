@@ -26,6 +26,7 @@ fn run() {
         Command::Check(args) => commands::check(&args.spec),
         Command::Menu(args) => commands::menu(args),
         Command::EspSync(args) => commands::esp_sync(args),
+        Command::EspSyncHook(args) => commands::esp_sync_hook(args),
         Command::Fstab(args) => commands::fstab(args),
         Command::BootEntries(args) => commands::boot_entries(args),
         Command::Inventory(args) => commands::inventory(args),
