@@ -10,6 +10,7 @@
 //! docs/architecture.md.
 
 pub mod apply;
+pub mod atomic_file;
 pub mod blockdev;
 pub mod boot;
 pub mod btrfs;

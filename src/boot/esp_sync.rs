@@ -15,7 +15,7 @@ use crate::mountinfo::{fstype_at, mount_inside};
 
 /// Suffix of files being written; a leftover one (after a crash) is an extra that the next
 /// sync removes.
-pub const TEMP_SUFFIX: &str = ".lifeboat-partial";
+pub const TEMP_SUFFIX: &str = crate::atomic_file::PARTIAL_SUFFIX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {

@@ -44,7 +44,7 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
     if !meta.is_dir() {
         bail!("the pool has no {meta_name} subvolume yet (run lifeboat provision)");
     }
-    let partial = meta.join(format!("{BOOT_DIR}.lifeboat-partial"));
+    let partial = crate::atomic_file::partial_path(&meta.join(BOOT_DIR));
     if partial.exists() {
         std::fs::remove_dir_all(&partial).context("removing an unfinished boot backup")?;
     }

@@ -136,7 +136,7 @@ fn copy(
     }
     super::confirm_changes(args.yes, "Copy it?")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
-    let partial = dir.join(format!("{}.lifeboat-partial", file.name));
+    let partial = crate::atomic_file::partial_path(&dir.join(&file.name));
     let mut out = std::fs::File::create(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
     let mut running = restic

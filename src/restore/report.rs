@@ -249,8 +249,7 @@ pub fn repair_fstab(
     let written = std::fs::rename(&fstab_path, m.path().join("etc/fstab.before-restore"))
         .map_err(anyhow::Error::from)
         .and_then(|()| {
-            crate::boot::loader::write_renamed(&fstab_path, new.as_bytes())
-                .map_err(anyhow::Error::from)
+            crate::atomic_file::write(&fstab_path, new.as_bytes()).map_err(anyhow::Error::from)
         });
     m.close()?;
     written?;
