@@ -108,6 +108,9 @@ spec — \"Atlantis ESP0 (disk0)\", \"Atlantis ESP1 (disk1)\" — each pointing 
 that partition (by partition number, start, size and GPT partition GUID, as the disks show \
 them now), and set BootOrder to those two first, then every other entry in its old order \
 (Windows Boot Manager stays). If ESP0's disk dies, the firmware falls back to ESP1.\n\n\
+With Secure Boot on, the entries start the signed chain's shim (\\EFI\\lifeboat\\shimx64.efi) \
+and each distribution's own shim found on an ESP (EFI/<distro>/shim*.efi) gets an entry per \
+ESP after ours (\"Atlantis ESP0 (disk0) fedora\").\n\n\
 Running it again changes nothing and never duplicates entries; an entry of ours whose \
 partition no longer exists (a replaced disk) is removed or rewritten. Entries it did not make \
 are never changed. The changes are printed first; --dry-run stops there, --yes writes \
@@ -491,7 +494,9 @@ pub struct BootEntriesArgs {
     /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
     #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
     pub disks: Vec<(String, PathBuf)>,
-    /// The loader on each ESP the entries start.
+    /// The loader on each ESP the entries start; `auto`: Debian's shim of the signed chain
+    /// (\EFI\lifeboat\shimx64.efi) when Secure Boot is on, else systemd-boot
+    /// (\EFI\systemd\systemd-bootx64.efi).
     #[arg(long, default_value = DEFAULT_LOADER)]
     pub loader: String,
     /// Print the changes and stop.
@@ -550,8 +555,10 @@ pub struct EspSyncHookArgs {
     pub esps: EspPair,
 }
 
-/// systemd-boot as provisioning installs it on both ESPs.
-pub const DEFAULT_LOADER: &str = crate::boot::loader::ON_ESP_UEFI;
+/// The loader provisioning installs on both ESPs: `auto` is `\EFI\lifeboat\shimx64.efi`
+/// (the signed chain) when the firmware enforces Secure Boot, else
+/// `\EFI\systemd\systemd-bootx64.efi`.
+pub const DEFAULT_LOADER: &str = crate::boot::loader::AUTO;
 
 fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
     match s.split_once('=') {

@@ -33,11 +33,12 @@ pub enum EfiError {
 }
 
 /// Whether the firmware enforces Secure Boot, as its `SecureBoot` variable says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SecureBoot {
     On,
     Off,
     /// No such variable: booted in BIOS mode, or efivarfs is not mounted.
+    #[default]
     Unknown,
 }
 
@@ -92,9 +93,9 @@ impl Firmware {
             name: "*".into(),
             source,
         })?;
+        // Vendors' look-alikes (Lenovo's lBoot####) are neither read nor ever rewritten.
         let mut ids: Vec<u16> = all
-            .filter(|v| v.vendor().is_efi())
-            .filter_map(|v| v.boot_var_id())
+            .filter_map(|v| super::entries::boot_option_id(v.name(), v.vendor().is_efi()))
             .collect();
         ids.sort_unstable();
         ids.dedup();

@@ -1,6 +1,13 @@
 //! UEFI boot entries for the ESPs (pure): the load options lifeboat wants, and what to
 //! write, delete and put in BootOrder given what the firmware has now. The bytes are
 //! efivar's `BootEntry` (EFI_LOAD_OPTION with an HD(GPT) + File device path).
+//!
+//! Under Secure Boot, Debian's shim (which lifeboat's signed chain starts with) trusts only
+//! Debian's kernels; Fedora's and openSUSE's are signed by their own keys, which only their
+//! own shims carry. So each distribution's shim found on an ESP gets an entry of its own
+//! ([`with_distro_shims`]), after lifeboat's, to pick in the firmware's boot menu.
+
+use std::path::PathBuf;
 
 use efivar::boot::{
     BootEntry, BootEntryAttributes, EFIHardDrive, EFIHardDriveType, FilePath, FilePathList,
@@ -68,6 +75,89 @@ impl Changes {
     }
 }
 
+/// The id of a firmware variable that is a boot option: exactly `Boot####` (four upper-case
+/// hex digits, as the UEFI spec writes them) under the EFI global variable GUID. Vendors'
+/// look-alikes (Lenovo's `lBoot####`, a `Boot0001` under a vendor GUID) are not boot options
+/// and lifeboat never reads, rewrites or deletes them.
+pub fn boot_option_id(name: &str, global_guid: bool) -> Option<u16> {
+    let hex = name.strip_prefix("Boot")?;
+    if !global_guid
+        || hex.len() != 4
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    {
+        return None;
+    }
+    u16::from_str_radix(hex, 16).ok()
+}
+
+/// Directories under `EFI/` that hold no distribution's own loader.
+const NOT_DISTROS: [&str; 4] = ["boot", "lifeboat", "systemd", "microsoft"];
+
+/// Each distribution's shim among an ESP's files (paths relative to its root): one per
+/// `EFI/<distro>/` directory, `shimx64.efi` there, else `shim.efi`, else the first other
+/// `shim*.efi` by name. (distro directory, path as the firmware writes it), by directory.
+pub fn distro_shims(files: &[PathBuf]) -> Vec<(String, String)> {
+    let mut found: std::collections::BTreeMap<String, Vec<(u8, String)>> = Default::default();
+    for path in files {
+        let parts: Vec<String> = path
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let [efi, dir, file] = parts.as_slice() else {
+            continue;
+        };
+        let lower = file.to_ascii_lowercase();
+        if !efi.eq_ignore_ascii_case("EFI")
+            || NOT_DISTROS.iter().any(|n| dir.eq_ignore_ascii_case(n))
+            || !lower.starts_with("shim")
+            || !lower.ends_with(".efi")
+        {
+            continue;
+        }
+        let rank = match lower.as_str() {
+            "shimx64.efi" => 0,
+            "shim.efi" => 1,
+            _ => 2,
+        };
+        found
+            .entry(dir.clone())
+            .or_default()
+            .push((rank, format!("\\EFI\\{dir}\\{file}")));
+    }
+    found
+        .into_iter()
+        .filter_map(|(dir, mut shims)| {
+            shims.sort();
+            shims.into_iter().next().map(|(_, path)| (dir, path))
+        })
+        .collect()
+}
+
+/// lifeboat's entry for each ESP (in `ours`' order), then for each distribution's shim
+/// (`files[i]` are the files of `ours[i]`'s ESP) one entry per ESP that has it, ESP0 first:
+/// `Atlantis ESP0 (disk0) fedora`.
+pub fn with_distro_shims(ours: &[Esp], files: &[Vec<PathBuf>]) -> Vec<Esp> {
+    let per_esp: Vec<Vec<(String, String)>> = files.iter().map(|f| distro_shims(f)).collect();
+    let mut distros: Vec<&String> = per_esp.iter().flatten().map(|(d, _)| d).collect();
+    distros.sort();
+    distros.dedup();
+    let mut out = ours.to_vec();
+    for distro in distros {
+        for (esp, shims) in ours.iter().zip(&per_esp) {
+            if let Some((_, path)) = shims.iter().find(|(d, _)| d == distro) {
+                out.push(Esp {
+                    description: format!("{} {distro}", esp.description),
+                    loader: path.clone(),
+                    ..esp.clone()
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Whether `entry` is one lifeboat made for machine `machine`.
 pub fn is_ours(machine: &str, entry: &BootEntry) -> bool {
     entry
@@ -78,8 +168,9 @@ pub fn is_ours(machine: &str, entry: &BootEntry) -> bool {
 
 /// What to change so that each ESP has exactly one entry and they lead BootOrder, in the
 /// order given, followed by every other entry in its old order. An entry of ours whose
-/// partition is gone (`present` says no) or that duplicates another is deleted; entries
-/// that are not ours are never touched.
+/// partition is gone (`present` says no), that duplicates another, or that is no longer
+/// wanted on a partition that still is (a distribution's shim removed since) is deleted;
+/// entries that are not ours are never touched.
 pub fn plan(
     machine: &str,
     wanted: &[Esp],
@@ -137,7 +228,12 @@ pub fn plan(
             .as_ref()
             .is_none_or(|f| !present(&f.hard_drive.partition_sig));
         let duplicate = wanted.iter().any(|w| w.description == entry.description);
-        if gone || duplicate {
+        let unwanted = entry.file_path_list.as_ref().is_some_and(|f| {
+            wanted
+                .iter()
+                .any(|w| w.part_guid == f.hard_drive.partition_sig)
+        });
+        if gone || duplicate || unwanted {
             changes.delete.push(e.id);
         }
     }
@@ -373,5 +469,131 @@ mod tests {
         assert_eq!(c.delete, [3, 6]);
         assert_eq!(c.boot_order, Some(vec![2, 4, 1]));
         assert!(!is_ours("Atlantis", &windows()));
+    }
+
+    #[test]
+    fn only_boot_options_under_the_global_guid_are_read() {
+        assert_eq!(boot_option_id("Boot0001", true), Some(1));
+        assert_eq!(boot_option_id("Boot00AF", true), Some(0xAF));
+        // Lenovo keeps lBoot#### under its own GUID; a Boot#### under a vendor GUID is
+        // that vendor's too.
+        assert_eq!(boot_option_id("lBoot0001", false), None);
+        assert_eq!(boot_option_id("lBoot0001", true), None);
+        assert_eq!(boot_option_id("Boot0001", false), None);
+        for odd in [
+            "BootOrder",
+            "BootNext",
+            "Boot00af",
+            "Boot+001",
+            "Boot001",
+            "Boot00010",
+        ] {
+            assert_eq!(boot_option_id(odd, true), None, "{odd}");
+        }
+    }
+
+    #[test]
+    fn a_vendor_entry_that_looks_like_ours_is_never_rewritten() {
+        // The firmware's own entry for the same partition and path, under the vendor's
+        // description (what a Lenovo's setup makes from our ESP): ours is added beside it.
+        let mut vendor = load_option(&esp(0, 1));
+        vendor.description = "Lenovo Atlantis ESP0 (disk0)".into();
+        let existing = [Existing {
+            id: 7,
+            entry: Some(vendor),
+        }];
+        let c = plan("Atlantis", &[esp(0, 1)], &existing, &[7], &all_present);
+        assert!(c.delete.is_empty(), "{c:?}");
+        assert_eq!(c.write.len(), 1);
+        assert_ne!(c.write[0].0, 7);
+        assert_eq!(c.boot_order, Some(vec![c.write[0].0, 7]));
+    }
+
+    fn paths(list: &[&str]) -> Vec<PathBuf> {
+        list.iter().map(PathBuf::from).collect()
+    }
+
+    #[test]
+    fn each_distributions_shim_gets_an_entry_on_each_esp_esp0_first() {
+        let esp0 = paths(&[
+            "EFI/BOOT/BOOTX64.EFI",
+            "EFI/lifeboat/shimx64.efi",
+            "EFI/Microsoft/Boot/bootmgfw.efi",
+            "EFI/fedora/shim.efi",
+            "EFI/fedora/shimx64.efi",
+            "EFI/fedora/shimx64-fedora.efi",
+            "EFI/fedora/grubx64.efi",
+            "EFI/opensuse/shim.efi",
+            "EFI/opensuse/grub.efi",
+            "EFI/debian/grubx64.efi",
+            "EFI/fedora/x/shimx64.efi",
+        ]);
+        let esp1 = paths(&["EFI/fedora/shimx64.efi", "EFI/lifeboat/shimx64.efi"]);
+        assert_eq!(
+            distro_shims(&esp0),
+            [
+                ("fedora".to_owned(), "\\EFI\\fedora\\shimx64.efi".to_owned()),
+                (
+                    "opensuse".to_owned(),
+                    "\\EFI\\opensuse\\shim.efi".to_owned()
+                ),
+            ]
+        );
+        let ours = [esp(0, 1), esp(1, 1)];
+        let all = with_distro_shims(&ours, &[esp0, esp1]);
+        let described: Vec<(&str, &str, Uuid)> = all
+            .iter()
+            .map(|e| (e.description.as_str(), e.loader.as_str(), e.part_guid))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                (
+                    "Atlantis ESP0 (disk0)",
+                    "\\EFI\\BOOT\\BOOTX64.EFI",
+                    esp(0, 1).part_guid
+                ),
+                (
+                    "Atlantis ESP1 (disk1)",
+                    "\\EFI\\BOOT\\BOOTX64.EFI",
+                    esp(1, 1).part_guid
+                ),
+                (
+                    "Atlantis ESP0 (disk0) fedora",
+                    "\\EFI\\fedora\\shimx64.efi",
+                    esp(0, 1).part_guid
+                ),
+                (
+                    "Atlantis ESP1 (disk1) fedora",
+                    "\\EFI\\fedora\\shimx64.efi",
+                    esp(1, 1).part_guid
+                ),
+                (
+                    "Atlantis ESP0 (disk0) opensuse",
+                    "\\EFI\\opensuse\\shim.efi",
+                    esp(0, 1).part_guid
+                ),
+            ]
+        );
+        // Written after ours, in that order, ahead of Windows; a second run changes nothing.
+        let existing = [Existing {
+            id: 1,
+            entry: Some(windows()),
+        }];
+        let c = plan("Atlantis", &all, &existing, &[1], &all_present);
+        assert_eq!(c.write.len(), 5);
+        assert_eq!(c.boot_order, Some(vec![0, 2, 3, 4, 5, 1]));
+        let mut now: Vec<Existing> = existing.to_vec();
+        now.extend(c.write.iter().map(|(id, e)| Existing {
+            id: *id,
+            entry: Some(e.clone()),
+        }));
+        let order = c.boot_order.clone().unwrap();
+        assert!(plan("Atlantis", &all, &now, &order, &all_present).is_empty());
+        // openSUSE removed from ESP0: its entry of ours goes, Windows stays.
+        let c = plan("Atlantis", &all[..4], &now, &order, &all_present);
+        assert!(c.write.is_empty());
+        assert_eq!(c.delete, [5]);
+        assert_eq!(c.boot_order, Some(vec![0, 2, 3, 4, 1]));
     }
 }

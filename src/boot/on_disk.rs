@@ -55,12 +55,23 @@ impl Pending {
 }
 
 /// Look at the bound disks as they are, with `pending` still to be carried out (an empty
-/// plan when it already was). `loader` is this system's systemd-boot, when it has one.
-/// `entries` is left false: the firmware is the caller's to ask.
-pub fn probe(spec: &Spec, bindings: &[Binding], pending: &Plan, loader: Option<&[u8]>) -> OnDisk {
+/// plan when it already was). `loader` is this system's loader for the firmware (its
+/// files: path on the ESP, bytes), when it has one. `entries` is left false: the firmware is
+/// the caller's to ask.
+pub fn probe(
+    spec: &Spec,
+    bindings: &[Binding],
+    pending: &Plan,
+    loader: Option<&[(&str, Vec<u8>)]>,
+) -> OnDisk {
     let pending = Pending::of(pending);
     let mut out = OnDisk::default();
-    let loader_sha: Option<[u8; 32]> = loader.map(|b| Sha256::digest(b).into());
+    let loader_sha: Option<Vec<(&str, [u8; 32])>> = loader.map(|files| {
+        files
+            .iter()
+            .map(|(path, b)| (*path, Sha256::digest(b).into()))
+            .collect()
+    });
     let disks = spec.disks_esp_first();
     let mut first_esp: Option<Option<Tree>> = None;
     for disk in disks {
@@ -99,7 +110,7 @@ pub fn probe(spec: &Spec, bindings: &[Binding], pending: &Plan, loader: Option<&
             }
             if part.part_type == PartType::Esp {
                 let tree = esp_tree(dev, slot.1);
-                if let (Some(tree), Some(sha)) = (&tree, &loader_sha) {
+                if let (Some(tree), Some(sha)) = (&tree, loader_sha.as_deref()) {
                     if holds_loader(tree, sha) {
                         out.loaders.push(slot.clone());
                     }
@@ -159,15 +170,17 @@ pub fn esp_tree(dev: &Device, number: u32) -> Option<Tree> {
     fat::tree(&mut file, offset, len).ok()
 }
 
-/// systemd-boot with exactly these bytes where the boot entries point, and a loader.conf.
+/// Every file of the loader with exactly these bytes where it belongs, and a loader.conf.
 /// FAT names compare without case, as the firmware and the kernel look them up.
-fn holds_loader(tree: &Tree, loader_sha: &[u8; 32]) -> bool {
+fn holds_loader(tree: &Tree, loader_sha: &[(&str, [u8; 32])]) -> bool {
     let find = |want: &str| {
         tree.iter()
             .find(|(path, _)| path_eq(path, want))
             .map(|(_, node)| node)
     };
-    matches!(find(super::loader::ON_ESP), Some(Node::File { sha256, .. }) if sha256 == loader_sha)
+    loader_sha
+        .iter()
+        .all(|(at, sha)| matches!(find(at), Some(Node::File { sha256, .. }) if sha256 == sha))
         && matches!(find(super::loader::LOADER_CONF), Some(Node::File { .. }))
 }
 
@@ -189,7 +202,10 @@ mod tests {
 
     #[test]
     fn the_loader_counts_only_with_the_same_bytes_and_a_loader_conf() {
-        let sha: [u8; 32] = Sha256::digest(b"sd-boot").into();
+        let sha = [(
+            super::super::loader::ON_ESP,
+            Sha256::digest(b"sd-boot").into(),
+        )];
         let mut tree = Tree::new();
         tree.insert(
             PathBuf::from("EFI/SYSTEMD/SYSTEMD-BOOTX64.EFI"),
@@ -203,5 +219,29 @@ mod tests {
             file(b"old"),
         );
         assert!(!holds_loader(&tree, &sha), "another version");
+    }
+
+    #[test]
+    fn the_signed_chain_counts_only_whole() {
+        let chain: Vec<(&str, [u8; 32])> = super::super::loader::Chain::Signed
+            .files()
+            .iter()
+            .map(|(_, to)| (*to, Sha256::digest(to.as_bytes()).into()))
+            .collect();
+        let mut tree = Tree::new();
+        tree.insert(PathBuf::from("loader/loader.conf"), file(b"timeout 5\n"));
+        // systemd-boot alone (a machine provisioned with Secure Boot off) is not it.
+        tree.insert(
+            PathBuf::from(super::super::loader::ON_ESP),
+            file(b"sd-boot"),
+        );
+        assert!(!holds_loader(&tree, &chain));
+        for (to, _) in &chain[1..] {
+            tree.insert(PathBuf::from(to.to_uppercase()), file(to.as_bytes()));
+        }
+        assert!(!holds_loader(&tree, &chain), "no shim");
+        let shim = chain[0].0;
+        tree.insert(PathBuf::from(shim), file(shim.as_bytes()));
+        assert!(holds_loader(&tree, &chain));
     }
 }

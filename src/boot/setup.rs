@@ -1,11 +1,14 @@
 //! What provisioning does once the disks are written (pure): an /etc/fstab into each root
-//! subvolume, systemd-boot onto the first ESP that is there, the other ESPs mirrored from
-//! it, and the UEFI boot entries. Each step is planned from what is on the disks, like the
+//! subvolume, the loader onto the first ESP that is there (systemd-boot, or the signed chain
+//! when the firmware enforces Secure Boot: see [`Chain`]), the other ESPs mirrored from it,
+//! and the UEFI boot entries pointing at that loader. Each step is planned from what is on the disks, like the
 //! provisioning plan's own steps: a root without /etc/fstab, an ESP without the loader, an
 //! ESP that is not a mirror, entries the firmware lacks. So a run that was killed half-way
 //! is finished by the next one, and a finished machine plans nothing. What cannot be done
 //! here and now becomes a notice that names the command doing it later, never a silent gap.
 
+use super::efivars::SecureBoot;
+pub use super::loader::Chain;
 use crate::spec::{Encryption, PartType, Spec};
 
 /// What is known about the machine when the setup is planned.
@@ -13,11 +16,20 @@ use crate::spec::{Encryption, PartType, Spec};
 pub struct Facts {
     /// Spec disks bound to a device: (id, the device is a loop device).
     pub present: Vec<(String, bool)>,
-    /// This system carries systemd-boot ([`super::loader::SYSTEMD_BOOT`]).
+    /// This system carries the loader the firmware needs ([`Facts::chain`]'s files).
     pub loader_available: bool,
+    /// What the firmware's `SecureBoot` variable says.
+    pub secure_boot: SecureBoot,
     /// efivarfs is mounted: the firmware's boot variables can be written.
     pub efivarfs: bool,
     pub on_disk: OnDisk,
+}
+
+impl Facts {
+    /// The loader this machine's firmware starts.
+    pub fn chain(&self) -> Chain {
+        Chain::for_firmware(self.secure_boot)
+    }
 }
 
 /// A partition by spec disk id and 1-based number.
@@ -32,7 +44,8 @@ pub struct OnDisk {
     pub filesystems: Vec<Slot>,
     /// Root subvolumes that have an /etc/fstab.
     pub fstabs: Vec<String>,
-    /// ESPs holding this system's systemd-boot (the same bytes) and a loader.conf.
+    /// ESPs holding this system's loader for the firmware ([`Facts::chain`], every file with
+    /// the same bytes) and a loader.conf.
     pub loaders: Vec<Slot>,
     /// ESPs whose whole tree is already that of the first ESP (esp-sync would change
     /// nothing).
@@ -68,12 +81,12 @@ pub enum Step {
     /// Write /etc/fstab into each of these root subvolumes of the pool (an fstab already
     /// there is the installed system's and is kept).
     Fstab { pool: PartAt, roots: Vec<String> },
-    /// Put systemd-boot (and a loader.conf, if missing) on this ESP.
-    Loader { esp: PartAt },
+    /// Put the loader (and a loader.conf, if missing) on this ESP.
+    Loader { esp: PartAt, chain: Chain },
     /// Make `to` a mirror of `from` (esp-sync).
     Mirror { from: PartAt, to: PartAt },
-    /// One boot entry per ESP, first in BootOrder (boot-entries).
-    Entries,
+    /// One boot entry per ESP, first in BootOrder (boot-entries), starting `chain`.
+    Entries { chain: Chain },
 }
 
 impl Step {
@@ -83,13 +96,33 @@ impl Step {
                 "write /etc/fstab into {} on {pool} (where it has none)",
                 roots.join(", ")
             ),
-            Step::Loader { esp } => {
+            Step::Loader {
+                esp,
+                chain: Chain::SystemdBoot,
+            } => {
                 format!("install systemd-boot as {} on {esp}", super::loader::ON_ESP)
             }
+            Step::Loader {
+                esp,
+                chain: Chain::Signed,
+            } => format!(
+                "install the signed boot chain for Secure Boot as {} on {esp} (Debian's \
+                 Microsoft-signed shim, which starts Debian's signed systemd-boot beside it)",
+                Chain::Signed.on_esp()
+            ),
             Step::Mirror { from, to } => format!("mirror {from} onto {to} (esp-sync)"),
-            Step::Entries => {
+            Step::Entries {
+                chain: Chain::SystemdBoot,
+            } => {
                 "write the UEFI boot entries for the ESPs, first in BootOrder (boot-entries)".into()
             }
+            Step::Entries {
+                chain: Chain::Signed,
+            } => format!(
+                "write the UEFI boot entries for the ESPs, first in BootOrder, starting {} \
+                 (boot-entries; also one per distribution's own shim on each ESP)",
+                Chain::Signed.entry_path()
+            ),
         }
     }
 }
@@ -185,10 +218,14 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
     let Some((first, _)) = here.first() else {
         return setup;
     };
+    let chain = facts.chain();
     if facts.loader_available {
         let loader_missing = !found.loaders.contains(&first.slot());
         if loader_missing {
-            setup.steps.push(Step::Loader { esp: first.clone() });
+            setup.steps.push(Step::Loader {
+                esp: first.clone(),
+                chain,
+            });
         }
         for (other, _) in &here[1..] {
             // A loader installed now changes the first ESP: every mirror is stale then.
@@ -200,14 +237,25 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
             }
         }
     } else if !found.loaders.contains(&first.slot()) {
-        setup.notices.push(format!(
-            "this system has no systemd-boot ({}): the ESPs get no loader; install it on \
-             {first} yourself, then run `lifeboat esp-sync`",
-            super::loader::SYSTEMD_BOOT
-        ));
+        setup.notices.push(match chain {
+            Chain::SystemdBoot => format!(
+                "this system has no systemd-boot ({}): the ESPs get no loader; install it on \
+                 {first} yourself, then run `lifeboat esp-sync`",
+                super::loader::SYSTEMD_BOOT
+            ),
+            // Unsigned systemd-boot would be refused by this firmware: install nothing.
+            Chain::Signed => format!(
+                "Secure Boot is on and this system has no signed boot chain ({}): the ESPs get \
+                 no loader (the firmware would refuse the unsigned systemd-boot); boot the \
+                 rescue stick and provision again, or install shim on {first} yourself",
+                super::loader::SIGNED_DIR
+            ),
+        });
     }
 
     // The firmware's entries: only for real disks, all of them there, on a UEFI boot.
+    let no_signed_chain =
+        chain == Chain::Signed && !facts.loader_available && !found.loaders.contains(&first.slot());
     if found.entries {
         // The firmware already boots our ESPs first: nothing to write.
     } else if !facts.efivarfs {
@@ -221,6 +269,12 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
             "{esp} is on a loop device, which the firmware cannot boot: no boot entries are \
              written"
         ));
+    } else if no_signed_chain {
+        // An entry first in BootOrder for a shim that is not there would only push Windows
+        // Boot Manager down.
+        setup.notices.push(
+            "no boot entries are written: there is no signed loader for them to start".into(),
+        );
     } else if here.len() < spec_esp_count(spec) {
         setup.notices.push(
             "not every ESP is there: no boot entries are written; run `lifeboat boot-entries` \
@@ -228,7 +282,7 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
                 .into(),
         );
     } else {
-        setup.steps.push(Step::Entries);
+        setup.steps.push(Step::Entries { chain });
     }
     setup
 }
@@ -239,9 +293,9 @@ impl Step {
     fn writes(&self) -> Option<&str> {
         match self {
             Step::Fstab { pool, .. } => Some(&pool.disk),
-            Step::Loader { esp } => Some(&esp.disk),
+            Step::Loader { esp, .. } => Some(&esp.disk),
             Step::Mirror { to, .. } => Some(&to.disk),
-            Step::Entries => None,
+            Step::Entries { .. } => None,
         }
     }
 }
@@ -270,7 +324,7 @@ pub fn within(setup: Setup, spec: &Spec, only: &[String]) -> Setup {
     for step in setup.steps {
         let kept = match (&step, step.writes()) {
             (Step::Fstab { .. }, Some(disk)) => selected(disk),
-            (Step::Mirror { .. } | Step::Entries, _) if esp_left_out => false,
+            (Step::Mirror { .. } | Step::Entries { .. }, _) if esp_left_out => false,
             (_, Some(disk)) => selected(disk),
             (_, None) => esp_selected,
         };
@@ -344,6 +398,7 @@ mod tests {
         Facts {
             present: present.iter().map(|s| (s.to_string(), false)).collect(),
             loader_available: true,
+            secure_boot: SecureBoot::Off,
             efivarfs: true,
             on_disk: OnDisk {
                 filesystems,
@@ -415,12 +470,17 @@ mod tests {
                     pool: pool(),
                     roots: roots(),
                 },
-                Step::Loader { esp: esp(0) },
+                Step::Loader {
+                    esp: esp(0),
+                    chain: Chain::SystemdBoot,
+                },
                 Step::Mirror {
                     from: esp(0),
                     to: esp(1)
                 },
-                Step::Entries,
+                Step::Entries {
+                    chain: Chain::SystemdBoot,
+                },
             ]
         );
         assert_eq!(
@@ -485,7 +545,10 @@ mod tests {
         assert_eq!(
             plan(&atlantis(), &f).steps,
             [
-                Step::Loader { esp: esp(0) },
+                Step::Loader {
+                    esp: esp(0),
+                    chain: Chain::SystemdBoot,
+                },
                 Step::Mirror {
                     from: esp(0),
                     to: esp(1)
@@ -505,9 +568,18 @@ mod tests {
                 _ => Ok(()),
             }
         });
-        assert_eq!(result, Err((Step::Loader { esp: esp(0) }, "cannot mount")));
+        assert_eq!(
+            result,
+            Err((
+                Step::Loader {
+                    esp: esp(0),
+                    chain: Chain::SystemdBoot,
+                },
+                "cannot mount"
+            ))
+        );
         assert_eq!(ran.len(), 2, "fstab, then the loader: {ran:?}");
-        assert!(!ran.contains(&Step::Entries));
+        assert!(!ran.iter().any(|s| matches!(s, Step::Entries { .. })));
         assert!(carry_out(&steps, |_| Ok::<(), ()>(())).is_ok());
     }
 
@@ -521,7 +593,7 @@ mod tests {
             !setup
                 .steps
                 .iter()
-                .any(|s| matches!(s, Step::Fstab { .. } | Step::Entries)),
+                .any(|s| matches!(s, Step::Fstab { .. } | Step::Entries { .. })),
             "{:?}",
             setup.steps
         );
@@ -532,9 +604,15 @@ mod tests {
     #[test]
     fn without_disk0_the_loader_goes_on_esp1_and_entries_wait() {
         let setup = plan(&atlantis(), &facts(&["disk1", "usb"]));
-        assert!(setup.steps.contains(&Step::Loader { esp: esp(1) }));
+        assert!(setup.steps.contains(&Step::Loader {
+            esp: esp(1),
+            chain: Chain::SystemdBoot,
+        }));
         assert!(!setup.steps.iter().any(|s| matches!(s, Step::Mirror { .. })));
-        assert!(!setup.steps.contains(&Step::Entries));
+        assert!(!setup
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Entries { .. })));
         assert_eq!(setup.notices.len(), 2, "{:?}", setup.notices);
         assert!(setup.notices[0].starts_with("disk0 was not found: ESP0 (disk0 partition 1)"));
         assert!(setup.notices[1].starts_with("not every ESP is there"));
@@ -545,7 +623,10 @@ mod tests {
         let mut f = facts(&["disk0", "disk1"]);
         f.present[1].1 = true;
         let setup = plan(&atlantis(), &f);
-        assert!(!setup.steps.contains(&Step::Entries));
+        assert!(!setup
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Entries { .. })));
         assert!(setup.notices[0].contains("ESP1 (disk1 partition 1) is on a loop device"));
 
         f.efivarfs = false;
@@ -554,6 +635,99 @@ mod tests {
         assert_eq!(setup.steps.len(), 1, "only the fstab: {:?}", setup.steps);
         assert!(setup.notices[0].starts_with("this system has no systemd-boot"));
         assert!(setup.notices[1].starts_with("no efivarfs"));
+    }
+
+    #[test]
+    fn secure_boot_on_installs_the_signed_chain_and_points_the_entries_at_shim() {
+        let mut f = facts(&["disk0", "disk1", "usb"]);
+        f.secure_boot = SecureBoot::On;
+        let setup = plan(&atlantis(), &f);
+        assert_eq!(setup.notices, Vec::<String>::new());
+        assert_eq!(
+            setup.steps[1..],
+            [
+                Step::Loader {
+                    esp: esp(0),
+                    chain: Chain::Signed,
+                },
+                Step::Mirror {
+                    from: esp(0),
+                    to: esp(1)
+                },
+                Step::Entries {
+                    chain: Chain::Signed
+                },
+            ]
+        );
+        assert_eq!(
+            setup.steps[1].describe(),
+            "install the signed boot chain for Secure Boot as EFI/lifeboat/shimx64.efi on ESP0 \
+             (disk0 partition 1) (Debian's Microsoft-signed shim, which starts Debian's signed \
+             systemd-boot beside it)"
+        );
+        assert!(setup.steps[3]
+            .describe()
+            .contains("starting \\EFI\\lifeboat\\shimx64.efi"));
+        // Secure Boot off, or not known (no efivarfs): systemd-boot, as before.
+        for state in [SecureBoot::Off, SecureBoot::Unknown] {
+            f.secure_boot = state;
+            let setup = plan(&atlantis(), &f);
+            assert!(setup.steps.contains(&Step::Loader {
+                esp: esp(0),
+                chain: Chain::SystemdBoot
+            }));
+            assert!(!setup.steps.iter().any(|s| matches!(
+                s,
+                Step::Loader {
+                    chain: Chain::Signed,
+                    ..
+                } | Step::Entries {
+                    chain: Chain::Signed
+                }
+            )));
+        }
+    }
+
+    #[test]
+    fn an_esp_with_systemd_boot_gets_the_signed_chain_once_secure_boot_is_on() {
+        // Provisioned with Secure Boot off; the firmware now enforces it. The probe found
+        // no signed chain on ESP0 (its `loaders` are the firmware's chain's), and the
+        // entries point at systemd-boot (`entries` false).
+        let mut f = finished();
+        f.secure_boot = SecureBoot::On;
+        f.on_disk.loaders.clear();
+        f.on_disk.entries = false;
+        assert_eq!(
+            plan(&atlantis(), &f).steps,
+            [
+                Step::Loader {
+                    esp: esp(0),
+                    chain: Chain::Signed
+                },
+                Step::Mirror {
+                    from: esp(0),
+                    to: esp(1)
+                },
+                Step::Entries {
+                    chain: Chain::Signed
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn secure_boot_without_a_signed_chain_installs_nothing_unsigned() {
+        let mut f = facts(&["disk0", "disk1"]);
+        f.secure_boot = SecureBoot::On;
+        f.loader_available = false;
+        let setup = plan(&atlantis(), &f);
+        assert!(
+            setup.steps.iter().all(|s| matches!(s, Step::Fstab { .. })),
+            "{:?}",
+            setup.steps
+        );
+        assert!(setup.notices[0].starts_with("Secure Boot is on and this system has no signed"));
+        assert!(setup.notices[1].contains("no signed loader"));
     }
 
     #[test]

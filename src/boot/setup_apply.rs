@@ -1,7 +1,8 @@
 //! The end of `lifeboat provision`: the boot setup that [`setup::plan`] makes from what is
-//! on the disks (fstab into the roots, systemd-boot on the ESPs, the mirror, the boot
-//! entries), carried out in order and stopped at the first step that fails, so that no
-//! boot entry is written for a loader that did not arrive.
+//! on the disks (fstab into the roots, the loader on the ESPs: systemd-boot, or the signed
+//! chain under Secure Boot; the mirror, the boot entries), carried out in order and stopped
+//! at the first step that fails, so that no boot entry is written for a loader that did not
+//! arrive.
 
 use std::path::Path;
 
@@ -19,13 +20,19 @@ use crate::spec::{PartType, Spec};
 /// boot setup.
 pub fn facts(spec: &Spec, bindings: &[Binding], pending: &Plan) -> Facts {
     let mountinfo = crate::mountinfo::read().unwrap_or_default();
-    let loader = std::fs::read(loader::SYSTEMD_BOOT).ok();
     let present: Vec<(String, bool)> = bindings
         .iter()
         .map(|b| (b.id.clone(), b.device.kernel_name.starts_with("loop")))
         .collect();
     let efivarfs = crate::mountinfo::fstype_at(&mountinfo, Path::new(efivars::EFIVARS)).as_deref()
         == Some("efivarfs");
+    let secure_boot = if efivarfs {
+        efivars::SecureBoot::read(Path::new(efivars::EFIVARS))
+    } else {
+        efivars::SecureBoot::Unknown
+    };
+    let chain = loader::Chain::for_firmware(secure_boot);
+    let loader = chain.read();
     let mut on_disk = on_disk::probe(spec, bindings, pending, loader.as_deref());
     // The firmware is asked only where entries could be written at all, and not for a disk
     // that gets a new table (its ESP's partition GUID changes, so no entry matches yet).
@@ -45,11 +52,12 @@ pub fn facts(spec: &Spec, bindings: &[Binding], pending: &Plan) -> Facts {
         .iter()
         .all(|id| present.iter().any(|(p, is_loop)| p == id && !is_loop));
     if efivarfs && all_real && !new_table {
-        on_disk.entries = uefi::firmware_current(spec, bindings);
+        on_disk.entries = uefi::firmware_current(spec, bindings, chain.entry_path());
     }
     Facts {
         present,
         loader_available: loader.is_some(),
+        secure_boot,
         efivarfs,
         on_disk,
     }
@@ -94,9 +102,11 @@ pub fn run(spec: &Spec, disks: &[(String, std::path::PathBuf)], only: &[String])
         runlog::line(&format!("boot setup: {}", step.describe()));
         let result = match step {
             Step::Fstab { pool, roots } => write_fstabs(spec, &bindings, pool, roots),
-            Step::Loader { esp } => install_loader(&bindings, esp),
+            Step::Loader { esp, chain } => install_loader(&bindings, esp, *chain),
             Step::Mirror { from, to } => mirror(&bindings, from, to),
-            Step::Entries => uefi::write_for(spec, disks, loader::ON_ESP_UEFI, false, true),
+            Step::Entries { chain } => {
+                uefi::write_for(spec, disks, chain.entry_path(), false, true)
+            }
         };
         if let Err(err) = &result {
             runlog::line(&format!("failed: {}", crate::ui::error_sentence(err)));
@@ -149,12 +159,15 @@ fn write_fstabs(spec: &Spec, bindings: &[Binding], pool: &PartAt, roots: &[Strin
     Ok(())
 }
 
-fn install_loader(bindings: &[Binding], esp: &PartAt) -> Result<()> {
-    let bytes = std::fs::read(loader::SYSTEMD_BOOT)
-        .with_context(|| format!("reading {}", loader::SYSTEMD_BOOT))?;
+fn install_loader(bindings: &[Binding], esp: &PartAt, chain: loader::Chain) -> Result<()> {
+    let mut files = Vec::new();
+    for (from, to) in chain.files() {
+        let bytes = std::fs::read(from).with_context(|| format!("reading {from}"))?;
+        files.push((*to, bytes));
+    }
     let mounted = Mount::new(&node(bindings, esp)?, "vfat")?;
-    let changed = loader::install(mounted.path(), &bytes)
-        .with_context(|| format!("installing systemd-boot on {esp}"))?;
+    let changed = loader::install(mounted.path(), &files)
+        .with_context(|| format!("installing {} on {esp}", chain.on_esp()))?;
     mounted.close()?;
     println!(
         "  {}",

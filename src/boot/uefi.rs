@@ -1,13 +1,14 @@
 //! The spec's UEFI boot entries written through efivarfs: the ESPs as the disks show them
-//! ([`spec_esps`]), the firmware's entries read, the changes planned by [`entries::plan`],
+//! ([`spec_esps`]; under Secure Boot also the distributions' own shims on them,
+//! [`wanted`]), the firmware's entries read, the changes planned by [`entries::plan`],
 //! shown, confirmed and written ([`write()`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use uuid::Uuid;
 
-use super::efivars::Firmware;
+use super::efivars::{Firmware, SecureBoot, EFIVARS};
 use super::entries::{self, Esp};
 use crate::machine::{self, Machine};
 use crate::plan::Binding;
@@ -77,14 +78,44 @@ pub fn spec_esps(spec: &Spec, bindings: &[Binding], loader: &str) -> Result<Vec<
     Ok(out)
 }
 
-/// Whether the firmware already has our entry for each ESP of the bound disks, first in
-/// BootOrder (boot-entries would change nothing). False when it cannot be read.
-pub fn firmware_current(spec: &Spec, bindings: &[Binding]) -> bool {
+/// The entries the firmware should have: one per ESP of the spec starting `loader`, and
+/// when Secure Boot is on, after them, one per distribution's own shim on each ESP (read
+/// in-process from the disk, nothing mounted).
+pub fn wanted(
+    spec: &Spec,
+    bindings: &[Binding],
+    loader: &str,
+    secure_boot: SecureBoot,
+) -> Result<Vec<Esp>> {
+    let ours: Vec<Esp> = spec_esps(spec, bindings, loader)?
+        .into_iter()
+        .map(|(esp, _)| esp)
+        .collect();
+    if secure_boot != SecureBoot::On {
+        return Ok(ours);
+    }
+    let mut files = Vec::new();
+    for disk in esp_disks(spec) {
+        let binding = bindings
+            .iter()
+            .find(|b| b.id == disk.id)
+            .with_context(|| format!("disk {} was not found", disk.id))?;
+        for (i, part) in disk.partitions.iter().enumerate() {
+            if part.part_type == PartType::Esp {
+                let tree = super::on_disk::esp_tree(&binding.device, i as u32 + 1);
+                files.push(tree.map(|t| t.into_keys().collect()).unwrap_or_default());
+            }
+        }
+    }
+    Ok(entries::with_distro_shims(&ours, &files))
+}
+
+/// Whether the firmware already has our entries for the ESPs of the bound disks (starting
+/// `loader`), first in BootOrder (boot-entries would change nothing). False when it cannot
+/// be read.
+pub fn firmware_current(spec: &Spec, bindings: &[Binding], loader: &str) -> bool {
     let current = || -> Result<bool> {
-        let wanted: Vec<Esp> = spec_esps(spec, bindings, super::loader::ON_ESP_UEFI)?
-            .into_iter()
-            .map(|(esp, _)| esp)
-            .collect();
+        let wanted = wanted(spec, bindings, loader, SecureBoot::read(Path::new(EFIVARS)))?;
         let mountinfo = crate::mountinfo::read()?;
         let (existing, order) = Firmware::open(&mountinfo)?.boot_entries()?;
         // Only ours are compared here: a stale entry of ours elsewhere is boot-entries' to
@@ -110,13 +141,14 @@ pub fn write_for(
 }
 
 /// One boot entry per ESP of the spec, first in BootOrder, on the disks as `machine`
-/// found them (probed after the last write to their partition tables). Prints the changes;
-/// writes them after `yes` or a confirmation, unless `dry_run`.
+/// found them (probed after the last write to their partition tables). `loader` is the
+/// path the entries start, or [`super::loader::AUTO`]: the signed chain's shim when Secure
+/// Boot is on, else systemd-boot. Prints the changes; writes them after `yes` or a
+/// confirmation, unless `dry_run`.
 pub fn write(spec: &Spec, machine: &Machine, loader: &str, dry_run: bool, yes: bool) -> Result<()> {
-    let wanted: Vec<Esp> = spec_esps(spec, &machine.bindings, loader)?
-        .into_iter()
-        .map(|(esp, _)| esp)
-        .collect();
+    let secure_boot = SecureBoot::read(Path::new(EFIVARS));
+    let loader = super::loader::entry_loader(loader, secure_boot);
+    let wanted = wanted(spec, &machine.bindings, &loader, secure_boot)?;
     let mountinfo = crate::mountinfo::read().context("reading /proc/self/mountinfo")?;
     let firmware = match Firmware::open(&mountinfo) {
         Ok(f) => f,

@@ -57,6 +57,24 @@ pub fn restore(spec: &Spec, bindings: &[Binding], top: &Path, prov: &Plan) -> Re
         }
     }
     let esps = r::esps(spec);
+    // Firmware that enforces Secure Boot refuses the unsigned systemd-boot a backup made
+    // with it off may hold: the signed chain goes onto each restored ESP beside it, and the
+    // boot entries (written next, `--loader auto`) point at its shim.
+    let secure_boot =
+        crate::boot::efivars::SecureBoot::read(Path::new(crate::boot::efivars::EFIVARS));
+    let chain = crate::boot::loader::Chain::for_firmware(secure_boot);
+    let signed = match chain {
+        crate::boot::loader::Chain::Signed => chain.read(),
+        crate::boot::loader::Chain::SystemdBoot => Some(Vec::new()),
+    };
+    if signed.is_none() {
+        notes.push(format!(
+            "Secure Boot is on and this system has no signed boot chain ({}): the restored \
+             ESPs keep only what the backup holds",
+            crate::boot::loader::SIGNED_DIR
+        ));
+    }
+    let extra = signed.unwrap_or_default();
     for (esp, name) in &esps {
         if !written.contains(&esp.disk.id.as_str()) {
             notes.push(format!(
@@ -76,8 +94,8 @@ pub fn restore(spec: &Spec, bindings: &[Binding], top: &Path, prov: &Plan) -> Re
             ));
             continue;
         };
-        let copied =
-            copy_to_fat(&from, &node(esp)?).with_context(|| format!("restoring {name}"))?;
+        let copied = copy_to_fat_with(&from, &node(esp)?, &extra)
+            .with_context(|| format!("restoring {name}"))?;
         println!(
             "  {name}: {} files, {} (from esp/{})",
             copied.files,
@@ -94,7 +112,16 @@ pub fn restore(spec: &Spec, bindings: &[Binding], top: &Path, prov: &Plan) -> Re
 /// holds no symlinks; they are counted as skipped); every entry gets the newest
 /// modification time of the copy.
 pub fn copy_to_fat(from: &Path, node: &Path) -> Result<tree::Copied> {
-    let mut files = Vec::new();
+    copy_to_fat_with(from, node, &[])
+}
+
+/// [`copy_to_fat`], with `extra` files (path on the ESP, bytes) written over the copy's.
+pub fn copy_to_fat_with(
+    from: &Path,
+    node: &Path,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<tree::Copied> {
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut done = tree::Copied::default();
     let mut newest = 0u64;
     let mut stack = vec![PathBuf::new()];
@@ -132,6 +159,12 @@ pub fn copy_to_fat(from: &Path, node: &Path) -> Result<tree::Copied> {
             } else {
                 done.skipped += 1;
             }
+        }
+    }
+    for (path, bytes) in extra {
+        match files.iter_mut().find(|(p, _)| p.eq_ignore_ascii_case(path)) {
+            Some(file) => file.1 = bytes.clone(),
+            None => files.push(((*path).to_owned(), bytes.clone())),
         }
     }
     let mut dev = std::fs::OpenOptions::new()
@@ -183,6 +216,42 @@ mod tests {
             .read()
             .unwrap();
         assert_eq!(back, "title TW\n");
+        Cmd::new("fsck.vfat").args(["-n"]).arg(&img).run().unwrap();
+    }
+
+    #[test]
+    fn the_signed_chain_goes_onto_a_restored_esp_beside_the_backup() {
+        // Secure Boot on at restore time: the backup's files, and the chain's over them.
+        let d = tempfile::tempdir().unwrap();
+        let from = d.path().join("esp");
+        std::fs::create_dir_all(from.join("EFI/systemd")).unwrap();
+        std::fs::write(from.join("EFI/systemd/systemd-bootx64.efi"), b"sd-boot").unwrap();
+        std::fs::create_dir_all(from.join("EFI/lifeboat")).unwrap();
+        std::fs::write(from.join("EFI/lifeboat/SHIMX64.EFI"), b"old shim").unwrap();
+        let img = d.path().join("esp.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        crate::apply::fat::format_fat32_path(&img, "ESP1", 0x1234_5678).unwrap();
+        let extra: Vec<(&str, Vec<u8>)> = crate::boot::loader::Chain::Signed
+            .files()
+            .iter()
+            .map(|(_, to)| (*to, to.as_bytes().to_vec()))
+            .collect();
+        copy_to_fat_with(&from, &img, &extra).unwrap();
+        let read = |path: &str| {
+            Cmd::new("mtype")
+                .args(["-i"])
+                .arg(&img)
+                .arg(format!("::/{path}"))
+                .read()
+                .unwrap()
+        };
+        for (to, bytes) in &extra {
+            assert_eq!(read(to).as_bytes(), bytes.as_slice(), "{to}");
+        }
+        assert_eq!(read("EFI/systemd/systemd-bootx64.efi"), "sd-boot");
         Cmd::new("fsck.vfat").args(["-n"]).arg(&img).run().unwrap();
     }
 }

@@ -304,7 +304,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         );
     } else if efivarfs {
         println!("\nBoot entries");
-        crate::boot::uefi::write(spec, &after, crate::boot::loader::ON_ESP_UEFI, false, true)
+        crate::boot::uefi::write(spec, &after, crate::boot::loader::AUTO, false, true)
             .context("writing the boot entries")?;
     } else {
         notes.push(

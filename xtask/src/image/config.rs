@@ -93,6 +93,20 @@ pub struct Boot {
     /// Where on the ESP the builder writes grub.cfg.
     pub config: String,
     pub netboot: NetbootLoader,
+    /// The signed chain for the machines' ESPs, into the live root.
+    pub machine: Vec<MachineLoader>,
+}
+
+/// A signed loader the live root carries for lifeboat to install on a machine's ESPs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineLoader {
+    pub source: String,
+    pub package: String,
+    /// Path inside the package.
+    pub from: String,
+    /// Path in the live root.
+    pub to: String,
 }
 
 /// The second stage of the netboot directory: GRUB's network build, served under the name

@@ -241,10 +241,10 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     // The signed boot chain, each file out of its Debian package.
     let broot = &roots[&rescue.boot.source];
     let mut unpacked = BTreeSet::new();
-    let mut signed_file = |package: &String, from: &str| -> Result<Vec<u8>> {
+    let mut signed_from = |root: &AptRoot, package: &String, from: &str| -> Result<Vec<u8>> {
         let dir = work.join("boot").join(package);
         if unpacked.insert(package.clone()) {
-            let deb = broot.fetch(sh, std::slice::from_ref(package), &debs)?;
+            let deb = root.fetch(sh, std::slice::from_ref(package), &debs)?;
             rootfs::extract(sh, &deb, &dir)?;
         }
         let bytes =
@@ -255,10 +255,26 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     };
     let mut loaders = Vec::new();
     for file in &rescue.boot.files {
-        loaders.push((file.to.clone(), signed_file(&file.package, &file.from)?));
+        loaders.push((
+            file.to.clone(),
+            signed_from(broot, &file.package, &file.from)?,
+        ));
     }
     let net = &rescue.boot.netboot;
-    let netgrub = signed_file(&net.package, &net.from)?;
+    let netgrub = signed_from(broot, &net.package, &net.from)?;
+    let mut machine_chain = Vec::new();
+    for file in &rescue.boot.machine {
+        let root = roots.get(&file.source).with_context(|| {
+            format!(
+                "images/rescue.toml [[boot.machine]] names no source `{}`",
+                file.source
+            )
+        })?;
+        machine_chain.push((
+            file.to.clone(),
+            signed_from(root, &file.package, &file.from)?,
+        ));
+    }
 
     // The static lifeboat first: a compile error should not wait for the staging.
     let lifeboat = build_static_lifeboat(sh)?;
@@ -312,6 +328,13 @@ pub fn build(sh: &Shell, options: &Options) -> Result<Report> {
     )
     .with_context(|| format!("copying {IMAGE_SPEC} to /etc/lifeboat/spec.toml"))?;
     fs::copy(&lifeboat, live.join("usr/bin/lifeboat")).context("copying lifeboat")?;
+    for (to, bytes) in &machine_chain {
+        let path = live.join(to);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
     for needed in ["init", "bin/busybox", "usr/bin/lifeboat"] {
         if !live.join(needed).exists() {
             bail!("the live root has no /{needed}");
