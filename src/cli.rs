@@ -62,25 +62,34 @@ is shown and the menu comes back. Works on a serial console (arrow keys or j/k).
     )]
     Menu(MenuArgs),
     /// Make ESP1 an exact copy of ESP0 (new and changed files copied, extras deleted).
+    ///
+    /// Mirror the first ESP onto the second, as `rsync -a --delete` would: files that are new
+    /// or whose content differs are copied, files and directories the source does not have
+    /// are deleted. Each file is written under a temporary name and renamed into place once
+    /// complete, and the destination is flushed at the end, so an interrupted sync never
+    /// leaves a half-written loader.
+    ///
+    /// By default the two ESPs are the spec's: the one mounted at /boot/efi (ESP0, on the
+    /// preserved disk) onto the one at /boot/efi2 (ESP1). --from and --to name other
+    /// directories. `lifeboat esp-sync-hook ROOT` runs this sync after every kernel update.
+    ///
+    /// Refused, with nothing changed: a source or destination that is not a mounted FAT
+    /// filesystem, a source that is empty or has no EFI/ directory, and source and
+    /// destination on the same filesystem. The changes are printed first; --dry-run stops
+    /// there, --yes applies them without asking.
     #[command(
-        long_about = "Mirror the first ESP onto the second, as `rsync -a --delete` would: files \
-that are new or whose content differs are copied, files and directories the source does not \
-have are deleted. Each file is written under a temporary name and renamed into place once \
-complete, and the destination is flushed at the end, so an interrupted sync never leaves a \
-half-written loader.\n\n\
-By default the two ESPs are the spec's: the one mounted at /boot/efi (ESP0, on the preserved \
-disk) onto the one at /boot/efi2 (ESP1). --from and --to name other directories.\n\n\
---install-hook ROOT installs into a distribution's root (mounted at ROOT) the kernel-install \
-plugin etc/kernel/install.d/20-sync-esp.install, which runs this sync after every kernel \
-update, and this lifeboat binary as usr/local/sbin/lifeboat. Installing again changes \
-nothing.\n\n\
-Refused, with nothing changed: a source or destination that is not a mounted FAT filesystem, \
-a source that is empty or has no EFI/ directory, and source and destination on the same \
-filesystem. The changes are printed first; --dry-run stops there, --yes applies them \
-without asking.",
         after_help = "Example: lifeboat esp-sync --dry-run        # what would change on /boot/efi2"
     )]
     EspSync(EspSyncArgs),
+    /// Install the kernel-install plugin that runs esp-sync after every kernel update.
+    ///
+    /// Installs into a distribution's root (mounted at ROOT, or / for the running system)
+    /// the kernel-install plugin etc/kernel/install.d/20-sync-esp.install, which runs
+    /// `lifeboat esp-sync` after every kernel update, and this lifeboat binary as
+    /// usr/local/sbin/lifeboat. The plugin syncs the ESPs that --from/--to or the spec name.
+    /// Installing again changes nothing.
+    #[command(after_help = "Example: lifeboat esp-sync-hook --spec /etc/lifeboat/atlantis.toml /")]
+    EspSyncHook(EspSyncHookArgs),
     /// Print the /etc/fstab of one root subvolume, with the UUIDs on the disks now.
     #[command(
         long_about = "Print an /etc/fstab for one root subvolume of the spec (for example \
@@ -525,8 +534,9 @@ pub struct FstabArgs {
     pub disks: Vec<(String, PathBuf)>,
 }
 
+/// The two ESPs of esp-sync and its hook: named, or the spec's first two.
 #[derive(Debug, Args)]
-pub struct EspSyncArgs {
+pub struct EspPair {
     /// The ESP to copy from (default: the spec's ESP mounted at /boot/efi).
     #[arg(long, value_name = "DIR")]
     pub from: Option<PathBuf>,
@@ -537,16 +547,27 @@ pub struct EspSyncArgs {
     /// /run/lifeboat/boot/lifeboat/spec.toml if it exists, else /etc/lifeboat/spec.toml].
     #[arg(long)]
     pub spec: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EspSyncArgs {
+    #[command(flatten)]
+    pub esps: EspPair,
     /// Print the changes and stop.
     #[arg(long)]
     pub dry_run: bool,
     /// Apply without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Instead of syncing: install into the system root ROOT the kernel-install plugin
-    /// that runs this sync after every kernel update, and this lifeboat binary.
-    #[arg(long, value_name = "ROOT", conflicts_with_all = ["dry_run", "yes"])]
-    pub install_hook: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EspSyncHookArgs {
+    /// The system root to install into (/ for the running system).
+    #[arg(value_name = "ROOT")]
+    pub root: PathBuf,
+    #[command(flatten)]
+    pub esps: EspPair,
 }
 
 /// The loader provisioning installs on both ESPs: `auto` is `\EFI\lifeboat\shimx64.efi`

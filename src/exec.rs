@@ -217,11 +217,11 @@ impl Cmd {
         }
     }
 
-    /// Start the program with its stdin and/or stdout as pipes, for streaming between
-    /// programs (`btrfs send | btrfs receive` through lifeboat). stderr is collected on a
-    /// thread so that a chatty program never blocks; [`Running::finish`] reports it.
-    pub fn spawn(&self, stdin: bool, stdout: bool) -> Result<Running, ExecError> {
-        let mut running = self.spawn_inner(stdout, Some(stdin))?;
+    /// Start the program with its stdin or stdout as a pipe (see [`Pipe`]), for streaming
+    /// between programs (`btrfs send | btrfs receive` through lifeboat). stderr is collected
+    /// on a thread so that a chatty program never blocks; [`Running::finish`] reports it.
+    pub fn spawn(&self, pipe: Pipe) -> Result<Running, ExecError> {
+        let mut running = self.spawn_inner(pipe)?;
         let mut err_pipe = running.child.stderr.take();
         running.stderr = Some(std::thread::spawn(move || {
             let mut text = String::new();
@@ -233,9 +233,9 @@ impl Cmd {
         Ok(running)
     }
 
-    /// The child with stderr piped (and not yet read); stdin piped when `Some(true)`.
-    fn spawn_inner(&self, stdout: bool, stdin: Option<bool>) -> Result<Running, ExecError> {
-        let stdin = stdin.unwrap_or(false);
+    /// The child with stderr piped (and not yet read).
+    fn spawn_inner(&self, pipe: Pipe) -> Result<Running, ExecError> {
+        let (stdin, stdout) = (pipe == Pipe::Stdin, pipe == Pipe::Stdout);
         runlog::line(&format!("$ {self} (streaming)"));
         let pipe_or_null = |piped: bool| {
             if piped {
@@ -260,15 +260,11 @@ impl Cmd {
         })
     }
 
-    /// Like [`Cmd::spawn`] (stdin closed), but the program is stopped as soon as a line of
+    /// Like [`Cmd::spawn`], but the program is stopped as soon as a line of
     /// its stderr makes `stop` true: a program that retries what cannot get better
     /// (restic 0.17+ retries a certificate failure for 15 minutes) fails at once instead.
-    pub fn spawn_watched(
-        &self,
-        stdout: bool,
-        stop: fn(&str) -> bool,
-    ) -> Result<Running, ExecError> {
-        let mut running = self.spawn_inner(stdout, None)?;
+    pub fn spawn_watched(&self, pipe: Pipe, stop: fn(&str) -> bool) -> Result<Running, ExecError> {
+        let mut running = self.spawn_inner(pipe)?;
         let pid = nix::unistd::Pid::from_raw(running.child.id() as i32);
         let mut err_pipe = running.child.stderr.take();
         running.stderr = Some(std::thread::spawn(move || {
@@ -319,6 +315,18 @@ impl Cmd {
             }
         }
     }
+}
+
+/// Which of a spawned program's standard streams is a pipe to lifeboat; the other one is
+/// /dev/null (stderr is always collected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    /// Neither: the program works on its own (a VM, a restore into a directory).
+    Neither,
+    /// lifeboat writes the program's stdin (`btrfs receive` fed a stream).
+    Stdin,
+    /// lifeboat reads the program's stdout (`btrfs send`, `restic dump`).
+    Stdout,
 }
 
 /// A program started by [`Cmd::spawn`].
@@ -470,7 +478,7 @@ mod tests {
         if bind == "1" {
             cmd = cmd.die_with_parent();
         }
-        let running = cmd.spawn(false, false).unwrap();
+        let running = cmd.spawn(Pipe::Neither).unwrap();
         // On its own line: libtest prints the test's name without a newline first.
         println!("\nchild-pid={}", running.child.id());
         std::thread::sleep(std::time::Duration::from_secs(600));

@@ -10,6 +10,7 @@
 //! docs/architecture.md.
 
 pub mod apply;
+pub mod atomic_file;
 pub mod blockdev;
 pub mod boot;
 pub mod btrfs;
@@ -21,6 +22,7 @@ pub mod drill;
 pub mod exec;
 pub mod health;
 pub mod machine;
+pub mod mountinfo;
 pub mod plan;
 pub mod probe;
 pub mod restic;

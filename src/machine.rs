@@ -130,9 +130,7 @@ fn look_for_orphans(spec: &Spec, bindings: &mut [Binding]) -> Result<()> {
 
 /// The device bound to disk `id`.
 pub fn device_of(bindings: &[Binding], id: &str) -> Result<PathBuf> {
-    bindings
-        .iter()
-        .find(|b| b.id == id)
+    crate::plan::bind::bound(bindings, id)
         .map(|b| b.device.path.clone())
         .with_context(|| format!("{id} was not found"))
 }

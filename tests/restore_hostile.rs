@@ -380,7 +380,7 @@ fn complete(subvol: &Path) -> bool {
 
 #[test]
 fn the_receive_pipe_checks_as_it_goes_and_receive_is_confined_to_its_directory() {
-    use lifeboat::restore::pipe::{self, PipeError, Source};
+    use lifeboat::restore::pipe::{self, PipeError, StreamOrigin};
     let dir = tempfile::Builder::new()
         .prefix("lifeboat-hostile-")
         .tempdir()
@@ -397,7 +397,7 @@ fn the_receive_pipe_checks_as_it_goes_and_receive_is_confined_to_its_directory()
         let file = dir.path().join("stream.btrfs");
         fs::write(&file, bytes).unwrap();
         pipe::stream(
-            Source::File {
+            StreamOrigin::File {
                 path: &file,
                 compressed: false,
             },
@@ -470,7 +470,7 @@ fn the_receive_pipe_checks_as_it_goes_and_receive_is_confined_to_its_directory()
 /// receiver instead of giving it EOF, and names the stream as incomplete.
 #[test]
 fn a_stream_cut_short_at_a_command_boundary_is_never_marked_complete() {
-    use lifeboat::restore::pipe::{self, PipeError, Source};
+    use lifeboat::restore::pipe::{self, PipeError, StreamOrigin};
     let dir = tempfile::Builder::new()
         .prefix("lifeboat-truncated-")
         .tempdir()
@@ -516,7 +516,7 @@ fn a_stream_cut_short_at_a_command_boundary_is_never_marked_complete() {
     let through = snaps.join("through");
     fs::create_dir(&through).unwrap();
     let got = pipe::stream(
-        Source::File {
+        StreamOrigin::File {
             path: &cut,
             compressed: false,
         },
@@ -542,7 +542,7 @@ fn a_stream_cut_short_at_a_command_boundary_is_never_marked_complete() {
     let ok = snaps.join("ok");
     fs::create_dir(&ok).unwrap();
     pipe::stream(
-        Source::File {
+        StreamOrigin::File {
             path: &whole,
             compressed: false,
         },

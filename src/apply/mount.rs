@@ -29,7 +29,7 @@ const PREFIX: &str = "lifeboat-mnt-";
 /// mid-way: its drop handlers never ran), so that a re-run finds the disks free. Mounts of
 /// a lifeboat still running are left alone. Returns the mount points released.
 pub fn release_stale() -> Vec<PathBuf> {
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    let Ok(mountinfo) = crate::mountinfo::read() else {
         return Vec::new();
     };
     let mut stale: Vec<PathBuf> = ours(&mountinfo)
@@ -58,10 +58,9 @@ pub fn release_stale() -> Vec<PathBuf> {
 
 /// The mount points in mountinfo that a lifeboat process made, with its pid.
 fn ours(mountinfo: &str) -> Vec<(PathBuf, u32)> {
-    mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(PathBuf::from)
+    crate::mountinfo::parse(mountinfo)
+        .into_iter()
+        .map(|m| m.mount_point)
         .filter_map(|at| {
             let name = at.file_name().unwrap_or_default().to_string_lossy();
             let pid = name
@@ -214,6 +213,18 @@ mod tests {
         assert_eq!(
             ours(info),
             [(PathBuf::from("/tmp/lifeboat-mnt-4242-Xy12"), 4242)]
+        );
+    }
+
+    /// A TMPDIR with a space: the kernel writes `\040`, and the mount point to release is
+    /// the real path.
+    #[test]
+    fn mount_points_under_an_escaped_directory() {
+        let info =
+            "36 35 7:4 / /tmp/my\\040dir/lifeboat-mnt-4242-Xy12 rw - btrfs /dev/loop0p4 rw\n";
+        assert_eq!(
+            ours(info),
+            [(PathBuf::from("/tmp/my dir/lifeboat-mnt-4242-Xy12"), 4242)]
         );
     }
 

@@ -12,7 +12,6 @@ use efivar::efi::Variable;
 use efivar::VarManager;
 
 use super::entries::{Changes, Existing};
-use super::esp_sync::mount_fstype;
 use crate::exec::{Cmd, ExecError};
 
 pub const EFIVARS: &str = "/sys/firmware/efi/efivars";
@@ -78,7 +77,8 @@ pub struct Firmware {
 impl Firmware {
     /// The running system's variables; `mountinfo` is /proc/self/mountinfo.
     pub fn open(mountinfo: &str) -> Result<Firmware, EfiError> {
-        if mount_fstype(mountinfo, Path::new(EFIVARS)) != Some("efivarfs") {
+        if crate::mountinfo::fstype_at(mountinfo, Path::new(EFIVARS)).as_deref() != Some("efivarfs")
+        {
             return Err(EfiError::NoEfivarfs);
         }
         Ok(Firmware {

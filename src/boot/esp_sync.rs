@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::sync_plan::{Node, SyncAction, Tree};
+use crate::mountinfo::{fstype_at, mount_inside};
 
 /// Suffix of files being written; a leftover one (after a crash) is an extra that the next
 /// sync removes.
-pub const TEMP_SUFFIX: &str = ".lifeboat-partial";
+pub const TEMP_SUFFIX: &str = crate::atomic_file::PARTIAL_SUFFIX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -64,7 +65,7 @@ pub fn check(from: &Path, to: &Path, mountinfo: &str) -> Result<(), SyncError> {
     apart(from, &canonical(from)?, to, &canonical(to)?)?;
     for (side, path) in [("source", from), ("destination", to)] {
         let canonical = canonical(path)?;
-        match mount_fstype(mountinfo, &canonical) {
+        match fstype_at(mountinfo, &canonical).as_deref() {
             None => {
                 return Err(SyncError::NotMounted {
                     side,
@@ -158,46 +159,6 @@ pub fn apart(from: &Path, from_real: &Path, to: &Path, to_real: &Path) -> Result
         ));
     }
     Ok(())
-}
-
-/// The filesystem type mounted exactly at `path`, from /proc/self/mountinfo (the last
-/// mount there wins, as it hides the ones below).
-pub fn mount_fstype<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
-    let want = path.to_string_lossy();
-    mountinfo.lines().rev().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let point = left.split(' ').nth(4)?;
-        let fstype = right.split(' ').next()?;
-        (unescape(point) == want).then_some(fstype)
-    })
-}
-
-/// A mount point inside the mount at `path` (the top one there), from mountinfo: one whose
-/// parent is that mount. A bind mount of the ESP into itself counts too, which st_dev
-/// cannot tell; mounts hidden under the one at `path` do not.
-pub fn mount_inside(mountinfo: &str, path: &Path) -> Option<PathBuf> {
-    let want = path.to_string_lossy();
-    let entries: Vec<(&str, &str, String)> = mountinfo
-        .lines()
-        .filter_map(|line| {
-            let mut f = line.split(' ');
-            let (id, parent) = (f.next()?, f.next()?);
-            Some((id, parent, unescape(f.nth(2)?)))
-        })
-        .collect();
-    let (top, _, _) = entries.iter().rev().find(|(_, _, point)| *point == want)?;
-    entries
-        .iter()
-        .find(|(_, parent, point)| parent == top && *point != want)
-        .map(|(_, _, point)| PathBuf::from(point))
-}
-
-/// mountinfo writes space, tab, newline and backslash as octal escapes.
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 /// Every file and directory under `root`, files with their SHA-256. Symlinks cannot exist
@@ -378,34 +339,6 @@ fn copy(src: &Path, dest: &Path, len: u64) -> Result<(), SyncError> {
 mod tests {
     use super::*;
 
-    const MOUNTINFO: &str = "\
-22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw
-30 22 8:1 / /boot/efi rw,relatime shared:5 - vfat /dev/sda1 rw,fmask=0077
-31 22 8:17 / /boot/efi2 rw,relatime shared:6 - vfat /dev/sdb1 rw
-32 22 0:40 / /mnt/with\\040space rw - tmpfs tmpfs rw
-33 31 0:41 / /boot/efi2 rw - tmpfs tmpfs rw
-34 30 0:42 / /boot/efi/EFI/extra rw - tmpfs tmpfs rw
-";
-
-    #[test]
-    fn mountinfo_gives_the_filesystem_at_a_path() {
-        assert_eq!(
-            mount_fstype(MOUNTINFO, Path::new("/boot/efi")),
-            Some("vfat")
-        );
-        assert_eq!(mount_fstype(MOUNTINFO, Path::new("/")), Some("ext4"));
-        assert_eq!(
-            mount_fstype(MOUNTINFO, Path::new("/mnt/with space")),
-            Some("tmpfs")
-        );
-        assert_eq!(mount_fstype(MOUNTINFO, Path::new("/boot")), None);
-        // Mounted over: the top mount is what a path shows.
-        assert_eq!(
-            mount_fstype(MOUNTINFO, Path::new("/boot/efi2")),
-            Some("tmpfs")
-        );
-    }
-
     #[test]
     fn neither_side_may_lie_inside_the_other() {
         let check = |from: &str, to: &str| {
@@ -495,22 +428,6 @@ mod tests {
         assert_eq!(fs::read(inside.join("keep.bin")).unwrap(), b"not the ESP's");
         drop(mounted);
         assert!(to.path().join("EFI/extra").is_dir());
-    }
-
-    #[test]
-    fn mount_points_inside_a_mount() {
-        assert_eq!(
-            mount_inside(MOUNTINFO, Path::new("/boot/efi")),
-            Some(PathBuf::from("/boot/efi/EFI/extra"))
-        );
-        // The tmpfs over /boot/efi2 hides nothing mounted inside it.
-        assert_eq!(mount_inside(MOUNTINFO, Path::new("/boot/efi2")), None);
-        assert_eq!(mount_inside(MOUNTINFO, Path::new("/mnt/with space")), None);
-        assert_eq!(
-            mount_inside(MOUNTINFO, Path::new("/")),
-            Some(PathBuf::from("/boot/efi"))
-        );
-        assert_eq!(mount_inside(MOUNTINFO, Path::new("/nowhere")), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::spec::{Encryption, FsKind, Spec};
 
 /// What the probe found in one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub struct PartitionFs {
     pub fstype: String,
     pub uuid: Option<String>,
 }
@@ -53,7 +53,7 @@ pub struct Tabs {
 pub fn render(
     spec: &Spec,
     root: &str,
-    found: &dyn Fn(&str, u32) -> Option<Option<Found>>,
+    found: &dyn Fn(&str, u32) -> Option<Option<PartitionFs>>,
 ) -> Result<String, FstabError> {
     render_tabs(spec, root, found).map(|t| t.fstab)
 }
@@ -62,7 +62,7 @@ pub fn render(
 pub fn render_tabs(
     spec: &Spec,
     root: &str,
-    found: &dyn Fn(&str, u32) -> Option<Option<Found>>,
+    found: &dyn Fn(&str, u32) -> Option<Option<PartitionFs>>,
 ) -> Result<Tabs, FstabError> {
     let roots: Vec<&str> = spec
         .disks
@@ -113,7 +113,7 @@ pub fn render_tabs(
                     partition: part.name.clone(),
                     mount: mount_of(),
                 }),
-                Some(Some(Found {
+                Some(Some(PartitionFs {
                     fstype,
                     uuid: Some(uuid),
                 })) if fstype == want => Ok(uuid),
@@ -252,14 +252,14 @@ pub fn render_tabs(
 }
 
 /// What is in partition `number` of the disk bound to `id`, for [`render`].
-pub fn lookup(bindings: &[Binding]) -> impl Fn(&str, u32) -> Option<Option<Found>> + '_ {
+pub fn lookup(bindings: &[Binding]) -> impl Fn(&str, u32) -> Option<Option<PartitionFs>> + '_ {
     move |id, number| {
-        let binding = bindings.iter().find(|b| b.id == id)?;
+        let binding = crate::plan::bind::bound(bindings, id)?;
         Some(partition(&binding.device, number))
     }
 }
 
-fn partition(device: &Device, number: u32) -> Option<Found> {
+fn partition(device: &Device, number: u32) -> Option<PartitionFs> {
     let Table::Gpt(gpt) = &device.table else {
         return None;
     };
@@ -269,7 +269,7 @@ fn partition(device: &Device, number: u32) -> Option<Found> {
         .find(|p| p.number == number)?
         .fs
         .as_ref()?;
-    Some(Found {
+    Some(PartitionFs {
         fstype: fs.fstype.clone(),
         uuid: fs.uuid.clone(),
     })
@@ -285,10 +285,10 @@ mod tests {
     }
 
     /// Every partition holds what the spec says, with a UUID naming disk and number.
-    fn provisioned(disk: &str, n: u32) -> Option<Option<Found>> {
+    fn provisioned(disk: &str, n: u32) -> Option<Option<PartitionFs>> {
         let spec = atlantis();
         let part = &spec.disk(disk)?.partitions[n as usize - 1];
-        Some(Some(Found {
+        Some(Some(PartitionFs {
             fstype: part.fs?.blkid_type().to_owned(),
             uuid: Some(format!("{disk}-p{n}")),
         }))
@@ -331,7 +331,7 @@ mod tests {
 
     /// The laptop as blkid sees it once provisioned: the pool partition holds a LUKS
     /// container, the rest what the spec says.
-    fn laptop_provisioned(disk: &str, n: u32) -> Option<Option<Found>> {
+    fn laptop_provisioned(disk: &str, n: u32) -> Option<Option<PartitionFs>> {
         let spec = laptop();
         let part = &spec.disk(disk)?.partitions[n as usize - 1];
         let fstype = if part.encrypt == Encryption::Luks2 {
@@ -339,7 +339,7 @@ mod tests {
         } else {
             part.fs?.blkid_type()
         };
-        Some(Some(Found {
+        Some(Some(PartitionFs {
             fstype: fstype.to_owned(),
             uuid: Some(format!("{disk}-p{n}")),
         }))
@@ -383,7 +383,7 @@ mod tests {
         // A pool that is not a container yet is refused like any other mismatch.
         let plain = |d: &str, n: u32| {
             if (d, n) == ("nvme", 4) {
-                Some(Some(Found {
+                Some(Some(PartitionFs {
                     fstype: "btrfs".into(),
                     uuid: Some("x".into()),
                 }))

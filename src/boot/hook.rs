@@ -27,7 +27,7 @@ pub enum HookError {
 pub fn plugin(from: &Path, to: &Path) -> String {
     format!(
         r#"#!/bin/sh
-# Installed by `lifeboat esp-sync --install-hook`. kernel-install runs it as
+# Installed by `lifeboat esp-sync-hook`. kernel-install runs it as
 #   20-sync-esp.install add|remove KERNEL_VERSION ENTRY_DIR [KERNEL_IMAGE INITRD...]
 # after a kernel was added to or removed from the ESP. It mirrors {from} (ESP0) onto
 # {to} (ESP1) so that the machine still boots when ESP0's disk dies.

@@ -126,24 +126,8 @@ pub fn install(esp: &Path, files: &[(&str, Vec<u8>)]) -> io::Result<bool> {
     Ok(changed)
 }
 
-/// Write beside `path` and rename into place (creating its directory): a crash or a full
-/// filesystem never leaves a half-written file under the real name.
-pub fn write_renamed(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    // NAME.lifeboat-partial, as esp-sync names its temporaries (so both are recognised).
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(super::esp_sync::TEMP_SUFFIX);
-    let tmp = std::path::PathBuf::from(tmp);
-    let result = fs::write(&tmp, bytes)
-        .and_then(|()| fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
+/// Write beside `path` and rename into place: [`crate::atomic_file::write`].
+pub use crate::atomic_file::write as write_renamed;
 
 #[cfg(test)]
 mod tests {

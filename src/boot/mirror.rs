@@ -13,8 +13,7 @@ use crate::spec::{PartType, Spec};
 /// Mirror the ESP mounted at `from` onto the one mounted at `to`: prints the changes,
 /// writes them after `yes` or a confirmation, unless `dry_run`.
 pub fn run(from: &Path, to: &Path, dry_run: bool, yes: bool) -> Result<()> {
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let mountinfo = crate::mountinfo::read().context("reading /proc/self/mountinfo")?;
     esp_sync::check(from, to, &mountinfo)?;
     let _lock = crate::disklock::disk_of(&format!("the disk of {}", to.display()), to)?;
 
@@ -77,10 +76,8 @@ pub fn install_hook(root: &Path, from: &Path, to: &Path) -> Result<()> {
 
 /// The ESPs' mount points, in spec order: ESP0 (the preserved disk's) first.
 pub fn esp_mounts(spec: &Spec) -> Vec<PathBuf> {
-    let mut disks: Vec<_> = spec.disks.iter().collect();
-    disks.sort_by_key(|d| !d.preserve);
-    disks
-        .iter()
+    spec.disks_esp_first()
+        .into_iter()
         .flat_map(|d| &d.partitions)
         .filter(|p| p.part_type == PartType::Esp)
         .filter_map(|p| p.mount.as_deref())

@@ -72,8 +72,7 @@ pub fn probe(
             .map(|(path, b)| (*path, Sha256::digest(b).into()))
             .collect()
     });
-    let mut disks: Vec<_> = spec.disks.iter().collect();
-    disks.sort_by_key(|d| !d.preserve);
+    let disks = spec.disks_esp_first();
     let mut first_esp: Option<Option<Tree>> = None;
     for disk in disks {
         let Some(binding) = bindings.iter().find(|b| b.id == disk.id) else {

@@ -188,8 +188,7 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Setup {
     }
 
     // The ESPs, the preserved disk's (ESP0) first.
-    let mut disks: Vec<_> = spec.disks.iter().collect();
-    disks.sort_by_key(|d| !d.preserve);
+    let disks = spec.disks_esp_first();
     let mut esps = Vec::new();
     for disk in disks {
         for (i, part) in disk.partitions.iter().enumerate() {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use crate::apply::mount::Mount;
 use crate::blockdev;
 use crate::boot::setup::{self, Facts, PartAt, Setup, Step};
-use crate::boot::{efivars, esp_sync, fstab, loader, on_disk, uefi};
+use crate::boot::{efivars, fstab, loader, on_disk, uefi};
 use crate::plan::{Action, Binding, Plan};
 use crate::runlog;
 use crate::spec::{PartType, Spec};
@@ -19,13 +19,13 @@ use crate::spec::{PartType, Spec};
 /// What the disks (with `pending` still to be carried out) and this system tell about the
 /// boot setup.
 pub fn facts(spec: &Spec, bindings: &[Binding], pending: &Plan) -> Facts {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mountinfo = crate::mountinfo::read().unwrap_or_default();
     let present: Vec<(String, bool)> = bindings
         .iter()
         .map(|b| (b.id.clone(), b.device.kernel_name.starts_with("loop")))
         .collect();
-    let efivarfs =
-        esp_sync::mount_fstype(&mountinfo, Path::new(efivars::EFIVARS)) == Some("efivarfs");
+    let efivarfs = crate::mountinfo::fstype_at(&mountinfo, Path::new(efivars::EFIVARS)).as_deref()
+        == Some("efivarfs");
     let secure_boot = if efivarfs {
         efivars::SecureBoot::read(Path::new(efivars::EFIVARS))
     } else {
@@ -174,7 +174,7 @@ fn write_fstabs(spec: &Spec, bindings: &[Binding], pool: &PartAt, roots: &[Strin
 
 fn write_fstabs_into(
     spec: &Spec,
-    lookup: &dyn Fn(&str, u32) -> Option<Option<fstab::Found>>,
+    lookup: &dyn Fn(&str, u32) -> Option<Option<fstab::PartitionFs>>,
     device: &Path,
     roots: &[String],
 ) -> Result<()> {

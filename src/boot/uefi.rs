@@ -18,13 +18,10 @@ use crate::spec::{Disk, PartType, Spec};
 
 /// The spec's disks with an ESP, the preserved disk's first.
 fn esp_disks(spec: &Spec) -> Vec<&Disk> {
-    let mut disks: Vec<_> = spec
-        .disks
-        .iter()
+    spec.disks_esp_first()
+        .into_iter()
         .filter(|d| d.partitions.iter().any(|p| p.part_type == PartType::Esp))
-        .collect();
-    disks.sort_by_key(|d| !d.preserve);
-    disks
+        .collect()
 }
 
 /// The ids of the disks that carry the spec's ESPs: a boot entry needs them bound.
@@ -74,7 +71,7 @@ pub fn spec_esps(spec: &Spec, bindings: &[Binding], loader: &str) -> Result<Vec<
                     })?,
                     loader: loader.to_owned(),
                 },
-                crate::blockdev::partition_node(&binding.device.path, number),
+                binding.partition_node(number),
             ));
         }
     }
@@ -119,7 +116,7 @@ pub fn wanted(
 pub fn firmware_current(spec: &Spec, bindings: &[Binding], loader: &str) -> bool {
     let current = || -> Result<bool> {
         let wanted = wanted(spec, bindings, loader, SecureBoot::read(Path::new(EFIVARS)))?;
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let mountinfo = crate::mountinfo::read()?;
         let (existing, order) = Firmware::open(&mountinfo)?.boot_entries()?;
         // Only ours are compared here: a stale entry of ours elsewhere is boot-entries' to
         // tidy, and does not stop these from booting.
@@ -152,8 +149,7 @@ pub fn write(spec: &Spec, machine: &Machine, loader: &str, dry_run: bool, yes: b
     let secure_boot = SecureBoot::read(Path::new(EFIVARS));
     let loader = super::loader::entry_loader(loader, secure_boot);
     let wanted = wanted(spec, &machine.bindings, &loader, secure_boot)?;
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let mountinfo = crate::mountinfo::read().context("reading /proc/self/mountinfo")?;
     let firmware = match Firmware::open(&mountinfo) {
         Ok(f) => f,
         Err(err) if dry_run => {

@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::apply::mount::Mount;
-use crate::blockdev;
 use crate::cli::BackupBootArgs;
 use crate::plan::Binding;
 use crate::restore::record::{Record, Recorded, BOOT_DIR, RECORD_FILE};
@@ -63,7 +62,7 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
     if !meta.is_dir() {
         bail!("the pool has no {meta_name} subvolume yet (run lifeboat provision)");
     }
-    let partial = meta.join(format!("{BOOT_DIR}.lifeboat-partial"));
+    let partial = crate::atomic_file::partial_path(&meta.join(BOOT_DIR));
     if partial.exists() {
         std::fs::remove_dir_all(&partial).context("removing an unfinished boot backup")?;
     }
@@ -95,11 +94,9 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
 }
 
 fn node(bindings: &[Binding], at: &SpecPart) -> Result<std::path::PathBuf> {
-    let binding = bindings
-        .iter()
-        .find(|b| b.id == at.disk.id)
+    let binding = crate::plan::bind::bound(bindings, &at.disk.id)
         .with_context(|| format!("{} was not found", at.disk.id))?;
-    Ok(blockdev::partition_node(&binding.device.path, at.number))
+    Ok(binding.partition_node(at.number))
 }
 
 /// A filesystem read-only, or (already mounted read-write elsewhere, which the kernel may
@@ -200,10 +197,8 @@ pub fn record(spec: &Spec, bindings: &[Binding]) -> Record {
         .unwrap_or(0);
     let mut filesystems = Vec::new();
     for part in restore::spec_parts(spec) {
-        let Some(gpt) = bindings
-            .iter()
-            .find(|b| b.id == part.disk.id)
-            .and_then(|b| b.device.gpt())
+        let Some(gpt) =
+            crate::plan::bind::bound(bindings, &part.disk.id).and_then(|b| b.device.gpt())
         else {
             continue;
         };

@@ -5,19 +5,22 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::boot::mirror;
-use crate::cli::EspSyncArgs;
+use crate::cli::{EspPair, EspSyncArgs, EspSyncHookArgs};
 use crate::spec::Spec;
 
 pub fn esp_sync(args: &EspSyncArgs) -> Result<()> {
-    let (from, to) = endpoints(args)?;
-    if let Some(root) = &args.install_hook {
-        return mirror::install_hook(root, &from, &to);
-    }
+    let (from, to) = endpoints(&args.esps)?;
     mirror::run(&from, &to, args.dry_run, args.yes)
 }
 
+/// `lifeboat esp-sync-hook ROOT`: the kernel-install plugin that runs esp-sync.
+pub fn esp_sync_hook(args: &EspSyncHookArgs) -> Result<()> {
+    let (from, to) = endpoints(&args.esps)?;
+    mirror::install_hook(&args.root, &from, &to)
+}
+
 /// `--from`/`--to`, or the mount points of the spec's first two ESPs.
-fn endpoints(args: &EspSyncArgs) -> Result<(PathBuf, PathBuf)> {
+fn endpoints(args: &EspPair) -> Result<(PathBuf, PathBuf)> {
     if let (Some(from), Some(to)) = (&args.from, &args.to) {
         return Ok((from.clone(), to.clone()));
     }

@@ -22,7 +22,7 @@ pub use boot_entries::boot_entries;
 pub use check::check;
 pub use disks::disks;
 pub use drill::drill;
-pub use esp_sync::esp_sync;
+pub use esp_sync::{esp_sync, esp_sync_hook};
 pub use fstab::fstab;
 pub use health::health;
 pub use inventory::inventory;

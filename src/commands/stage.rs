@@ -8,7 +8,6 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::apply::mount::Mount;
-use crate::blockdev;
 use crate::cli::StageArgs;
 use crate::restic::snapshots::{self, rfc3339, Node};
 use crate::restore::points;
@@ -81,11 +80,9 @@ pub fn stage(args: &StageArgs) -> Result<()> {
     };
     let size = file.size.unwrap_or(0);
 
-    let binding = bindings
-        .iter()
-        .find(|b| b.id == disk.id)
-        .context("the target disk is not bound")?;
-    let node = blockdev::partition_node(&binding.device.path, number);
+    let node = crate::plan::bind::bound(&bindings, &disk.id)
+        .context("the target disk is not bound")?
+        .partition_node(number);
     let mounted = match part.fs {
         Some(FsKind::Ntfs) => Mount::with_program(&node, "ntfs-3g"),
         Some(fs) => Mount::new(&node, fs.blkid_type()),
@@ -139,10 +136,12 @@ fn copy(
     }
     super::confirm_changes(args.yes, "Copy it?")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
-    let partial = dir.join(format!("{}.lifeboat-partial", file.name));
+    let partial = crate::atomic_file::partial_path(&dir.join(&file.name));
     let mut out = std::fs::File::create(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
-    let mut running = restic.dump(&snapshot.id, &file.path).spawn(false, true)?;
+    let mut running = restic
+        .dump(&snapshot.id, &file.path)
+        .spawn(crate::exec::Pipe::Stdout)?;
     let mut input = running.child.stdout.take().context("restic's stdout")?;
     let mut bar = ui::Bytes::new(&file.name, Some(size));
     let mut buf = vec![0u8; 1 << 20];

@@ -189,7 +189,7 @@ pub fn boot(m: &Machine, expect: &[String], timeout: Duration) -> Result<Boot> {
     let mut qemu = Cmd::new(QEMU)
         .args(argv(m))
         .die_with_parent()
-        .spawn(false, false)
+        .spawn(crate::exec::Pipe::Neither)
         .context("starting QEMU")?;
     let read =
         |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();

@@ -122,7 +122,7 @@ pub fn gather(spec: &Spec, opts: &Options) -> Result<Facts> {
         let used = match binding(&bindings, &pool.disk.id) {
             None => Err(format!("{} was not found", pool.disk.id)),
             Some(b) => {
-                let node = crate::blockdev::partition_node(&b.device.path, pool.number);
+                let node = b.partition_node(pool.number);
                 match Mount::read_only(&node, "btrfs", Some("subvolid=5")) {
                     Err(e) => Err(format!("mounting it read-only: {e}")),
                     Ok(m) => {
@@ -149,7 +149,7 @@ pub fn gather(spec: &Spec, opts: &Options) -> Result<Facts> {
 }
 
 fn binding<'a>(bindings: &'a [Binding], id: &str) -> Option<&'a Binding> {
-    bindings.iter().find(|b| b.id == id)
+    crate::plan::bind::bound(bindings, id)
 }
 
 fn usage(path: &Path) -> Result<(u64, u64), String> {
@@ -160,7 +160,7 @@ fn usage(path: &Path) -> Result<(u64, u64), String> {
 }
 
 fn boot_order(spec: &Spec) -> BootOrder {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mountinfo = crate::mountinfo::read().unwrap_or_default();
     let fw = match crate::boot::efivars::Firmware::open(&mountinfo) {
         Ok(fw) => fw,
         Err(e) => return BootOrder::Unknown(e.to_string()),

@@ -13,6 +13,19 @@ pub struct Binding {
     pub how: BoundBy,
 }
 
+impl Binding {
+    /// The device node of partition `number` of the bound disk (`/dev/nvme1n1p4`,
+    /// `/dev/sda4`): the one answer to "which node is partition N of disk X".
+    pub fn partition_node(&self, number: u32) -> std::path::PathBuf {
+        crate::blockdev::partition_node(&self.device.path, number)
+    }
+}
+
+/// The binding of the spec's disk `id`, if that disk is bound.
+pub fn bound<'a>(bindings: &'a [Binding], id: &str) -> Option<&'a Binding> {
+    bindings.iter().find(|b| b.id == id)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BoundBy {
     /// `--disk ID=DEVICE` on the command line.

@@ -153,7 +153,7 @@ fn orphans_at(path: &Path, size: u64, offsets: &[u64]) -> Result<Vec<Orphan>, Pr
 
 /// The machine's disks: those that could be probed, and those that could not (with why).
 #[derive(Debug, Default)]
-pub struct Found {
+pub struct MachineDisks {
     pub disks: Vec<Device>,
     pub unreadable: Vec<(PathBuf, String)>,
 }
@@ -161,7 +161,7 @@ pub struct Found {
 /// Every whole disk of this machine (not RAM disks, device-mapper, md, CD drives, or
 /// unused loop devices), by kernel name. A disk that cannot be read does not hide the
 /// others.
-pub fn all_disks() -> Result<Found, ProbeError> {
+pub fn all_disks() -> Result<MachineDisks, ProbeError> {
     let dir = Path::new("/sys/block");
     let entries = std::fs::read_dir(dir).map_err(|source| ProbeError::Io {
         path: dir.to_owned(),
@@ -179,7 +179,7 @@ pub fn all_disks() -> Result<Found, ProbeError> {
         .filter(|n| !n.starts_with("loop") || dir.join(n).join("loop/backing_file").exists())
         .collect();
     names.sort();
-    let mut out = Found::default();
+    let mut out = MachineDisks::default();
     for n in names {
         if read_u64(&dir.join(&n).join("size")).unwrap_or(0) == 0 {
             continue; // an empty card reader or a detached device
@@ -301,15 +301,15 @@ fn users(name: &str) -> Vec<String> {
             .flatten()
     };
     let mut reasons = Vec::new();
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for m in parse::mountinfo(&mountinfo) {
+    let mountinfo = crate::mountinfo::read().unwrap_or_default();
+    for m in crate::mountinfo::parse(&mountinfo) {
         // Btrfs reports an anonymous device number; its source names the real one.
         let by_source = numbers_of(&m.source);
         if let Some((node, _)) = nodes
             .iter()
             .find(|(_, nums)| *nums == (m.major, m.minor) || Some(*nums) == by_source)
         {
-            reasons.push(format!("{node} is mounted at {}", m.mount_point));
+            reasons.push(format!("{node} is mounted at {}", m.mount_point.display()));
         }
     }
     let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();

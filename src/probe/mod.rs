@@ -9,7 +9,7 @@ mod device;
 mod identity;
 mod parse;
 
-pub use device::{all_disks, device, look_for_orphans, Found};
+pub use device::{all_disks, device, look_for_orphans, MachineDisks};
 pub use identity::{identity, Bus, Identity};
 
 use serde::Serialize;

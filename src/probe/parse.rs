@@ -28,61 +28,12 @@ pub fn pttype(kv: &[(String, String)]) -> Option<String> {
     get(kv, "PTTYPE").map(str::to_owned)
 }
 
-/// One line of /proc/self/mountinfo: (major, minor, mount point, source).
-#[derive(Debug, PartialEq, Eq)]
-pub struct MountEntry {
-    pub major: u64,
-    pub minor: u64,
-    pub mount_point: String,
-    pub source: String,
-}
-
-pub fn mountinfo(text: &str) -> Vec<MountEntry> {
-    text.lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let f: Vec<&str> = left.split(' ').collect();
-            let (maj, min) = f.get(2)?.split_once(':')?;
-            let source = right.split(' ').nth(1)?;
-            Some(MountEntry {
-                major: maj.parse().ok()?,
-                minor: min.parse().ok()?,
-                mount_point: unescape(f.get(4)?),
-                source: unescape(source),
-            })
-        })
-        .collect()
-}
-
-/// mountinfo and /proc/swaps escape space, tab, newline and backslash as octal. Worked on
-/// bytes: a path is any bytes, often UTF-8 (`/mnt/Sauvegardes été`), and an escape next to
-/// a multi-byte character must not cut it.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if let Some(&[b'\\', x, y, z]) = b.get(i..i + 4) {
-            let octal = |c: u8| (b'0'..=b'7').contains(&c).then(|| u32::from(c - b'0'));
-            if let (Some(x), Some(y), Some(z)) = (octal(x), octal(y), octal(z)) {
-                if let Ok(n) = u8::try_from(x * 64 + y * 8 + z) {
-                    out.push(n);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Device paths of active swap areas from /proc/swaps.
 pub fn swaps(text: &str) -> Vec<String> {
     text.lines()
         .skip(1)
-        .filter_map(|l| l.split_whitespace().next().map(unescape))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|field| String::from_utf8_lossy(&crate::mountinfo::unescape(field)).into_owned())
         .collect()
 }
 
@@ -143,23 +94,6 @@ mod tests {
     }
 
     #[test]
-    fn mountinfo_lines() {
-        let m = mountinfo(include_str!("../../tests/fixtures/mountinfo.txt"));
-        assert_eq!(m.len(), 4);
-        assert_eq!(
-            m[2],
-            MountEntry {
-                major: 7,
-                minor: 1,
-                mount_point: "/mnt/my disk".into(),
-                source: "/dev/loop0p2".into()
-            }
-        );
-        assert_eq!(m[3].major, 0, "btrfs reports an anonymous device number");
-        assert_eq!(m[3].source, "/dev/loop0p4");
-    }
-
-    #[test]
     fn swap_list() {
         let s = swaps("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/loop1p3                            partition\t67108860\t0\t\t-2\n");
         assert_eq!(s, ["/dev/loop1p3"]);
@@ -172,33 +106,13 @@ mod tests {
         assert_eq!(names, ["@rootTW", "Atlantis-meta", "@home"]);
     }
 
-    /// What the kernel writes for a mount point: space, tab, newline and backslash in octal.
-    fn escape(path: &str) -> String {
-        let mut out = String::new();
-        for c in path.chars() {
-            match c {
-                ' ' | '\t' | '\n' | '\\' => out.push_str(&format!("\\{:03o}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn escapes_beside_multibyte_characters() {
-        assert_eq!(unescape("/mnt/\\ü"), "/mnt/\\ü");
-        assert_eq!(unescape("/mnt/été\\0402"), "/mnt/été 2");
-        assert_eq!(unescape("\\777"), "\\777");
-    }
-
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
-        /// Any text in mountinfo, /proc/swaps, blkid's export or a dump-tree: an answer,
+        /// Any text in /proc/swaps, blkid's export or a dump-tree: an answer,
         /// never a panic.
         #[test]
         fn any_text_parses_or_is_skipped(text in "\\PC{0,200}", bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
-            let _ = mountinfo(&text);
             let _ = swaps(&text);
             let kv = blkid_export(&text);
             let _ = (filesystem(&kv), pttype(&kv));
@@ -206,18 +120,6 @@ mod tests {
             let _ = vpd_pg80(&bytes);
         }
 
-        /// A mount point of any name, as the kernel escapes it, reads back as that name.
-        #[test]
-        fn mount_points_read_back(point in "/[^\\x00]{0,40}", major in 0u64..4096, minor in 0u64..1_048_576) {
-            let line = format!(
-                "36 35 {major}:{minor} / {} rw,relatime shared:1 - btrfs /dev/loop0p4 rw\n",
-                escape(&point)
-            );
-            let m = mountinfo(&line);
-            proptest::prop_assert_eq!(m.len(), 1);
-            proptest::prop_assert_eq!(&m[0].mount_point, &point);
-            proptest::prop_assert_eq!((m[0].major, m[0].minor), (major, minor));
-        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::snapshots::{self, Node, Snapshot};
 use super::{Failure, Restic, ResticError};
-use crate::exec::{Cmd, ExecError};
+use crate::exec::{Cmd, ExecError, Pipe};
 
 /// Why one try of a run failed: restic said so (maybe worth another try), or it could not
 /// be run at all.
@@ -95,7 +95,7 @@ impl Restic {
         self.retried(|| {
             let mut running = self
                 .command(args)
-                .spawn_watched(true, hopeless)
+                .spawn_watched(Pipe::Stdout, hopeless)
                 .map_err(not_run)?;
             let mut stdout = String::new();
             if let Some(mut out) = running.child.stdout.take() {
@@ -125,7 +125,7 @@ impl Restic {
     ) -> Result<T, ResticError> {
         self.retried(|| {
             let mut acc = init.clone();
-            let mut running = self.command(args).spawn(false, true).map_err(not_run)?;
+            let mut running = self.command(args).spawn(Pipe::Stdout).map_err(not_run)?;
             if let Some(out) = running.child.stdout.take() {
                 let mut out = std::io::BufReader::new(out);
                 let mut line = Vec::new();
@@ -224,7 +224,7 @@ impl Restic {
         }
         let mut running =
             self.command(&args)
-                .spawn(false, false)
+                .spawn(Pipe::Neither)
                 .map_err(|e| match not_run(e) {
                     Try::Fatal(e) => e,
                     Try::Said(s) => self.failed(&s),

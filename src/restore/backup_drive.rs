@@ -20,7 +20,7 @@ pub fn backup_partition(spec: &Spec, bindings: &[Binding]) -> Result<PathBuf> {
         );
     };
     let name = super::backup_name(spec);
-    let Some(binding) = bindings.iter().find(|b| b.id == disk.id) else {
+    let Some(binding) = crate::plan::bind::bound(bindings, &disk.id) else {
         bail!(
             "the backup drive ({}, partition {number} {name}) was not found: plug it in, \
              or name it with --disk {}=/dev/…",

@@ -14,11 +14,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::stream_check::{Refusal, StreamCheck};
-use crate::exec::{Cmd, ExecError};
+use crate::exec::{Cmd, ExecError, Pipe};
 
 /// Where a point's stream comes from.
 #[derive(Debug, Clone, Copy)]
-pub enum Source<'a> {
+pub enum StreamOrigin<'a> {
     /// A read-only subvolume: `btrfs send` makes the stream.
     Subvolume(&'a Path),
     /// A stream file (`btrfs send -f`), zstd-compressed when `compressed`.
@@ -66,14 +66,14 @@ const CHUNK: usize = 1 << 20;
 /// Stream `source` into `sink` (a program reading the stream on stdin: `btrfs receive DIR`
 /// or `btrfs receive --dump`), calling `progress` with the bytes so far.
 pub fn stream(
-    source: Source,
+    source: StreamOrigin,
     sink: &Cmd,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Transfer, PipeError> {
     let started = Instant::now();
     let (mut reader, sender, what): (Box<dyn Read>, _, String) = match source {
-        Source::Subvolume(path) => {
-            let mut send = crate::btrfs::send(path).spawn(false, true)?;
+        StreamOrigin::Subvolume(path) => {
+            let mut send = crate::btrfs::send(path).spawn(Pipe::Stdout)?;
             let out = send.child.stdout.take().expect("stdout is piped");
             grow_pipe(&out);
             (
@@ -82,8 +82,8 @@ pub fn stream(
                 format!("btrfs send {}", path.display()),
             )
         }
-        Source::Program { cmd, compressed } => {
-            let mut prog = cmd.spawn(false, true)?;
+        StreamOrigin::Program { cmd, compressed } => {
+            let mut prog = cmd.spawn(Pipe::Stdout)?;
             let out = prog.child.stdout.take().expect("stdout is piped");
             grow_pipe(&out);
             let reader: Box<dyn Read> = if compressed {
@@ -98,7 +98,7 @@ pub fn stream(
             };
             (reader, Some(prog), cmd.to_string())
         }
-        Source::File { path, compressed } => {
+        StreamOrigin::File { path, compressed } => {
             let file = File::open(path).map_err(|source| PipeError::Read {
                 what: path.display().to_string(),
                 source,
@@ -116,7 +116,7 @@ pub fn stream(
             (reader, None, path.display().to_string())
         }
     };
-    let mut receive = match sink.spawn(true, false) {
+    let mut receive = match sink.spawn(Pipe::Stdin) {
         Ok(r) => r,
         Err(e) => {
             if let Some(s) = sender {

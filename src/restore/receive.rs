@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::inventory::{self, Point};
-use super::pipe::{self, Source};
+use super::pipe::{self, StreamOrigin};
 use super::plan::{Canonical, Found, SubvolPlan, Target, SNAPSHOTS};
 use super::select::Chain;
 use crate::btrfs;
@@ -77,7 +77,7 @@ pub(super) fn plan_lines(chains: &[Chain], top: Option<&Path>, stamp: &str) -> R
     Ok(r::plan::render(&r::plan::plan(chains, &target, stamp)))
 }
 
-/// Where a point's bytes come from, owned (a [`Source`] borrows from it).
+/// Where a point's bytes come from, owned (a [`StreamOrigin`] borrows from it).
 pub(super) enum Opened {
     Subvolume(PathBuf),
     File(PathBuf, bool),
@@ -85,14 +85,14 @@ pub(super) enum Opened {
 }
 
 impl Opened {
-    fn source(&self) -> Source<'_> {
+    fn source(&self) -> StreamOrigin<'_> {
         match self {
-            Opened::Subvolume(p) => Source::Subvolume(p),
-            Opened::File(p, compressed) => Source::File {
+            Opened::Subvolume(p) => StreamOrigin::Subvolume(p),
+            Opened::File(p, compressed) => StreamOrigin::File {
                 path: p,
                 compressed: *compressed,
             },
-            Opened::Program(cmd, compressed) => Source::Program {
+            Opened::Program(cmd, compressed) => StreamOrigin::Program {
                 cmd,
                 compressed: *compressed,
             },

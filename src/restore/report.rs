@@ -250,12 +250,12 @@ pub fn repair_fstab(
     let written = std::fs::rename(&fstab_path, m.path().join("etc/fstab.before-restore"))
         .map_err(anyhow::Error::from)
         .and_then(|()| match &new.crypttab {
-            Some(text) => crate::boot::loader::write_renamed(&crypttab_path, text.as_bytes())
+            Some(text) => crate::atomic_file::write(&crypttab_path, text.as_bytes())
                 .map_err(anyhow::Error::from),
             None => Ok(()),
         })
         .and_then(|()| {
-            crate::boot::loader::write_renamed(&fstab_path, new.fstab.as_bytes())
+            crate::atomic_file::write(&fstab_path, new.fstab.as_bytes())
                 .map_err(anyhow::Error::from)
         });
     m.close()?;

@@ -294,9 +294,9 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         }
         Ok(())
     });
-    let efivarfs = std::fs::read_to_string("/proc/self/mountinfo")
+    let efivarfs = crate::mountinfo::read()
         .map(|m| {
-            crate::boot::esp_sync::mount_fstype(&m, Path::new(crate::boot::efivars::EFIVARS))
+            crate::mountinfo::fstype_at(&m, Path::new(crate::boot::efivars::EFIVARS)).as_deref()
                 == Some("efivarfs")
         })
         .unwrap_or(false);
@@ -500,9 +500,7 @@ fn pool_size(prov: &Plan, bindings: &[Binding], pool: &SpecPart) -> Result<u64> 
             }
         }
     }
-    let b = bindings
-        .iter()
-        .find(|b| b.id == pool.disk.id)
+    let b = crate::plan::bind::bound(bindings, &pool.disk.id)
         .context("the pool's disk is not bound")?;
     let part = b
         .device

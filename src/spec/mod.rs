@@ -1,6 +1,7 @@
 //! Machine specs: the TOML model, its validation, and the validated [`Spec`] the planner
 //! works from. Every error names `file:line:col`.
 
+pub mod fit;
 mod model;
 mod size;
 mod validate;
@@ -213,6 +214,15 @@ impl Spec {
     /// The tag of this machine's restic snapshots, if the spec names one.
     pub fn restic_tag(&self) -> Option<&str> {
         self.restic.as_ref().and_then(|r| r.tag.as_deref())
+    }
+
+    /// The spec's disks in ESP order: the preserved disk first (its factory ESP is ESP0,
+    /// the one the firmware boots and the mirror copies from), then the others in spec
+    /// order. The one answer to "which ESP is ESP0".
+    pub fn disks_esp_first(&self) -> Vec<&Disk> {
+        let mut disks: Vec<&Disk> = self.disks.iter().collect();
+        disks.sort_by_key(|d| !d.preserve);
+        disks
     }
 
     pub fn disk(&self, id: &str) -> Option<&Disk> {

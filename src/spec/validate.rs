@@ -426,9 +426,7 @@ impl<'a> Checker<'a> {
             .collect();
         let last = parts.len().saturating_sub(1);
         let mut names: HashMap<String, Location> = HashMap::new();
-        // GPT with 1 MiB alignment: the first MiB holds the primary table, the last MiB
-        // is kept for the backup table.
-        let mut need = 2 * MIB;
+        let sizes: Vec<SizeSpec> = parts.iter().map(|p| *p.size.get_ref()).collect();
         let mut out = Vec::with_capacity(parts.len());
         for (i, p) in parts.into_iter().enumerate() {
             let name = p.name.get_ref().clone();
@@ -475,12 +473,11 @@ impl<'a> Checker<'a> {
                             ),
                         ));
                     }
-                    need = need.saturating_add(MIB);
                 }
-                SizeSpec::Bytes(b) => {
-                    need = need.saturating_add(b.div_ceil(MIB).saturating_mul(MIB));
-                }
+                SizeSpec::Bytes(_) => {}
             }
+            // The partitions so far, laid out on a disk of either sector size.
+            let need = fit::min_device_bytes(sizes[..=i].iter().copied());
             if let Some(min) = min_size.filter(|&min| need > min) {
                 return Err(self.err(
                     size_span,

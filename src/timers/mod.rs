@@ -155,7 +155,7 @@ pub enum Change {
 
 /// What is at a path now: the file's text, the link's target, or nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found {
+pub enum AtPath {
     Missing,
     File(String),
     Link(PathBuf),
@@ -163,13 +163,13 @@ pub enum Found {
 }
 
 /// Install: each item written unless it is there already, as it should be.
-pub fn plan(items: &[Item], found: &dyn Fn(&Path) -> Found) -> Vec<Change> {
+pub fn plan(items: &[Item], found: &dyn Fn(&Path) -> AtPath) -> Vec<Change> {
     items
         .iter()
         .map(|item| {
             let same = match (item, found(item.path())) {
-                (Item::File { text, .. }, Found::File(now)) => *text == now,
-                (Item::Link { target, .. }, Found::Link(now)) => *target == now,
+                (Item::File { text, .. }, AtPath::File(now)) => *text == now,
+                (Item::Link { target, .. }, AtPath::Link(now)) => *target == now,
                 _ => false,
             };
             if same {
@@ -182,10 +182,10 @@ pub fn plan(items: &[Item], found: &dyn Fn(&Path) -> Found) -> Vec<Change> {
 }
 
 /// Remove: every item that is there, links first.
-pub fn plan_remove(items: &[Item], found: &dyn Fn(&Path) -> Found) -> Vec<Change> {
+pub fn plan_remove(items: &[Item], found: &dyn Fn(&Path) -> AtPath) -> Vec<Change> {
     let mut out: Vec<Change> = items
         .iter()
-        .filter(|i| found(i.path()) != Found::Missing)
+        .filter(|i| found(i.path()) != AtPath::Missing)
         .map(|i| Change::Remove(i.path().to_owned()))
         .collect();
     out.sort_by_key(|c| match c {
@@ -209,15 +209,15 @@ pub fn check_root(root: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn look(root: &Path, rel: &Path) -> Found {
+pub fn look(root: &Path, rel: &Path) -> AtPath {
     let p = root.join(rel);
     match std::fs::symlink_metadata(&p) {
-        Err(_) => Found::Missing,
+        Err(_) => AtPath::Missing,
         Ok(m) if m.file_type().is_symlink() => {
-            std::fs::read_link(&p).map_or(Found::Other, Found::Link)
+            std::fs::read_link(&p).map_or(AtPath::Other, AtPath::Link)
         }
-        Ok(m) if m.is_file() => std::fs::read_to_string(&p).map_or(Found::Other, Found::File),
-        Ok(_) => Found::Other,
+        Ok(m) if m.is_file() => std::fs::read_to_string(&p).map_or(AtPath::Other, AtPath::File),
+        Ok(_) => AtPath::Other,
     }
 }
 
@@ -314,20 +314,20 @@ mod tests {
     #[test]
     fn a_second_install_changes_nothing_and_remove_takes_links_first() {
         let items = units(&settings());
-        let all_there = |p: &Path| -> Found {
+        let all_there = |p: &Path| -> AtPath {
             match items.iter().find(|i| i.path() == p).unwrap() {
-                Item::File { text, .. } => Found::File(text.clone()),
-                Item::Link { target, .. } => Found::Link(target.clone()),
+                Item::File { text, .. } => AtPath::File(text.clone()),
+                Item::Link { target, .. } => AtPath::Link(target.clone()),
             }
         };
         assert!(plan(&items, &all_there)
             .iter()
             .all(|c| matches!(c, Change::Unchanged(_))));
-        let first = plan(&items, &|_| Found::Missing);
+        let first = plan(&items, &|_| AtPath::Missing);
         assert!(first.iter().all(|c| matches!(c, Change::Write(_))));
         let edited = |p: &Path| {
             if p.ends_with("lifeboat-health.timer") && !p.to_string_lossy().contains(".wants") {
-                Found::File("edited".into())
+                AtPath::File("edited".into())
             } else {
                 all_there(p)
             }
@@ -342,6 +342,6 @@ mod tests {
         assert!(
             matches!(&removes[0], Change::Remove(p) if p.to_string_lossy().contains(".wants/"))
         );
-        assert!(plan_remove(&items, &|_| Found::Missing).is_empty());
+        assert!(plan_remove(&items, &|_| AtPath::Missing).is_empty());
     }
 }

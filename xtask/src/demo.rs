@@ -6,12 +6,12 @@ use xshell::{cmd, Shell};
 
 use crate::disks::{Lab, Mount};
 use crate::flags::Demo;
-use crate::{deps, lifeboat, require_root};
+use crate::{deps, lifeboat_bin, require_root};
 
 pub fn run(sh: &Shell, flags: &Demo) -> Result<()> {
     require_root("demo")?;
     deps::ensure(sh)?;
-    let bin = lifeboat::build(sh)?;
+    let bin = lifeboat_bin::build(sh)?;
 
     println!("\n== the machine: three sparse images of the real sizes on loop devices");
     let lab = Lab::create(sh, "demo")?;
@@ -31,12 +31,17 @@ pub fn run(sh: &Shell, flags: &Demo) -> Result<()> {
     let log_dir = lab.dir().join("logs");
     let bindings = lab.bindings();
     println!("\n== lifeboat plan (writes nothing)");
-    lifeboat::run_shown(sh, &bin, &lifeboat::args("plan", &bindings, &[]), &log_dir)?;
-    println!("\n== lifeboat provision --yes");
-    lifeboat::run_shown(
+    lifeboat_bin::run_shown(
         sh,
         &bin,
-        &lifeboat::args("provision", &bindings, &["--yes"]),
+        &lifeboat_bin::args("plan", &bindings, &[]),
+        &log_dir,
+    )?;
+    println!("\n== lifeboat provision --yes");
+    lifeboat_bin::run_shown(
+        sh,
+        &bin,
+        &lifeboat_bin::args("provision", &bindings, &["--yes"]),
         &log_dir,
     )?;
 

@@ -9,7 +9,7 @@ mod docgen;
 mod flags;
 mod image;
 mod interrupt;
-mod lifeboat;
+mod lifeboat_bin;
 mod qemu;
 mod test;
 

@@ -327,7 +327,7 @@ impl RestoreSource for ResticSource {
                 }
                 Step::Restore(place) => place,
             };
-            let partial = top.join(format!("{}.lifeboat-partial", p.subvol));
+            let partial = crate::atomic_file::partial_path(&top.join(&p.subvol));
             if partial.exists() {
                 println!(
                     "  removing the incomplete {} left by an interrupted run",
@@ -358,7 +358,7 @@ impl RestoreSource for ResticSource {
             let mut done = std::fs::read_to_string(top.join(DONE_FILE)).unwrap_or_default();
             done.push_str(&done_line(p));
             done.push('\n');
-            crate::boot::loader::write_renamed(&top.join(DONE_FILE), done.as_bytes())?;
+            crate::atomic_file::write(&top.join(DONE_FILE), done.as_bytes())?;
             println!(
                 "  {}: {} of snapshot {} in {:.1} s, verified",
                 p.subvol,

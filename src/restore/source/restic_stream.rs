@@ -154,7 +154,9 @@ fn read_head(
 ) -> Result<Result<stream::StreamHead, stream::StreamError>, String> {
     use std::io::Read;
     let cmd = restic.dump(id, &p.path);
-    let mut running = cmd.spawn(false, true).map_err(|e| e.to_string())?;
+    let mut running = cmd
+        .spawn(crate::exec::Pipe::Stdout)
+        .map_err(|e| e.to_string())?;
     let out = running.child.stdout.take().ok_or("no stdout")?;
     let reader: Box<dyn Read> = if p.compressed {
         Box::new(zstd::stream::read::Decoder::new(out).map_err(|e| e.to_string())?)

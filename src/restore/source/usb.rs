@@ -6,12 +6,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::Source as RestoreSource;
+use super::Source;
 use crate::apply::mount::Mount;
 use crate::btrfs;
 use crate::plan::Binding;
 use crate::restore::inventory::{self, Kind, Point};
-use crate::restore::pipe::{self, Source};
+use crate::restore::pipe::{self, StreamOrigin};
 use crate::restore::receive::{plan_lines, receive_all, Opened};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::{self, Chain, When};
@@ -86,7 +86,7 @@ impl UsbSource {
     }
 }
 
-impl RestoreSource for UsbSource {
+impl Source for UsbSource {
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -155,7 +155,7 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
                     let mut bar = ui::Bytes::new(&format!("checking {}", p.path), p.size);
                     let dump = btrfs::dump();
                     let checked = pipe::stream(
-                        Source::File {
+                        StreamOrigin::File {
                             path: &path,
                             compressed: p.compressed,
                         },

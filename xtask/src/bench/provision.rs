@@ -15,7 +15,7 @@ use crate::disks::{
     lay_out, mib_ceil, Fs, Lab, LoopDisk, Mount, Part, Size, ATLANTIS_DISK1 as DISK1, FACTORY_DISK0,
 };
 use crate::flags::BenchProvision;
-use crate::{deps, interrupt, lifeboat, require_root, run_quiet};
+use crate::{deps, interrupt, lifeboat_bin, require_root, run_quiet};
 
 const PLAN_TARGET_MS: f64 = 50.0;
 const RATIO_TARGET: f64 = 1.2;
@@ -60,7 +60,7 @@ pub fn provision(sh: &Shell, flags: &BenchProvision) -> Result<()> {
     let bin = if flags.baseline_only {
         None
     } else {
-        Some(lifeboat::build(sh).map_err(|err| anyhow!("{err:#}; {BASELINE_HINT}"))?)
+        Some(lifeboat_bin::build(sh).map_err(|err| anyhow!("{err:#}; {BASELINE_HINT}"))?)
     };
 
     println!("bench provision: setting up disk0 512 GB (factory layout), disk1 2 TB, usb 4.5 TB");
@@ -125,12 +125,12 @@ fn time_lifeboat(
     log_dir: &Path,
 ) -> Result<(Duration, Duration)> {
     let run = |args: Vec<String>| {
-        lifeboat::run_captured(sh, bin, &args, log_dir)
+        lifeboat_bin::run_captured(sh, bin, &args, log_dir)
             .map(|(_, took)| took)
             .map_err(|err| anyhow!("{err:#} (on the bench's blank disks); {BASELINE_HINT}"))
     };
-    let plan = run(lifeboat::args("plan", bindings, &[]))?;
-    let provision = run(lifeboat::args("provision", bindings, &["--yes"]))?;
+    let plan = run(lifeboat_bin::args("plan", bindings, &[]))?;
+    let provision = run(lifeboat_bin::args("provision", bindings, &["--yes"]))?;
     Ok((plan, provision))
 }
 

@@ -19,12 +19,12 @@ use xshell::{cmd, Shell};
 use super::restore_usb::{alternate, report, verify, write_mixed};
 use crate::disks::{Lab, Mount};
 use crate::flags::BenchRestore as Flags;
-use crate::{deps, lifeboat, require_root, run_quiet};
+use crate::{deps, lifeboat_bin, require_root, run_quiet};
 
 pub fn restore_restic(sh: &Shell, flags: &Flags) -> Result<()> {
     require_root("bench restore-restic")?;
     deps::ensure(sh)?;
-    let bin = lifeboat::build(sh)?;
+    let bin = lifeboat_bin::build(sh)?;
     // Both sides run the restic of the rescue image (with snapshot summaries, 0.17+), not
     // the build machine's.
     let restic_bin = crate::image::restic_binary(sh)?;
@@ -68,7 +68,7 @@ pub fn restore_restic(sh: &Shell, flags: &Flags) -> Result<()> {
         "backup", "-q", "--host", "atlantis", "--tag", "LINUX", &src_text,
     ])?;
     let spec = dir.join("atlantis.toml");
-    let text = std::fs::read_to_string(crate::project_root().join(lifeboat::SPEC))?
+    let text = std::fs::read_to_string(crate::project_root().join(lifeboat_bin::SPEC))?
         .replace("/etc/lifeboat/restic.env", &profile.display().to_string())
         .replace("/etc/lifeboat/restic.pw", &password.display().to_string())
         .replace(
@@ -101,7 +101,7 @@ pub fn restore_restic(sh: &Shell, flags: &Flags) -> Result<()> {
             args.extend(
                 ["--from", "restic", "--latest", "--subvol", "@home", "--yes"].map(String::from),
             );
-            let (_, took) = lifeboat::run_captured(sh, &bin, &args, &log_dir)?;
+            let (_, took) = lifeboat_bin::run_captured(sh, &bin, &args, &log_dir)?;
             verify(sh, &lab, &data, "lifeboat restore --from restic")?;
             Ok(took)
         },
@@ -142,7 +142,7 @@ fn baseline(
     let mut args = vec!["provision".to_owned(), spec.to_owned()];
     args.extend(bindings.iter().cloned());
     args.extend(["--only", "disk1", "--yes"].map(String::from));
-    lifeboat::run_captured(sh, bin, &args, log_dir)?;
+    lifeboat_bin::run_captured(sh, bin, &args, log_dir)?;
     let pool = Mount::new(sh, &lab.disk1.part(4), &lab.dir().join("pool"), &[])?;
     // Inside @home: a rename cannot leave a subvolume.
     let home = pool.path().join("@home");

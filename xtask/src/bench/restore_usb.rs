@@ -22,7 +22,7 @@ use xshell::{cmd, Shell};
 use super::provision::median;
 use crate::disks::{Lab, Mount};
 use crate::flags::BenchRestore;
-use crate::{deps, interrupt, lifeboat, require_root, run_quiet};
+use crate::{deps, interrupt, lifeboat_bin, require_root, run_quiet};
 
 const RATIO_TARGET: f64 = 0.9;
 const POINT: &str = "@home.20261120T0300";
@@ -30,15 +30,15 @@ const POINT: &str = "@home.20261120T0300";
 pub fn restore_usb(sh: &Shell, flags: &BenchRestore) -> Result<()> {
     require_root("bench restore-usb")?;
     deps::ensure(sh)?;
-    let bin = lifeboat::build(sh)?;
+    let bin = lifeboat_bin::build(sh)?;
     println!("bench restore-usb: disk0 512 GB (factory layout), disk1 2 TB, usb 4.5 TB");
     let lab = Lab::create(sh, "bench-restore")?;
     let log_dir = lab.dir().join("logs");
     let bindings = lab.bindings();
-    lifeboat::run_captured(
+    lifeboat_bin::run_captured(
         sh,
         &bin,
-        &lifeboat::args(
+        &lifeboat_bin::args(
             "provision",
             &bindings,
             &["--only", "disk1", "--only", "usb", "--yes"],
@@ -58,12 +58,12 @@ pub fn restore_usb(sh: &Shell, flags: &BenchRestore) -> Result<()> {
         &data,
         flags.rounds,
         &mut || {
-            let args = lifeboat::args(
+            let args = lifeboat_bin::args(
                 "restore",
                 &bindings,
                 &["--from", "usb", "--latest", "--subvol", "@home", "--yes"],
             );
-            let (_, took) = lifeboat::run_captured(sh, &bin, &args, &log_dir)?;
+            let (_, took) = lifeboat_bin::run_captured(sh, &bin, &args, &log_dir)?;
             verify(sh, &lab, &data, "lifeboat restore")?;
             Ok(took)
         },
@@ -208,10 +208,10 @@ fn baseline(
     log_dir: &Path,
 ) -> Result<Duration> {
     let start = Instant::now();
-    lifeboat::run_captured(
+    lifeboat_bin::run_captured(
         sh,
         bin,
-        &lifeboat::args("provision", bindings, &["--only", "disk1", "--yes"]),
+        &lifeboat_bin::args("provision", bindings, &["--only", "disk1", "--yes"]),
         log_dir,
     )?;
     let usb = Mount::new(sh, &lab.usb.part(3), &lab.dir().join("linbkup"), &["ro"])?;
