@@ -145,7 +145,9 @@ lifeboat inventory configs/atlantis.toml --from restic"
 Steps, in this order:\n  \
 1. Preflight, before anything is written: the backup drive is read (as `lifeboat inventory` \
 lists it), the point of each subvolume is chosen (--latest, or the newest at or before --at), \
-every stream file of its chain is checked whole with `btrfs receive --dump`, the target disk \
+the head of every stream file of its chain is checked (every stream whole with `btrfs receive \
+--dump` when the target holds data the restore would replace; on a blank target the streams are \
+checked while they are received, so the backup is read once), the target disk \
 is the spec's Linux disk (never the backup drive, never a preserved disk) and has room.\n  \
 2. The plan is printed; it runs after you type the disk's serial (or --yes).\n  \
 3. disk1 is provisioned as `lifeboat provision` would (same guards). When the backup holds \

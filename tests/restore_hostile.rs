@@ -552,3 +552,71 @@ fn a_stream_cut_short_at_a_command_boundary_is_never_marked_complete() {
     .unwrap();
     assert!(complete(&ok.join("@home.20261121T0300")));
 }
+
+/// On a blank disk1 the preflight reads only the head of a large stream (the backup is read
+/// once, during the receive): a hostile command beyond the head is refused by the check in
+/// the pipe, nothing arrives outside, and nothing under @snapshots becomes a restore point
+/// (`btrfs subvolume list -r` of the provisioned pool lists none; the partial one, if it
+/// is there, is not read-only with a received UUID).
+#[test]
+fn on_a_blank_target_a_hostile_command_late_in_a_stream_is_refused_while_received() {
+    let d = Drive::new();
+    let outside = d.outside();
+    let file = "@home.20261121T0300.btrfs";
+    let mut s = SendStream::subvol("@home.20261121T0300", UUID);
+    s.mkdir("alice");
+    // Past the preflight's head check (lifeboat::restore::preflight::HEAD_CHECK).
+    let filler = vec![0x42u8; 60_000];
+    let mut written = 0u64;
+    let mut n = 0;
+    while written < lifeboat::restore::preflight::HEAD_CHECK + (4 << 20) {
+        s.file(&format!("alice/f{n}"), &filler);
+        written += filler.len() as u64;
+        n += 1;
+    }
+    // subvol, mkdir, then mkfile and write per file: the symlink and the write through it.
+    let (symlink, through) = (2 * n + 3, 2 * n + 4);
+    let bytes = s
+        .symlink("escape", outside.to_str().unwrap())
+        .file("escape/owned", b"written through a symlink")
+        .end();
+    d.put_stream(file, &bytes);
+    let out = d.restore(&["--latest", "--subvol", "@home", "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let text = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
+    assert!(!out.status.success(), "the restore succeeded:\n{text}");
+    assert!(
+        text.contains("Stream files: checked as they are received"),
+        "{text}"
+    );
+    let said = format!(
+        "raw-snapshots/atlantis/{file}: command {} (mkfile) goes through the symlink escape \
+         that command {} made: escape/owned",
+        through, symlink
+    );
+    assert!(err.contains(&said), "{said:?} not in:\n{text}");
+    assert!(
+        err.contains("stopped the receive before that command"),
+        "{text}"
+    );
+    assert_eq!(entries(&outside), Vec::<String>::new());
+
+    let pool = Mount::new(Path::new(&format!("{}p4", d.disk1.dev.display())), "btrfs");
+    let readonly = run(&[
+        "btrfs",
+        "subvolume",
+        "list",
+        "-r",
+        pool.path().to_str().unwrap(),
+    ]);
+    assert!(
+        !readonly.contains("@snapshots/"),
+        "a restore point was made:\n{readonly}"
+    );
+    let partial = pool.path().join("@snapshots/@home.20261121T0300");
+    if partial.exists() {
+        assert!(!complete(&partial), "the refused receive looks complete");
+    }
+    // @home is as provisioning made it: empty.
+    assert_eq!(entries(&pool.path().join("@home")), Vec::<String>::new());
+}

@@ -14,6 +14,7 @@ pub mod options;
 pub mod pipe;
 pub mod plan;
 pub mod points;
+pub mod preflight;
 pub mod receive;
 pub mod record;
 pub mod report;

@@ -98,23 +98,11 @@ pub fn stream(
             };
             (reader, Some(prog), cmd.to_string())
         }
-        StreamOrigin::File { path, compressed } => {
-            let file = File::open(path).map_err(|source| PipeError::Read {
-                what: path.display().to_string(),
-                source,
-            })?;
-            let reader: Box<dyn Read> = if compressed {
-                Box::new(zstd::stream::read::Decoder::new(file).map_err(|source| {
-                    PipeError::Read {
-                        what: path.display().to_string(),
-                        source,
-                    }
-                })?)
-            } else {
-                Box::new(file)
-            };
-            (reader, None, path.display().to_string())
-        }
+        StreamOrigin::File { path, compressed } => (
+            open_file(path, compressed)?,
+            None,
+            path.display().to_string(),
+        ),
     };
     let mut receive = match sink.spawn(Pipe::Stdin) {
         Ok(r) => r,
@@ -196,6 +184,20 @@ pub fn stream(
     Ok(Transfer {
         bytes,
         secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The stream in the file at `path` (zstd-compressed when `compressed`).
+pub fn open_file(path: &Path, compressed: bool) -> Result<Box<dyn Read>, PipeError> {
+    let read_error = |source| PipeError::Read {
+        what: path.display().to_string(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    Ok(if compressed {
+        Box::new(zstd::stream::read::Decoder::new(file).map_err(read_error)?)
+    } else {
+        Box::new(file)
     })
 }
 

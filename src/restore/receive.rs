@@ -77,6 +77,17 @@ pub(super) fn plan_lines(chains: &[Chain], top: Option<&Path>, stamp: &str) -> R
     Ok(r::plan::render(&r::plan::plan(chains, &target, stamp)))
 }
 
+/// The subvolumes with data in the pool mounted at `top` that receiving `chains` would move
+/// aside.
+pub(super) fn replaced(chains: &[Chain], top: &Path, stamp: &str) -> Result<Vec<String>> {
+    let plans = r::plan::plan(chains, &probe_target(top, chains)?, stamp);
+    Ok(plans
+        .into_iter()
+        .filter(|p| matches!(p.canonical, Canonical::MoveAside(_)))
+        .map(|p| p.subvol)
+        .collect())
+}
+
 /// Where a point's bytes come from, owned (a [`StreamOrigin`] borrows from it).
 pub(super) enum Opened {
     Subvolume(PathBuf),
@@ -113,6 +124,20 @@ pub(super) fn receive_all(
     std::fs::create_dir_all(&snapshots).context("making @snapshots")?;
     // The plan again, now against the pool as it really is after provisioning.
     let plans = r::plan::plan(chains, &probe_target(top, chains)?, stamp);
+    let sends = plans
+        .iter()
+        .flat_map(|p| &p.receives)
+        .any(|r| !r.done && r.point.kind != inventory::Kind::Stream);
+    if sends {
+        match btrfs::send_v2() {
+            Ok(()) => println!(
+                "btrfs send: compressed extents are sent as they are (--proto 2 --compressed-data)"
+            ),
+            Err(why) => {
+                println!("btrfs send: protocol 1, compressed extents are sent decompressed ({why})")
+            }
+        }
+    }
     for p in &plans {
         println!("\n{}", p.subvol);
         if p.is_done() {

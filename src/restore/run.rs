@@ -18,7 +18,7 @@ use super::source::restic_stream::StreamSource;
 use super::source::usb::UsbSource;
 use super::source::{Kind, Source, UsedPoint};
 use super::Options;
-use super::{self as r, report, room, SpecPart};
+use super::{self as r, preflight, report, room, SpecPart};
 use crate::apply::mount::Mount;
 use crate::apply::{self};
 use crate::blockdev;
@@ -107,7 +107,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     }
     let now = now();
     let stamp = stamp(now);
-    let source: Box<dyn Source> = match args.from {
+    let mut source: Box<dyn Source> = match args.from {
         Kind::Usb => Box::new(UsbSource::open(
             spec,
             &bindings,
@@ -166,10 +166,11 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         open.as_ref()
             .map_or_else(|| pool_node.clone(), |o| o.device().to_owned())
     };
-    let (room, plan_lines) = if fresh_pool {
+    let (room, plan_lines, replaced) = if fresh_pool {
         (
             room::fresh(estimate, pool_size),
             source.plan_lines(None, &stamp),
+            Ok(Vec::new()),
         )
     } else {
         let top = Mount::read_only(&pool_dev(&pool_open), "btrfs", Some("subvolid=5"))
@@ -177,10 +178,16 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         let available = room::available_at(top.path())
             .with_context(|| format!("reading the free space of {}", pool_node.display()))?;
         let lines = source.plan_lines(Some(top.path()), &stamp);
+        let replaced = source.replaced(top.path(), &stamp);
         top.close()?;
-        (room::existing(estimate, available), lines)
+        (room::existing(estimate, available), lines, replaced)
     };
     let plan_lines = plan_lines?;
+    // Read the backup once where nothing on the target is at stake (preflight.rs).
+    let streams = preflight::streams(&preflight::destroys(&prov), &replaced?);
+    if source.streams() > 0 && streams.is_whole() {
+        source.check_streams_whole()?;
+    }
     if !room.fits() {
         source.close()?;
         bail!(
@@ -232,6 +239,9 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     }
     println!("\nThen, from {} into {}:", source.name(), pool.part.name);
     print!("{plan_lines}");
+    if source.streams() > 0 {
+        println!("  {}", streams.line());
+    }
     for line in source.not_carried() {
         println!("  {line}");
     }

@@ -57,8 +57,8 @@ pub enum Bench {
     /// and mkfs (root)
     Provision(BenchProvision),
     /// `lifeboat restore --from usb` of N MiB of mixed data against a bare btrfs send |
-    /// receive (root)
-    RestoreUsb(BenchRestore),
+    /// receive, and both against the devices' raw rates (root)
+    RestoreUsb(BenchRestoreUsb),
     /// `lifeboat restore --from restic` of N MiB from a local repository against a bare
     /// `restic restore --verify` (root)
     RestoreRestic(BenchRestore),
@@ -92,6 +92,20 @@ pub struct BenchRestore {
     /// MiB of data to restore
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
     pub mib: u64,
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct BenchRestoreUsb {
+    /// Rounds to time
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// MiB of data to restore
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
+    pub mib: u64,
+    /// The backup as a raw stream file on LINBKUP (raw-snapshots/), not a received
+    /// subvolume; counts the bytes read from the backup device
+    #[arg(long)]
+    pub streams: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, Args)]
@@ -146,7 +160,7 @@ pub enum Xtask {
     Demo(Demo),
     BenchProvision(BenchProvision),
     BenchImage(BenchImage),
-    BenchRestoreUsb(BenchRestore),
+    BenchRestoreUsb(BenchRestoreUsb),
     BenchRestoreRestic(BenchRestore),
     Image(crate::image::Options),
     Qemu(crate::qemu::Options),
@@ -290,7 +304,11 @@ mod tests {
         // `--rounds=N` for every bench, not one.
         assert_eq!(
             parse("bench restore-usb --rounds=2 --mib=64").unwrap(),
-            Xtask::BenchRestoreUsb(BenchRestore { rounds: 2, mib: 64 })
+            Xtask::BenchRestoreUsb(BenchRestoreUsb {
+                rounds: 2,
+                mib: 64,
+                streams: false
+            })
         );
         assert_eq!(
             parse("bench restore-restic --rounds=4").unwrap(),

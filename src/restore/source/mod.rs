@@ -36,6 +36,20 @@ pub trait Source {
     /// Restore into the pool mounted (top level, read-write) at `top`.
     fn restore(&self, top: &Path, stamp: &str) -> Result<()>;
     fn close(self: Box<Self>) -> Result<()>;
+    /// How many of its points are stream files (whose preflight
+    /// [`crate::restore::preflight`] decides).
+    fn streams(&self) -> usize {
+        0
+    }
+    /// The subvolumes with data in the pool mounted (read-only) at `top` that the restore
+    /// would move aside.
+    fn replaced(&self, _top: &Path, _stamp: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+    /// Read every stream file whole before anything is written (the plan says when).
+    fn check_streams_whole(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// What a root needs that this source does not bring back, one sentence each, for the
     /// plan and the end of the restore.
     fn not_carried(&self) -> Vec<String> {

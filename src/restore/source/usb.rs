@@ -12,7 +12,8 @@ use crate::btrfs;
 use crate::plan::Binding;
 use crate::restore::inventory::{self, Kind, Point};
 use crate::restore::pipe::{self, StreamOrigin};
-use crate::restore::receive::{plan_lines, receive_all, Opened};
+use crate::restore::preflight;
+use crate::restore::receive::{plan_lines, receive_all, replaced, Opened};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::{self, Chain, When};
 use crate::restore::{self as r};
@@ -111,6 +112,22 @@ impl Source for UsbSource {
         plan_lines(&self.chains, top, stamp)
     }
 
+    fn streams(&self) -> usize {
+        self.chains
+            .iter()
+            .flat_map(|c| &c.points)
+            .filter(|p| p.kind == Kind::Stream)
+            .count()
+    }
+
+    fn replaced(&self, top: &Path, stamp: &str) -> Result<Vec<String>> {
+        replaced(&self.chains, top, stamp)
+    }
+
+    fn check_streams_whole(&mut self) -> Result<()> {
+        check_whole(self.usb.path(), &mut self.estimate)
+    }
+
     fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
         let usb = self.usb.path();
         receive_all(top, &self.chains, stamp, &self.estimate.per_point, &|p| {
@@ -138,43 +155,46 @@ impl Source for UsbSource {
 struct Estimate {
     bytes: u64,
     per_point: Vec<(String, u64)>,
+    /// Stream points not yet read through `btrfs receive --dump` (which checks the CRCs).
+    unread: Vec<Point>,
 }
 
-/// Every point readable, every stream whole (`btrfs receive --dump` reads it to the end and
-/// checks each command's CRC), every subvolume read-only (so it can be sent).
+/// Every point readable, every stream's head checked ([`preflight::check_head`], which
+/// checks a small stream whole), every subvolume read-only (so it can be sent).
 fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
     let mut est = Estimate {
         bytes: 0,
         per_point: vec![],
+        unread: vec![],
     };
     for chain in chains {
         for p in &chain.points {
             let path = usb.join(&p.path);
             let size = match p.kind {
                 Kind::Stream => {
-                    let mut bar = ui::Bytes::new(&format!("checking {}", p.path), p.size);
-                    let dump = btrfs::dump();
-                    let checked = pipe::stream(
-                        StreamOrigin::File {
-                            path: &path,
-                            compressed: p.compressed,
-                        },
-                        &dump,
-                        &mut |b| bar.set(b),
-                    );
-                    bar.finish();
-                    if let Err(pipe::PipeError::Refused(why)) = &checked {
-                        bail!(
-                            "{}: {why}; lifeboat refuses this backup, nothing was written \
-                             (docs/restore.md: what lifeboat refuses)",
-                            p.path
+                    let head = preflight::check_head(&path, p.compressed)
+                        .map_err(|e| refused_or_damaged(&p.path, e))?;
+                    // The head check has no CRCs: a whole read (below) still reads it.
+                    est.unread.push(p.clone());
+                    if head.whole {
+                        println!("  {}: stream whole ({})", p.path, human(head.bytes));
+                        head.bytes
+                    } else {
+                        let on_drive = p.size.unwrap_or(head.bytes);
+                        let size = if p.compressed {
+                            preflight::zstd_content_size(&path).unwrap_or(on_drive)
+                        } else {
+                            on_drive
+                        };
+                        println!(
+                            "  {}: stream of {}{}, its first {} checked",
+                            p.path,
+                            human(size),
+                            if p.compressed { " (zstd)" } else { "" },
+                            human(preflight::HEAD_CHECK)
                         );
+                        size
                     }
-                    let t = checked.with_context(|| {
-                        format!("{} is damaged or unreadable; nothing was written", p.path)
-                    })?;
-                    println!("  {}: stream whole ({})", p.path, human(t.bytes));
-                    t.bytes
                 }
                 Kind::Btrbk | Kind::Snapper => {
                     let show = btrfs::show(&path).with_context(|| {
@@ -202,6 +222,45 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
         }
     }
     Ok(est)
+}
+
+/// The preflight's error for a stream that did not pass.
+fn refused_or_damaged(path: &str, err: pipe::PipeError) -> anyhow::Error {
+    match err {
+        pipe::PipeError::Refused(why) => anyhow::anyhow!(
+            "{path}: {why}; lifeboat refuses this backup, nothing was written \
+             (docs/restore.md: what lifeboat refuses)"
+        ),
+        err => anyhow::Error::new(err).context(format!(
+            "{path} is damaged or unreadable; nothing was written"
+        )),
+    }
+}
+
+/// Read every stream whole through `btrfs receive --dump` (to the end, each command's
+/// CRC); their sizes become exact.
+fn check_whole(usb: &Path, est: &mut Estimate) -> Result<()> {
+    for p in std::mem::take(&mut est.unread) {
+        let path = usb.join(&p.path);
+        let mut bar = ui::Bytes::new(&format!("checking {}", p.path), p.size);
+        let dump = btrfs::dump();
+        let checked = pipe::stream(
+            StreamOrigin::File {
+                path: &path,
+                compressed: p.compressed,
+            },
+            &dump,
+            &mut |b| bar.set(b),
+        );
+        bar.finish();
+        let t = checked.map_err(|e| refused_or_damaged(&p.path, e))?;
+        println!("  {}: stream whole ({})", p.path, human(t.bytes));
+        if let Some((_, size)) = est.per_point.iter_mut().find(|(at, _)| *at == p.path) {
+            est.bytes = est.bytes - *size + t.bytes;
+            *size = t.bytes;
+        }
+    }
+    Ok(())
 }
 
 /// Bytes the files under `dir` occupy (an estimate of the stream's size, for the ETA).

@@ -21,13 +21,25 @@ use xshell::{cmd, Shell};
 
 use super::provision::median;
 use crate::disks::{Lab, Mount};
-use crate::flags::BenchRestore;
+use crate::flags::BenchRestoreUsb;
 use crate::{deps, interrupt, lifeboat_bin, require_root, run_quiet};
 
 const RATIO_TARGET: f64 = 0.9;
+/// lifeboat's rate against the slower of the two devices' raw rates.
+const LIMIT_TARGET: f64 = 0.6;
+/// Bytes read from the backup device against the stream's bytes (`--streams`).
+const READ_TARGET: f64 = 1.05;
 const POINT: &str = "@home.20261120T0300";
+/// The stream file of `POINT` on LINBKUP (`--streams`).
+const STREAM: &str = "raw-snapshots/atlantis/@home.20261120T0300.btrfs";
+/// A scratch place on disk1 for its raw write rate, in MiB from the start: inside the swap
+/// partition's place (blank between rounds; the restore's provisioning writes only
+/// mkswap's header there).
+const SCRATCH_WRITE_MIB: u64 = 2048;
+/// A file on CUSHION (the backup drive's unused partition) for the drive's raw read rate.
+const SCRATCH_READ: &str = "bench-read-rate.bin";
 
-pub fn restore_usb(sh: &Shell, flags: &BenchRestore) -> Result<()> {
+pub fn restore_usb(sh: &Shell, flags: &BenchRestoreUsb) -> Result<()> {
     require_root("bench restore-usb")?;
     deps::ensure(sh)?;
     let bin = lifeboat_bin::build(sh)?;
@@ -45,12 +57,28 @@ pub fn restore_usb(sh: &Shell, flags: &BenchRestore) -> Result<()> {
         ),
         &log_dir,
     )?;
-    let data = fill_and_back_up(sh, &lab, flags.mib)?;
+    let data = fill_and_back_up(sh, &lab, flags.mib, flags.streams)?;
     println!(
-        "  @home: {} files, {:.2} GiB, snapshot {POINT} sent to LINBKUP",
+        "  @home: {} files, {:.2} GiB, snapshot {POINT} sent to LINBKUP{}",
         data.files,
-        data.bytes as f64 / (1u64 << 30) as f64
+        data.bytes as f64 / (1u64 << 30) as f64,
+        if flags.streams {
+            format!(" as the stream file {STREAM}")
+        } else {
+            String::new()
+        }
     );
+    let stream_bytes = if flags.streams {
+        let usb = Mount::new(sh, &lab.usb.part(3), &lab.dir().join("linbkup"), &["ro"])?;
+        let len = std::fs::metadata(usb.path().join(STREAM))?.len();
+        usb.unmount()?;
+        Some(len)
+    } else {
+        None
+    };
+    put_read_scratch(sh, &lab, data.bytes)?;
+    let usb_dev = lab.usb.dev().to_path_buf();
+    let (mut read_ours, mut read_base) = (Vec::new(), Vec::new());
 
     let (ours, base) = alternate(
         sh,
@@ -63,28 +91,155 @@ pub fn restore_usb(sh: &Shell, flags: &BenchRestore) -> Result<()> {
                 &bindings,
                 &["--from", "usb", "--latest", "--subvol", "@home", "--yes"],
             );
+            let before = sectors_read(&usb_dev)?;
             let (_, took) = lifeboat_bin::run_captured(sh, &bin, &args, &log_dir)?;
+            read_ours.push((sectors_read(&usb_dev)? - before) * 512);
             verify(sh, &lab, &data, "lifeboat restore")?;
             Ok(took)
         },
         &mut || {
-            let took = baseline(sh, &bin, &lab, &bindings, &log_dir)?;
+            let before = sectors_read(&usb_dev)?;
+            let took = baseline(sh, &bin, &lab, &bindings, &log_dir, flags.streams)?;
+            read_base.push((sectors_read(&usb_dev)? - before) * 512);
             verify(sh, &lab, &data, "the baseline")?;
             Ok(took)
         },
     )?;
+    // The devices' own rates, the same number of bytes, in the same run.
+    let (mut write, mut read) = (Vec::new(), Vec::new());
+    for _ in 0..flags.rounds {
+        interrupt::check()?;
+        lab.disk1.reset_blank(sh)?;
+        drop_caches(sh)?;
+        write.push(raw_write(sh, &lab, data.bytes)?);
+        drop_caches(sh)?;
+        read.push(raw_read(sh, &lab, data.bytes)?);
+    }
     lab.disk1.reset_blank(sh)?;
     lab.close()?;
     print!(
         "{}",
         report(
-            "bare btrfs send | receive, with lifeboat provision and the snapshot",
+            if flags.streams {
+                "bare btrfs receive -f of the stream file, with lifeboat provision and the snapshot"
+            } else {
+                "bare btrfs send | receive, with lifeboat provision and the snapshot"
+            },
             data.bytes,
             &ours,
             &base
         )
     );
+    print!("{}", limit_report(data.bytes, &ours, &write, &read));
+    if let Some(stream) = stream_bytes {
+        print!("{}", read_report(stream, &read_ours, &read_base));
+    }
     Ok(())
+}
+
+/// Sectors (512 bytes) read from the whole device so far, from /sys/block/<dev>/stat
+/// (its third field).
+fn sectors_read(dev: &Path) -> Result<u64> {
+    let name = dev
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("a device without a name")?;
+    let stat = std::fs::read_to_string(format!("/sys/block/{name}/stat"))
+        .with_context(|| format!("reading /sys/block/{name}/stat"))?;
+    stat.split_whitespace()
+        .nth(2)
+        .and_then(|f| f.parse().ok())
+        .with_context(|| format!("/sys/block/{name}/stat has no sectors-read field: {stat}"))
+}
+
+/// `bytes` written to disk1 with O_DIRECT at [`SCRATCH_WRITE_MIB`], flushed.
+fn raw_write(sh: &Shell, lab: &Lab, bytes: u64) -> Result<Duration> {
+    let dev = lab.disk1.dev();
+    let count = bytes.div_ceil(1 << 20).to_string();
+    let seek = SCRATCH_WRITE_MIB.to_string();
+    let start = Instant::now();
+    run_quiet(cmd!(
+        sh,
+        "dd if=/dev/zero of={dev} bs=1M count={count} seek={seek} oflag=direct conv=fsync status=none"
+    ))?;
+    Ok(start.elapsed())
+}
+
+/// A file of `bytes` incompressible bytes on CUSHION, for [`raw_read`].
+fn put_read_scratch(sh: &Shell, lab: &Lab, bytes: u64) -> Result<()> {
+    let m = Mount::new(sh, &lab.usb.part(2), &lab.dir().join("cushion"), &[])?;
+    let path = m.path().join(SCRATCH_READ);
+    let mut f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut rng = Xorshift(0x2545_f491_4f6c_dd1d);
+    let mut buf = Vec::new();
+    let mut left = bytes.div_ceil(1 << 20) << 20;
+    while left > 0 {
+        rng.fill(&mut buf, 1 << 20);
+        f.write_all(&buf)?;
+        left -= 1 << 20;
+    }
+    f.sync_all()?;
+    drop(f);
+    m.unmount()
+}
+
+/// The scratch file on CUSHION read with O_DIRECT: the backup device's raw read rate.
+fn raw_read(sh: &Shell, lab: &Lab, bytes: u64) -> Result<Duration> {
+    let m = Mount::new(sh, &lab.usb.part(2), &lab.dir().join("cushion"), &["ro"])?;
+    let path = m.path().join(SCRATCH_READ);
+    let count = bytes.div_ceil(1 << 20).to_string();
+    let start = Instant::now();
+    run_quiet(cmd!(
+        sh,
+        "dd if={path} of=/dev/null bs=1M count={count} iflag=direct status=none"
+    ))?;
+    let took = start.elapsed();
+    m.unmount()?;
+    Ok(took)
+}
+
+/// lifeboat's rate as a fraction of the slower device's raw rate (medians).
+fn limit_report(bytes: u64, ours: &[Duration], write: &[Duration], read: &[Duration]) -> String {
+    let (Some(o), Some(w), Some(r)) = (median(ours), median(write), median(read)) else {
+        return String::new();
+    };
+    let limit = mbs(bytes, w).min(mbs(bytes, r));
+    let fraction = mbs(bytes, o) / limit;
+    format!(
+        "  device limit: disk1 raw O_DIRECT write {:.0} MB/s, backup device raw O_DIRECT read \
+         {:.0} MB/s (medians of {}, same bytes)\n  \
+         lifeboat at {:.2} of the lower (target >= {LIMIT_TARGET}): {}\n",
+        mbs(bytes, w),
+        mbs(bytes, r),
+        write.len(),
+        fraction,
+        if fraction >= LIMIT_TARGET {
+            "met"
+        } else {
+            "NOT met"
+        }
+    )
+}
+
+/// Bytes read from the backup device per restore against the stream file's size.
+fn read_report(stream: u64, ours: &[u64], base: &[u64]) -> String {
+    let worst = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
+    let ratio = worst(ours) as f64 / stream.max(1) as f64;
+    format!(
+        "  read from the backup device per restore (most of {} rounds): lifeboat {:.1} MB, \
+         baseline {:.1} MB, the stream file {:.1} MB\n  \
+         lifeboat read {:.3}x the stream (target <= {READ_TARGET}): {}\n",
+        ours.len(),
+        worst(ours) as f64 / 1e6,
+        worst(base) as f64 / 1e6,
+        stream as f64 / 1e6,
+        ratio,
+        if ratio <= READ_TARGET {
+            "met"
+        } else {
+            "NOT met"
+        }
+    )
 }
 
 /// `rounds` rounds of both sides on a blank disk1 and cold caches, the side that goes
@@ -127,8 +282,9 @@ pub(super) struct Data {
 }
 
 /// Fill @home with `mib` MiB of incompressible data (a fifth in small files), snapshot it
-/// read-only and send it to LINBKUP/atlantis/.
-fn fill_and_back_up(sh: &Shell, lab: &Lab, mib: u64) -> Result<Data> {
+/// read-only and send it to LINBKUP/atlantis/ (or, with `streams`, into a stream file
+/// [`STREAM`]).
+fn fill_and_back_up(sh: &Shell, lab: &Lab, mib: u64, streams: bool) -> Result<Data> {
     let pool = Mount::new(sh, &lab.disk1.part(4), &lab.dir().join("pool"), &[])?;
     let home = pool.path().join("@home");
     let data = write_mixed(&home, mib)?;
@@ -136,9 +292,15 @@ fn fill_and_back_up(sh: &Shell, lab: &Lab, mib: u64) -> Result<Data> {
     let snap = snaps.join(POINT);
     run_quiet(cmd!(sh, "btrfs subvolume snapshot -r {home} {snap}"))?;
     let usb = Mount::new(sh, &lab.usb.part(3), &lab.dir().join("linbkup"), &[])?;
-    let into = usb.path().join("atlantis");
-    std::fs::create_dir_all(&into)?;
-    send_receive(sh, &snap, &into)?;
+    if streams {
+        let file = usb.path().join(STREAM);
+        std::fs::create_dir_all(file.parent().unwrap_or(usb.path()))?;
+        run_quiet(cmd!(sh, "btrfs send -q -f {file} {snap}"))?;
+    } else {
+        let into = usb.path().join("atlantis");
+        std::fs::create_dir_all(&into)?;
+        send_receive(sh, &snap, &into)?;
+    }
     usb.unmount()?;
     pool.unmount()?;
     Ok(data)
@@ -206,6 +368,7 @@ fn baseline(
     lab: &Lab,
     bindings: &[String],
     log_dir: &Path,
+    streams: bool,
 ) -> Result<Duration> {
     let start = Instant::now();
     lifeboat_bin::run_captured(
@@ -217,7 +380,12 @@ fn baseline(
     let usb = Mount::new(sh, &lab.usb.part(3), &lab.dir().join("linbkup"), &["ro"])?;
     let pool = Mount::new(sh, &lab.disk1.part(4), &lab.dir().join("pool"), &[])?;
     let snaps = pool.path().join("@snapshots");
-    send_receive(sh, &usb.path().join("atlantis").join(POINT), &snaps)?;
+    if streams {
+        let file = usb.path().join(STREAM);
+        run_quiet(cmd!(sh, "btrfs receive -q -f {file} {snaps}"))?;
+    } else {
+        send_receive(sh, &usb.path().join("atlantis").join(POINT), &snaps)?;
+    }
     let home = pool.path().join("@home");
     run_quiet(cmd!(sh, "btrfs subvolume delete {home}"))?;
     let point = snaps.join(POINT);
