@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+/// How long SeaweedFS may take to open its S3 port.
+const START_TIMEOUT_S: u64 = 180;
+
 /// The scenario's credentials (test keys, for a server that lives as long as the run).
 pub const ACCESS_KEY: &str = "lifeboat-test";
 pub const SECRET_KEY: &str = "lifeboat-secret-0123";
@@ -148,11 +151,13 @@ impl S3 {
             .spawn()
             .context("starting weed (SeaweedFS; `cargo xtask deps` installs it)")?;
         let s3 = S3 { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // SeaweedFS starts its master, volume, filer and S3 servers one after the other: on
+        // a loaded two-core machine that has taken more than a minute.
+        let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_S);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
                 bail!(
-                    "SeaweedFS did not open 127.0.0.1:{port} within 60 s (see {})",
+                    "SeaweedFS did not open 127.0.0.1:{port} within {START_TIMEOUT_S} s (see {})",
                     dir.join("s3.log").display()
                 );
             }
