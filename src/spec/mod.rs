@@ -3,6 +3,7 @@
 
 mod model;
 mod size;
+pub mod summary;
 mod validate;
 
 pub use model::{Encryption, FsKind, Machine, PartRole, PartType, ResticSpec, SubvolRole};
