@@ -315,6 +315,34 @@ mod tests {
         }
     }
 
+    /// STYLE.md: domain modules own their entry points; the menu calls them, never a
+    /// command function or a command line's argument struct.
+    fn calls_commands(source: &str) -> Vec<String> {
+        let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+        let needles = [
+            ["crate::", "commands"].concat(),
+            ["crate::", "cli"].concat(),
+            ["super", "::"].concat(),
+            ["Args", " {"].concat(),
+        ];
+        needles
+            .into_iter()
+            .filter(|n| code.contains(n.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_menu_calls_library_entry_points() {
+        assert_eq!(
+            calls_commands(include_str!("menu.rs")),
+            Vec::<String>::new()
+        );
+        // What the menu looked like when it ran commands through their argument structs.
+        let old = "use crate::cli::{DisksArgs, PlanArgs};\n\
+                   fn run_entry() { super::disks(&DisksArgs { json: false }) }\n";
+        assert_eq!(calls_commands(old).len(), 3);
+    }
+
     #[test]
     fn the_order_a_person_reads() {
         let at = |e: Entry| Entry::ALL.iter().position(|x| *x == e).unwrap();
