@@ -56,6 +56,8 @@ pub fn apply(steps: &[Step], paths: &Paths) -> Result<(), NetError> {
                 let mark = dir.join(format!("{link}.static"));
                 std::fs::write(&mark, b"").map_err(io(&mark))?;
                 stop_dhcp(&dir.join(format!("{link}.pid")));
+                // The lease's address is flushed by the next steps: its record goes too.
+                let _ = std::fs::remove_file(dir.join(format!("{link}.addr")));
             }
             Step::Ip(args) => {
                 Cmd::new("ip")
@@ -114,6 +116,7 @@ mod tests {
             format!("{}\n", child.id()),
         )
         .unwrap();
+        std::fs::write(paths.state_dir.join("eth0.addr"), "10.0.2.15/24\n").unwrap();
         let steps = [
             Step::StopDhcp {
                 link: "eth0".into(),
@@ -129,6 +132,7 @@ mod tests {
         assert_eq!(status.signal(), Some(libc::SIGTERM));
         assert!(paths.state_dir.join("eth0.static").exists());
         assert!(!paths.state_dir.join("eth0.pid").exists());
+        assert!(!paths.state_dir.join("eth0.addr").exists());
         assert_eq!(
             std::fs::read_to_string(&paths.resolv_conf).unwrap(),
             "nameserver 9.9.9.9\n"
