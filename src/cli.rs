@@ -56,8 +56,9 @@ Running it again on a finished disk plans nothing; on a half-finished one it doe
     /// The rescue menu the live image shows on every console.
     #[command(
         long_about = "The rescue menu: show disks, check the spec, plan and provision, mirror the ESPs, write \
-the boot entries, list restore points and restore from the USB drive, open a shell, reboot \
-or power off. Every entry runs the same code as the matching command; an error \
+the boot entries, list restore points, restore from the USB drive or from restic, set a \
+static address when there is no DHCP, open a shell, reboot or power off. Every entry calls \
+the same library function as the matching command; an error \
 is shown and the menu comes back. Works on a serial console (arrow keys or j/k)."
     )]
     Menu(MenuArgs),

@@ -145,6 +145,28 @@ pub fn open(
     })
 }
 
+/// `lifeboat unlock` and the menu's entry: bind the disks (`--disk` first), open every
+/// encrypted partition of the spec, and say where each one is open.
+pub fn run(spec: &Spec, disks: &[(String, PathBuf)]) -> anyhow::Result<()> {
+    let bindings = crate::machine::bind_disks(spec, disks, &[], true)?;
+    let opened = open_all(spec, &bindings, &mut crate::ui::Prompted)?;
+    if opened.is_empty() {
+        anyhow::bail!(
+            "{} has no partition with encrypt = \"luks2\": nothing to unlock",
+            spec.file.display()
+        );
+    }
+    for (disk, number, o) in opened {
+        let how = if o.opened_here() {
+            "opened"
+        } else {
+            "open already"
+        };
+        println!("{disk} partition {number}: {how} as {}", o.keep().display());
+    }
+    Ok(())
+}
+
 /// Every encrypted partition of the spec on the bound disks, opened; stops at the first
 /// that fails (those opened before it stay open: `lifeboat unlock` is asked to open them).
 pub fn open_all(

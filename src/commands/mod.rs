@@ -1,5 +1,6 @@
-//! One function per subcommand: its flags turned into one library call (the rescue menu,
-//! `menu`, runs them from a list). The binary's `main` only parses and dispatches.
+//! One function per subcommand: its flags turned into one library call. The rescue menu
+//! (`crate::menu`) calls the same library functions, never these. The binary's `main`
+//! only parses and dispatches.
 
 mod backup_boot;
 mod boot_entries;

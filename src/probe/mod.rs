@@ -8,6 +8,7 @@
 mod device;
 mod identity;
 mod parse;
+pub mod table;
 
 pub use device::{all_disks, device, look_for_orphans, MachineDisks};
 pub use identity::{identity, Bus, Identity};

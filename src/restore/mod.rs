@@ -10,6 +10,7 @@
 pub mod backup_drive;
 pub mod boot;
 pub mod inventory;
+pub mod listing;
 pub mod options;
 pub mod pipe;
 pub mod plan;

@@ -4,6 +4,7 @@
 pub mod fit;
 mod model;
 mod size;
+pub mod summary;
 mod validate;
 
 pub use model::{Encryption, FsKind, Machine, PartRole, PartType, ResticSpec, SubvolRole};
