@@ -23,19 +23,7 @@ pub const EFI_LABEL: &str = "LIFEBOATEFI";
 /// `2026-01-01T00:00:00Z` as xorriso's 16 digits (`YYYYMMDDhhmmsscc`); GRUB shows the
 /// same date as the volume's UUID, `2026-01-01-00-00-00-00`.
 pub fn volume_date(epoch: u64) -> (String, String) {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let (y, m, d, h, mi, s) = lifeboat::runlog::civil(epoch);
     (
         format!("{y:04}{m:02}{d:02}{h:02}{mi:02}{s:02}00"),
         format!("{y:04}-{m:02}-{d:02}-{h:02}-{mi:02}-{s:02}-00"),
