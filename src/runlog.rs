@@ -20,16 +20,7 @@ pub fn start_in(dir: &Path, command: &str) -> std::io::Result<PathBuf> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let stamp = utc_stamp(secs);
-    let mut path = dir.join(format!("{command}-{stamp}.log"));
-    let mut n = 1;
-    while path.exists() {
-        n += 1;
-        path = dir.join(format!("{command}-{stamp}-{n}.log"));
-    }
-    let file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)?;
+    let (path, file) = create_unique(dir, command, &stamp)?;
     if let Ok(mut log) = LOG.lock() {
         *log = Some((path.clone(), file));
     }
@@ -41,6 +32,24 @@ pub fn start_in(dir: &Path, command: &str) -> std::io::Result<PathBuf> {
         env!("CARGO_PKG_VERSION")
     ));
     Ok(path)
+}
+
+/// A new file `COMMAND-STAMP.log` in `dir`, or `COMMAND-STAMP-N.log` when that is taken.
+/// Two runs started in the same second (two provisions racing for one disk lock) ask for
+/// the same name: create_new decides which gets it, and the other takes the next.
+fn create_unique(dir: &Path, command: &str, stamp: &str) -> std::io::Result<(PathBuf, File)> {
+    let mut n = 1;
+    loop {
+        let path = match n {
+            1 => dir.join(format!("{command}-{stamp}.log")),
+            n => dir.join(format!("{command}-{stamp}-{n}.log")),
+        };
+        match OpenOptions::new().create_new(true).append(true).open(&path) {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The default place for run logs: `$LIFEBOAT_LOG_DIR`, else /var/log/lifeboat, else the
@@ -139,5 +148,30 @@ mod tests {
         assert_eq!(super::utc_stamp(0), "19700101T000000");
         // 2026-11-24 18:20:59 UTC
         assert_eq!(super::utc_stamp(1_795_544_459), "20261124T182059");
+    }
+
+    #[test]
+    fn runs_started_in_the_same_second_get_their_own_logs() {
+        let dir = std::env::temp_dir().join(format!("lifeboat-runlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (dir, barrier) = (dir.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    super::create_unique(&dir, "provision", "20261202T032430")
+                        .map(|(path, _)| path)
+                })
+            })
+            .collect();
+        let mut paths: Vec<_> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap().expect("every run gets a log"))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), 8, "{paths:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
