@@ -77,9 +77,9 @@ impl Restic {
                         return Err(self.failed(&stderr));
                     };
                     eprintln!(
-                        "restic could not reach {}; trying again in {} s",
+                        "restic could not reach {}; trying again in {}",
                         self.profile.repository(),
-                        wait.as_secs()
+                        wait_text(*wait)
                     );
                     std::thread::sleep(*wait);
                 }
@@ -244,5 +244,30 @@ impl Restic {
             Err(ExecError::Failed { stderr, .. }) => Err(self.failed(&stderr)),
             Err(e) => Err(ResticError::Output(e.to_string())),
         }
+    }
+}
+
+/// A wait as a person reads it: whole seconds, or tenths below ten seconds when the wait
+/// has a fraction (a backoff of 0.2 s must not read "0 s").
+fn wait_text(wait: Duration) -> String {
+    let secs = wait.as_secs_f64();
+    if secs < 10.0 && wait.subsec_millis() != 0 {
+        format!("{secs:.1} s")
+    } else {
+        format!("{} s", wait.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_text;
+    use std::time::Duration;
+
+    #[test]
+    fn waits_read_as_a_person_counts_them() {
+        assert_eq!(wait_text(Duration::from_millis(200)), "0.2 s");
+        assert_eq!(wait_text(Duration::from_millis(2500)), "2.5 s");
+        assert_eq!(wait_text(Duration::from_secs(5)), "5 s");
+        assert_eq!(wait_text(Duration::from_secs(120)), "120 s");
     }
 }
