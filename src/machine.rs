@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::disklock::DiskLocks;
-use crate::plan::Binding;
+use crate::plan::{Binding, PlanError};
 use crate::probe::Device;
 use crate::spec::Spec;
 
@@ -84,7 +84,10 @@ pub fn probe(
 
 /// [`bind_disks`] for a command that writes the bound disks named in `write` (every bound
 /// disk when `None`): they are locked against other runs for as long as the returned locks
-/// live, and probed again under the lock.
+/// live, and probed again under the lock. A disk to be written that the spec's rules do not
+/// find (the dead disk) may be replaced: the disks that could take its place are listed and
+/// the person types the serial of one (on the terminal, or a line on stdin); nothing typed
+/// leaves the error that lists them and names `--disk`.
 pub fn bind_for_writing(
     spec: &Spec,
     disks: &[(String, PathBuf)],
@@ -92,7 +95,36 @@ pub fn bind_for_writing(
     everything: bool,
     write: Option<&[String]>,
 ) -> Result<(Vec<Binding>, DiskLocks)> {
-    let mut bindings = bind_disks(spec, disks, required, everything)?;
+    let mut named = disks.to_vec();
+    let mut picked: Vec<String> = Vec::new();
+    // Each round binds one more disk by hand or ends, so this stops.
+    let mut bindings = loop {
+        let err = match bind_disks(spec, &named, required, everything) {
+            Ok(bindings) => break bindings,
+            Err(err) => err,
+        };
+        let Some(PlanError::NoMatch { id, devices, .. }) = err.downcast_ref::<PlanError>() else {
+            return Err(err);
+        };
+        // Only a disk this run writes may be a blank stranger (never the backup drive).
+        let writes = write.is_none_or(|ids| ids.contains(id));
+        if !writes || devices.is_empty() || picked.contains(id) {
+            return Err(err);
+        }
+        let Some(typed) = crate::ui::pick_replacement(spec, id, devices)? else {
+            return Err(err);
+        };
+        let device = crate::plan::bind::pick(id, devices, &typed)?;
+        crate::runlog::line(&format!(
+            "{id}: picked {} by typing its serial",
+            crate::plan::bind::describe_device(&device)
+        ));
+        named.push((id.clone(), device.path.clone()));
+        picked.push(id.clone());
+    };
+    for b in bindings.iter_mut().filter(|b| picked.contains(&b.id)) {
+        b.how = crate::plan::BoundBy::Picked;
+    }
     let locks = lock(spec, &mut bindings, write)?;
     Ok((bindings, locks))
 }
