@@ -31,7 +31,7 @@ use crate::{runlog, ui, unlock};
 /// What a finished restore did (for a drill's record).
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// `LINBKUP`, `restic s3:…`.
+    /// `BACKUP`, `restic s3:…`.
     pub source: String,
     pub subvols: Vec<String>,
     pub points: Vec<UsedPoint>,
