@@ -160,9 +160,55 @@ fn look_for_orphans(spec: &Spec, bindings: &mut [Binding]) -> Result<()> {
     Ok(())
 }
 
+/// The command line's `--disk` bindings plus the disks picked at the prompt: what a later
+/// probe of the same run must be given, so that it finds the picked replacement again (the
+/// spec's rules still do not, and it is no longer blank).
+pub fn named_disks(disks: &[(String, PathBuf)], bindings: &[Binding]) -> Vec<(String, PathBuf)> {
+    let mut named = disks.to_vec();
+    for b in bindings
+        .iter()
+        .filter(|b| b.how == crate::plan::BoundBy::Picked)
+    {
+        if !named.iter().any(|(id, _)| *id == b.id) {
+            named.push((b.id.clone(), b.device.path.clone()));
+        }
+    }
+    named
+}
+
 /// The device bound to disk `id`.
 pub fn device_of(bindings: &[Binding], id: &str) -> Result<PathBuf> {
     crate::plan::bind::bound(bindings, id)
         .map(|b| b.device.path.clone())
         .with_context(|| format!("{id} was not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::testutil::blank_device;
+    use crate::plan::BoundBy;
+
+    /// A later probe of the same run is given the picked disk, or it would not find it.
+    #[test]
+    fn the_picked_disk_is_named_for_the_next_probe() {
+        let bound = |id: &str, name: &str, how| Binding {
+            id: id.into(),
+            device: blank_device(name, 3_000_000_000_000),
+            how,
+        };
+        let given = vec![("usb".to_owned(), PathBuf::from("/dev/sdc"))];
+        let bindings = [
+            bound("disk0", "nvme0n1", BoundBy::Matched),
+            bound("disk1", "sdb", BoundBy::Picked),
+            bound("usb", "sdc", BoundBy::Explicit),
+        ];
+        assert_eq!(
+            named_disks(&given, &bindings),
+            [
+                ("usb".to_owned(), PathBuf::from("/dev/sdc")),
+                ("disk1".to_owned(), PathBuf::from("/dev/sdb")),
+            ]
+        );
+    }
 }

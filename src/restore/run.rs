@@ -413,7 +413,8 @@ fn probe_again(
     for b in bindings.iter().filter(|b| esp_disks.contains(&b.id)) {
         locks.take(&b.id, &b.device.path)?;
     }
-    let mut after = machine::probe(spec, &args.disks, std::slice::from_ref(&pool.disk.id), true)?;
+    let named = machine::named_disks(&args.disks, bindings);
+    let mut after = machine::probe(spec, &named, std::slice::from_ref(&pool.disk.id), true)?;
     let unlocked: Vec<String> = esp_disks
         .into_iter()
         .filter(|id| !bindings.iter().any(|b| b.id == *id))
