@@ -238,7 +238,9 @@ fn occurs(line: &str, name: &str, any_case: bool) -> bool {
         let after = hay[end..].chars().next();
         let starts_word = needle.chars().next().is_some_and(word);
         let ends_word = needle.chars().next_back().is_some_and(word);
-        if !(starts_word && before.is_some_and(word)) && !(ends_word && after.is_some_and(word)) {
+        let inside_a_word =
+            (starts_word && before.is_some_and(word)) || (ends_word && after.is_some_and(word));
+        if !inside_a_word {
             return true;
         }
         from = start + 1;
