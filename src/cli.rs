@@ -10,16 +10,16 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Provision and restore the disks of a multi-boot Linux workstation from a spec",
     long_about = "Provision and restore the disks of a multi-boot Linux workstation from a \
-declarative spec (configs/atlantis.toml).\n\n\
+declarative spec (configs/examples/laptop.toml).\n\n\
 Every command that writes first computes a plan from the spec and what is on the disks now, \
 prints it, and asks for confirmation. `lifeboat plan` shows that plan and writes nothing.\n\n\
 Typical session:\n  \
 lifeboat disks                                   # which disk is which (serials, sizes)\n  \
-lifeboat plan configs/atlantis.toml              # what would be done\n  \
-lifeboat provision configs/atlantis.toml         # do it, after typing the disk's serial\n\n\
+lifeboat plan configs/examples/laptop.toml              # what would be done\n  \
+lifeboat provision configs/examples/laptop.toml         # do it, after typing the disk's serial\n\n\
 The day disk1 died (docs/restore.md):\n  \
-lifeboat inventory configs/atlantis.toml         # the restore points on the USB backup drive\n  \
-lifeboat restore configs/atlantis.toml --from usb --latest",
+lifeboat inventory configs/examples/laptop.toml         # the restore points on the USB backup drive\n  \
+lifeboat restore configs/examples/laptop.toml --from usb --latest",
     after_help = "Run logs are written to /var/log/lifeboat (or $LIFEBOAT_LOG_DIR). Spec reference: docs/spec.md."
 )]
 pub struct Cli {
@@ -89,29 +89,29 @@ is shown and the menu comes back. Works on a serial console (arrow keys or j/k).
     /// `lifeboat esp-sync` after every kernel update, and this lifeboat binary as
     /// usr/local/sbin/lifeboat. The plugin syncs the ESPs that --from/--to or the spec name.
     /// Installing again changes nothing.
-    #[command(after_help = "Example: lifeboat esp-sync-hook --spec /etc/lifeboat/atlantis.toml /")]
+    #[command(after_help = "Example: lifeboat esp-sync-hook --spec /etc/lifeboat/spec.toml /")]
     EspSyncHook(EspSyncHookArgs),
     /// Print the /etc/fstab of one root subvolume, with the UUIDs on the disks now.
     #[command(
         long_about = "Print an /etc/fstab for one root subvolume of the spec (for example \
-@rootTW): the root itself at / with subvol=, /boot, both ESPs, swap, and every other \
+@root): the root itself at / with subvol=, /boot, both ESPs, swap, and every other \
 subvolume and partition that has a mount point in the spec, each by the UUID found on the \
 disk, with the spec's mount options. Other roots are not mounted. Partitions of a disk that \
 holds neither the root pool nor an ESP (the USB backup drive) get nofail, so the machine \
 boots without it. Writes nothing.",
-        after_help = "Example: lifeboat fstab configs/atlantis.toml --root @rootTW"
+        after_help = "Example: lifeboat fstab configs/examples/laptop.toml --root @root"
     )]
     Fstab(FstabArgs),
     /// Make one UEFI boot entry per ESP and put them first in BootOrder.
     #[command(
         long_about = "Write, through efivarfs, one UEFI boot entry (Boot####) per ESP of the \
-spec — \"Atlantis ESP0 (disk0)\", \"Atlantis ESP1 (disk1)\" — each pointing at the loader on \
+spec — \"Myhost ESP0 (disk0)\", \"Myhost ESP1 (disk1)\" — each pointing at the loader on \
 that partition (by partition number, start, size and GPT partition GUID, as the disks show \
 them now), and set BootOrder to those two first, then every other entry in its old order \
 (Windows Boot Manager stays). If ESP0's disk dies, the firmware falls back to ESP1.\n\n\
 With Secure Boot on, the entries start the signed chain's shim (\\EFI\\lifeboat\\shimx64.efi) \
 and each distribution's own shim found on an ESP (EFI/<distro>/shim*.efi) gets an entry per \
-ESP after ours (\"Atlantis ESP0 (disk0) fedora\").\n\n\
+ESP after ours (\"Myhost ESP0 (disk0) fedora\").\n\n\
 Running it again changes nothing and never duplicates entries; an entry of ours whose \
 partition no longer exists (a replaced disk) is removed or rewritten. Entries it did not make \
 are never changed. The changes are printed first; --dry-run stops there, --yes writes \
@@ -121,13 +121,13 @@ without asking. Booted in BIOS mode (no efivarfs), it says so and changes nothin
     BootEntries(BootEntriesArgs),
     /// List the restore points on the backup drive, per subvolume, newest first.
     #[command(
-        long_about = "Find the backup drive (the spec's partition with role = \"backup\", e.g. LINBKUP), mount it \
+        long_about = "Find the backup drive (the spec's partition with role = \"backup\", e.g. BACKUP), mount it \
 read-only, and list every restore point per subvolume, newest first: btrbk snapshots \
 (@home.20261120T0300, with seconds/UTC offset and _N variants), snapper snapshots \
 (<subvol>/.snapshots/N/snapshot with info.xml) and raw send-stream files \
 (raw-snapshots/<host>/<name>.btrfs or .btrfs.zst). For each: time (UTC), age, size where \
 known, and the point it was made from (the parent chain: parent UUID and received UUID).\n\n\
-It looks in the host's directory (e.g. atlantis/ for host = \"atlantis\"), at the top level and in \
+It looks in the host's directory (e.g. myhost/ for host = \"myhost\"), at the top level and in \
 the spec's backup_dirs. A \
 subvolume whose newest point is older than 7 days gets a warning. Writes nothing.\n\n\
 With --from restic: the snapshots of the restic repository (the spec's [restic] env_file \
@@ -135,14 +135,14 @@ and password_file; RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, AWS_* in the environ
 override them), per host, newest first, with tags, paths and size where restic records it. \
 A wrong password, refused credentials, a missing bucket, a missing repository and an \
 unreachable endpoint each get their own message; the network is tried again before giving up.",
-        after_help = "Examples:\n  lifeboat inventory configs/atlantis.toml --json\n  \
-lifeboat inventory configs/atlantis.toml --from restic"
+        after_help = "Examples:\n  lifeboat inventory configs/examples/laptop.toml --json\n  \
+lifeboat inventory configs/examples/laptop.toml --from restic"
     )]
     Inventory(InventoryArgs),
     /// Bring the machine back from the backup drive or restic: provision disk1, restore
     /// the chosen snapshots, /boot and the ESPs, write the boot entries, check the result.
     #[command(
-        long_about = "Bare-metal restore from the USB backup drive (the spec's role = \"backup\" partition, e.g. LINBKUP).\n\n\
+        long_about = "Bare-metal restore from the USB backup drive (the spec's role = \"backup\" partition, e.g. BACKUP).\n\n\
 Steps, in this order:\n  \
 1. Preflight, before anything is written: the backup drive is read (as `lifeboat inventory` \
 lists it), the point of each subvolume is chosen (--latest, or the newest at or before --at), \
@@ -152,11 +152,11 @@ checked while they are received, so the backup is read once), the target disk \
 is the spec's Linux disk (never the backup drive, never a preserved disk) and has room.\n  \
 2. The plan is printed; it runs after you type the disk's serial (or --yes).\n  \
 3. disk1 is provisioned as `lifeboat provision` would (same guards). When the backup holds \
-<meta>/boot/filesystems.toml (the role = \"meta\" subvolume, e.g. Atlantis-meta) (written by `lifeboat backup-boot`), every filesystem \
+<meta>/boot/filesystems.toml (the role = \"meta\" subvolume, e.g. myhost-meta) (written by `lifeboat backup-boot`), every filesystem \
 gets its recorded UUID again, so fstab and loader entries stay valid as they are.\n  \
 4. Each point is sent through lifeboat (progress with rate and ETA) into `btrfs receive` \
 under @snapshots/ (it stays there read-only, the base for the next backups); then the \
-writable subvolume (@home, @rootTW, …) is made as a snapshot of it.\n  \
+writable subvolume (@home, @root, …) is made as a snapshot of it.\n  \
 5. /boot and the ESPs on the restored disk get their copies from <meta>/boot; a \
 root's /etc/fstab that names filesystems which do not exist is rewritten from the spec \
 (the old one kept as fstab.before-restore); UEFI boot entries are written.\n  \
@@ -173,17 +173,17 @@ UUID: btrfs receive sets both at its end) are kept, a partial one is deleted and
 again, nothing is restored twice. Data already in a subvolume that is restored \
 over is renamed to <name>.before-restore-<time>, never deleted.",
         after_help = "Examples:\n  \
-lifeboat inventory configs/atlantis.toml\n  \
-lifeboat restore configs/atlantis.toml --from usb --latest --dry-run\n  \
-lifeboat restore configs/atlantis.toml --from usb --at '2026-11-20 03:00' --subvol @home\n  \
-lifeboat restore configs/atlantis.toml --from restic --latest --dry-run"
+lifeboat inventory configs/examples/laptop.toml\n  \
+lifeboat restore configs/examples/laptop.toml --from usb --latest --dry-run\n  \
+lifeboat restore configs/examples/laptop.toml --from usb --at '2026-11-20 03:00' --subvol @home\n  \
+lifeboat restore configs/examples/laptop.toml --from restic --latest --dry-run"
     )]
     Restore(RestoreArgs),
-    /// Copy /boot and the ESPs into <meta>/boot/ (e.g. Atlantis-meta), with the filesystems' UUIDs, so
+    /// Copy /boot and the ESPs into <meta>/boot/ (e.g. myhost-meta), with the filesystems' UUIDs, so
     /// that btrbk and restic carry them and a restore can put them back.
     #[command(
         long_about = "Copy the contents of /boot and of every ESP of the spec into the \
-role = \"meta\" subvolume of the pool (e.g. Atlantis-meta in LINPOOL) (boot/boot/, boot/esp/<LABEL>/), and record every \
+role = \"meta\" subvolume of the pool (e.g. myhost-meta in POOL) (boot/boot/, boot/esp/<LABEL>/), and record every \
 filesystem's UUID and partition GUID in boot/filesystems.toml. The previous copy is \
 replaced only once the new one is complete. Run it after kernel updates (before btrbk or \
 restic runs): `lifeboat restore` brings /boot and the ESPs back from this copy and gives \
@@ -196,12 +196,12 @@ that subvolume."
     #[command(
         long_about = "Copy the newest file matching --match (default *.vbk, a Veeam full \
 backup) from the newest restic snapshot of --host (or --snapshot ID) onto the spec's \
-partition labelled --to (WINBKUP for Windows images, CUSHION for a phone's TWRP backup), \
+partition labelled --to (WINIMAGES for Windows images, PHONE for a phone's TWRP backup), \
 into lifeboat-staged/<host>/. The free space is checked first and the plan printed; the \
 copy is written under a temporary name and renamed when restic has given every byte. \
 NTFS partitions are mounted with ntfs-3g.",
-        after_help = "Examples:\n  lifeboat stage configs/atlantis.toml --host WIN-DESKTOP --to WINBKUP\n  \
-lifeboat stage configs/atlantis.toml --host pixel7 --to CUSHION --match '*.win'"
+        after_help = "Examples:\n  lifeboat stage configs/examples/laptop.toml --host WIN-DESKTOP --to WINIMAGES\n  \
+lifeboat stage configs/examples/laptop.toml --host pixel7 --to PHONE --match '*.win'"
     )]
     Stage(StageArgs),
     /// Restore the newest backup onto a sparse image and boot it in QEMU: proof that the
@@ -212,8 +212,8 @@ lifeboat stage configs/atlantis.toml --host pixel7 --to CUSHION --match '*.win'"
 Safety: the backup drive is found by the spec's match rules (or --disk usb=DEVICE) and mounted read-only; no other disk is bound or written; the firmware's variables are left alone; the only changes to what is booted (a serial console on the loader entries, the fallback loader) are made on the drill's own copy.
 
 The result is appended as one JSON line to /var/lib/lifeboat/drills.jsonl ($LIFEBOAT_STATE_DIR/drills.jsonl, or --record FILE). Exit status 0 only when the restored system booted.",
-        after_help = "Examples:\n  lifeboat drill configs/atlantis.toml\n  \
-lifeboat drill configs/atlantis.toml --at 2026-11-20 --keep --work-dir /srv/drill"
+        after_help = "Examples:\n  lifeboat drill configs/examples/laptop.toml\n  \
+lifeboat drill configs/examples/laptop.toml --at 2026-11-20 --keep --work-dir /srv/drill"
     )]
     Drill(DrillArgs),
     /// Is the backup healthy? Newest points and their ages, the last drill, the ESPs in
@@ -249,11 +249,7 @@ pub struct TimersArgs {
     /// The root of the installed system (/ for this one).
     pub root: PathBuf,
     /// The spec, as the installed system sees it (install).
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/etc/lifeboat/atlantis.toml"
-    )]
+    #[arg(long, value_name = "PATH", default_value = "/etc/lifeboat/spec.toml")]
     pub spec: PathBuf,
     /// The lifeboat binary, as the installed system sees it (install).
     #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/lifeboat")]
@@ -338,7 +334,7 @@ pub struct StageArgs {
     /// The restic host whose backup is staged (WIN-DESKTOP, a phone's name).
     #[arg(long)]
     pub host: String,
-    /// The label of the partition it goes to (WINBKUP, CUSHION).
+    /// The label of the partition it goes to (WINIMAGES, PHONE).
     #[arg(long, value_name = "LABEL")]
     pub to: String,
     /// Which file: the newest whose name matches (`*` and `?`).
@@ -361,7 +357,7 @@ pub struct StageArgs {
 /// Where a restore reads the machine from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RestoreFrom {
-    /// The btrbk/snapper snapshots and stream files on the backup drive (role = "backup", e.g. LINBKUP).
+    /// The btrbk/snapper snapshots and stream files on the backup drive (role = "backup", e.g. BACKUP).
     Usb,
     /// The restic repository of the spec's [restic] section (the off-site copy).
     Restic,
@@ -417,7 +413,7 @@ pub struct BackupBootArgs {
 /// Where `inventory` looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InventoryFrom {
-    /// The backup drive (role = "backup", e.g. LINBKUP): btrbk and snapper snapshots, raw send streams.
+    /// The backup drive (role = "backup", e.g. BACKUP): btrbk and snapper snapshots, raw send streams.
     Usb,
     /// The restic repository of the spec's [restic] section (or RESTIC_REPOSITORY).
     Restic,
@@ -440,7 +436,7 @@ pub struct InventoryArgs {
 
 #[derive(Debug, Args)]
 pub struct Selection {
-    /// The machine spec (TOML), e.g. configs/atlantis.toml.
+    /// The machine spec (TOML), e.g. configs/examples/laptop.toml.
     pub spec: PathBuf,
     /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
     #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]

@@ -49,7 +49,7 @@ pub enum LockError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub pid: u32,
-    /// Its command line (`lifeboat provision configs/atlantis.toml --yes`), when readable.
+    /// Its command line (`lifeboat provision /etc/lifeboat/spec.toml --yes`), when readable.
     pub command: Option<String>,
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::disklock::DiskLocks;
-use crate::plan::Binding;
+use crate::plan::{Binding, PlanError};
 use crate::probe::Device;
 use crate::spec::Spec;
 
@@ -84,7 +84,10 @@ pub fn probe(
 
 /// [`bind_disks`] for a command that writes the bound disks named in `write` (every bound
 /// disk when `None`): they are locked against other runs for as long as the returned locks
-/// live, and probed again under the lock.
+/// live, and probed again under the lock. A disk to be written that the spec's rules do not
+/// find (the dead disk) may be replaced: the disks that could take its place are listed and
+/// the person types the serial of one (on the terminal, or a line on stdin); nothing typed
+/// leaves the error that lists them and names `--disk`.
 pub fn bind_for_writing(
     spec: &Spec,
     disks: &[(String, PathBuf)],
@@ -92,7 +95,36 @@ pub fn bind_for_writing(
     everything: bool,
     write: Option<&[String]>,
 ) -> Result<(Vec<Binding>, DiskLocks)> {
-    let mut bindings = bind_disks(spec, disks, required, everything)?;
+    let mut named = disks.to_vec();
+    let mut picked: Vec<String> = Vec::new();
+    // Each round binds one more disk by hand or ends, so this stops.
+    let mut bindings = loop {
+        let err = match bind_disks(spec, &named, required, everything) {
+            Ok(bindings) => break bindings,
+            Err(err) => err,
+        };
+        let Some(PlanError::NoMatch { id, devices, .. }) = err.downcast_ref::<PlanError>() else {
+            return Err(err);
+        };
+        // Only a disk this run writes may be a blank stranger (never the backup drive).
+        let writes = write.is_none_or(|ids| ids.contains(id));
+        if !writes || devices.is_empty() || picked.contains(id) {
+            return Err(err);
+        }
+        let Some(typed) = crate::ui::pick_replacement(spec, id, devices)? else {
+            return Err(err);
+        };
+        let device = crate::plan::bind::pick(id, devices, &typed)?;
+        crate::runlog::line(&format!(
+            "{id}: picked {} by typing its serial",
+            crate::plan::bind::describe_device(&device)
+        ));
+        named.push((id.clone(), device.path.clone()));
+        picked.push(id.clone());
+    };
+    for b in bindings.iter_mut().filter(|b| picked.contains(&b.id)) {
+        b.how = crate::plan::BoundBy::Picked;
+    }
     let locks = lock(spec, &mut bindings, write)?;
     Ok((bindings, locks))
 }
@@ -128,9 +160,55 @@ fn look_for_orphans(spec: &Spec, bindings: &mut [Binding]) -> Result<()> {
     Ok(())
 }
 
+/// The command line's `--disk` bindings plus the disks picked at the prompt: what a later
+/// probe of the same run must be given, so that it finds the picked replacement again (the
+/// spec's rules still do not, and it is no longer blank).
+pub fn named_disks(disks: &[(String, PathBuf)], bindings: &[Binding]) -> Vec<(String, PathBuf)> {
+    let mut named = disks.to_vec();
+    for b in bindings
+        .iter()
+        .filter(|b| b.how == crate::plan::BoundBy::Picked)
+    {
+        if !named.iter().any(|(id, _)| *id == b.id) {
+            named.push((b.id.clone(), b.device.path.clone()));
+        }
+    }
+    named
+}
+
 /// The device bound to disk `id`.
 pub fn device_of(bindings: &[Binding], id: &str) -> Result<PathBuf> {
     crate::plan::bind::bound(bindings, id)
         .map(|b| b.device.path.clone())
         .with_context(|| format!("{id} was not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::testutil::blank_device;
+    use crate::plan::BoundBy;
+
+    /// A later probe of the same run is given the picked disk, or it would not find it.
+    #[test]
+    fn the_picked_disk_is_named_for_the_next_probe() {
+        let bound = |id: &str, name: &str, how| Binding {
+            id: id.into(),
+            device: blank_device(name, 3_000_000_000_000),
+            how,
+        };
+        let given = vec![("usb".to_owned(), PathBuf::from("/dev/sdc"))];
+        let bindings = [
+            bound("disk0", "nvme0n1", BoundBy::Matched),
+            bound("disk1", "sdb", BoundBy::Picked),
+            bound("usb", "sdc", BoundBy::Explicit),
+        ];
+        assert_eq!(
+            named_disks(&given, &bindings),
+            [
+                ("usb".to_owned(), PathBuf::from("/dev/sdc")),
+                ("disk1".to_owned(), PathBuf::from("/dev/sdb")),
+            ]
+        );
+    }
 }

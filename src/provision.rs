@@ -97,7 +97,11 @@ pub fn run(spec: &Spec, req: &Request, yes: bool, dry_run: bool) -> Result<()> {
                 .join(", ")
         );
     }
-    boot::run(spec, &req.disks, &req.only)
+    boot::run(
+        spec,
+        &crate::machine::named_disks(&req.disks, &bindings),
+        &req.only,
+    )
 }
 
 /// The plan; when it is to be written, on disks locked against other runs (every bound disk:

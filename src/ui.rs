@@ -74,6 +74,57 @@ pub fn confirm_by_typing(prompt: &str, expected: &str) -> std::io::Result<bool> 
     Ok(typed.trim() == expected)
 }
 
+/// The dead disk's replacement: list the disks that could take spec disk `id`'s place and
+/// read the serial of the one to use, at the terminal or as one line of stdin (a script:
+/// `echo SERIAL | lifeboat restore …`). `None` when nothing was typed: without a terminal
+/// and with nothing on stdin (a timer, stdin closed) nothing is printed either, and the
+/// caller's error, which lists the same disks, is the one sentence said.
+pub fn pick_replacement(
+    spec: &crate::spec::Spec,
+    id: &str,
+    devices: &[crate::probe::Device],
+) -> anyhow::Result<Option<String>> {
+    let list = || {
+        let rules = spec
+            .disk(id)
+            .map(crate::plan::bind::describe_rules)
+            .unwrap_or_default();
+        eprintln!(
+            "No disk matches {id} ({rules}). Disks that could replace it (blank, big enough):"
+        );
+        for d in devices {
+            let how = if d.serial.is_some() {
+                String::new()
+            } else {
+                format!(": no serial, name it with --disk {id}={}", d.path.display())
+            };
+            eprintln!("  {}{how}", crate::plan::bind::describe_device(d));
+        }
+    };
+    let typed = if interactive() {
+        list();
+        dialoguer::Input::<String>::with_theme(&SimpleTheme)
+            .with_prompt(format!(
+                "Type the serial of the disk to use as {id} (nothing: stop)"
+            ))
+            .allow_empty(true)
+            .interact_text()?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if !line.trim().is_empty() {
+            list();
+            eprintln!(
+                "The serial of the disk to use as {id}, read from stdin: {}",
+                line.trim()
+            );
+        }
+        line
+    };
+    let typed = typed.trim();
+    Ok((!typed.is_empty()).then(|| typed.to_owned()))
+}
+
 /// A yes/no question; no is the default.
 pub fn confirm(prompt: &str) -> std::io::Result<bool> {
     dialoguer::Confirm::with_theme(&SimpleTheme)

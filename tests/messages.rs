@@ -208,7 +208,7 @@ fn a_spec_that_is_a_device_a_directory_or_huge_is_refused_at_once() {
     assert!(!ok && took < Duration::from_secs(5));
     assert_eq!(
         lines,
-        ["lifeboat: /dev/urandom is a character device, not a spec: a spec is a TOML file (like configs/atlantis.toml)"]
+        ["lifeboat: /dev/urandom is a character device, not a spec: a spec is a TOML file (like configs/examples/laptop.toml)"]
     );
 
     let big = dir.path().join("big.toml");

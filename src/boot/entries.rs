@@ -20,7 +20,7 @@ pub const OURS: &str = " ESP";
 /// One ESP as the firmware must find it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Esp {
-    /// "Atlantis ESP0 (disk0)".
+    /// "Myhost ESP0 (disk0)".
     pub description: String,
     pub number: u32,
     pub first_lba: u64,
@@ -137,7 +137,7 @@ pub fn distro_shims(files: &[PathBuf]) -> Vec<(String, String)> {
 
 /// lifeboat's entry for each ESP (in `ours`' order), then for each distribution's shim
 /// (`files[i]` are the files of `ours[i]`'s ESP) one entry per ESP that has it, ESP0 first:
-/// `Atlantis ESP0 (disk0) fedora`.
+/// `Myhost ESP0 (disk0) fedora`.
 pub fn with_distro_shims(ours: &[Esp], files: &[Vec<PathBuf>]) -> Vec<Esp> {
     let per_esp: Vec<Vec<(String, String)>> = files.iter().map(|f| distro_shims(f)).collect();
     let mut distros: Vec<&String> = per_esp.iter().flatten().map(|(d, _)| d).collect();
@@ -249,7 +249,7 @@ pub fn plan(
     changes
 }
 
-/// `Boot0003 "Atlantis ESP1 (disk1)" HD(1,GPT,…,0x800,0x100000)/File(\EFI\BOOT\BOOTX64.EFI)`.
+/// `Boot0003 "Myhost ESP1 (disk1)" HD(1,GPT,…,0x800,0x100000)/File(\EFI\BOOT\BOOTX64.EFI)`.
 pub fn describe(id: u16, entry: &BootEntry) -> String {
     match &entry.file_path_list {
         Some(f) => format!(

@@ -60,7 +60,7 @@ pub struct OnDisk {
 pub struct PartAt {
     pub disk: String,
     pub number: u32,
-    /// The label, else the partition name (`ESP0`, `LINPOOL`).
+    /// The label, else the partition name (`ESP0`, `POOL`).
     pub name: String,
 }
 

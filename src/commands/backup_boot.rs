@@ -1,5 +1,5 @@
 //! `lifeboat backup-boot SPEC`: /boot and the ESPs copied into `<meta>/boot/` (the
-//! `role = "meta"` subvolume, e.g. Atlantis-meta), with
+//! `role = "meta"` subvolume, e.g. myhost-meta), with
 //! the record of every filesystem's UUID, for btrbk and restic to carry.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! `lifeboat stage SPEC --host WIN-DESKTOP --to WINBKUP`: the newest matching file of
+//! `lifeboat stage SPEC --host WIN-DESKTOP --to WINIMAGES`: the newest matching file of
 //! another host's restic snapshot (a Veeam `.vbk`, a phone's TWRP image) copied onto a
 //! partition of the USB drive, where that system's own recovery tools can read it.
 

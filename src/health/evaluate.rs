@@ -36,7 +36,7 @@ impl Level {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub level: Level,
-    /// What it is about: `usb @home`, `restic`, `drill`, `esp-sync`, `boot-order`, `fill LINBKUP`.
+    /// What it is about: `usb @home`, `restic`, `drill`, `esp-sync`, `boot-order`, `fill BACKUP`.
     pub what: String,
     pub text: String,
 }

@@ -32,6 +32,9 @@ pub enum BoundBy {
     Explicit,
     /// Found by the spec's match rules.
     Matched,
+    /// Not found by the rules: the person typed the serial of one of the replacements
+    /// offered (see [`pick`]).
+    Picked,
 }
 
 /// Bind spec disks to devices. Disks in `required` must be found; others are bound when
@@ -97,11 +100,13 @@ pub fn bind(
                 how: BoundBy::Matched,
             }),
             [] if needed => {
+                let devices = replacements(disk, candidates, &bound);
                 return Err(PlanError::NoMatch {
                     id: disk.id.clone(),
                     rules,
-                    candidates: replacements(disk, candidates, &bound),
-                })
+                    candidates: devices.iter().map(describe_device).collect(),
+                    devices,
+                });
             }
             [_, _, ..] if needed => {
                 return Err(PlanError::ManyMatches {
@@ -121,21 +126,45 @@ pub fn bind(
 /// Devices that could replace `disk` when nothing matches it: blank, in use by nothing,
 /// not bound to another spec disk, and big enough for its layout (the boot stick is mounted,
 /// so it is never among them).
-fn replacements(disk: &Disk, candidates: &[Device], bound: &[Binding]) -> Vec<String> {
+fn replacements(disk: &Disk, candidates: &[Device], bound: &[Binding]) -> Vec<Device> {
     candidates
         .iter()
         .filter(|c| !bound.iter().any(|b| b.device.kernel_name == c.kernel_name))
         .filter(|c| c.busy.is_empty() && c.looks_blank() && c.orphans.is_empty())
         .filter(|c| super::layout::layout(disk, c.size, c.sector_size, &mut String::new).is_ok())
-        .map(|c| {
-            let serial = c
-                .serial
-                .as_deref()
-                .map(|s| format!(", serial {s}"))
-                .unwrap_or_default();
-            format!("{} ({}{serial})", c.path.display(), human(c.size))
-        })
+        .cloned()
         .collect()
+}
+
+/// `/dev/sdc (4.00 TB, serial NEW-4TB)`: a disk as the person can tell it from the others.
+pub fn describe_device(c: &Device) -> String {
+    let serial = c
+        .serial
+        .as_deref()
+        .map(|s| format!(", serial {s}"))
+        .unwrap_or_default();
+    format!("{} ({}{serial})", c.path.display(), human(c.size))
+}
+
+/// The replacement for spec disk `id` whose serial the person typed, among those offered
+/// (`devices`, from [`PlanError::NoMatch`]). Serials compare as the match rules do: case
+/// and surrounding blanks aside. A serial that is not among them is refused (a typo must
+/// not pick another disk).
+pub fn pick(id: &str, devices: &[Device], typed: &str) -> Result<Device, PlanError> {
+    let typed = typed.trim();
+    devices
+        .iter()
+        .find(|d| {
+            d.serial
+                .as_deref()
+                .is_some_and(|s| s.trim().eq_ignore_ascii_case(typed))
+        })
+        .cloned()
+        .ok_or_else(|| PlanError::NotACandidate {
+            id: id.to_owned(),
+            typed: typed.to_owned(),
+            candidates: devices.iter().map(describe_device).collect(),
+        })
 }
 
 pub fn unknown(spec: &Spec, id: &str, option: &'static str) -> PlanError {
@@ -334,6 +363,79 @@ mod tests {
             panic!("{err}")
         };
         assert_eq!(candidates, &["/dev/sdc (4.00 TB, serial NEW-4TB)"]);
+    }
+
+    /// The person types the serial of one of the disks offered: that disk is taken, case
+    /// and blanks aside; a serial that is not among them (a typo, the dead disk's, a disk
+    /// that is not offered) is refused in one sentence naming what was typed and the
+    /// candidates.
+    #[test]
+    fn a_typed_serial_picks_one_of_the_replacements_offered() {
+        let spec = spec();
+        let mut bigger = blank_device("vdb", 3_000_000_000_000);
+        bigger.serial = Some("NEW-3TB".into());
+        let mut smaller = blank_device("vdc", 1_000_000_000_000);
+        smaller.serial = Some("NEW-1TB".into());
+        let no_serial = blank_device("vdd", 2_000_000_000_000);
+        let mut mounted = blank_device("vde", 3_000_000_000_000);
+        mounted.serial = Some("THE-STICK".into());
+        mounted.busy = vec!["mounted at /run/lifeboat/boot".into()];
+        let err = bind(
+            &spec,
+            vec![],
+            &[bigger, smaller, no_serial, mounted],
+            &["disk1".into()],
+        )
+        .unwrap_err();
+        let PlanError::NoMatch { id, devices, .. } = &err else {
+            panic!("{err}")
+        };
+        let names: Vec<_> = devices.iter().map(|d| d.kernel_name.as_str()).collect();
+        assert_eq!(names, ["vdb", "vdc", "vdd"]);
+
+        assert_eq!(pick(id, devices, "NEW-3TB").unwrap().kernel_name, "vdb");
+        assert_eq!(pick(id, devices, " new-1tb\n").unwrap().kernel_name, "vdc");
+        for wrong in ["NEW-3T", "ATLANTIS-DISK1", "THE-STICK", ""] {
+            let err = pick(id, devices, wrong).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "\"{wrong}\" is not the serial of a disk that could replace disk1 (they are \
+                     /dev/vdb (3.00 TB, serial NEW-3TB), /dev/vdc (1.00 TB, serial NEW-1TB), \
+                     /dev/vdd (2.00 TB)); nothing was written"
+                )
+            );
+        }
+    }
+
+    /// The picked disk bound by hand, as the machine layer does after the pick: the other
+    /// disks are still found by their rules.
+    #[test]
+    fn the_picked_disk_is_bound_and_the_others_still_match() {
+        let spec = spec();
+        let mut new = blank_device("vdb", 3_000_000_000_000);
+        new.serial = Some("NEW-3TB".into());
+        let mut usb = blank_device("vdc", 4_500_000_000_000);
+        usb.serial = Some("ATLANTIS-USB".into());
+        let listed = [new.clone(), usb];
+        let required = ["disk1".to_owned(), "usb".to_owned()];
+        let err = bind(&spec, vec![], &listed, &required).unwrap_err();
+        let PlanError::NoMatch { devices, .. } = &err else {
+            panic!("{err}")
+        };
+        let picked = pick("disk1", devices, "NEW-3TB").unwrap();
+        let b = bind(&spec, vec![("disk1".into(), picked)], &listed, &required).unwrap();
+        let got: Vec<_> = b
+            .iter()
+            .map(|b| (b.id.as_str(), b.device.kernel_name.as_str(), b.how))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("disk1", "vdb", BoundBy::Explicit),
+                ("usb", "vdc", BoundBy::Matched)
+            ]
+        );
     }
 
     #[test]

@@ -34,6 +34,14 @@ pub enum PlanError {
         /// Disks that could take its place: blank, not bound to another spec disk, not
         /// in use, big enough for its layout (`/dev/sdb (2.00 TB, serial X)`).
         candidates: Vec<String>,
+        /// Those disks, for the person to pick one by its serial.
+        devices: Vec<crate::probe::Device>,
+    },
+    #[error("\"{typed}\" is not the serial of a disk that could replace {id} (they are {}); nothing was written", candidates.join(", "))]
+    NotACandidate {
+        id: String,
+        typed: String,
+        candidates: Vec<String>,
     },
     #[error("{} disks match {id} ({rules}): {}; bind the right one with --disk {id}=/dev/…", devices.len(), devices.join(", "))]
     ManyMatches {

@@ -68,17 +68,21 @@ pub fn plan(
             notes: Vec::new(),
             actions: Vec::new(),
         };
-        if b.how == BoundBy::Explicit {
+        if b.how != BoundBy::Matched {
+            let by = match b.how {
+                BoundBy::Picked => "picked at the prompt",
+                _ => "bound with --disk",
+            };
             if let (Some(want), Some(have)) = (&disk.match_rules.serial, &b.device.serial) {
                 if !want.eq_ignore_ascii_case(have) {
                     dp.notes.push(format!(
-                        "bound with --disk although its serial {have} is not the spec's {want}"
+                        "{by} although its serial {have} is not the spec's {want}"
                     ));
                 }
             }
             if !super::bind::size_fits(disk, b.device.size) {
                 dp.notes.push(format!(
-                    "bound with --disk although its size {} is not {} (the spec's match \
+                    "{by} although its size {} is not {} (the spec's match \
                      rules): taken as a replacement disk; the \"rest\" partition gets what \
                      this disk has",
                     crate::spec::human(b.device.size),

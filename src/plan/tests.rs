@@ -351,6 +351,35 @@ fn a_bigger_replacement_gets_the_bigger_pool() {
     assert!(bytes > 3_900_000_000_000, "{bytes}");
 }
 
+/// A replacement picked at the prompt by its serial: the plan says so (not "--disk"), with
+/// the serial and the size that the spec's rules did not accept; the layout is the same.
+#[test]
+fn a_picked_replacement_is_planned_and_said_to_be_picked() {
+    let mut new = blank_device("vdc", 3_000_000_000_000);
+    new.serial = Some("NEW-DISK1-3TB".into());
+    let picked = Binding {
+        id: "disk1".into(),
+        device: new,
+        how: BoundBy::Picked,
+    };
+    let p = plan_for(&[picked], &Scope::default()).unwrap();
+    let dp = disk_plan(&p, "disk1");
+    assert_eq!(
+        dp.notes[..2],
+        [
+            "picked at the prompt although its serial NEW-DISK1-3TB is not the spec's ATLANTIS-DISK1",
+            "picked at the prompt although its size 3.00 TB is not between 1.90 TB and 2.10 TB \
+             (the spec's match rules): taken as a replacement disk; the \"rest\" partition gets \
+             what this disk has"
+        ]
+    );
+    let Some(Action::CreateGpt { partitions, .. }) = dp.actions.first() else {
+        panic!("{:?}", dp.actions)
+    };
+    let pool = partitions.last().unwrap();
+    assert!((pool.last_lba - pool.first_lba + 1) * 512 > 2_900_000_000_000);
+}
+
 /// Smaller than min_size but the layout fits: accepted; the pool is smaller.
 #[test]
 fn a_smaller_replacement_that_fits_is_accepted() {

@@ -14,7 +14,7 @@ use crate::plan::{Binding, Plan};
 use crate::spec::{human, Spec};
 
 /// /boot and the ESPs on the disks provisioning wrote, from `<meta>/boot` (e.g.
-/// Atlantis-meta/boot). Returns notes for the report.
+/// myhost-meta/boot). Returns notes for the report.
 pub fn restore(spec: &Spec, bindings: &[Binding], top: &Path, prov: &Plan) -> Result<Vec<String>> {
     let mut notes = Vec::new();
     let Some(meta) = spec.meta_subvolume() else {

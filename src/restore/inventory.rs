@@ -1,4 +1,4 @@
-//! The restore points on the backup drive (e.g. LINBKUP): btrbk and snapper snapshots found in
+//! The restore points on the backup drive (e.g. BACKUP): btrbk and snapper snapshots found in
 //! `btrfs subvolume list`, raw send-stream files, each with its time and parent chain.
 //! [`classify`], [`link_parents`] and [`group`] are pure; [`scan`] reads a mounted drive.
 
@@ -81,7 +81,7 @@ pub struct SubvolRow {
     pub received_uuid: Option<Uuid>,
 }
 
-/// `ID 257 gen 9 top level 5 parent_uuid - received_uuid 4c… uuid 9a… path atlantis/@home.2026…`
+/// `ID 257 gen 9 top level 5 parent_uuid - received_uuid 4c… uuid 9a… path myhost/@home.2026…`
 pub fn parse_subvolume_list(text: &str) -> Vec<SubvolRow> {
     text.lines()
         .filter_map(|line| {

@@ -54,12 +54,12 @@ pub fn spec_parts(spec: &crate::spec::Spec) -> impl Iterator<Item = SpecPart<'_>
     })
 }
 
-/// The Btrfs pool that holds the root subvolumes (e.g. LINPOOL).
+/// The Btrfs pool that holds the root subvolumes (e.g. POOL).
 pub fn pool(spec: &crate::spec::Spec) -> Option<SpecPart<'_>> {
     spec_parts(spec).find(|p| p.part.subvolumes.iter().any(|s| s.root))
 }
 
-/// The partition with `role = "backup"` (e.g. LINBKUP on Atlantis's usb): the btrbk and
+/// The partition with `role = "backup"` (e.g. BACKUP on the USB drive): the btrbk and
 /// snapper targets and the raw streams are there.
 pub fn backup_part(spec: &crate::spec::Spec) -> Option<SpecPart<'_>> {
     spec_parts(spec).find(|p| p.part.role == Some(crate::spec::PartRole::Backup))

@@ -1,4 +1,4 @@
-//! Restore points by name (pure): which backup a directory entry on the backup partition (e.g. LINBKUP) is, for which
+//! Restore points by name (pure): which backup a directory entry on the backup partition (e.g. BACKUP) is, for which
 //! subvolume, taken when. Three layouts are known:
 //!
 //! - btrbk: `<subvol>.<YYYYMMDD>[T<hhmm>[<ss><±hhmm>]][_N]` (timestamp_format short, long,

@@ -1,5 +1,5 @@
 //! The record of the machine's filesystems that `lifeboat backup-boot` keeps beside the copy
-//! of /boot and the ESPs (`<meta>/boot/filesystems.toml`, e.g. in Atlantis-meta).
+//! of /boot and the ESPs (`<meta>/boot/filesystems.toml`, e.g. in myhost-meta).
 //!
 //! A restore recreates each filesystem with its recorded UUID (and each partition with its
 //! recorded GUID), so that what the restored system names by UUID — /etc/fstab, the
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::{Action, Plan};
 
-/// Where the boot backup lives inside the `role = "meta"` subvolume (e.g. Atlantis-meta).
+/// Where the boot backup lives inside the `role = "meta"` subvolume (e.g. myhost-meta).
 pub const BOOT_DIR: &str = "boot";
 /// In [`BOOT_DIR`]: the filesystem record.
 pub const RECORD_FILE: &str = "filesystems.toml";

@@ -31,7 +31,7 @@ use crate::{runlog, ui, unlock};
 /// What a finished restore did (for a drill's record).
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// `LINBKUP`, `restic s3:…`.
+    /// `BACKUP`, `restic s3:…`.
     pub source: String,
     pub subvols: Vec<String>,
     pub points: Vec<UsedPoint>,
@@ -413,7 +413,8 @@ fn probe_again(
     for b in bindings.iter().filter(|b| esp_disks.contains(&b.id)) {
         locks.take(&b.id, &b.device.path)?;
     }
-    let mut after = machine::probe(spec, &args.disks, std::slice::from_ref(&pool.disk.id), true)?;
+    let named = machine::named_disks(&args.disks, bindings);
+    let mut after = machine::probe(spec, &named, std::slice::from_ref(&pool.disk.id), true)?;
     let unlocked: Vec<String> = esp_disks
         .into_iter()
         .filter(|id| !bindings.iter().any(|b| b.id == *id))

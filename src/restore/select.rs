@@ -50,7 +50,7 @@ pub enum SelectError {
 }
 
 /// The chains for `subvols` (every subvolume with points when empty), in the order given,
-/// except that `meta` (e.g. Atlantis-meta, which holds the boot backup) comes first.
+/// except that `meta` (e.g. myhost-meta, which holds the boot backup) comes first.
 pub fn select(
     inv: &Inventory,
     subvols: &[String],

@@ -1,5 +1,5 @@
 //! Copying a directory tree between filesystems, for the boot backup (/boot and the ESPs
-//! into the meta subvolume, e.g. Atlantis-meta, and back). Regular files, directories and symlinks; modes and
+//! into the meta subvolume, e.g. myhost-meta, and back). Regular files, directories and symlinks; modes and
 //! modification times are kept where the destination can hold them (FAT cannot hold
 //! modes or symlinks: a symlink is then skipped and counted).
 

@@ -202,7 +202,7 @@ impl Spec {
     }
 
     /// The subvolume with `role = "meta"`, which carries the boot backup and the
-    /// filesystem record (e.g. Atlantis-meta), if the spec names one.
+    /// filesystem record (e.g. myhost-meta), if the spec names one.
     pub fn meta_subvolume(&self) -> Option<&str> {
         self.disks
             .iter()
@@ -241,7 +241,7 @@ pub const SPEC_ENV: &str = "LIFEBOAT_SPEC";
 /// The spec on the boot stick's FAT partition (the rescue system mounts it at
 /// /run/lifeboat/boot): put a machine's spec there from any computer.
 pub const STICK_SPEC: &str = "/run/lifeboat/boot/lifeboat/spec.toml";
-/// The spec the rescue image carries (`cargo xtask image` copies configs/atlantis.toml).
+/// The spec the rescue image carries (`cargo xtask image` copies the shipped spec from configs/ there).
 pub const IMAGE_SPEC: &str = "/etc/lifeboat/spec.toml";
 
 /// The spec of a command that was given none (`lifeboat menu`, `lifeboat esp-sync`):
@@ -288,7 +288,7 @@ pub enum LoadError {
         file: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} is {kind}, not a spec: a spec is a TOML file (like configs/atlantis.toml)", file.display())]
+    #[error("{} is {kind}, not a spec: a spec is a TOML file (like configs/examples/laptop.toml)", file.display())]
     NotAFile { file: PathBuf, kind: &'static str },
     #[error("{} is {size} bytes, too big for a spec (at most {MAX_SPEC_BYTES}): is it the right file?", file.display())]
     TooBig { file: PathBuf, size: u64 },

@@ -84,7 +84,7 @@ pub struct ResticSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Machine {
-    /// Human name of the machine ("Atlantis").
+    /// Human name of the machine ("Myhost").
     pub name: String,
     /// Host name used by backups (btrbk directories, restic `--host`).
     pub host: String,

@@ -161,7 +161,7 @@ impl<'a> Checker<'a> {
             return Err(self.err(
                 host_span(self.text),
                 format!(
-                    "host \"{}\" {why}: it names one directory on the backup drive, like \"atlantis\"",
+                    "host \"{}\" {why}: it names one directory on the backup drive, like \"myhost\"",
                     raw.machine.host.escape_debug()
                 ),
             ));
@@ -1390,17 +1390,17 @@ mod tests {
         assert_eq!(
             error("../../x"),
             "t.toml:3:8: host \"../../x\" cannot contain '/': it names one directory on the \
-             backup drive, like \"atlantis\""
+             backup drive, like \"myhost\""
         );
         assert_eq!(
             error("/srv"),
             "t.toml:3:8: host \"/srv\" cannot contain '/': it names one directory on the \
-             backup drive, like \"atlantis\""
+             backup drive, like \"myhost\""
         );
         assert_eq!(
             error(".."),
             "t.toml:3:8: host \"..\" is not a name: it names one directory on the backup \
-             drive, like \"atlantis\""
+             drive, like \"myhost\""
         );
         assert!(error("").starts_with("t.toml:3:8: host \"\" is empty"));
     }

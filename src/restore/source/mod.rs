@@ -22,7 +22,7 @@ pub enum Kind {
 
 /// Where the subvolumes come from: the backup drive, or restic.
 pub trait Source {
-    /// For messages: the backup partition's label (e.g. `LINBKUP`), `restic s3:…`.
+    /// For messages: the backup partition's label (e.g. `BACKUP`), `restic s3:…`.
     fn name(&self) -> String;
     /// The subvolumes it restores, in order.
     fn subvols(&self) -> Vec<String>;

@@ -127,7 +127,7 @@ const NOT_BY_RESTIC: &str = "not carried by restic: the immutable and append-onl
 const NOT_SPARSE: &str = "not carried by this restic (its restore has no --sparse): sparse \
     files; their holes are written as zeros and take room (restic 0.16 or newer keeps them)";
 
-/// `restic dump` of the filesystem record in the meta subvolume `name` (e.g. Atlantis-meta).
+/// `restic dump` of the filesystem record in the meta subvolume `name` (e.g. myhost-meta).
 fn read_record(restic: &Restic, planned: &[Planned], name: &str) -> Option<Record> {
     let meta = planned.iter().find(|p| p.subvol == name)?;
     let file = format!(

@@ -22,7 +22,7 @@ use crate::spec::{human, Spec};
 use crate::ui;
 
 pub struct UsbSource {
-    /// The backup partition's label (e.g. LINBKUP), for messages.
+    /// The backup partition's label (e.g. BACKUP), for messages.
     name: String,
     usb: Mount,
     chains: Vec<Chain>,
@@ -284,7 +284,7 @@ fn allocated(dir: &Path) -> u64 {
 }
 
 /// The filesystem record in the chosen point of the meta subvolume `name` (e.g.
-/// Atlantis-meta), when that point is a subvolume on the drive (a stream cannot be looked
+/// myhost-meta), when that point is a subvolume on the drive (a stream cannot be looked
 /// into before it is received).
 fn read_record(usb: &Path, chains: &[Chain], name: &str) -> Option<Record> {
     let meta = chains.iter().find(|c| c.subvol == name)?;

@@ -140,7 +140,7 @@ pub fn run_scenario(
         };
         let file = dir.join(format!("{}.qcow2", disk.id));
         media::overlay(sh, &base, &file)?;
-        disks.push((disk, base, file));
+        disks.push((disk.clone(), base, file));
     }
 
     // Kept for the whole run, every boot: stopped when this goes.
@@ -184,6 +184,19 @@ pub fn run_scenario(
                     "qemu: {id} replaced by a blank disk of {} bytes",
                     disk.bytes
                 );
+                *base = media::base(sh, scenario::Content::Blank, disk.bytes)?;
+                media::overlay(sh, base, file)?;
+            }
+        }
+        for new in &boot.replace_with {
+            for (disk, base, file) in disks.iter_mut().filter(|(d, _, _)| d.id == new.id) {
+                println!(
+                    "qemu: {} replaced by a blank disk of {} bytes with serial {} (was {} bytes, serial {})",
+                    new.id, new.bytes, new.serial, disk.bytes, disk.serial
+                );
+                disk.bytes = new.bytes;
+                disk.serial = new.serial.clone();
+                disk.content = scenario::Content::Blank;
                 *base = media::base(sh, scenario::Content::Blank, disk.bytes)?;
                 media::overlay(sh, base, file)?;
             }

@@ -60,6 +60,11 @@ pub struct Boot {
     /// same size and serial: a dead disk swapped.
     #[serde(default)]
     pub replace: Vec<String>,
+    /// Disks taken out before this boot and replaced by a new blank disk of another size
+    /// and serial: the dead disk's replacement as it is bought, which the spec's match
+    /// rules do not find.
+    #[serde(default)]
+    pub replace_with: Vec<Replacement>,
     /// Which first-stage loader the stick carries as EFI/BOOT/BOOTX64.EFI.
     #[serde(default)]
     pub stick_loader: StickLoader,
@@ -73,6 +78,15 @@ pub struct Boot {
     /// What the rescue system boots from when `stick` is true.
     #[serde(default)]
     pub medium: Medium,
+}
+
+/// A new blank disk in place of scenario disk `id` (same bus and sector size).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Replacement {
+    pub id: String,
+    pub bytes: u64,
+    pub serial: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -269,6 +283,7 @@ impl Scenario {
                 expect: file.expect.context("`expect` is missing")?,
                 stick: true,
                 replace: vec![],
+                replace_with: vec![],
                 stick_loader: StickLoader::Signed,
                 refused: false,
                 forbid: vec![],
@@ -310,6 +325,41 @@ impl Scenario {
             for id in &boot.replace {
                 if !self.disks.iter().any(|d| &d.id == id) {
                     bail!("{which}`replace` names `{id}`, which is not a disk of the scenario");
+                }
+            }
+            for new in &boot.replace_with {
+                let Some(old) = self.disks.iter().find(|d| d.id == new.id) else {
+                    bail!(
+                        "{which}`replace_with` names `{}`, which is not a disk of the scenario",
+                        new.id
+                    );
+                };
+                if boot.replace.contains(&new.id) {
+                    bail!(
+                        "{which}`{}` is in both `replace` and `replace_with`",
+                        new.id
+                    );
+                }
+                check_serial(&format!("{which}`replace_with` `{}`", new.id), &new.serial)?;
+                if let Some(other) = self
+                    .disks
+                    .iter()
+                    .find(|d| d.id != new.id && d.serial == new.serial)
+                {
+                    bail!(
+                        "{which}`replace_with` `{}`: serial `{}` is disk `{}`'s",
+                        new.id,
+                        new.serial,
+                        other.id
+                    );
+                }
+                if new.bytes < 64 << 20 || new.bytes % u64::from(old.logical_block_size) != 0 {
+                    bail!(
+                        "{which}`replace_with` `{}`: bytes = {} must be a multiple of {} and at least 64 MiB",
+                        new.id,
+                        new.bytes,
+                        old.logical_block_size
+                    );
                 }
             }
             let fixture = self
@@ -367,14 +417,7 @@ impl Scenario {
             if !ids.insert(&disk.id) {
                 bail!("disk `{}` is listed twice", disk.id);
             }
-            // virtio-blk passes at most 20 bytes of serial to the guest.
-            if disk.serial.is_empty() || disk.serial.len() > 20 || !disk.serial.is_ascii() {
-                bail!(
-                    "disk `{}`: serial `{}` must be 1 to 20 ASCII characters",
-                    disk.id,
-                    disk.serial
-                );
-            }
+            check_serial(&format!("disk `{}`", disk.id), &disk.serial)?;
             if !serials.insert(&disk.serial) {
                 bail!("disk `{}`: serial `{}` is used twice", disk.id, disk.serial);
             }
@@ -426,6 +469,14 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// virtio-blk passes at most 20 bytes of serial to the guest.
+fn check_serial(what: &str, serial: &str) -> Result<()> {
+    if serial.is_empty() || serial.len() > 20 || !serial.is_ascii() {
+        bail!("{what}: serial `{serial}` must be 1 to 20 ASCII characters");
+    }
+    Ok(())
 }
 
 /// Every scenario's name (tests/qemu/*.toml), sorted.
@@ -674,6 +725,74 @@ content = "atlantis-fixture"
             Scenario::parse("x", &text.replace("content = \"atlantis-fixture\"", "")).unwrap_err()
         );
         assert!(err.contains("names {home_sha256} but no disk"), "{err}");
+    }
+
+    #[test]
+    fn a_replacement_of_another_size_and_serial_is_checked() {
+        let text = r#"
+description = "d"
+[[boot]]
+timeout_secs = 60
+run = "true"
+expect = ["x"]
+[[boot]]
+timeout_secs = 60
+replace_with = [{ id = "disk1", bytes = 3_000_000_000_000, serial = "NEW-3TB" }]
+run = "true"
+expect = ["y"]
+[[disk]]
+id = "disk1"
+bytes = 2_000_000_000_000
+serial = "S1"
+[[disk]]
+id = "usb"
+bytes = 4_000_000_000_000
+serial = "S2"
+"#;
+        let s = Scenario::parse("x", text).unwrap();
+        assert_eq!(
+            s.boots[1].replace_with,
+            [Replacement {
+                id: "disk1".into(),
+                bytes: 3_000_000_000_000,
+                serial: "NEW-3TB".into()
+            }]
+        );
+        let line = r#"{ id = "disk1", bytes = 3_000_000_000_000, serial = "NEW-3TB" }"#;
+        for (wrong, says) in [
+            (
+                r#"{ id = "disk9", bytes = 3_000_000_000_000, serial = "NEW-3TB" }"#,
+                "names `disk9`, which is not a disk",
+            ),
+            (
+                r#"{ id = "disk1", bytes = 3_000_000_000_000, serial = "S2" }"#,
+                "serial `S2` is disk `usb`'s",
+            ),
+            (
+                r#"{ id = "disk1", bytes = 3_000_000_000_000, serial = "A-SERIAL-THAT-IS-TOO-LONG" }"#,
+                "1 to 20 ASCII",
+            ),
+            (
+                r#"{ id = "disk1", bytes = 1000, serial = "NEW-3TB" }"#,
+                "at least 64 MiB",
+            ),
+            (
+                r#"{ id = "disk1", bytes = 3_000_000_000_001, serial = "NEW-3TB" }"#,
+                "a multiple of 512",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                Scenario::parse("x", &text.replace(line, wrong)).unwrap_err()
+            );
+            assert!(err.contains(says), "{wrong}: {err}");
+        }
+        let both = text.replace("replace_with =", "replace = [\"disk1\"]\nreplace_with =");
+        let err = format!("{:#}", Scenario::parse("x", &both).unwrap_err());
+        assert!(
+            err.contains("in both `replace` and `replace_with`"),
+            "{err}"
+        );
     }
 
     #[test]
