@@ -140,6 +140,22 @@ pub fn check(seen: &[Seen], ids: &[String], container: Option<&str>) -> Vec<Find
         .collect()
 }
 
+impl Finding {
+    /// Its fstab names filesystems that do not exist, or its crypttab a container that is
+    /// not the pool's: both are rewritten from the spec ([`repair_fstab`]).
+    pub fn needs_repair(&self) -> bool {
+        self.mount_error.is_none()
+            && (matches!(self.fstab, FstabState::Missing(_))
+                || matches!(
+                    self.crypttab,
+                    CrypttabState::Other {
+                        on_disk: Some(_),
+                        ..
+                    }
+                ))
+    }
+}
+
 /// The report's lines and failures, after the repairs (by root name).
 pub fn render(findings: &[Finding], repairs: &[(String, Repair)]) -> Report {
     let mut report = Report {
@@ -211,17 +227,29 @@ pub fn render(findings: &[Finding], repairs: &[(String, Repair)]) -> Report {
             CrypttabState::Other {
                 named,
                 on_disk: Some(uuid),
-            } => {
-                line.push_str(&format!(
-                    "; /etc/crypttab names {}, but the pool's LUKS container on disk is \
+            } => match repairs
+                .iter()
+                .find(|(root, _)| root == name)
+                .map(|(_, r)| r)
+            {
+                Some(Repair::Rewritten) => line.push_str(&format!(
+                    "; /etc/crypttab named {}, not the pool's LUKS container on disk \
+                     (UUID={uuid}): it and /etc/fstab were rewritten from the spec (the old \
+                     fstab is etc/fstab.before-restore)",
+                    uuid_list(named)
+                )),
+                _ => {
+                    line.push_str(&format!(
+                        "; /etc/crypttab names {}, but the pool's LUKS container on disk is \
                      UUID={uuid}: this root would not find its pool at boot (name the \
                      container luks-{uuid} by UUID={uuid} in its /etc/crypttab and /etc/fstab)",
-                    uuid_list(named)
-                ));
-                report.failed.push(format!(
+                        uuid_list(named)
+                    ));
+                    report.failed.push(format!(
                     "{name}'s /etc/crypttab does not name the pool's LUKS container UUID={uuid}"
                 ));
-            }
+                }
+            },
         }
         match &f.main_user {
             Some(user) => {
@@ -372,7 +400,7 @@ pub fn check_and_repair(
     );
     let mut repairs = Vec::new();
     for f in &findings {
-        if matches!(f.fstab, FstabState::Missing(_)) && f.mount_error.is_none() {
+        if f.needs_repair() {
             let outcome = match repair_fstab(spec, bindings, &node, &f.name)? {
                 Ok(()) => Repair::Rewritten,
                 Err(e) => Repair::Impossible(e.to_string()),
@@ -529,6 +557,12 @@ mod tests {
                 "@rootF41's /etc/crypttab does not name the pool's LUKS container UUID={pool}"
             )]
         );
+        // A stale crypttab asks for the repair; rewritten, it is no failure.
+        assert!(!findings[0].needs_repair());
+        assert!(findings[1].needs_repair());
+        let repaired = render(&findings, &[("@rootF41".into(), Repair::Rewritten)]);
+        assert!(repaired.failed.is_empty(), "{repaired:?}");
+        assert!(repaired.lines[1].contains("it and /etc/fstab were rewritten from the spec"));
         // A pool without LUKS: the crypttab is only reported.
         let unencrypted = render(&check(&[good], &[], None), &[]);
         assert!(unencrypted.failed.is_empty());
