@@ -322,13 +322,12 @@ pub fn run_scenario(
             boot,
             &args,
             &dir,
-            &log_path,
+            (&log_path, &captures),
             Plugs {
                 echo: options.console,
                 monitor: monitor.as_deref(),
                 plugs: &plugs,
             },
-            &captures,
         )?;
         captures = this.captures;
         outcome.elapsed += this.elapsed;
@@ -445,15 +444,16 @@ impl Plugs<'_> {
     }
 }
 
+/// One boot, judged by its console: written to `log_path`, matched against the boot's
+/// `expect` with the `{sha256:NAME}` values earlier boots took (`captures`).
 fn boot_and_watch(
     name: &str,
     scenario: &Scenario,
     boot: &Boot,
     args: &[String],
     dir: &Path,
-    log_path: &Path,
+    (log_path, captures): (&Path, &console::Captures),
     plugs: Plugs<'_>,
-    captures: &console::Captures,
 ) -> Result<Watched> {
     let echo = plugs.echo;
     // One line per boot of the scenario.
