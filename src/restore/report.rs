@@ -1,6 +1,7 @@
 //! The checks after a restore, and the one repair they may call for. Each restored root is
 //! looked at ([`look`], read-only), judged ([`check`], pure: does it mount, does its
-//! /etc/fstab name only filesystems that exist, is UID 1000 one user in every root), an
+//! /etc/fstab name only filesystems that exist, does its /etc/crypttab name the pool's
+//! LUKS container on disk, is UID 1000 one user in every root), an
 //! fstab that names missing filesystems is rewritten from the spec ([`repair_fstab`], the
 //! only write), and the report's lines are made ([`render`], pure).
 
@@ -23,7 +24,23 @@ pub struct Seen {
     /// Why it did not mount.
     pub mount_error: Option<String>,
     pub fstab: Option<String>,
+    pub crypttab: Option<String>,
     pub passwd: Option<String>,
+}
+
+/// What a root's /etc/crypttab says about the pool's LUKS container on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrypttabState {
+    /// No /etc/crypttab (or one without entries).
+    Absent,
+    /// It names the container on disk (its UUID).
+    NamesThePool(String),
+    /// It names these `UUID=…` containers, none of them the pool's (`Some(UUID)`, the one on
+    /// disk), or the pool is not encrypted (`None`).
+    Other {
+        named: Vec<String>,
+        on_disk: Option<String>,
+    },
 }
 
 /// What a root's /etc/fstab says about the filesystems that exist now.
@@ -42,6 +59,7 @@ pub struct Finding {
     pub name: String,
     pub mount_error: Option<String>,
     pub fstab: FstabState,
+    pub crypttab: CrypttabState,
     /// The user with UID 1000.
     pub main_user: Option<String>,
 }
@@ -61,9 +79,35 @@ pub struct Report {
     pub failed: Vec<String>,
 }
 
+/// The `UUID=` sources of an /etc/crypttab's entries (its second field), lower case.
+pub fn crypttab_uuids(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|source| source.strip_prefix("UUID="))
+        .map(|u| u.trim_matches('"').to_lowercase())
+        .collect()
+}
+
+/// A root's crypttab against the pool's container on disk (`container`, its LUKS UUID
+/// when the pool is encrypted).
+pub fn check_crypttab(crypttab: Option<&str>, container: Option<&str>) -> CrypttabState {
+    let named = crypttab.map(crypttab_uuids).unwrap_or_default();
+    if crypttab.is_none() || (named.is_empty() && container.is_none()) {
+        return CrypttabState::Absent;
+    }
+    let on_disk = container.map(str::to_lowercase);
+    match &on_disk {
+        Some(uuid) if named.contains(uuid) => CrypttabState::NamesThePool(uuid.clone()),
+        _ => CrypttabState::Other { named, on_disk },
+    }
+}
+
 /// The checks of `look`ed-at roots against the filesystem ids (partition GUIDs and
-/// filesystem UUIDs, lower case) found on the disks.
-pub fn check(seen: &[Seen], ids: &[String]) -> Vec<Finding> {
+/// filesystem UUIDs, lower case) found on the disks and the pool's LUKS container
+/// (`container`: its UUID, when the pool is encrypted).
+pub fn check(seen: &[Seen], ids: &[String], container: Option<&str>) -> Vec<Finding> {
     seen.iter()
         .map(|s| {
             let fstab = match &s.fstab {
@@ -86,6 +130,7 @@ pub fn check(seen: &[Seen], ids: &[String]) -> Vec<Finding> {
                 name: s.name.clone(),
                 mount_error: s.mount_error.clone(),
                 fstab,
+                crypttab: check_crypttab(s.crypttab.as_deref(), container),
                 main_user: s
                     .passwd
                     .as_deref()
@@ -93,6 +138,22 @@ pub fn check(seen: &[Seen], ids: &[String]) -> Vec<Finding> {
             }
         })
         .collect()
+}
+
+impl Finding {
+    /// Its fstab names filesystems that do not exist, or its crypttab a container that is
+    /// not the pool's: both are rewritten from the spec ([`repair_fstab`]).
+    pub fn needs_repair(&self) -> bool {
+        self.mount_error.is_none()
+            && (matches!(self.fstab, FstabState::Missing(_))
+                || matches!(
+                    self.crypttab,
+                    CrypttabState::Other {
+                        on_disk: Some(_),
+                        ..
+                    }
+                ))
+    }
 }
 
 /// The report's lines and failures, after the repairs (by root name).
@@ -151,6 +212,45 @@ pub fn render(findings: &[Finding], repairs: &[(String, Repair)]) -> Report {
                 report.failed.push(format!("{name} has no /etc/fstab"));
             }
         }
+        match &f.crypttab {
+            CrypttabState::Absent => {}
+            CrypttabState::NamesThePool(uuid) => line.push_str(&format!(
+                "; /etc/crypttab names UUID={uuid}, the pool's LUKS container on disk"
+            )),
+            CrypttabState::Other {
+                named,
+                on_disk: None,
+            } => line.push_str(&format!(
+                "; /etc/crypttab names {} (the pool is not encrypted)",
+                uuid_list(named)
+            )),
+            CrypttabState::Other {
+                named,
+                on_disk: Some(uuid),
+            } => match repairs
+                .iter()
+                .find(|(root, _)| root == name)
+                .map(|(_, r)| r)
+            {
+                Some(Repair::Rewritten) => line.push_str(&format!(
+                    "; /etc/crypttab named {}, not the pool's LUKS container on disk \
+                     (UUID={uuid}): it and /etc/fstab were rewritten from the spec (the old \
+                     fstab is etc/fstab.before-restore)",
+                    uuid_list(named)
+                )),
+                _ => {
+                    line.push_str(&format!(
+                        "; /etc/crypttab names {}, but the pool's LUKS container on disk is \
+                     UUID={uuid}: this root would not find its pool at boot (name the \
+                     container luks-{uuid} by UUID={uuid} in its /etc/crypttab and /etc/fstab)",
+                        uuid_list(named)
+                    ));
+                    report.failed.push(format!(
+                    "{name}'s /etc/crypttab does not name the pool's LUKS container UUID={uuid}"
+                ));
+                }
+            },
+        }
         match &f.main_user {
             Some(user) => {
                 line.push_str(&format!("; UID 1000 is {user}"));
@@ -177,6 +277,18 @@ pub fn render(findings: &[Finding], repairs: &[(String, Repair)]) -> Report {
             .push("no root subvolume was restored: nothing to check".into());
     }
     report
+}
+
+fn uuid_list(named: &[String]) -> String {
+    if named.is_empty() {
+        "no container by UUID".to_owned()
+    } else {
+        named
+            .iter()
+            .map(|u| format!("UUID={u}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The filesystem ids on the bound disks: partition GUIDs and filesystem UUIDs, lower case.
@@ -213,18 +325,21 @@ pub fn look(node: &Path, pool: &SpecPart, restored: &[String]) -> Result<Vec<See
                     name,
                     mount_error: Some(e.to_string()),
                     fstab: None,
+                    crypttab: None,
                     passwd: None,
                 });
                 continue;
             }
         };
         let fstab = std::fs::read_to_string(m.path().join("etc/fstab")).ok();
+        let crypttab = std::fs::read_to_string(m.path().join("etc/crypttab")).ok();
         let passwd = std::fs::read_to_string(m.path().join("etc/passwd")).ok();
         m.close()?;
         seen.push(Seen {
             name,
             mount_error: None,
             fstab,
+            crypttab,
             passwd,
         });
     }
@@ -273,14 +388,19 @@ pub fn check_and_repair(
     restored: &[String],
 ) -> Result<Report> {
     // An encrypted pool is read through its opened container.
-    let node = match opened {
-        Some(dev) => dev.to_owned(),
-        None => blockdev::partition_node(&device_of(bindings, &pool.disk.id)?, pool.number),
+    let partition = blockdev::partition_node(&device_of(bindings, &pool.disk.id)?, pool.number);
+    let (node, container) = match opened {
+        Some(dev) => (dev.to_owned(), Some(crate::cryptsetup::uuid(&partition)?)),
+        None => (partition, None),
     };
-    let findings = check(&look(&node, pool, restored)?, &ids(bindings));
+    let findings = check(
+        &look(&node, pool, restored)?,
+        &ids(bindings),
+        container.as_deref(),
+    );
     let mut repairs = Vec::new();
     for f in &findings {
-        if matches!(f.fstab, FstabState::Missing(_)) && f.mount_error.is_none() {
+        if f.needs_repair() {
             let outcome = match repair_fstab(spec, bindings, &node, &f.name)? {
                 Ok(()) => Repair::Rewritten,
                 Err(e) => Repair::Impossible(e.to_string()),
@@ -302,6 +422,7 @@ mod tests {
             name: name.into(),
             mount_error: None,
             fstab: fstab.map(str::to_owned),
+            crypttab: None,
             passwd: Some(passwd.into()),
         }
     }
@@ -320,6 +441,7 @@ mod tests {
                 seen("@rootNobara", None, PASSWD),
             ],
             &ids,
+            None,
         );
         assert_eq!(found[0].fstab, FstabState::AllPresent(1));
         assert_eq!(
@@ -338,6 +460,7 @@ mod tests {
                 seen("@rootF41", Some("UUID=dddd / btrfs defaults 0 0\n"), PASSWD),
             ],
             &[],
+            None,
         );
         let report = render(
             &findings,
@@ -373,6 +496,7 @@ mod tests {
                 broken,
             ],
             &[],
+            None,
         );
         let report = render(&findings, &[]);
         assert_eq!(
@@ -390,5 +514,58 @@ mod tests {
             render(&[], &[]).lines,
             ["no root subvolume was restored: nothing to check"]
         );
+    }
+
+    #[test]
+    fn the_report_names_the_container_the_crypttab_names_and_fails_another() {
+        let pool = "0b7d5e7e-2c53-4d35-9a7a-4d1f8c1f0a11";
+        let old = "5d1c9c55-8a0e-4f0e-b2f7-61f3c0e8a6d2";
+        let tab = |uuid: &str| {
+            format!(
+                "# <name> <device> <key file> <options>\nluks-{uuid}  UUID={}  none  luks\n",
+                uuid.to_uppercase()
+            )
+        };
+        let mut good = seen("@debian", Some(""), PASSWD);
+        good.crypttab = Some(tab(pool));
+        let mut stale = seen("@rootF41", Some(""), PASSWD);
+        stale.crypttab = Some(tab(old));
+        let plain = seen("@rootTW", Some(""), PASSWD);
+        let findings = check(&[good.clone(), stale, plain], &[], Some(pool));
+        assert_eq!(
+            findings[0].crypttab,
+            CrypttabState::NamesThePool(pool.into())
+        );
+        assert_eq!(findings[2].crypttab, CrypttabState::Absent);
+        let report = render(&findings, &[]);
+        assert!(
+            report.lines[0].contains(&format!(
+                "/etc/crypttab names UUID={pool}, the pool's LUKS container on disk"
+            )),
+            "{report:?}"
+        );
+        assert!(
+            report.lines[1].contains(&format!(
+            "/etc/crypttab names UUID={old}, but the pool's LUKS container on disk is UUID={pool}"
+        )),
+            "{report:?}"
+        );
+        assert!(!report.lines[2].contains("crypttab"));
+        assert_eq!(
+            report.failed,
+            [format!(
+                "@rootF41's /etc/crypttab does not name the pool's LUKS container UUID={pool}"
+            )]
+        );
+        // A stale crypttab asks for the repair; rewritten, it is no failure.
+        assert!(!findings[0].needs_repair());
+        assert!(findings[1].needs_repair());
+        let repaired = render(&findings, &[("@rootF41".into(), Repair::Rewritten)]);
+        assert!(repaired.failed.is_empty(), "{repaired:?}");
+        assert!(repaired.lines[1].contains("it and /etc/fstab were rewritten from the spec"));
+        // A pool without LUKS: the crypttab is only reported.
+        let unencrypted = render(&check(&[good], &[], None), &[]);
+        assert!(unencrypted.failed.is_empty());
+        assert!(unencrypted.lines[0].contains("(the pool is not encrypted)"));
     }
 }

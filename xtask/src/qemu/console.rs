@@ -1,7 +1,7 @@
 //! Reading the guest's serial console: which expected lines have appeared (and when),
 //! forbidden text, and the run script's exit status. Pure: lines in, verdict out.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 /// The rescue image's init prints these (rootfs/init).
@@ -10,6 +10,37 @@ pub const MENU_READY: &str = "LIFEBOAT-MENU-READY";
 
 /// How many of the last console lines an error shows.
 const TAIL: usize = 25;
+
+/// In an `expect` line, `{sha256:NAME}` stands for a sha256 in hex that the guest prints:
+/// the first line naming NAME takes it from the console, every later one (in this boot or
+/// a later one) must show the same value. A checksum printed before a wipe is compared
+/// with the one the restored system prints, neither known to the harness in advance.
+pub const CAPTURE_OPEN: &str = "{sha256:";
+
+/// Values taken by `{sha256:NAME}`, by NAME.
+pub type Captures = BTreeMap<String, String>;
+
+/// The placeholder of an `expect` line, if any: (text before, NAME, text after).
+pub fn placeholder(expect: &str) -> Option<(&str, &str, &str)> {
+    let at = expect.find(CAPTURE_OPEN)?;
+    let rest = &expect[at + CAPTURE_OPEN.len()..];
+    let end = rest.find('}')?;
+    Some((&expect[..at], &rest[..end], &rest[end + 1..]))
+}
+
+/// Whether `line` holds `before`, 64 lower-case hex digits, then `after`: the digits.
+fn find_sha256<'a>(line: &'a str, before: &str, after: &str) -> Option<&'a str> {
+    line.match_indices(before).find_map(|(at, _)| {
+        let start = at + before.len();
+        let digits = line.get(start..start + 64)?;
+        let hex = digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let tail = &line[start + 64..];
+        let ends = !tail.starts_with(|c: char| c.is_ascii_hexdigit());
+        (hex && ends && tail.starts_with(after)).then_some(digits)
+    })
+}
 
 #[derive(Debug)]
 pub struct Watcher {
@@ -23,11 +54,19 @@ pub struct Watcher {
     /// marker line carries.
     pub menu_ready: Option<Duration>,
     pub menu_uptime: Option<f64>,
+    /// What `{sha256:NAME}` placeholders took, from earlier boots and this one.
+    pub captures: Captures,
     tail: VecDeque<String>,
 }
 
 impl Watcher {
+    #[cfg(test)]
     pub fn new(expect: &[String], forbid: &[String]) -> Watcher {
+        Watcher::with_captures(expect, forbid, Captures::new())
+    }
+
+    /// A watcher that knows the values earlier boots' placeholders took.
+    pub fn with_captures(expect: &[String], forbid: &[String], captures: Captures) -> Watcher {
         Watcher {
             expect: expect.iter().map(|e| normalize(e)).collect(),
             forbid: forbid.iter().map(|f| normalize(f)).collect(),
@@ -35,6 +74,7 @@ impl Watcher {
             run_exit: None,
             menu_ready: None,
             menu_uptime: None,
+            captures,
             tail: VecDeque::new(),
         }
     }
@@ -61,7 +101,20 @@ impl Watcher {
             }
         }
         if let Some(next) = self.expect.get(self.reached.len()) {
-            if line.contains(next.as_str()) {
+            let seen = match placeholder(next) {
+                None => line.contains(next.as_str()),
+                Some((before, name, after)) => match self.captures.get(name) {
+                    Some(value) => line.contains(&format!("{before}{value}{after}")),
+                    None => match find_sha256(&line, before, after) {
+                        Some(value) => {
+                            self.captures.insert(name.to_owned(), value.to_owned());
+                            true
+                        }
+                        None => false,
+                    },
+                },
+            };
+            if seen {
                 self.reached.push((next.clone(), at));
             }
         }
@@ -161,6 +214,37 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("Kernel panic"), "{err}");
         assert!(w.tail().contains("| LIFEBOAT-RUN-EXIT 3"));
+    }
+
+    #[test]
+    fn a_checksum_is_taken_once_and_must_come_back_the_same() {
+        let a = "a".repeat(64);
+        let b = format!("{}1", "b".repeat(63));
+        let mut w = Watcher::new(
+            &s(&["before {sha256:home} end", "after {sha256:home}"]),
+            &[],
+        );
+        let t = Duration::ZERO;
+        // Not a sha256 (too short, upper case, longer): nothing taken.
+        w.feed(&format!("before {} end", &a[..63]), t).unwrap();
+        w.feed(&format!("before {} end", a.to_uppercase()), t)
+            .unwrap();
+        w.feed(&format!("before {a}0 end"), t).unwrap();
+        assert!(w.captures.is_empty());
+        w.feed(&format!("HOME before {a} end"), t).unwrap();
+        assert_eq!(w.captures["home"], a);
+        // Another value later does not count; the same one does.
+        w.feed(&format!("after {b}"), t).unwrap();
+        assert_eq!(w.waiting_for(), Some("after {sha256:home}"));
+        w.feed(&format!("after {a}"), t).unwrap();
+        assert!(w.all_expected());
+
+        // A later boot starts with what was taken and must show the same value.
+        let mut next = Watcher::with_captures(&s(&["X {sha256:home}"]), &[], w.captures.clone());
+        next.feed(&format!("X {b}"), t).unwrap();
+        assert!(!next.all_expected());
+        next.feed(&format!("X {a}"), t).unwrap();
+        assert!(next.all_expected());
     }
 
     #[test]

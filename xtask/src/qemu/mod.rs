@@ -9,6 +9,7 @@
 mod argv;
 mod console;
 mod fixture;
+mod luks_fixture;
 mod media;
 mod s3;
 mod scenario;
@@ -167,6 +168,13 @@ pub fn run_scenario(
         Some((server, tls))
     };
 
+    // One key for the whole run: the container made in boot 1 opens with it in every boot.
+    let luks_files = if scenario.luks_fixture {
+        Some(luks_fixture::stick_files(&luks_fixture::new_key()?)?)
+    } else {
+        None
+    };
+
     let stick = dir.join("stick.img");
     let netboot = dir.join("netboot");
     let mut outcome = Outcome {
@@ -176,6 +184,7 @@ pub fn run_scenario(
         menu_uptime: None,
     };
     let boots = scenario.boots.len();
+    let mut captures = console::Captures::new();
     for (n, boot) in scenario.boots.iter().enumerate() {
         interrupt::check()?;
         for id in &boot.replace {
@@ -233,6 +242,9 @@ pub fn run_scenario(
             }
             if let (Some(script), scenario::Medium::Usb) = (&boot.run, boot.medium) {
                 image::write_run_file(&stick, script, 1_767_225_600)?;
+            }
+            if let (Some(files), scenario::Medium::Usb) = (&luks_files, boot.medium) {
+                image::write_esp_files(&stick, files, 1_767_225_600)?;
             }
             if boot.stick_loader == scenario::StickLoader::Unsigned {
                 image::unsign_loader(&stick, 1_767_225_600)?;
@@ -323,13 +335,14 @@ pub fn run_scenario(
             boot,
             &args,
             &dir,
-            &log_path,
+            (&log_path, &captures),
             Plugs {
                 echo: options.console,
                 monitor: monitor.as_deref(),
                 plugs: &plugs,
             },
         )?;
+        captures = this.captures;
         outcome.elapsed += this.elapsed;
         if outcome.menu_ready.is_none() {
             outcome.menu_ready = this.menu_ready;
@@ -393,6 +406,8 @@ struct Watched {
     elapsed: Duration,
     menu_ready: Option<Duration>,
     menu_uptime: Option<f64>,
+    /// `{sha256:NAME}` values known after this boot.
+    captures: console::Captures,
 }
 
 /// A guest line `LIFEBOAT-PLUG <id>` plugs that hotplug disk in.
@@ -442,13 +457,15 @@ impl Plugs<'_> {
     }
 }
 
+/// One boot, judged by its console: written to `log_path`, matched against the boot's
+/// `expect` with the `{sha256:NAME}` values earlier boots took (`captures`).
 fn boot_and_watch(
     name: &str,
     scenario: &Scenario,
     boot: &Boot,
     args: &[String],
     dir: &Path,
-    log_path: &Path,
+    (log_path, captures): (&Path, &console::Captures),
     plugs: Plugs<'_>,
 ) -> Result<Watched> {
     let echo = plugs.echo;
@@ -496,7 +513,7 @@ fn boot_and_watch(
     if boot.refused {
         forbid.extend(scenario::STARTED.iter().map(|s| s.to_string()));
     }
-    let mut watcher = Watcher::new(&boot.expect, &forbid);
+    let mut watcher = Watcher::with_captures(&boot.expect, &forbid, captures.clone());
     let deadline = start + Duration::from_secs(boot.timeout_secs);
     let fail = |why: String, watcher: &Watcher| -> anyhow::Error {
         anyhow::anyhow!(
@@ -582,5 +599,6 @@ fn boot_and_watch(
         elapsed,
         menu_ready: watcher.menu_ready,
         menu_uptime: watcher.menu_uptime,
+        captures: watcher.captures,
     })
 }

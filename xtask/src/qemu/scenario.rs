@@ -36,6 +36,9 @@ pub struct Scenario {
     /// The S3 server speaks HTTPS only, with a certificate for [`S3_TLS_HOST`] from a CA
     /// made for the run; the stick carries the CA as `lifeboat/s3-ca.pem`.
     pub s3_tls: bool,
+    /// The stick carries the encrypted laptop fixture's files (xtask/src/qemu/luks_fixture.rs)
+    /// under `lifeboat/fixture/`, the key among them made for the run.
+    pub luks_fixture: bool,
     /// Boots of the same machine, one after another: disks and firmware variables (boot
     /// entries, BootOrder) carry over from one to the next.
     pub boots: Vec<Boot>,
@@ -161,6 +164,8 @@ struct File {
     nic: Option<String>,
     #[serde(default)]
     s3_tls: bool,
+    #[serde(default)]
+    luks_fixture: bool,
 }
 
 fn default_memory() -> u32 {
@@ -300,6 +305,7 @@ impl Scenario {
             secure_boot: file.secure_boot,
             nic: file.nic,
             s3_tls: file.s3_tls,
+            luks_fixture: file.luks_fixture,
             boots,
         };
         scenario.check()?;
@@ -388,9 +394,30 @@ impl Scenario {
             if let Some(blank) = boot.forbid.iter().find(|e| e.trim().is_empty()) {
                 bail!("{which}`forbid` entries must not be blank (found {blank:?})");
             }
+            for e in &boot.expect {
+                if e.contains(crate::qemu::console::CAPTURE_OPEN) {
+                    match crate::qemu::console::placeholder(e) {
+                        Some((_, name, after))
+                            if !name.is_empty()
+                                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                                && !after.contains(crate::qemu::console::CAPTURE_OPEN) => {}
+                        _ => bail!(
+                            "{which}`expect` entry {e:?}: write one {{sha256:NAME}} per line, NAME letters, digits or `_`"
+                        ),
+                    }
+                }
+            }
             if n == 0 && !boot.stick {
                 bail!("boot 1 has no stick: nothing would be on the disks to boot");
             }
+        }
+        if self.luks_fixture
+            && !self
+                .boots
+                .iter()
+                .any(|b| b.stick && b.medium == Medium::Usb && b.run.is_some())
+        {
+            bail!("luks_fixture needs a boot from the USB stick with a `run` script: the fixture's files are on the stick for it");
         }
         if self.s3_tls && self.s3_buckets.is_empty() {
             bail!("s3_tls needs s3_buckets: there is no S3 server to speak TLS");
@@ -596,6 +623,25 @@ serial = "ATLANTIS-DISK1"
                     "unchanged = true\nlogical_block_size = 4096",
                 ),
                 "logical_block_size = 4096 needs content = \"blank\"",
+            ),
+            (
+                GOOD.replace(r#"expect = ["A", "B"]"#, r#"expect = ["A {sha256:home"]"#),
+                "one {sha256:NAME} per line",
+            ),
+            (
+                GOOD.replace(r#"expect = ["A", "B"]"#, r#"expect = ["A {sha256:}"]"#),
+                "one {sha256:NAME} per line",
+            ),
+            (
+                GOOD.replace(
+                    r#"expect = ["A", "B"]"#,
+                    r#"expect = ["{sha256:a} {sha256:b}"]"#,
+                ),
+                "one {sha256:NAME} per line",
+            ),
+            (
+                format!("luks_fixture = true\n{GOOD}"),
+                "luks_fixture needs a boot from the USB stick with a `run` script",
             ),
         ];
         for (text, said) in cases {
