@@ -6,6 +6,7 @@
 //! contents can be read; that changes no byte on the disk.
 
 mod device;
+pub mod gpt_table;
 mod identity;
 mod parse;
 pub mod table;
