@@ -20,6 +20,7 @@ pub mod cryptsetup;
 pub mod disklock;
 pub mod drill;
 pub mod exec;
+pub mod file_tree;
 pub mod health;
 pub mod machine;
 pub mod menu;
