@@ -13,7 +13,14 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::probe::KernelPartition;
+/// A partition as the kernel knows it (sysfs), which may differ from the on-disk table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KernelPartition {
+    pub number: u32,
+    /// In bytes from the start of the disk.
+    pub start: u64,
+    pub size: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockdevError {

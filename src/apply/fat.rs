@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use lamfat::{FatType, FormatVolumeOptions};
 use sha2::{Digest, Sha256};
 
-use crate::boot::sync_plan::{Node, Tree};
+use crate::file_tree::{Node, Tree};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FatError {

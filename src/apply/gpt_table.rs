@@ -1,5 +1,5 @@
 //! GPT partition tables through the `gpt` crate: writing the plan's table (on a block
-//! device or on a plain image file) and reading one back for the probe.
+//! device or on a plain image file). The probe reads tables back (`probe/gpt.rs`).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -15,7 +15,6 @@ use uuid::Uuid;
 
 use crate::plan::layout::usable_lbas;
 use crate::plan::PlannedPartition;
-use crate::probe::{Gpt, Part};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GptError {
@@ -165,47 +164,12 @@ pub fn write(
     })
 }
 
-/// Read the GPT of a disk or image: `Ok(None)` when there is no valid GPT.
-pub fn read(target: &Path, sector_size: u64) -> Result<Option<Gpt>, GptError> {
-    let lb = block_size(target, sector_size)?;
-    let file = File::open(target).map_err(|source| GptError::Open {
-        path: target.to_owned(),
-        source,
-    })?;
-    let disk = match GptConfig::new()
-        .writable(false)
-        .logical_block_size(lb)
-        .open_from_device(file)
-    {
-        Ok(d) => d,
-        Err(_) => return Ok(None),
-    };
-    let partitions = disk
-        .partitions()
-        .iter()
-        .filter(|(_, p)| p.is_used())
-        .map(|(n, p)| Part {
-            number: *n,
-            first_lba: p.first_lba,
-            last_lba: p.last_lba,
-            type_guid: p.part_type_guid.guid.to_string().to_uppercase(),
-            part_guid: p.part_guid.to_string().to_uppercase(),
-            name: p.name.clone(),
-            fs: None,
-            subvolumes: None,
-        })
-        .collect();
-    Ok(Some(Gpt {
-        disk_guid: disk.guid().to_string().to_uppercase(),
-        partitions,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::exec::Cmd;
     use crate::plan::layout::layout;
+    use crate::probe::gpt_table::read;
     use crate::spec::Spec;
 
     fn planned(disk_id: &str, size: u64, sector: u64) -> Vec<PlannedPartition> {

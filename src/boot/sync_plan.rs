@@ -3,18 +3,10 @@
 //! never by timestamp: FAT keeps times in local time at 2 s resolution, so times would
 //! make every file look changed or, worse, hide a change.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// One entry of a directory tree, by its path relative to the tree's root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
-    Dir,
-    File { len: u64, sha256: [u8; 32] },
-}
-
-/// A whole tree: relative path → entry (the root itself is not listed).
-pub type Tree = BTreeMap<PathBuf, Node>;
+// The listings compared: a mounted ESP's (esp_sync) and a FAT image's (apply::fat).
+pub use crate::file_tree::{Node, Tree};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]

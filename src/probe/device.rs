@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::apply::gpt_table;
 use crate::blockdev::{self, sysfs_dir};
 use crate::exec::Cmd;
 
+use super::gpt_table;
 use super::identity;
 use super::parse::{self, blkid_export};
 use super::{Device, KernelPartition, Orphan, Part, ProbeError, Table};

@@ -6,10 +6,13 @@
 //! contents can be read; that changes no byte on the disk.
 
 mod device;
+pub mod gpt_table;
 mod identity;
 mod parse;
 pub mod table;
 
+// The kernel's partitions are blockdev's answer; a probed disk carries them.
+pub use crate::blockdev::KernelPartition;
 pub use device::{all_disks, device, look_for_orphans, MachineDisks};
 pub use identity::{identity, Bus, Identity};
 
@@ -105,14 +108,6 @@ pub struct Orphan {
     /// In bytes from the start of the disk.
     pub offset: u64,
     pub fs: Filesystem,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KernelPartition {
-    pub number: u32,
-    /// In bytes from the start of the disk.
-    pub start: u64,
-    pub size: u64,
 }
 
 impl Device {

@@ -1,5 +1,5 @@
 //! restic, the off-site copy: the environment it runs with ([`env`], provider profiles and
-//! secrets), what a failure means ([`failure`]), what it prints ([`snapshots`], [`streams`]),
+//! secrets), what a failure means ([`failure`]), what it prints ([`snapshots`]),
 //! which snapshot a restore uses ([`select`]), and [`Restic`], whose typed calls ([`cli`])
 //! are the only runs of the `restic` program, retried for a network that comes and goes.
 
@@ -9,7 +9,6 @@ pub mod failure;
 pub mod select;
 pub mod snapshots;
 pub mod spec;
-pub mod streams;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::snapshots::{within, Snapshot};
-use crate::restore::points::{self, Epoch};
+use crate::time::{self, Epoch};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pick {
@@ -143,7 +143,7 @@ pub fn select(
         _ => None,
     };
     let when = match pick {
-        Pick::At(t) => format!(" at or before {}", points::format_time(*t)),
+        Pick::At(t) => format!(" at or before {}", time::format_time(*t)),
         Pick::Id(id) => format!(" (in snapshot {id})"),
         Pick::Latest => String::new(),
     };

@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 
 use super::inventory::{self, Inventory, Kind};
 use super::points;
+use super::restic_streams;
 use crate::apply::mount::Mount;
-use crate::restic::streams;
 use crate::spec::Spec;
 
 /// The points on the backup drive (found by the spec's match rules, or `disks`), printed
@@ -118,8 +118,8 @@ pub fn show_restic(spec: &Spec, json: bool) -> Result<()> {
     // Raw send streams kept in the newest snapshot of this machine (--from restic-stream).
     if let Some(s) = ours {
         let host = spec.machine.host.as_str();
-        let listing = restic.ls(&s.id, &|n| streams::point(n, host).is_some())?;
-        let streams = streams::points(&listing, host);
+        let listing = restic.ls(&s.id, &|n| restic_streams::point(n, host).is_some())?;
+        let streams = restic_streams::points(&listing, host);
         if !streams.is_empty() {
             println!(
                 "\nraw send streams in snapshot {} (lifeboat restore --from restic-stream):",

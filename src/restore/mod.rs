@@ -1,11 +1,12 @@
 //! Restoring the machine from its backups, the whole engine: [`run()`] carries one restore
 //! out from [`Options`]. Where the subvolumes come from ([`source`]: the backup drive,
 //! restic, stream files in restic, behind one trait); which restore points exist
-//! ([`points`] by name, [`inventory`] on the backup drive), which of them a restore uses
-//! ([`select`]), what it does on the target pool ([`plan`]), receiving them ([`receive`]
-//! through the send | receive pipe with its progress, [`pipe`]), the record of the
-//! filesystems' UUIDs ([`record`]), /boot and the ESPs ([`boot`], file trees copied by
-//! [`tree`]) and the checks afterwards ([`report`], pure parts in [`verify`]).
+//! ([`points`] by name, [`inventory`] on the backup drive, [`restic_streams`] in restic),
+//! which of them a restore uses ([`select`]), what it does on the target pool ([`plan`]),
+//! receiving them ([`receive`] through the send | receive pipe with its progress,
+//! [`pipe`]), the record of the filesystems' UUIDs ([`record`]), /boot and the ESPs
+//! ([`boot`], file trees copied by [`tree`]) and the checks afterwards ([`report`], pure
+//! parts in [`verify`]).
 
 pub mod backup_drive;
 pub mod boot;
@@ -19,6 +20,7 @@ pub mod preflight;
 pub mod receive;
 pub mod record;
 pub mod report;
+pub mod restic_streams;
 pub mod room;
 pub mod run;
 pub mod select;

@@ -9,10 +9,11 @@ use anyhow::{anyhow, bail, Result};
 
 use super::Source as RestoreSource;
 use crate::restic::snapshots::Snapshot;
-use crate::restic::{streams, Restic};
+use crate::restic::Restic;
 use crate::restore::inventory::{self, Point};
 use crate::restore::receive::{plan_lines, receive_all, Opened};
 use crate::restore::record::Record;
+use crate::restore::restic_streams;
 use crate::restore::select::{self, Chain, When};
 use crate::restore::Options;
 use crate::restore::{points, stream};
@@ -54,8 +55,8 @@ impl StreamSource {
         // The newest snapshot that holds stream files of this host.
         let mut found = None;
         for s in candidates {
-            let listing = restic.ls(&s.id, &|n| streams::point(n, host).is_some())?;
-            let points = streams::points(&listing, host);
+            let listing = restic.ls(&s.id, &|n| restic_streams::point(n, host).is_some())?;
+            let points = restic_streams::points(&listing, host);
             if !points.is_empty() {
                 found = Some((s.clone(), points));
                 break;

@@ -2,9 +2,9 @@
 //! are streams (`…/raw-snapshots/<host>/<btrbk name>.btrfs[.zst]`), as restore points whose
 //! path is the file's path inside the snapshot.
 
-use super::snapshots::Node;
-use crate::restore::inventory::{Kind, Point};
-use crate::restore::points;
+use super::inventory::{Kind, Point};
+use super::points;
+use crate::restic::snapshots::Node;
 
 /// The stream file of `host` this node of a snapshot's listing is, if it is one.
 pub fn point(n: &Node, host: &str) -> Option<Point> {
