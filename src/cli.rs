@@ -281,9 +281,8 @@ pub struct HealthArgs {
     /// Print the findings as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
     /// The drill records to read instead of drills.jsonl in the state directory.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -347,15 +346,10 @@ pub struct StageArgs {
     /// This restic snapshot (its id or the start of it) instead of the newest of the host.
     #[arg(long, value_name = "ID")]
     pub snapshot: Option<String>,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
-    /// Copy without asking.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Print what would be copied and stop.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub disks: DiskBindings,
+    #[command(flatten)]
+    pub confirm: Confirm,
 }
 
 /// Where a restore reads the machine from.
@@ -391,27 +385,21 @@ pub struct RestoreArgs {
     /// Only this subvolume (repeatable). Default: every subvolume of the spec with points.
     #[arg(long = "subvol", value_name = "NAME")]
     pub subvols: Vec<String>,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
     /// Allow replacing the partition table and filesystems on this disk (repeatable).
     #[arg(long = "wipe", value_name = "ID")]
     pub wipe: Vec<String>,
-    /// Do not ask: the plan is confirmed.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Do the preflight, print the plan and stop.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub confirm: Confirm,
 }
 
 #[derive(Debug, Args)]
 pub struct BackupBootArgs {
     /// The machine spec (TOML).
     pub spec: PathBuf,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
 }
 
 /// Where `inventory` looks.
@@ -430,9 +418,8 @@ pub struct InventoryArgs {
     /// Where to look.
     #[arg(long, value_enum, default_value = "usb")]
     pub from: InventoryFrom,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -442,9 +429,8 @@ pub struct InventoryArgs {
 pub struct Selection {
     /// The machine spec (TOML), e.g. configs/atlantis.toml.
     pub spec: PathBuf,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
     /// Only these disks of the spec (repeatable). Default: every disk that is not preserved.
     #[arg(long = "only", value_name = "ID")]
     pub only: Vec<String>,
@@ -466,12 +452,8 @@ pub struct PlanArgs {
 pub struct ProvisionArgs {
     #[command(flatten)]
     pub selection: Selection,
-    /// Do not ask: the plan is confirmed. Without it, you type each disk's serial.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Print the plan and stop (same as `lifeboat plan`).
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub confirm: Confirm,
 }
 
 #[derive(Debug, Args)]
@@ -500,29 +482,23 @@ pub struct MenuArgs {
 pub struct BootEntriesArgs {
     /// The machine spec (TOML).
     pub spec: PathBuf,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
     /// The loader on each ESP the entries start; `auto`: Debian's shim of the signed chain
     /// (\EFI\lifeboat\shimx64.efi) when Secure Boot is on, else systemd-boot
     /// (\EFI\systemd\systemd-bootx64.efi).
     #[arg(long, default_value = DEFAULT_LOADER)]
     pub loader: String,
-    /// Print the changes and stop.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Write without asking.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
+    #[command(flatten)]
+    pub confirm: Confirm,
 }
 
 #[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// The machine spec (TOML).
     pub spec: PathBuf,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
 }
 
 #[derive(Debug, Args)]
@@ -532,9 +508,8 @@ pub struct FstabArgs {
     /// The root subvolume the fstab is for (a subvolume with `root = true`).
     #[arg(long, value_name = "SUBVOLUME")]
     pub root: String,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
 }
 
 /// The two ESPs of esp-sync and its hook: named, or the spec's first two.
@@ -556,12 +531,8 @@ pub struct EspPair {
 pub struct EspSyncArgs {
     #[command(flatten)]
     pub esps: EspPair,
-    /// Print the changes and stop.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Apply without asking.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
+    #[command(flatten)]
+    pub confirm: Confirm,
 }
 
 #[derive(Debug, Args)]
@@ -571,6 +542,34 @@ pub struct EspSyncHookArgs {
     pub root: PathBuf,
     #[command(flatten)]
     pub esps: EspPair,
+}
+
+/// `--disk ID=DEVICE` (repeatable): the disks named on the command line rather than
+/// found by the spec's match rules. Derefs to the pairs, in the order given.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DiskBindings {
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
+}
+
+impl std::ops::Deref for DiskBindings {
+    type Target = [(String, PathBuf)];
+    fn deref(&self) -> &Self::Target {
+        &self.disks
+    }
+}
+
+/// `--yes` and `--dry-run` of every command that changes something after printing what
+/// it will change.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct Confirm {
+    /// Do not ask: the printed plan is confirmed.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the plan and stop; nothing is written.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The loader provisioning installs on both ESPs: `auto` is `\EFI\lifeboat\shimx64.efi`

@@ -131,10 +131,10 @@ fn copy(
             human(free)
         );
     }
-    if args.dry_run {
+    if args.confirm.dry_run {
         return Ok(());
     }
-    super::confirm_changes(args.yes, "Copy it?")?;
+    super::confirm_changes(args.confirm.yes, "Copy it?")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
     let partial = crate::atomic_file::partial_path(&dir.join(&file.name));
     let mut out = std::fs::File::create(&partial)
