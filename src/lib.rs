@@ -33,6 +33,7 @@ pub mod restore;
 pub mod runlog;
 pub mod single_component;
 pub mod spec;
+pub mod time;
 pub mod timers;
 pub mod ui;
 pub mod unlock;

@@ -3,7 +3,6 @@
 //! send streams kept in them. `lifeboat inventory` and the rescue menu print these.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
@@ -24,10 +23,7 @@ pub fn show_usb(spec: &Spec, disks: &[(String, PathBuf)], json: bool) -> Result<
             super::backup_name(spec)
         )
     })?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::time::now();
     let dirs = spec.backup_dirs();
     let found = inventory::scan(top.path(), &dirs, &spec.machine.host, now);
     top.close()?;
@@ -103,10 +99,7 @@ pub fn show_restic(spec: &Spec, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&snaps)?);
         return Ok(());
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::time::now();
     let tag = spec.restic_tag();
     print!(
         "{}",

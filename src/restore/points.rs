@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 /// Seconds since the Unix epoch, UTC.
-pub type Epoch = i64;
+pub type Epoch = crate::time::Unix;
 
 /// A btrbk snapshot name, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,7 +66,7 @@ pub fn btrbk(name: &str) -> Option<BtrbkName> {
             _ => return None,
         }
     }
-    let time = epoch(y, mo, d, h, mi, s)? - offset;
+    let time = crate::time::unix_from_civil(y, mo, d, h, mi, s)? - offset;
     Some(BtrbkName {
         subvol: subvol.to_owned(),
         time,
@@ -96,7 +96,7 @@ pub fn snapper_date(info_xml: &str) -> Option<Epoch> {
     if d.next().is_some() || t.next().is_some() {
         return None;
     }
-    epoch(y, mo, dd, h, mi, s)
+    crate::time::unix_from_civil(y, mo, dd, h, mi, s)
 }
 
 /// The `<description>` of a snapper info.xml, if any.
@@ -104,39 +104,6 @@ pub fn snapper_description(info_xml: &str) -> Option<String> {
     let start = info_xml.find("<description>")? + "<description>".len();
     let end = start + info_xml[start..].find("</description>")?;
     Some(info_xml[start..end].trim().to_owned())
-}
-
-/// Days from civil (Howard Hinnant's algorithm), checked: `None` for 2026-02-30 and 25:00.
-pub(crate) fn epoch(y: i64, m: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<Epoch> {
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let days_in = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] {
-        return None;
-    }
-    if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..61).contains(&s) {
-        return None;
-    }
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + s)
 }
 
 /// A time given on the command line (`--at`), read as UTC: `2026-11-20`, `2026-11-20 03:00`,
@@ -158,7 +125,7 @@ pub fn parse_at(text: &str) -> Option<Epoch> {
         return None;
     }
     let Some(time) = time else {
-        return epoch(y, mo, dd, 23, 59, 59);
+        return crate::time::unix_from_civil(y, mo, dd, 23, 59, 59);
     };
     let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
     let (h, mi) = (t.next()??, t.next()??);
@@ -166,13 +133,12 @@ pub fn parse_at(text: &str) -> Option<Epoch> {
     if t.next().is_some() {
         return None;
     }
-    epoch(y, mo, dd, h, mi, s)
+    crate::time::unix_from_civil(y, mo, dd, h, mi, s)
 }
 
 /// `2026-11-20 03:00:00 UTC`.
 pub fn format_time(t: Epoch) -> String {
-    let (y, mo, d, h, mi, s) = crate::runlog::civil(t.max(0) as u64);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+    crate::time::format_utc(t)
 }
 
 /// `3 days`, `5 hours`, `12 minutes`: how old a point taken at `t` is at `now`.
@@ -312,7 +278,7 @@ mod tests {
             y in 1970i64..2200, mo in 1i64..=12, d in 1i64..=28,
             h in 0i64..24, mi in 0i64..60, s in 0i64..60, seq in 0u32..100,
         ) {
-            let t = epoch(y, mo, d, h, mi, s).unwrap();
+            let t = crate::time::unix_from_civil(y, mo, d, h, mi, s).unwrap();
             let long = format!("@home.{y:04}{mo:02}{d:02}T{h:02}{mi:02}");
             proptest::prop_assert_eq!(btrbk(&long).map(|n| n.time), Some(t - s));
             let iso = format!("@home.{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}+0000_{seq}");
