@@ -91,22 +91,16 @@ pub(super) fn replaced(chains: &[Chain], top: &Path, stamp: &str) -> Result<Vec<
 /// Where a point's bytes come from, owned (a [`StreamOrigin`] borrows from it).
 pub(super) enum Opened {
     Subvolume(PathBuf),
-    File(PathBuf, bool),
-    Program(Cmd, bool),
+    File(PathBuf),
+    Program(Cmd),
 }
 
 impl Opened {
     fn source(&self) -> StreamOrigin<'_> {
         match self {
             Opened::Subvolume(p) => StreamOrigin::Subvolume(p),
-            Opened::File(p, compressed) => StreamOrigin::File {
-                path: p,
-                compressed: *compressed,
-            },
-            Opened::Program(cmd, compressed) => StreamOrigin::Program {
-                cmd,
-                compressed: *compressed,
-            },
+            Opened::File(p) => StreamOrigin::File(p),
+            Opened::Program(cmd) => StreamOrigin::Program(cmd),
         }
     }
 }
