@@ -259,21 +259,14 @@ fn check_whole(usb: &Path, est: &mut Estimate) -> Result<()> {
 /// Bytes the files under `dir` occupy (an estimate of the stream's size, for the ETA).
 fn allocated(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(meta) = e.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(e.path());
-            }
-            total += meta.blocks() * 512;
-        }
-    }
-    total
+    // Symlinks are counted as themselves, not followed; unreadable parts are left out.
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|meta| meta.blocks() * 512)
+        .sum()
 }
 
 /// The filesystem record in the chosen point of the meta subvolume `name` (e.g.
