@@ -2,12 +2,12 @@
 //! that the person at the console sees how far it is (bytes, rate, ETA). A stream file on
 //! the backup drive (plain or zstd, [`super::stream_open`]) takes the place of `btrfs send`.
 //!
-//! The copy is a plain read/write loop over 1 MiB buffers with 1 MiB pipes; `cargo xtask
+//! The copy is [`crate::progress_copy`] over 1 MiB buffers with 1 MiB pipes; `cargo xtask
 //! bench restore-usb` measures it against a bare `btrfs send | btrfs receive`. Every chunk
 //! is checked by [`StreamCheck`] before it is written on: a command that would write outside
 //! the subvolume never reaches the receiver, whichever source the stream comes from.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Instant;
@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::stream_check::{Refusal, StreamCheck};
 use super::stream_open;
 use crate::exec::{Cmd, ExecError, Pipe};
+use crate::progress_copy::{self, Stopped};
 
 /// Where a point's stream comes from.
 #[derive(Debug, Clone, Copy)]
@@ -61,8 +62,6 @@ impl Transfer {
         self.bytes as f64 / self.secs.max(1e-6)
     }
 }
-
-const CHUNK: usize = 1 << 20;
 
 /// Stream `source` into `sink` (a program reading the stream on stdin: `btrfs receive DIR`
 /// or `btrfs receive --dump`), calling `progress` with the bytes so far.
@@ -112,32 +111,26 @@ pub fn stream(
     };
     let mut input = receive.child.stdin.take().expect("stdin is piped");
     grow_pipe(&input);
-    let mut buf = vec![0u8; CHUNK];
-    let mut bytes = 0u64;
     let mut check = StreamCheck::new();
     let mut receiver_quit = false;
-    let copied: Result<(), PipeError> = loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                break Err(PipeError::Read {
-                    what: what.clone(),
-                    source,
-                })
-            }
-        };
-        if let Err(refusal) = check.feed(&buf[..n]) {
-            break Err(PipeError::Refused(refusal));
-        }
-        if input.write_all(&buf[..n]).is_err() {
+    let (bytes, end) = progress_copy::copy(
+        &mut reader,
+        &mut input,
+        &mut |chunk| check.feed(chunk),
+        progress,
+    );
+    let copied: Result<(), PipeError> = match end {
+        Ok(()) => Ok(()),
+        Err(Stopped::Read(source)) => Err(PipeError::Read {
+            what: what.clone(),
+            source,
+        }),
+        Err(Stopped::Refused(refusal)) => Err(PipeError::Refused(refusal)),
+        Err(Stopped::Write(_)) => {
             // The receiver quit; its exit status and stderr say why (below).
             receiver_quit = true;
-            break Ok(());
+            Ok(())
         }
-        bytes += n as u64;
-        progress(bytes);
     };
     // Anything but a whole, checked stream: the receiver is killed, not given EOF. At a
     // command boundary EOF would make `btrfs receive` finish the subvolume and mark it
@@ -199,6 +192,6 @@ pub use crate::btrfs::receive as receive_into;
 fn grow_pipe(fd: &impl AsRawFd) {
     let _ = nix::fcntl::fcntl(
         fd.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHUNK as i32),
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(progress_copy::CHUNK as i32),
     );
 }
