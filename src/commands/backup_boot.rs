@@ -35,7 +35,7 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
         &spec,
         &args.disks,
         std::slice::from_ref(&pool.disk.id),
-        true,
+        crate::machine::Scan::AllDisks,
         Some(std::slice::from_ref(&pool.disk.id)),
     )?;
     // An encrypted pool through its container (open already when the system runs from it).

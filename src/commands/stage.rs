@@ -47,8 +47,13 @@ pub fn stage(args: &StageArgs) -> Result<()> {
         );
     };
     let write = std::slice::from_ref(&disk.id);
-    let (bindings, _locks) =
-        super::bind_for_writing(&spec, &args.disks, write, false, Some(write))?;
+    let (bindings, _locks) = super::bind_for_writing(
+        &spec,
+        &args.disks,
+        write,
+        crate::machine::Scan::WhenRequiredUnbound,
+        Some(write),
+    )?;
     let restic = super::restic_for(&spec)?;
     let snaps = restic.snapshots()?;
     let snapshot = match &args.snapshot {

@@ -15,7 +15,7 @@ use crate::spec::Spec;
 /// The points on the backup drive (found by the spec's match rules, or `disks`), printed
 /// as text or JSON; warnings go to stderr.
 pub fn show_usb(spec: &Spec, disks: &[(String, PathBuf)], json: bool) -> Result<()> {
-    let bindings = crate::machine::bind_disks(spec, disks, &[], true)?;
+    let bindings = crate::machine::bind_disks(spec, disks, &[], crate::machine::Scan::AllDisks)?;
     let node = super::backup_drive::backup_partition(spec, &bindings)?;
     let top = Mount::read_only(&node, "btrfs", Some("subvolid=5")).with_context(|| {
         format!(

@@ -82,7 +82,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         spec,
         &args.disks,
         &required,
-        false,
+        crate::machine::Scan::WhenRequiredUnbound,
         Some(std::slice::from_ref(&target_disk)),
     )?;
 
@@ -412,7 +412,12 @@ fn probe_again(
     for b in bindings.iter().filter(|b| esp_disks.contains(&b.id)) {
         locks.take(&b.id, &b.device.path)?;
     }
-    let mut after = machine::probe(spec, &args.disks, std::slice::from_ref(&pool.disk.id), true)?;
+    let mut after = machine::probe(
+        spec,
+        &args.disks,
+        std::slice::from_ref(&pool.disk.id),
+        crate::machine::Scan::AllDisks,
+    )?;
     let unlocked: Vec<String> = esp_disks
         .into_iter()
         .filter(|id| !bindings.iter().any(|b| b.id == *id))
