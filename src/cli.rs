@@ -4,22 +4,26 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Provision and restore the disks of a multi-boot Linux workstation from a declarative spec (configs/examples/laptop.toml).
+///
+/// Every command that writes first computes a plan from the spec and what is on the disks now, prints it, and asks for confirmation. `lifeboat plan` shows that plan and writes nothing.
+///
+/// Typical session:
+///   lifeboat disks                                   # which disk is which (serials, sizes)
+///   lifeboat plan configs/examples/laptop.toml              # what would be done
+///   lifeboat provision configs/examples/laptop.toml         # do it, after typing the disk's serial
+///
+/// The day disk1 died (docs/restore.md):
+///   lifeboat inventory configs/examples/laptop.toml         # the restore points on the USB backup drive
+///   lifeboat restore configs/examples/laptop.toml --from usb --latest
+// The short about is its own sentence rather than the doc comment's first paragraph,
+// which `--help` shows in full; verbatim keeps the example lines as they are.
 #[derive(Debug, Parser)]
 #[command(
+    verbatim_doc_comment,
+    about = "Provision and restore the disks of a multi-boot Linux workstation from a spec",
     name = "lifeboat",
     version,
-    about = "Provision and restore the disks of a multi-boot Linux workstation from a spec",
-    long_about = "Provision and restore the disks of a multi-boot Linux workstation from a \
-declarative spec (configs/examples/laptop.toml).\n\n\
-Every command that writes first computes a plan from the spec and what is on the disks now, \
-prints it, and asks for confirmation. `lifeboat plan` shows that plan and writes nothing.\n\n\
-Typical session:\n  \
-lifeboat disks                                   # which disk is which (serials, sizes)\n  \
-lifeboat plan configs/examples/laptop.toml              # what would be done\n  \
-lifeboat provision configs/examples/laptop.toml         # do it, after typing the disk's serial\n\n\
-The day disk1 died (docs/restore.md):\n  \
-lifeboat inventory configs/examples/laptop.toml         # the restore points on the USB backup drive\n  \
-lifeboat restore configs/examples/laptop.toml --from usb --latest",
     after_help = "Run logs are written to /var/log/lifeboat (or $LIFEBOAT_LOG_DIR). Spec reference: docs/spec.md."
 )]
 pub struct Cli {
@@ -30,37 +34,39 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what `provision` would do to the disks; writes nothing, ever.
-    #[command(
-        long_about = "Probe the disks of the spec and print the ordered actions that `provision` \
-would carry out: the partition table with every partition's start, end, size, type, GUID and \
-name, each filesystem with its label, each Btrfs subvolume. Writes nothing.\n\n\
-Preserved disks (like disk0 with Windows) are listed with what was found on them, never planned."
-    )]
+    ///
+    /// Probe the disks of the spec and print the ordered actions that `provision` would carry
+    /// out: the partition table with every partition's start, end, size, type, GUID and name,
+    /// each filesystem with its label, each Btrfs subvolume. Writes nothing.
+    ///
+    /// Preserved disks (like disk0 with Windows) are listed with what was found on them, never
+    /// planned.
     Plan(PlanArgs),
     /// Partition and format the disks to the spec, after showing the plan and asking.
-    #[command(
-        long_about = "Partition and format the spec's disks: GPT, FAT32 ESPs, ext4, swap, NTFS, \
-Btrfs with its subvolumes. Without --only, every disk of the spec that is not preserved.\n\n\
-Safety: a disk is written only when it is bound with --disk or matched by the spec's rules \
-(serial, WWN, size), fits the layout, and is not in use. A disk holding a partition table or \
-filesystems that differ from the spec is refused unless --wipe ID (or `wipe = true` in the spec) \
-allows replacing them. The plan is printed first; then each disk is written only after you type \
-its serial number (or pass --yes).\n\n\
-Running it again on a finished disk plans nothing; on a half-finished one it does only the rest."
-    )]
+    ///
+    /// Partition and format the spec's disks: GPT, FAT32 ESPs, ext4, swap, NTFS, Btrfs with its
+    /// subvolumes. Without --only, every disk of the spec that is not preserved.
+    ///
+    /// Safety: a disk is written only when it is bound with --disk or matched by the spec's
+    /// rules (serial, WWN, size), fits the layout, and is not in use. A disk holding a
+    /// partition table or filesystems that differ from the spec is refused unless --wipe ID (or
+    /// `wipe = true` in the spec) allows replacing them. The plan is printed first; then each
+    /// disk is written only after you type its serial number (or pass --yes).
+    ///
+    /// Running it again on a finished disk plans nothing; on a half-finished one it does only
+    /// the rest.
     Provision(ProvisionArgs),
     /// List the disks this machine has, with the serials and sizes specs match on.
     Disks(DisksArgs),
     /// Check a spec file and summarise it; reports the first error with file:line:col.
     Check(CheckArgs),
     /// The rescue menu the live image shows on every console.
-    #[command(
-        long_about = "The rescue menu: show disks, check the spec, plan and provision, mirror the ESPs, write \
-the boot entries, list restore points, restore from the USB drive or from restic, set a \
-static address when there is no DHCP, open a shell, reboot or power off. Every entry calls \
-the same library function as the matching command; an error \
-is shown and the menu comes back. Works on a serial console (arrow keys or j/k)."
-    )]
+    ///
+    /// The rescue menu: show disks, check the spec, plan and provision, mirror the ESPs, write
+    /// the boot entries, list restore points, restore from the USB drive or from restic, set a
+    /// static address when there is no DHCP, open a shell, reboot or power off. Every entry
+    /// calls the same library function as the matching command; an error is shown and the menu
+    /// comes back. Works on a serial console (arrow keys or j/k).
     Menu(MenuArgs),
     /// Make ESP1 an exact copy of ESP0 (new and changed files copied, extras deleted).
     ///
@@ -92,86 +98,77 @@ is shown and the menu comes back. Works on a serial console (arrow keys or j/k).
     #[command(after_help = "Example: lifeboat esp-sync-hook --spec /etc/lifeboat/spec.toml /")]
     EspSyncHook(EspSyncHookArgs),
     /// Print the /etc/fstab of one root subvolume, with the UUIDs on the disks now.
-    #[command(
-        long_about = "Print an /etc/fstab for one root subvolume of the spec (for example \
-@root): the root itself at / with subvol=, /boot, both ESPs, swap, and every other \
-subvolume and partition that has a mount point in the spec, each by the UUID found on the \
-disk, with the spec's mount options. Other roots are not mounted. Partitions of a disk that \
-holds neither the root pool nor an ESP (the USB backup drive) get nofail, so the machine \
-boots without it. Writes nothing.",
-        after_help = "Example: lifeboat fstab configs/examples/laptop.toml --root @root"
-    )]
+    ///
+    /// Print an /etc/fstab for one root subvolume of the spec (for example @root): the root
+    /// itself at / with subvol=, /boot, both ESPs, swap, and every other subvolume and
+    /// partition that has a mount point in the spec, each by the UUID found on the disk, with
+    /// the spec's mount options. Other roots are not mounted. Partitions of a disk that holds
+    /// neither the root pool nor an ESP (the USB backup drive) get nofail, so the machine boots
+    /// without it. Writes nothing.
+    #[command(after_help = "Example: lifeboat fstab configs/examples/laptop.toml --root @root")]
     Fstab(FstabArgs),
     /// Make one UEFI boot entry per ESP and put them first in BootOrder.
-    #[command(
-        long_about = "Write, through efivarfs, one UEFI boot entry (Boot####) per ESP of the \
-spec — \"Myhost ESP0 (disk0)\", \"Myhost ESP1 (disk1)\" — each pointing at the loader on \
-that partition (by partition number, start, size and GPT partition GUID, as the disks show \
-them now), and set BootOrder to those two first, then every other entry in its old order \
-(Windows Boot Manager stays). If ESP0's disk dies, the firmware falls back to ESP1.\n\n\
-With Secure Boot on, the entries start the signed chain's shim (\\EFI\\lifeboat\\shimx64.efi) \
-and each distribution's own shim found on an ESP (EFI/<distro>/shim*.efi) gets an entry per \
-ESP after ours (\"Myhost ESP0 (disk0) fedora\").\n\n\
-Running it again changes nothing and never duplicates entries; an entry of ours whose \
-partition no longer exists (a replaced disk) is removed or rewritten. Entries it did not make \
-are never changed. The changes are printed first; --dry-run stops there, --yes writes \
-without asking. Booted in BIOS mode (no efivarfs), it says so and changes nothing.",
-        after_help = "Check the result with: efibootmgr -v"
-    )]
+    ///
+    /// Write, through efivarfs, one UEFI boot entry (Boot####) per ESP of the spec — "Myhost
+    /// ESP0 (disk0)", "Myhost ESP1 (disk1)" — each pointing at the loader on that partition
+    /// (by partition number, start, size and GPT partition GUID, as the disks show them now),
+    /// and set BootOrder to those two first, then every other entry in its old order (Windows
+    /// Boot Manager stays). If ESP0's disk dies, the firmware falls back to ESP1.
+    ///
+    /// With Secure Boot on, the entries start the signed chain's shim
+    /// (\EFI\lifeboat\shimx64.efi) and each distribution's own shim found on an ESP
+    /// (EFI/<distro>/shim*.efi) gets an entry per ESP after ours ("Myhost ESP0 (disk0)
+    /// fedora").
+    ///
+    /// Running it again changes nothing and never duplicates entries; an entry of ours whose
+    /// partition no longer exists (a replaced disk) is removed or rewritten. Entries it did not
+    /// make are never changed. The changes are printed first; --dry-run stops there, --yes
+    /// writes without asking. Booted in BIOS mode (no efivarfs), it says so and changes
+    /// nothing.
+    #[command(after_help = "Check the result with: efibootmgr -v")]
     BootEntries(BootEntriesArgs),
     /// List the restore points on the backup drive, per subvolume, newest first.
+    ///
+    /// Find the backup drive (the spec's partition with role = "backup", e.g. BACKUP), mount
+    /// it read-only, and list every restore point per subvolume, newest first: btrbk snapshots
+    /// (@home.20261120T0300, with seconds/UTC offset and _N variants), snapper snapshots
+    /// (<subvol>/.snapshots/N/snapshot with info.xml) and raw send-stream files
+    /// (raw-snapshots/<host>/<name>.btrfs or .btrfs.zst). For each: time (UTC), age, size where
+    /// known, and the point it was made from (the parent chain: parent UUID and received UUID).
+    ///
+    /// It looks in the host's directory (e.g. myhost/ for host = "myhost"), at the top
+    /// level and in the spec's backup_dirs. A subvolume whose newest point is older than 7 days
+    /// gets a warning. Writes nothing.
+    ///
+    /// With --from restic: the snapshots of the restic repository (the spec's [restic] env_file
+    /// and password_file; RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, AWS_* in the environment
+    /// override them), per host, newest first, with tags, paths and size where restic records
+    /// it. A wrong password, refused credentials, a missing bucket, a missing repository and an
+    /// unreachable endpoint each get their own message; the network is tried again before
+    /// giving up.
     #[command(
-        long_about = "Find the backup drive (the spec's partition with role = \"backup\", e.g. BACKUP), mount it \
-read-only, and list every restore point per subvolume, newest first: btrbk snapshots \
-(@home.20261120T0300, with seconds/UTC offset and _N variants), snapper snapshots \
-(<subvol>/.snapshots/N/snapshot with info.xml) and raw send-stream files \
-(raw-snapshots/<host>/<name>.btrfs or .btrfs.zst). For each: time (UTC), age, size where \
-known, and the point it was made from (the parent chain: parent UUID and received UUID).\n\n\
-It looks in the host's directory (e.g. myhost/ for host = \"myhost\"), at the top level and in \
-the spec's backup_dirs. A \
-subvolume whose newest point is older than 7 days gets a warning. Writes nothing.\n\n\
-With --from restic: the snapshots of the restic repository (the spec's [restic] env_file \
-and password_file; RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, AWS_* in the environment \
-override them), per host, newest first, with tags, paths and size where restic records it. \
-A wrong password, refused credentials, a missing bucket, a missing repository and an \
-unreachable endpoint each get their own message; the network is tried again before giving up.",
         after_help = "Examples:\n  lifeboat inventory configs/examples/laptop.toml --json\n  \
 lifeboat inventory configs/examples/laptop.toml --from restic"
     )]
     Inventory(InventoryArgs),
-    /// Bring the machine back from the backup drive or restic: provision disk1, restore
-    /// the chosen snapshots, /boot and the ESPs, write the boot entries, check the result.
+    /// Bring the machine back from the backup drive or restic: provision disk1, restore the chosen snapshots, /boot and the ESPs, write the boot entries, check the result
+    ///
+    /// Bare-metal restore from the USB backup drive (the spec's role = "backup" partition, e.g. BACKUP).
+    ///
+    /// Steps, in this order:
+    ///   1. Preflight, before anything is written: the backup drive is read (as `lifeboat inventory` lists it), the point of each subvolume is chosen (--latest, or the newest at or before --at), the head of every stream file of its chain is checked (every stream whole with `btrfs receive --dump` when the target holds data the restore would replace; on a blank target the streams are checked while they are received, so the backup is read once), the target disk is the spec's Linux disk (never the backup drive, never a preserved disk) and has room.
+    ///   2. The plan is printed; it runs after you type the disk's serial (or --yes).
+    ///   3. disk1 is provisioned as `lifeboat provision` would (same guards). When the backup holds <meta>/boot/filesystems.toml (the role = "meta" subvolume, e.g. myhost-meta) (written by `lifeboat backup-boot`), every filesystem gets its recorded UUID again, so fstab and loader entries stay valid as they are.
+    ///   4. Each point is sent through lifeboat (progress with rate and ETA) into `btrfs receive` under @snapshots/ (it stays there read-only, the base for the next backups); then the writable subvolume (@home, @root, …) is made as a snapshot of it.
+    ///   5. /boot and the ESPs on the restored disk get their copies from <meta>/boot; a root's /etc/fstab that names filesystems which do not exist is rewritten from the spec (the old one kept as fstab.before-restore); UEFI boot entries are written.
+    ///   6. Checks: every restored root mounts, its fstab's UUIDs exist, UID 1000 is the same user in every root.
+    ///
+    /// --from restic: the same steps from the restic repository of the spec's [restic] section (the provider profile env_file and password_file; RESTIC_* and AWS_* in the environment override them). Each path of [restic.paths] is restored from the newest snapshot of this host and tag that holds it (or --at, or --snapshot ID) by `restic restore --verify` into <subvol>.lifeboat-partial, renamed to <subvol> when restic has finished; the filesystem record is read with `restic dump`.
+    ///
+    /// Interrupted? Run the same command again: complete points (read-only, with a received UUID: btrfs receive sets both at its end) are kept, a partial one is deleted and received again, nothing is restored twice. Data already in a subvolume that is restored over is renamed to <name>.before-restore-<time>, never deleted.
+    // verbatim: the numbered steps keep their lines; each paragraph is one line, wrapped by clap.
     #[command(
-        long_about = "Bare-metal restore from the USB backup drive (the spec's role = \"backup\" partition, e.g. BACKUP).\n\n\
-Steps, in this order:\n  \
-1. Preflight, before anything is written: the backup drive is read (as `lifeboat inventory` \
-lists it), the point of each subvolume is chosen (--latest, or the newest at or before --at), \
-the head of every stream file of its chain is checked (every stream whole with `btrfs receive \
---dump` when the target holds data the restore would replace; on a blank target the streams are \
-checked while they are received, so the backup is read once), the target disk \
-is the spec's Linux disk (never the backup drive, never a preserved disk) and has room.\n  \
-2. The plan is printed; it runs after you type the disk's serial (or --yes).\n  \
-3. disk1 is provisioned as `lifeboat provision` would (same guards). When the backup holds \
-<meta>/boot/filesystems.toml (the role = \"meta\" subvolume, e.g. myhost-meta) (written by `lifeboat backup-boot`), every filesystem \
-gets its recorded UUID again, so fstab and loader entries stay valid as they are.\n  \
-4. Each point is sent through lifeboat (progress with rate and ETA) into `btrfs receive` \
-under @snapshots/ (it stays there read-only, the base for the next backups); then the \
-writable subvolume (@home, @root, …) is made as a snapshot of it.\n  \
-5. /boot and the ESPs on the restored disk get their copies from <meta>/boot; a \
-root's /etc/fstab that names filesystems which do not exist is rewritten from the spec \
-(the old one kept as fstab.before-restore); UEFI boot entries are written.\n  \
-6. Checks: every restored root mounts, its fstab's UUIDs exist, UID 1000 is the same user \
-in every root.\n\n\
---from restic: the same steps from the restic repository of the spec's [restic] section \
-(the provider profile env_file and password_file; RESTIC_* and AWS_* in the environment \
-override them). Each path of [restic.paths] is restored from the newest snapshot of this host \
-and tag that holds it (or --at, or --snapshot ID) by `restic restore --verify` into \
-<subvol>.lifeboat-partial, renamed to <subvol> when restic has finished; the filesystem record \
-is read with `restic dump`.\n\n\
-Interrupted? Run the same command again: complete points (read-only, with a received \
-UUID: btrfs receive sets both at its end) are kept, a partial one is deleted and received \
-again, nothing is restored twice. Data already in a subvolume that is restored \
-over is renamed to <name>.before-restore-<time>, never deleted.",
+        verbatim_doc_comment,
         after_help = "Examples:\n  \
 lifeboat inventory configs/examples/laptop.toml\n  \
 lifeboat restore configs/examples/laptop.toml --from usb --latest --dry-run\n  \
@@ -179,64 +176,94 @@ lifeboat restore configs/examples/laptop.toml --from usb --at '2026-11-20 03:00'
 lifeboat restore configs/examples/laptop.toml --from restic --latest --dry-run"
     )]
     Restore(RestoreArgs),
-    /// Copy /boot and the ESPs into <meta>/boot/ (e.g. myhost-meta), with the filesystems' UUIDs, so
-    /// that btrbk and restic carry them and a restore can put them back.
-    #[command(
-        long_about = "Copy the contents of /boot and of every ESP of the spec into the \
-role = \"meta\" subvolume of the pool (e.g. myhost-meta in POOL) (boot/boot/, boot/esp/<LABEL>/), and record every \
-filesystem's UUID and partition GUID in boot/filesystems.toml. The previous copy is \
-replaced only once the new one is complete. Run it after kernel updates (before btrbk or \
-restic runs): `lifeboat restore` brings /boot and the ESPs back from this copy and gives \
-the filesystems their recorded UUIDs again. Reads the disks; writes only into \
-that subvolume."
-    )]
+    /// Copy /boot and the ESPs into <meta>/boot/ (e.g. myhost-meta), with the filesystems'
+    /// UUIDs, so that btrbk and restic carry them and a restore can put them back.
+    ///
+    /// Copy the contents of /boot and of every ESP of the spec into the role = "meta" subvolume
+    /// of the pool (e.g. myhost-meta in POOL) (boot/boot/, boot/esp/<LABEL>/), and record
+    /// every filesystem's UUID and partition GUID in boot/filesystems.toml. The previous copy
+    /// is replaced only once the new one is complete. Run it after kernel updates (before btrbk
+    /// or restic runs): `lifeboat restore` brings /boot and the ESPs back from this copy and
+    /// gives the filesystems their recorded UUIDs again. Reads the disks; writes only into that
+    /// subvolume.
     BackupBoot(BackupBootArgs),
     /// Copy another host's newest Veeam image (or phone backup) out of restic onto a USB
     /// partition, for that system's own recovery tools.
+    ///
+    /// Copy the newest file matching --match (default *.vbk, a Veeam full backup) from the
+    /// newest restic snapshot of --host (or --snapshot ID) onto the spec's partition labelled
+    /// --to (WINIMAGES for Windows images, PHONE for a phone's TWRP backup), into
+    /// lifeboat-staged/<host>/. The free space is checked first and the plan printed; the copy
+    /// is written under a temporary name and renamed when restic has given every byte. NTFS
+    /// partitions are mounted with ntfs-3g.
     #[command(
-        long_about = "Copy the newest file matching --match (default *.vbk, a Veeam full \
-backup) from the newest restic snapshot of --host (or --snapshot ID) onto the spec's \
-partition labelled --to (WINIMAGES for Windows images, PHONE for a phone's TWRP backup), \
-into lifeboat-staged/<host>/. The free space is checked first and the plan printed; the \
-copy is written under a temporary name and renamed when restic has given every byte. \
-NTFS partitions are mounted with ntfs-3g.",
         after_help = "Examples:\n  lifeboat stage configs/examples/laptop.toml --host WIN-DESKTOP --to WINIMAGES\n  \
 lifeboat stage configs/examples/laptop.toml --host pixel7 --to PHONE --match '*.win'"
     )]
     Stage(StageArgs),
-    /// Restore the newest backup onto a sparse image and boot it in QEMU: proof that the
-    /// backup restores and boots.
+    /// Restore the newest backup onto a sparse image and boot it in QEMU: proof that the backup
+    /// restores and boots.
+    ///
+    /// A restore drill: the chosen (default: newest) points are restored with the same engine
+    /// as `lifeboat restore` onto a sparse image file of the pool disk's real size in a work
+    /// directory (through a loop device the drill attaches itself), then the image alone is
+    /// booted in QEMU with OVMF. The drill passes when the serial console shows the spec's
+    /// [drill] expect line (default: systemd's multi-user target or a login prompt) within its
+    /// timeout_secs.
+    ///
+    /// Safety: the backup drive is found by the spec's match rules (or --disk usb=DEVICE) and
+    /// mounted read-only; no other disk is bound or written; the firmware's variables are left
+    /// alone; the only changes to what is booted (a serial console on the loader entries, the
+    /// fallback loader) are made on the drill's own copy.
+    ///
+    /// The result is appended as one JSON line to /var/lib/lifeboat/drills.jsonl
+    /// ($LIFEBOAT_STATE_DIR/drills.jsonl, or --record FILE). Exit status 0 only when the
+    /// restored system booted.
     #[command(
-        long_about = "A restore drill: the chosen (default: newest) points are restored with the same engine as `lifeboat restore` onto a sparse image file of the pool disk's real size in a work directory (through a loop device the drill attaches itself), then the image alone is booted in QEMU with OVMF. The drill passes when the serial console shows the spec's [drill] expect line (default: systemd's multi-user target or a login prompt) within its timeout_secs.
-
-Safety: the backup drive is found by the spec's match rules (or --disk usb=DEVICE) and mounted read-only; no other disk is bound or written; the firmware's variables are left alone; the only changes to what is booted (a serial console on the loader entries, the fallback loader) are made on the drill's own copy.
-
-The result is appended as one JSON line to /var/lib/lifeboat/drills.jsonl ($LIFEBOAT_STATE_DIR/drills.jsonl, or --record FILE). Exit status 0 only when the restored system booted.",
         after_help = "Examples:\n  lifeboat drill configs/examples/laptop.toml\n  \
 lifeboat drill configs/examples/laptop.toml --at 2026-11-20 --keep --work-dir /srv/drill"
     )]
     Drill(DrillArgs),
-    /// Is the backup healthy? Newest points and their ages, the last drill, the ESPs in
-    /// sync, BootOrder, fill levels; one line per finding.
-    #[command(
-        long_about = "Check the machine's backup and boot setup, read-only: per subvolume the newest point on the backup drive (older than [health] usb_max_age_days, default 7, fails) and the newest restic snapshot when the spec has [restic]; the last drill in drills.jsonl (failed: fails; older than drill_max_age_days, default 35: warns); ESP1 a mirror of ESP0 (the esp-sync plan is empty); lifeboat's boot entries first in BootOrder (where efivarfs exists, else unknown); the backup drive's and the pool's fill level (fill_max_percent, default 85).\n\nExit status 0: healthy, 1: warnings, 2: failures. One line per finding: OK, WARN or FAIL, what, why."
-    )]
+    /// Is the backup healthy? Newest points and their ages, the last drill, the ESPs in sync,
+    /// BootOrder, fill levels; one line per finding.
+    ///
+    /// Check the machine's backup and boot setup, read-only: per subvolume the newest point on
+    /// the backup drive (older than [health] usb_max_age_days, default 7, fails) and the newest
+    /// restic snapshot when the spec has [restic]; the last drill in drills.jsonl (failed:
+    /// fails; older than drill_max_age_days, default 35: warns); ESP1 a mirror of ESP0 (the
+    /// esp-sync plan is empty); lifeboat's boot entries first in BootOrder (where efivarfs
+    /// exists, else unknown); the backup drive's and the pool's fill level (fill_max_percent,
+    /// default 85).
+    ///
+    /// Exit status 0: healthy, 1: warnings, 2: failures. One line per finding: OK, WARN or
+    /// FAIL, what, why.
     Health(HealthArgs),
     /// Install or remove the systemd units of lifeboat's timers in a distro root.
-    #[command(
-        long_about = "Write (install) or delete (remove) lifeboat's systemd units under ROOT/etc/systemd/system: a daily health check (lifeboat-health.timer), a monthly restore drill (lifeboat-drill.timer, Persistent=true so a missed month runs at the next boot), lifeboat-backup-boot.service pulled in before btrbk.service, and lifeboat-alert@.service, which every one of them names in OnFailure= and which runs `lifeboat alert`. The timers are enabled by their links in timers.target.wants/. Installing again changes nothing; remove deletes only these files and links."
-    )]
+    ///
+    /// Write (install) or delete (remove) lifeboat's systemd units under
+    /// ROOT/etc/systemd/system: a daily health check (lifeboat-health.timer), a monthly restore
+    /// drill (lifeboat-drill.timer, Persistent=true so a missed month runs at the next boot),
+    /// lifeboat-backup-boot.service pulled in before btrbk.service, and
+    /// lifeboat-alert@.service, which every one of them names in OnFailure= and which runs
+    /// `lifeboat alert`. The timers are enabled by their links in timers.target.wants/.
+    /// Installing again changes nothing; remove deletes only these files and links.
     Timers(TimersArgs),
     /// Run the spec's [alerts] command about a failed unit, with the health findings.
-    #[command(
-        long_about = "What lifeboat-alert@.service runs: `lifeboat health`'s findings are gathered and the spec's [alerts] command is run with two more arguments, the failed UNIT and the host, and the environment LIFEBOAT_UNIT, LIFEBOAT_HOST and LIFEBOAT_FINDINGS (one finding per line). Without an [alerts] section it prints the findings and says so."
-    )]
+    ///
+    /// What lifeboat-alert@.service runs: `lifeboat health`'s findings are gathered and the
+    /// spec's [alerts] command is run with two more arguments, the failed UNIT and the host,
+    /// and the environment LIFEBOAT_UNIT, LIFEBOAT_HOST and LIFEBOAT_FINDINGS (one finding per
+    /// line). Without an [alerts] section it prints the findings and says so.
     Alert(AlertArgs),
     /// Open the spec's LUKS2 containers with their key file or a passphrase.
-    #[command(
-        long_about = "Open every LUKS2 container of the spec (encrypt = \"luks2\") that is on the disks, as /dev/mapper/lifeboat-<partition>, with the spec's key_file or else a passphrase asked for at the console (read from stdin without a terminal). A container that is open already is left as it is. Afterwards `lifeboat provision` and `lifeboat restore` use the open containers, and the filesystem inside can be mounted by hand. A key that does not open a container: one sentence, non-zero exit, nothing written.",
-        after_help = "Example: lifeboat unlock configs/examples/laptop.toml"
-    )]
+    ///
+    /// Open every LUKS2 container of the spec (encrypt = "luks2") that is on the disks, as
+    /// /dev/mapper/lifeboat-<partition>, with the spec's key_file or else a passphrase asked
+    /// for at the console (read from stdin without a terminal). A container that is open
+    /// already is left as it is. Afterwards `lifeboat provision` and `lifeboat restore` use the
+    /// open containers, and the filesystem inside can be mounted by hand. A key that does not
+    /// open a container: one sentence, non-zero exit, nothing written.
+    #[command(after_help = "Example: lifeboat unlock configs/examples/laptop.toml")]
     Unlock(UnlockArgs),
 }
 
@@ -277,9 +304,8 @@ pub struct HealthArgs {
     /// Print the findings as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
     /// The drill records to read instead of drills.jsonl in the state directory.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -343,15 +369,10 @@ pub struct StageArgs {
     /// This restic snapshot (its id or the start of it) instead of the newest of the host.
     #[arg(long, value_name = "ID")]
     pub snapshot: Option<String>,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
-    /// Copy without asking.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Print what would be copied and stop.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub disks: DiskBindings,
+    #[command(flatten)]
+    pub confirm: Confirm,
 }
 
 /// Where a restore reads the machine from.
@@ -387,27 +408,21 @@ pub struct RestoreArgs {
     /// Only this subvolume (repeatable). Default: every subvolume of the spec with points.
     #[arg(long = "subvol", value_name = "NAME")]
     pub subvols: Vec<String>,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
     /// Allow replacing the partition table and filesystems on this disk (repeatable).
     #[arg(long = "wipe", value_name = "ID")]
     pub wipe: Vec<String>,
-    /// Do not ask: the plan is confirmed.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Do the preflight, print the plan and stop.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub confirm: Confirm,
 }
 
 #[derive(Debug, Args)]
 pub struct BackupBootArgs {
     /// The machine spec (TOML).
     pub spec: PathBuf,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
 }
 
 /// Where `inventory` looks.
@@ -426,9 +441,8 @@ pub struct InventoryArgs {
     /// Where to look.
     #[arg(long, value_enum, default_value = "usb")]
     pub from: InventoryFrom,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -438,9 +452,8 @@ pub struct InventoryArgs {
 pub struct Selection {
     /// The machine spec (TOML), e.g. configs/examples/laptop.toml.
     pub spec: PathBuf,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
     /// Only these disks of the spec (repeatable). Default: every disk that is not preserved.
     #[arg(long = "only", value_name = "ID")]
     pub only: Vec<String>,
@@ -462,12 +475,8 @@ pub struct PlanArgs {
 pub struct ProvisionArgs {
     #[command(flatten)]
     pub selection: Selection,
-    /// Do not ask: the plan is confirmed. Without it, you type each disk's serial.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Print the plan and stop (same as `lifeboat plan`).
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub confirm: Confirm,
 }
 
 #[derive(Debug, Args)]
@@ -496,29 +505,23 @@ pub struct MenuArgs {
 pub struct BootEntriesArgs {
     /// The machine spec (TOML).
     pub spec: PathBuf,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
     /// The loader on each ESP the entries start; `auto`: Debian's shim of the signed chain
     /// (\EFI\lifeboat\shimx64.efi) when Secure Boot is on, else systemd-boot
     /// (\EFI\systemd\systemd-bootx64.efi).
     #[arg(long, default_value = DEFAULT_LOADER)]
     pub loader: String,
-    /// Print the changes and stop.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Write without asking.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
+    #[command(flatten)]
+    pub confirm: Confirm,
 }
 
 #[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// The machine spec (TOML).
     pub spec: PathBuf,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
 }
 
 #[derive(Debug, Args)]
@@ -528,9 +531,8 @@ pub struct FstabArgs {
     /// The root subvolume the fstab is for (a subvolume with `root = true`).
     #[arg(long, value_name = "SUBVOLUME")]
     pub root: String,
-    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
-    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
-    pub disks: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub disks: DiskBindings,
 }
 
 /// The two ESPs of esp-sync and its hook: named, or the spec's first two.
@@ -552,12 +554,8 @@ pub struct EspPair {
 pub struct EspSyncArgs {
     #[command(flatten)]
     pub esps: EspPair,
-    /// Print the changes and stop.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Apply without asking.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
+    #[command(flatten)]
+    pub confirm: Confirm,
 }
 
 #[derive(Debug, Args)]
@@ -567,6 +565,34 @@ pub struct EspSyncHookArgs {
     pub root: PathBuf,
     #[command(flatten)]
     pub esps: EspPair,
+}
+
+/// `--disk ID=DEVICE` (repeatable): the disks named on the command line rather than
+/// found by the spec's match rules. Derefs to the pairs, in the order given.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DiskBindings {
+    /// Use DEVICE as the spec's disk ID instead of finding it by its match rules.
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_binding)]
+    pub disks: Vec<(String, PathBuf)>,
+}
+
+impl std::ops::Deref for DiskBindings {
+    type Target = [(String, PathBuf)];
+    fn deref(&self) -> &Self::Target {
+        &self.disks
+    }
+}
+
+/// `--yes` and `--dry-run` of every command that changes something after printing what
+/// it will change.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct Confirm {
+    /// Do not ask: the printed plan is confirmed.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the plan and stop; nothing is written.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The loader provisioning installs on both ESPs: `auto` is `\EFI\lifeboat\shimx64.efi`

@@ -28,6 +28,7 @@ pub mod mountinfo;
 pub mod net;
 pub mod plan;
 pub mod probe;
+pub mod progress_copy;
 pub mod provision;
 pub mod restic;
 pub mod restore;

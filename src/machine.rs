@@ -20,16 +20,27 @@ pub struct Machine {
     pub listed: Vec<Device>,
 }
 
+/// How far binding looks beyond the disks named with `--disk`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// List every disk of the machine, so each disk of the spec that its match rules find
+    /// is bound (commands that report on or write the whole machine).
+    AllDisks,
+    /// List the machine's disks only when a disk in `required` is not bound by `--disk`
+    /// (commands that need just those; with every one named, no other disk is probed).
+    WhenRequiredUnbound,
+}
+
 /// Bind the spec's disks to devices: `--disk ID=DEVICE` first, then this machine's disks by
-/// the spec's match rules. The machine's disks are listed when `everything` is asked for or
-/// a disk in `required` is still unbound; a required disk that is not found is an error.
+/// the spec's match rules, as far as `scan` says; a required disk that is not found is an
+/// error.
 pub fn bind_disks(
     spec: &Spec,
     disks: &[(String, PathBuf)],
     required: &[String],
-    everything: bool,
+    scan: Scan,
 ) -> Result<Vec<Binding>> {
-    Ok(probe(spec, disks, required, everything)?.bindings)
+    Ok(probe(spec, disks, required, scan)?.bindings)
 }
 
 /// [`bind_disks`], keeping the listed disks. A `--disk` device that is also listed is
@@ -38,7 +49,7 @@ pub fn probe(
     spec: &Spec,
     disks: &[(String, PathBuf)],
     required: &[String],
-    everything: bool,
+    scan: Scan,
 ) -> Result<Machine> {
     for at in crate::apply::mount::release_stale() {
         println!(
@@ -58,7 +69,11 @@ pub fn probe(
         }
         Ok(found.disks)
     };
-    let mut listed = if everything { list()? } else { Vec::new() };
+    let mut listed = if scan == Scan::AllDisks {
+        list()?
+    } else {
+        Vec::new()
+    };
     let mut explicit = Vec::new();
     for (id, path) in disks {
         let known = crate::blockdev::kernel_name(path)
@@ -74,7 +89,7 @@ pub fn probe(
     let unbound = required
         .iter()
         .any(|r| !explicit.iter().any(|(id, _)| id == r));
-    if !everything && unbound {
+    if scan == Scan::WhenRequiredUnbound && unbound {
         listed = list()?;
     }
     let mut bindings = crate::plan::bind(spec, explicit, &listed, required)?;
@@ -92,14 +107,14 @@ pub fn bind_for_writing(
     spec: &Spec,
     disks: &[(String, PathBuf)],
     required: &[String],
-    everything: bool,
+    scan: Scan,
     write: Option<&[String]>,
 ) -> Result<(Vec<Binding>, DiskLocks)> {
     let mut named = disks.to_vec();
     let mut picked: Vec<String> = Vec::new();
     // Each round binds one more disk by hand or ends, so this stops.
     let mut bindings = loop {
-        let err = match bind_disks(spec, &named, required, everything) {
+        let err = match bind_disks(spec, &named, required, scan) {
             Ok(bindings) => break bindings,
             Err(err) => err,
         };

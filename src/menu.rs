@@ -206,8 +206,12 @@ fn restore_from(spec: &Spec, from: Kind) -> Result<()> {
 /// The rescue system mounts nothing of the machine: mount the spec's two ESPs on private
 /// directories, mirror, unmount.
 fn sync_esps(spec: &Spec) -> Result<()> {
-    let bindings =
-        crate::machine::bind_disks(spec, &[], &crate::boot::uefi::esp_disk_ids(spec), false)?;
+    let bindings = crate::machine::bind_disks(
+        spec,
+        &[],
+        &crate::boot::uefi::esp_disk_ids(spec),
+        crate::machine::Scan::WhenRequiredUnbound,
+    )?;
     let esps = crate::boot::uefi::spec_esps(spec, &bindings, ON_ESP_UEFI)?;
     let [(esp0, node0), (esp1, node1), ..] = esps.as_slice() else {
         bail!("{} names fewer than two ESPs", spec.file.display());

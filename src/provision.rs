@@ -115,9 +115,20 @@ fn make_plan(spec: &Spec, req: &Request, write: bool) -> Result<(Vec<Binding>, P
     let targets = scope.targets(spec)?;
     // Look at the machine's other disks only when a disk to be written is still unbound.
     let (bindings, locks) = if write {
-        crate::machine::bind_for_writing(spec, &req.disks, &targets, false, None)?
+        crate::machine::bind_for_writing(
+            spec,
+            &req.disks,
+            &targets,
+            crate::machine::Scan::WhenRequiredUnbound,
+            None,
+        )?
     } else {
-        let bindings = crate::machine::bind_disks(spec, &req.disks, &targets, false)?;
+        let bindings = crate::machine::bind_disks(
+            spec,
+            &req.disks,
+            &targets,
+            crate::machine::Scan::WhenRequiredUnbound,
+        )?;
         (bindings, DiskLocks::default())
     };
     let plan = plan::plan(spec, &bindings, &scope, &mut || {

@@ -5,7 +5,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 static LOG: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
 /// When the log started: each line says how many seconds after it (what took long).
@@ -15,11 +14,7 @@ static STARTED: Mutex<Option<std::time::Instant>> = Mutex::new(None);
 /// command and the time. Returns the file's path.
 pub fn start_in(dir: &Path, command: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let stamp = utc_stamp(secs);
+    let stamp = crate::time::utc_stamp(crate::time::now().max(0) as u64);
     let (path, file) = create_unique(dir, command, &stamp)?;
     if let Ok(mut log) = LOG.lock() {
         *log = Some((path.clone(), file));
@@ -111,45 +106,8 @@ pub fn line(text: &str) {
     }
 }
 
-/// `YYYYMMDDTHHMMSS` for a Unix time, without a date crate.
-fn utc_stamp(secs: u64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(secs);
-    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}")
-}
-
-/// (year, month, day, hour, minute, second) in UTC for a Unix time.
-pub fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m as u32,
-        d as u32,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn stamps() {
-        assert_eq!(super::utc_stamp(0), "19700101T000000");
-        // 2026-11-24 18:20:59 UTC
-        assert_eq!(super::utc_stamp(1_795_544_459), "20261124T182059");
-    }
-
     #[test]
     fn runs_started_in_the_same_second_get_their_own_logs() {
         let dir = std::env::temp_dir().join(format!("lifeboat-runlog-{}", std::process::id()));

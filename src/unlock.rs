@@ -148,7 +148,7 @@ pub fn open(
 /// `lifeboat unlock` and the menu's entry: bind the disks (`--disk` first), open every
 /// encrypted partition of the spec, and say where each one is open.
 pub fn run(spec: &Spec, disks: &[(String, PathBuf)]) -> anyhow::Result<()> {
-    let bindings = crate::machine::bind_disks(spec, disks, &[], true)?;
+    let bindings = crate::machine::bind_disks(spec, disks, &[], crate::machine::Scan::AllDisks)?;
     let opened = open_all(spec, &bindings, &mut crate::ui::Prompted)?;
     if opened.is_empty() {
         anyhow::bail!(

@@ -396,14 +396,7 @@ fn the_receive_pipe_checks_as_it_goes_and_receive_is_confined_to_its_directory()
     let receive = |bytes: &[u8], sink: &lifeboat::exec::Cmd| {
         let file = dir.path().join("stream.btrfs");
         fs::write(&file, bytes).unwrap();
-        pipe::stream(
-            StreamOrigin::File {
-                path: &file,
-                compressed: false,
-            },
-            sink,
-            &mut |_| {},
-        )
+        pipe::stream(StreamOrigin::File(&file), sink, &mut |_| {})
     };
 
     // Checked while it flows into `btrfs receive` (no preflight): stopped at the command,
@@ -516,10 +509,7 @@ fn a_stream_cut_short_at_a_command_boundary_is_never_marked_complete() {
     let through = snaps.join("through");
     fs::create_dir(&through).unwrap();
     let got = pipe::stream(
-        StreamOrigin::File {
-            path: &cut,
-            compressed: false,
-        },
+        StreamOrigin::File(&cut),
         &pipe::receive_into(&through),
         &mut |_| {},
     );
@@ -542,10 +532,7 @@ fn a_stream_cut_short_at_a_command_boundary_is_never_marked_complete() {
     let ok = snaps.join("ok");
     fs::create_dir(&ok).unwrap();
     pipe::stream(
-        StreamOrigin::File {
-            path: &whole,
-            compressed: false,
-        },
+        StreamOrigin::File(&whole),
         &pipe::receive_into(&ok),
         &mut |_| {},
     )

@@ -179,7 +179,7 @@ impl lamfat::TimeProvider for FixedTime {
 
 /// FAT time for a Unix time (FAT counts from 1980; earlier times are clamped to it).
 fn fat_time(unix: u64) -> lamfat::DateTime {
-    let (y, mo, d, h, mi, s) = crate::runlog::civil(unix.max(315_532_800));
+    let (y, mo, d, h, mi, s) = crate::time::civil(unix.max(315_532_800));
     lamfat::DateTime::new(
         lamfat::Date::new(y as u16, mo as u16, d as u16),
         lamfat::Time::new(h as u16, mi as u16, s as u16, 0),

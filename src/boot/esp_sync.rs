@@ -166,7 +166,7 @@ pub fn apart(from: &Path, from_real: &Path, to: &Path, to_real: &Path) -> Result
 /// mounted anywhere inside is refused: its files are not the ESP's to copy or delete.
 pub fn list(root: &Path) -> Result<Tree, SyncError> {
     let mut tree = Tree::new();
-    walk(root, Path::new(""), device_of(root)?, &mut tree)?;
+    walk(root, device_of(root)?, &mut tree)?;
     Ok(tree)
 }
 
@@ -187,24 +187,35 @@ fn on_filesystem(path: &Path, root: &Path, dev: u64) -> Result<fs::Metadata, Syn
     Ok(meta)
 }
 
-fn walk(root: &Path, rel: &Path, dev: u64, tree: &mut Tree) -> Result<(), SyncError> {
-    let dir = root.join(rel);
-    for entry in fs::read_dir(&dir).map_err(io("cannot read", &dir))? {
-        let entry = entry.map_err(io("cannot read", &dir))?;
-        let rel = rel.join(entry.file_name());
-        let path = root.join(&rel);
+fn walk(root: &Path, dev: u64, tree: &mut Tree) -> Result<(), SyncError> {
+    // Symlinks are not followed (they are neither files nor directories here), and a
+    // directory is checked before anything in it is read.
+    for entry in walkdir::WalkDir::new(root).min_depth(1) {
+        let entry = entry.map_err(|e| walk_error(e, root))?;
+        let path = entry.path();
+        let Ok(inside) = path.strip_prefix(root) else {
+            continue;
+        };
+        let rel = inside.to_path_buf();
         // The entry's own type and filesystem: a mount point reads as a directory of the
         // filesystem mounted on it.
-        let kind = on_filesystem(&path, root, dev)?.file_type();
+        let kind = on_filesystem(path, root, dev)?.file_type();
         if kind.is_dir() {
-            tree.insert(rel.clone(), Node::Dir);
-            walk(root, &rel, dev, tree)?;
+            tree.insert(rel, Node::Dir);
         } else if kind.is_file() {
-            let (len, sha256) = hash(&path)?;
+            let (len, sha256) = hash(path)?;
             tree.insert(rel, Node::File { len, sha256 });
         }
     }
     Ok(())
+}
+
+fn walk_error(e: walkdir::Error, dir: &Path) -> SyncError {
+    let path = e.path().unwrap_or(dir).to_owned();
+    let source = e
+        .into_io_error()
+        .unwrap_or_else(|| io::Error::other("a directory loop"));
+    io("cannot read", &path)(source)
 }
 
 fn hash(path: &Path) -> Result<(u64, [u8; 32]), SyncError> {
@@ -277,9 +288,11 @@ fn remove_tree(path: &Path, root: &Path, dev: u64) -> Result<(), SyncError> {
             .collect()
     }
     fn check(path: &Path, root: &Path, dev: u64) -> Result<(), SyncError> {
+        // Only a real directory is walked: walkdir would follow a symlink given as its root.
         if on_filesystem(path, root, dev)?.is_dir() {
-            for entry in entries(path)? {
-                check(&entry, root, dev)?;
+            for entry in walkdir::WalkDir::new(path).min_depth(1) {
+                let entry = entry.map_err(|e| walk_error(e, path))?;
+                on_filesystem(entry.path(), root, dev)?;
             }
         }
         Ok(())

@@ -87,7 +87,7 @@ pub fn render(setup: &Setup) -> String {
 /// none of them. Stops at the first step that fails, with one sentence naming it.
 pub fn run(spec: &Spec, disks: &[(String, std::path::PathBuf)], only: &[String]) -> Result<()> {
     crate::apply::pause_at("pause-before:boot-setup");
-    let bindings = crate::machine::bind_disks(spec, disks, &[], true)?;
+    let bindings = crate::machine::bind_disks(spec, disks, &[], crate::machine::Scan::AllDisks)?;
     let done = Plan {
         spec: spec.file.clone(),
         disks: Vec::new(),

@@ -134,7 +134,12 @@ pub fn write_for(
     yes: bool,
 ) -> Result<()> {
     // Listed, not only bound: an entry of ours is kept while any disk still has its ESP.
-    let mut machine = machine::probe(spec, disks, &esp_disk_ids(spec), true)?;
+    let mut machine = machine::probe(
+        spec,
+        disks,
+        &esp_disk_ids(spec),
+        crate::machine::Scan::AllDisks,
+    )?;
     // Locked while the entries that name their partitions are written.
     let _locks = machine::lock(spec, &mut machine.bindings, Some(&esp_disk_ids(spec)))?;
     write(spec, &machine, loader, dry_run, yes)

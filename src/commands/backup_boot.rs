@@ -35,7 +35,7 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
         &spec,
         &args.disks,
         std::slice::from_ref(&pool.disk.id),
-        true,
+        crate::machine::Scan::AllDisks,
         Some(std::slice::from_ref(&pool.disk.id)),
     )?;
     // An encrypted pool through its container (open already when the system runs from it).
@@ -191,10 +191,7 @@ fn inner_fs(
 
 /// Every filesystem of the spec's disks as probed now.
 pub fn record(spec: &Spec, bindings: &[Binding]) -> Record {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::time::now();
     let mut filesystems = Vec::new();
     for part in restore::spec_parts(spec) {
         let Some(gpt) =

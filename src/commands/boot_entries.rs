@@ -9,5 +9,11 @@ use crate::spec::Spec;
 
 pub fn boot_entries(args: &BootEntriesArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
-    uefi::write_for(&spec, &args.disks, &args.loader, args.dry_run, args.yes)
+    uefi::write_for(
+        &spec,
+        &args.disks,
+        &args.loader,
+        args.confirm.dry_run,
+        args.confirm.yes,
+    )
 }

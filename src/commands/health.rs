@@ -11,7 +11,7 @@ use crate::spec::Spec;
 pub fn health(args: &HealthArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
     let options = health::Options {
-        disks: args.disks.clone(),
+        disks: args.disks.to_vec(),
         drills: record::path(
             args.record.as_deref(),
             std::env::var_os("LIFEBOAT_STATE_DIR").as_deref(),

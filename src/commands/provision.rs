@@ -24,7 +24,12 @@ pub fn plan(args: &PlanArgs) -> Result<()> {
 pub fn provision(args: &ProvisionArgs) -> Result<()> {
     let log = runlog::start("provision").ok();
     let spec = Spec::load(&args.selection.spec)?;
-    let done = provision::run(&spec, &request(&args.selection), args.yes, args.dry_run);
+    let done = provision::run(
+        &spec,
+        &request(&args.selection),
+        args.confirm.yes,
+        args.confirm.dry_run,
+    );
     if let Some(path) = log {
         println!("Log: {}", path.display());
     }
@@ -33,7 +38,7 @@ pub fn provision(args: &ProvisionArgs) -> Result<()> {
 
 fn request(sel: &Selection) -> Request {
     Request {
-        disks: sel.disks.clone(),
+        disks: sel.disks.to_vec(),
         only: sel.only.clone(),
         wipe: sel.wipe.clone(),
     }

@@ -2,13 +2,14 @@
 //! another host's restic snapshot (a Veeam `.vbk`, a phone's TWRP image) copied onto a
 //! partition of the USB drive, where that system's own recovery tools can read it.
 
-use std::io::{Read, Write};
+use std::convert::Infallible;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::apply::mount::Mount;
 use crate::cli::StageArgs;
+use crate::progress_copy::{self, Stopped};
 use crate::restic::snapshots::{self, rfc3339, Node};
 use crate::restore::points;
 use crate::spec::{human, FsKind, Spec};
@@ -46,8 +47,13 @@ pub fn stage(args: &StageArgs) -> Result<()> {
         );
     };
     let write = std::slice::from_ref(&disk.id);
-    let (bindings, _locks) =
-        super::bind_for_writing(&spec, &args.disks, write, false, Some(write))?;
+    let (bindings, _locks) = super::bind_for_writing(
+        &spec,
+        &args.disks,
+        write,
+        crate::machine::Scan::WhenRequiredUnbound,
+        Some(write),
+    )?;
     let restic = super::restic_for(&spec)?;
     let snaps = restic.snapshots()?;
     let snapshot = match &args.snapshot {
@@ -131,10 +137,10 @@ fn copy(
             human(free)
         );
     }
-    if args.dry_run {
+    if args.confirm.dry_run {
         return Ok(());
     }
-    super::confirm_changes(args.yes, "Copy it?")?;
+    super::confirm_changes(args.confirm.yes, "Copy it?")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
     let partial = crate::atomic_file::partial_path(&dir.join(&file.name));
     let mut out = std::fs::File::create(&partial)
@@ -144,20 +150,13 @@ fn copy(
         .spawn(crate::exec::Pipe::Stdout)?;
     let mut input = running.child.stdout.take().context("restic's stdout")?;
     let mut bar = ui::Bytes::new(&file.name, Some(size));
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    let copied: Result<()> = loop {
-        match input.read(&mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => {
-                if let Err(e) = out.write_all(&buf[..n]) {
-                    break Err(anyhow!("writing {}: {e}", partial.display()));
-                }
-                done += n as u64;
-                bar.set(done);
-            }
-            Err(e) => break Err(anyhow!("reading from restic: {e}")),
-        }
+    let (done, end): (u64, Result<(), Stopped<Infallible>>) =
+        progress_copy::copy(&mut input, &mut out, &mut |_| Ok(()), &mut |b| bar.set(b));
+    let copied: Result<()> = match end {
+        Ok(()) => Ok(()),
+        Err(Stopped::Refused(nothing)) => match nothing {},
+        Err(Stopped::Write(e)) => Err(anyhow!("writing {}: {e}", partial.display())),
+        Err(Stopped::Read(e)) => Err(anyhow!("reading from restic: {e}")),
     };
     bar.finish();
     drop(input);

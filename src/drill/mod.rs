@@ -80,8 +80,12 @@ pub fn run(spec: &Spec, opts: &Options) -> Result<Record> {
                 spec.file.display()
             );
         };
-        let bound =
-            crate::machine::bind_disks(spec, &opts.disks, std::slice::from_ref(&usb), false)?;
+        let bound = crate::machine::bind_disks(
+            spec,
+            &opts.disks,
+            std::slice::from_ref(&usb),
+            crate::machine::Scan::WhenRequiredUnbound,
+        )?;
         backup_drive::backup_partition(spec, &bound)?;
         bindings.push((usb.clone(), crate::machine::device_of(&bound, &usb)?));
     }

@@ -44,7 +44,8 @@ pub fn gather(spec: &Spec, opts: &Options) -> Result<Facts> {
         })
         .unwrap_or_default();
     // Every disk the rules find; none is required (a missing one is a finding).
-    let bindings = crate::machine::bind_disks(spec, &opts.disks, &[], true)?;
+    let bindings =
+        crate::machine::bind_disks(spec, &opts.disks, &[], crate::machine::Scan::AllDisks)?;
     let mut fill = Vec::new();
     let backup_name = r::backup_name(spec);
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::{self, Epoch};
+use crate::time::Epoch;
 
 /// One snapshot as restic prints it.
 #[derive(Debug, Clone, Deserialize)]
@@ -138,7 +138,7 @@ pub fn rfc3339(text: &str) -> Option<Epoch> {
     let clock = clock.split('.').next()?;
     let mut t = clock.split(':').map(|p| p.parse::<i64>().ok());
     let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
-    Some(time::epoch(y, mo, dd, h, mi, s)? - offset)
+    Some(crate::time::unix_from_civil(y, mo, dd, h, mi, s)? - offset)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! [`classify`], [`link_parents`] and [`group`] are pure; [`scan`] reads a mounted drive.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
@@ -369,7 +368,7 @@ fn streams(
             compressed,
             note: None,
         };
-        match read_head(&path, compressed) {
+        match read_head(&path) {
             Ok(head) => {
                 point.uuid = Some(head.uuid);
                 point.parent_uuid = head.parent.map(|(u, _)| u);
@@ -395,17 +394,9 @@ pub enum HeadError {
 }
 
 /// The head of a stream file (plain or zstd).
-pub fn read_head(path: &Path, compressed: bool) -> Result<stream::StreamHead, HeadError> {
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::with_capacity(stream::HEAD_BYTES);
-    let reader: Box<dyn Read> = if compressed {
-        Box::new(zstd::stream::read::Decoder::new(file)?)
-    } else {
-        Box::new(file)
-    };
-    reader
-        .take(stream::HEAD_BYTES as u64)
-        .read_to_end(&mut bytes)?;
+pub fn read_head(path: &Path) -> Result<stream::StreamHead, HeadError> {
+    let bytes =
+        super::stream_open::read_head(super::stream_open::open(path)?, stream::HEAD_BYTES as u64)?;
     Ok(stream::head(&bytes)?)
 }
 

@@ -3,7 +3,6 @@
 //! send streams kept in them. `lifeboat inventory` and the rescue menu print these.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
@@ -16,7 +15,7 @@ use crate::spec::Spec;
 /// The points on the backup drive (found by the spec's match rules, or `disks`), printed
 /// as text or JSON; warnings go to stderr.
 pub fn show_usb(spec: &Spec, disks: &[(String, PathBuf)], json: bool) -> Result<()> {
-    let bindings = crate::machine::bind_disks(spec, disks, &[], true)?;
+    let bindings = crate::machine::bind_disks(spec, disks, &[], crate::machine::Scan::AllDisks)?;
     let node = super::backup_drive::backup_partition(spec, &bindings)?;
     let top = Mount::read_only(&node, "btrfs", Some("subvolid=5")).with_context(|| {
         format!(
@@ -24,10 +23,7 @@ pub fn show_usb(spec: &Spec, disks: &[(String, PathBuf)], json: bool) -> Result<
             super::backup_name(spec)
         )
     })?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::time::now();
     let dirs = spec.backup_dirs();
     let found = inventory::scan(top.path(), &dirs, &spec.machine.host, now);
     top.close()?;
@@ -103,10 +99,7 @@ pub fn show_restic(spec: &Spec, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&snaps)?);
         return Ok(());
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::time::now();
     let tag = spec.restic_tag();
     print!(
         "{}",

@@ -27,6 +27,7 @@ pub mod select;
 pub mod source;
 pub mod stream;
 pub mod stream_check;
+pub mod stream_open;
 pub mod tree;
 pub mod verify;
 

@@ -1,30 +1,32 @@
 //! `btrfs send | btrfs receive` with lifeboat in the middle: the bytes pass through here so
 //! that the person at the console sees how far it is (bytes, rate, ETA). A stream file on
-//! the backup drive (plain or zstd) takes the place of `btrfs send`.
+//! the backup drive (plain or zstd, [`super::stream_open`]) takes the place of `btrfs send`.
 //!
-//! The copy is a plain read/write loop over 1 MiB buffers with 1 MiB pipes; `cargo xtask
+//! The copy is [`crate::progress_copy`] over 1 MiB buffers with 1 MiB pipes; `cargo xtask
 //! bench restore-usb` measures it against a bare `btrfs send | btrfs receive`. Every chunk
 //! is checked by [`StreamCheck`] before it is written on: a command that would write outside
 //! the subvolume never reaches the receiver, whichever source the stream comes from.
 
-use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Instant;
 
 use super::stream_check::{Refusal, StreamCheck};
+use super::stream_open;
 use crate::exec::{Cmd, ExecError, Pipe};
+use crate::progress_copy::{self, Stopped};
 
 /// Where a point's stream comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum StreamOrigin<'a> {
     /// A read-only subvolume: `btrfs send` makes the stream.
     Subvolume(&'a Path),
-    /// A stream file (`btrfs send -f`), zstd-compressed when `compressed`.
-    File { path: &'a Path, compressed: bool },
-    /// What a program writes to stdout (`restic dump` of a stream file kept in restic).
-    Program { cmd: &'a Cmd, compressed: bool },
+    /// A stream file (`btrfs send -f`), plain or zstd-compressed.
+    File(&'a Path),
+    /// What a program writes to stdout (`restic dump` of a stream file kept in restic),
+    /// plain or zstd-compressed.
+    Program(&'a Cmd),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +63,6 @@ impl Transfer {
     }
 }
 
-const CHUNK: usize = 1 << 20;
-
 /// Stream `source` into `sink` (a program reading the stream on stdin: `btrfs receive DIR`
 /// or `btrfs receive --dump`), calling `progress` with the bytes so far.
 pub fn stream(
@@ -82,27 +82,23 @@ pub fn stream(
                 format!("btrfs send {}", path.display()),
             )
         }
-        StreamOrigin::Program { cmd, compressed } => {
+        StreamOrigin::Program(cmd) => {
             let mut prog = cmd.spawn(Pipe::Stdout)?;
             let out = prog.child.stdout.take().expect("stdout is piped");
             grow_pipe(&out);
-            let reader: Box<dyn Read> = if compressed {
-                Box::new(zstd::stream::read::Decoder::new(out).map_err(|source| {
-                    PipeError::Read {
+            let reader = match stream_open::decoded(out) {
+                Ok(r) => r,
+                Err(source) => {
+                    prog.kill();
+                    return Err(PipeError::Read {
                         what: cmd.to_string(),
                         source,
-                    }
-                })?)
-            } else {
-                Box::new(out)
+                    });
+                }
             };
             (reader, Some(prog), cmd.to_string())
         }
-        StreamOrigin::File { path, compressed } => (
-            open_file(path, compressed)?,
-            None,
-            path.display().to_string(),
-        ),
+        StreamOrigin::File(path) => (open_file(path)?, None, path.display().to_string()),
     };
     let mut receive = match sink.spawn(Pipe::Stdin) {
         Ok(r) => r,
@@ -115,32 +111,26 @@ pub fn stream(
     };
     let mut input = receive.child.stdin.take().expect("stdin is piped");
     grow_pipe(&input);
-    let mut buf = vec![0u8; CHUNK];
-    let mut bytes = 0u64;
     let mut check = StreamCheck::new();
     let mut receiver_quit = false;
-    let copied: Result<(), PipeError> = loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                break Err(PipeError::Read {
-                    what: what.clone(),
-                    source,
-                })
-            }
-        };
-        if let Err(refusal) = check.feed(&buf[..n]) {
-            break Err(PipeError::Refused(refusal));
-        }
-        if input.write_all(&buf[..n]).is_err() {
+    let (bytes, end) = progress_copy::copy(
+        &mut reader,
+        &mut input,
+        &mut |chunk| check.feed(chunk),
+        progress,
+    );
+    let copied: Result<(), PipeError> = match end {
+        Ok(()) => Ok(()),
+        Err(Stopped::Read(source)) => Err(PipeError::Read {
+            what: what.clone(),
+            source,
+        }),
+        Err(Stopped::Refused(refusal)) => Err(PipeError::Refused(refusal)),
+        Err(Stopped::Write(_)) => {
             // The receiver quit; its exit status and stderr say why (below).
             receiver_quit = true;
-            break Ok(());
+            Ok(())
         }
-        bytes += n as u64;
-        progress(bytes);
     };
     // Anything but a whole, checked stream: the receiver is killed, not given EOF. At a
     // command boundary EOF would make `btrfs receive` finish the subvolume and mark it
@@ -187,17 +177,11 @@ pub fn stream(
     })
 }
 
-/// The stream in the file at `path` (zstd-compressed when `compressed`).
-pub fn open_file(path: &Path, compressed: bool) -> Result<Box<dyn Read>, PipeError> {
-    let read_error = |source| PipeError::Read {
+/// The stream in the file at `path`, plain or zstd.
+pub fn open_file(path: &Path) -> Result<Box<dyn Read>, PipeError> {
+    stream_open::open(path).map_err(|source| PipeError::Read {
         what: path.display().to_string(),
         source,
-    };
-    let file = File::open(path).map_err(read_error)?;
-    Ok(if compressed {
-        Box::new(zstd::stream::read::Decoder::new(file).map_err(read_error)?)
-    } else {
-        Box::new(file)
     })
 }
 
@@ -208,6 +192,6 @@ pub use crate::btrfs::receive as receive_into;
 fn grow_pipe(fd: &impl AsRawFd) {
     let _ = nix::fcntl::fcntl(
         fd.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHUNK as i32),
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(progress_copy::CHUNK as i32),
     );
 }

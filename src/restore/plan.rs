@@ -17,10 +17,10 @@ use super::select::{target_name, Chain};
 /// The directory (in the pool's top level) that holds received points.
 pub const SNAPSHOTS: &str = "@snapshots";
 
-/// A canonical subvolume (`@home`) as found on the target pool.
+/// What a canonical subvolume (`@home`) is on the target pool now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "state", content = "parent")]
-pub enum Found {
+pub enum CanonicalState {
     Absent,
     /// Holds nothing (as provisioning leaves it).
     Empty,
@@ -34,8 +34,8 @@ pub struct Target {
     /// Complete received points directly under `@snapshots` (read-only, with a received
     /// UUID): name and UUID.
     pub received: Vec<(String, Uuid)>,
-    /// The canonical subvolumes by name; missing ones are [`Found::Absent`].
-    pub canonical: Vec<(String, Found)>,
+    /// The canonical subvolumes by name; missing ones are [`CanonicalState::Absent`].
+    pub canonical: Vec<(String, CanonicalState)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,14 +108,14 @@ pub fn plan(chains: &[Chain], target: &Target, stamp: &str) -> Vec<SubvolPlan> {
                 .iter()
                 .find(|(n, _)| *n == chain.subvol)
                 .map(|(_, f)| f.clone())
-                .unwrap_or(Found::Absent);
+                .unwrap_or(CanonicalState::Absent);
             let canonical = match found {
-                Found::Absent => Canonical::Create,
-                Found::Empty => Canonical::ReplaceEmpty,
-                Found::HasData(parent) if parent.is_some() && parent == uuid_of(&from) => {
+                CanonicalState::Absent => Canonical::Create,
+                CanonicalState::Empty => Canonical::ReplaceEmpty,
+                CanonicalState::HasData(parent) if parent.is_some() && parent == uuid_of(&from) => {
                     Canonical::Keep
                 }
-                Found::HasData(_) => {
+                CanonicalState::HasData(_) => {
                     Canonical::MoveAside(format!("{}.before-restore-{stamp}", chain.subvol))
                 }
             };
@@ -197,7 +197,7 @@ mod tests {
     fn a_fresh_pool_receives_the_chain_and_replaces_the_empty_subvolume() {
         let target = Target {
             received: vec![],
-            canonical: vec![("@home".into(), Found::Empty)],
+            canonical: vec![("@home".into(), CanonicalState::Empty)],
         };
         let p = &plan(&chain(), &target, "S")[0];
         let names: Vec<(&str, Option<&str>, bool)> = p
@@ -227,7 +227,7 @@ mod tests {
         // Interrupted after the first receive: it is skipped, the second is not.
         let target = Target {
             received: vec![("@home.20261119T0300".into(), u(1))],
-            canonical: vec![("@home".into(), Found::Empty)],
+            canonical: vec![("@home".into(), CanonicalState::Empty)],
         };
         let p = &plan(&chain(), &target, "S")[0];
         assert_eq!(
@@ -240,7 +240,7 @@ mod tests {
                 ("@home.20261119T0300".into(), u(1)),
                 ("@home.20261120T0300".into(), u(2)),
             ],
-            canonical: vec![("@home".into(), Found::HasData(Some(u(2))))],
+            canonical: vec![("@home".into(), CanonicalState::HasData(Some(u(2))))],
         };
         let p = &plan(&chain(), &target, "S")[0];
         assert!(p.is_done());
@@ -250,7 +250,7 @@ mod tests {
     fn data_in_the_way_is_moved_aside_never_deleted() {
         let target = Target {
             received: vec![("@home.20261120T0300".into(), u(2))],
-            canonical: vec![("@home".into(), Found::HasData(Some(u(9))))],
+            canonical: vec![("@home".into(), CanonicalState::HasData(Some(u(9))))],
         };
         let p = &plan(&chain(), &target, "20261125T1200")[0];
         assert_eq!(

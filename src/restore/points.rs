@@ -10,7 +10,6 @@
 use serde::Serialize;
 
 // Times of points are the crate's one kind of time.
-use crate::time::epoch;
 pub use crate::time::{format_age, format_time, Epoch};
 
 /// A btrbk snapshot name, parsed.
@@ -67,7 +66,7 @@ pub fn btrbk(name: &str) -> Option<BtrbkName> {
             _ => return None,
         }
     }
-    let time = epoch(y, mo, d, h, mi, s)? - offset;
+    let time = crate::time::unix_from_civil(y, mo, d, h, mi, s)? - offset;
     Some(BtrbkName {
         subvol: subvol.to_owned(),
         time,
@@ -97,7 +96,7 @@ pub fn snapper_date(info_xml: &str) -> Option<Epoch> {
     if d.next().is_some() || t.next().is_some() {
         return None;
     }
-    epoch(y, mo, dd, h, mi, s)
+    crate::time::unix_from_civil(y, mo, dd, h, mi, s)
 }
 
 /// The `<description>` of a snapper info.xml, if any.
@@ -126,7 +125,7 @@ pub fn parse_at(text: &str) -> Option<Epoch> {
         return None;
     }
     let Some(time) = time else {
-        return epoch(y, mo, dd, 23, 59, 59);
+        return crate::time::unix_from_civil(y, mo, dd, 23, 59, 59);
     };
     let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
     let (h, mi) = (t.next()??, t.next()??);
@@ -134,7 +133,7 @@ pub fn parse_at(text: &str) -> Option<Epoch> {
     if t.next().is_some() {
         return None;
     }
-    epoch(y, mo, dd, h, mi, s)
+    crate::time::unix_from_civil(y, mo, dd, h, mi, s)
 }
 
 #[cfg(test)]
@@ -260,7 +259,7 @@ mod tests {
             y in 1970i64..2200, mo in 1i64..=12, d in 1i64..=28,
             h in 0i64..24, mi in 0i64..60, s in 0i64..60, seq in 0u32..100,
         ) {
-            let t = epoch(y, mo, d, h, mi, s).unwrap();
+            let t = crate::time::unix_from_civil(y, mo, d, h, mi, s).unwrap();
             let long = format!("@home.{y:04}{mo:02}{d:02}T{h:02}{mi:02}");
             proptest::prop_assert_eq!(btrbk(&long).map(|n| n.time), Some(t - s));
             let iso = format!("@home.{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}+0000_{seq}");

@@ -94,10 +94,10 @@ pub struct Head {
     pub whole: bool,
 }
 
-/// Check the first [`HEAD_CHECK`] bytes of the stream file at `path` (zstd when
-/// `compressed`) with [`StreamCheck`].
-pub fn check_head(path: &Path, compressed: bool) -> Result<Head, PipeError> {
-    let reader = pipe::open_file(path, compressed)?;
+/// Check the first [`HEAD_CHECK`] bytes of the stream file at `path` (plain or zstd)
+/// with [`StreamCheck`].
+pub fn check_head(path: &Path) -> Result<Head, PipeError> {
+    let reader = pipe::open_file(path)?;
     check_reader(reader.take(HEAD_CHECK), &path.display().to_string())
 }
 

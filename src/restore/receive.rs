@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 
 use super::inventory::{self, Point};
 use super::pipe::{self, StreamOrigin};
-use super::plan::{Canonical, Found, SubvolPlan, Target, SNAPSHOTS};
+use super::plan::{Canonical, CanonicalState, SubvolPlan, Target, SNAPSHOTS};
 use super::select::Chain;
 use crate::btrfs;
 use crate::exec::Cmd;
@@ -41,15 +41,15 @@ fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
         .iter()
         .map(|c| {
             let found = match rows.iter().find(|row| row.path == c.subvol) {
-                None => Found::Absent,
+                None => CanonicalState::Absent,
                 Some(row) => {
                     let empty = std::fs::read_dir(top.join(&c.subvol))
                         .map(|mut d| d.next().is_none())
                         .unwrap_or(false);
                     if empty {
-                        Found::Empty
+                        CanonicalState::Empty
                     } else {
-                        Found::HasData(row.parent_uuid)
+                        CanonicalState::HasData(row.parent_uuid)
                     }
                 }
             };
@@ -69,7 +69,7 @@ pub(super) fn plan_lines(chains: &[Chain], top: Option<&Path>, stamp: &str) -> R
             received: vec![],
             canonical: chains
                 .iter()
-                .map(|c| (c.subvol.clone(), Found::Empty))
+                .map(|c| (c.subvol.clone(), CanonicalState::Empty))
                 .collect(),
         },
         Some(top) => probe_target(top, chains)?,
@@ -91,22 +91,16 @@ pub(super) fn replaced(chains: &[Chain], top: &Path, stamp: &str) -> Result<Vec<
 /// Where a point's bytes come from, owned (a [`StreamOrigin`] borrows from it).
 pub(super) enum Opened {
     Subvolume(PathBuf),
-    File(PathBuf, bool),
-    Program(Cmd, bool),
+    File(PathBuf),
+    Program(Cmd),
 }
 
 impl Opened {
     fn source(&self) -> StreamOrigin<'_> {
         match self {
             Opened::Subvolume(p) => StreamOrigin::Subvolume(p),
-            Opened::File(p, compressed) => StreamOrigin::File {
-                path: p,
-                compressed: *compressed,
-            },
-            Opened::Program(cmd, compressed) => StreamOrigin::Program {
-                cmd,
-                compressed: *compressed,
-            },
+            Opened::File(p) => StreamOrigin::File(p),
+            Opened::Program(cmd) => StreamOrigin::Program(cmd),
         }
     }
 }

@@ -7,7 +7,6 @@
 //! file carries them out in order.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
@@ -83,7 +82,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         spec,
         &args.disks,
         &required,
-        false,
+        crate::machine::Scan::WhenRequiredUnbound,
         Some(std::slice::from_ref(&target_disk)),
     )?;
 
@@ -414,7 +413,12 @@ fn probe_again(
         locks.take(&b.id, &b.device.path)?;
     }
     let named = machine::named_disks(&args.disks, bindings);
-    let mut after = machine::probe(spec, &named, std::slice::from_ref(&pool.disk.id), true)?;
+    let mut after = machine::probe(
+        spec,
+        &named,
+        std::slice::from_ref(&pool.disk.id),
+        crate::machine::Scan::AllDisks,
+    )?;
     let unlocked: Vec<String> = esp_disks
         .into_iter()
         .filter(|id| !bindings.iter().any(|b| b.id == *id))
@@ -428,16 +432,12 @@ fn probe_again(
 }
 
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::time::now()
 }
 
 /// `20261125T1200`, for names of things moved aside.
 pub fn stamp(t: i64) -> String {
-    let (y, mo, d, h, mi, _) = runlog::civil(t.max(0) as u64);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}")
+    crate::time::minute_stamp(t)
 }
 
 fn same_device(a: &Path, b: &Path) -> Result<bool> {

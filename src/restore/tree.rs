@@ -19,32 +19,36 @@ pub struct Copied {
 /// same name; nothing in `to` is deleted.
 pub fn copy(from: &Path, to: &Path) -> io::Result<Copied> {
     let mut done = Copied::default();
-    copy_dir(from, to, &mut done)?;
-    Ok(done)
-}
-
-fn copy_dir(from: &Path, to: &Path, done: &mut Copied) -> io::Result<()> {
     fs::create_dir_all(to).map_err(|e| at(to, e))?;
-    let mut entries: Vec<_> = fs::read_dir(from)
-        .map_err(|e| at(from, e))?
-        .collect::<io::Result<_>>()
-        .map_err(|e| at(from, e))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
+    // Directories get their mode and mtime once everything inside them is written (which
+    // changes their mtime), the deepest first.
+    let mut dirs = Vec::new();
+    // Symlinks are copied as links, never followed (`from` itself may be one).
+    for entry in walkdir::WalkDir::new(from).min_depth(1).sort_by_file_name() {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(from).to_owned();
+            let source = e
+                .into_io_error()
+                .unwrap_or_else(|| io::Error::other("a directory loop"));
+            at(&path, source)
+        })?;
         let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let meta = fs::symlink_metadata(&src).map_err(|e| at(&src, e))?;
+        let Ok(rel) = src.strip_prefix(from) else {
+            continue;
+        };
+        let dst = to.join(rel);
+        let meta = fs::symlink_metadata(src).map_err(|e| at(src, e))?;
         if meta.is_dir() {
-            copy_dir(&src, &dst, done)?;
-            keep_attributes(&dst, &meta);
+            fs::create_dir_all(&dst).map_err(|e| at(&dst, e))?;
+            dirs.push((dst, meta));
         } else if meta.file_type().is_symlink() {
-            let target = fs::read_link(&src).map_err(|e| at(&src, e))?;
+            let target = fs::read_link(src).map_err(|e| at(src, e))?;
             let _ = fs::remove_file(&dst);
             if std::os::unix::fs::symlink(&target, &dst).is_err() {
                 done.skipped += 1;
             }
         } else if meta.is_file() {
-            let mut input = File::open(&src).map_err(|e| at(&src, e))?;
+            let mut input = File::open(src).map_err(|e| at(src, e))?;
             let mut output = File::create(&dst).map_err(|e| at(&dst, e))?;
             done.bytes += io::copy(&mut input, &mut output).map_err(|e| at(&dst, e))?;
             output.sync_all().map_err(|e| at(&dst, e))?;
@@ -53,7 +57,10 @@ fn copy_dir(from: &Path, to: &Path, done: &mut Copied) -> io::Result<()> {
             done.files += 1;
         }
     }
-    Ok(())
+    for (dst, meta) in dirs.iter().rev() {
+        keep_attributes(dst, meta);
+    }
+    Ok(done)
 }
 
 /// Mode and mtime, where the filesystem takes them (FAT refuses most modes: fine).
@@ -115,5 +122,36 @@ mod tests {
             Path::new("vmlinuz-6.1")
         );
         assert_eq!(fs::read_to_string(b.path().join("extra")).unwrap(), "kept");
+    }
+
+    #[test]
+    fn a_symlink_to_a_directory_is_copied_as_a_link_and_directories_keep_their_mtime() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("big"), vec![1u8; 4096]).unwrap();
+        fs::create_dir_all(a.path().join("efi/boot")).unwrap();
+        fs::write(a.path().join("efi/boot/bootx64.efi"), "pe").unwrap();
+        std::os::unix::fs::symlink(outside.path(), a.path().join("efi/elsewhere")).unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        for dir in ["efi/boot", "efi"] {
+            File::open(a.path().join(dir))
+                .unwrap()
+                .set_times(FileTimes::new().set_modified(old))
+                .unwrap();
+        }
+        let done = copy(a.path(), b.path()).unwrap();
+        assert_eq!((done.files, done.bytes), (1, 2), "{done:?}");
+        assert_eq!(
+            fs::read_link(b.path().join("efi/elsewhere")).unwrap(),
+            outside.path()
+        );
+        for dir in ["efi/boot", "efi"] {
+            let copied = fs::metadata(b.path().join(dir))
+                .unwrap()
+                .modified()
+                .unwrap();
+            assert_eq!(copied, old, "{dir}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::restore::record::Record;
 use crate::restore::restic_streams;
 use crate::restore::select::{self, Chain, When};
 use crate::restore::Options;
-use crate::restore::{points, stream};
+use crate::restore::{points, stream, stream_open};
 use crate::single_component::SingleComponent;
 use crate::spec::{human, Spec};
 
@@ -153,23 +153,15 @@ fn read_head(
     id: &str,
     p: &Point,
 ) -> Result<Result<stream::StreamHead, stream::StreamError>, String> {
-    use std::io::Read;
     let cmd = restic.dump(id, &p.path);
     let mut running = cmd
         .spawn(crate::exec::Pipe::Stdout)
         .map_err(|e| e.to_string())?;
     let out = running.child.stdout.take().ok_or("no stdout")?;
-    let reader: Box<dyn Read> = if p.compressed {
-        Box::new(zstd::stream::read::Decoder::new(out).map_err(|e| e.to_string())?)
-    } else {
-        Box::new(out)
-    };
-    let mut bytes = Vec::new();
-    let read = reader
-        .take(stream::HEAD_BYTES as u64)
-        .read_to_end(&mut bytes);
+    let read = stream_open::decoded(out)
+        .and_then(|reader| stream_open::read_head(reader, stream::HEAD_BYTES as u64));
     running.kill();
-    read.map_err(|e| e.to_string())?;
+    let bytes = read.map_err(|e| e.to_string())?;
     Ok(stream::head(&bytes))
 }
 
@@ -214,7 +206,7 @@ impl RestoreSource for StreamSource {
                 .map(|(_, n)| n.clone())
                 .ok_or_else(|| anyhow!("{}: its head could not be read", p.path))?;
             let cmd = self.restic.dump(id, &p.path);
-            Ok((Opened::Program(cmd, p.compressed), name))
+            Ok((Opened::Program(cmd), name))
         })
     }
 

@@ -172,8 +172,8 @@ fn preflight(usb: &Path, chains: &[Chain]) -> Result<Estimate> {
             let path = usb.join(&p.path);
             let size = match p.kind {
                 Kind::Stream => {
-                    let head = preflight::check_head(&path, p.compressed)
-                        .map_err(|e| refused_or_damaged(&p.path, e))?;
+                    let head =
+                        preflight::check_head(&path).map_err(|e| refused_or_damaged(&p.path, e))?;
                     // The head check has no CRCs: a whole read (below) still reads it.
                     est.unread.push(p.clone());
                     if head.whole {
@@ -244,14 +244,7 @@ fn check_whole(usb: &Path, est: &mut Estimate) -> Result<()> {
         let path = usb.join(&p.path);
         let mut bar = ui::Bytes::new(&format!("checking {}", p.path), p.size);
         let dump = btrfs::dump();
-        let checked = pipe::stream(
-            StreamOrigin::File {
-                path: &path,
-                compressed: p.compressed,
-            },
-            &dump,
-            &mut |b| bar.set(b),
-        );
+        let checked = pipe::stream(StreamOrigin::File(&path), &dump, &mut |b| bar.set(b));
         bar.finish();
         let t = checked.map_err(|e| refused_or_damaged(&p.path, e))?;
         println!("  {}: stream whole ({})", p.path, human(t.bytes));
@@ -266,21 +259,14 @@ fn check_whole(usb: &Path, est: &mut Estimate) -> Result<()> {
 /// Bytes the files under `dir` occupy (an estimate of the stream's size, for the ETA).
 fn allocated(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(meta) = e.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(e.path());
-            }
-            total += meta.blocks() * 512;
-        }
-    }
-    total
+    // Symlinks are counted as themselves, not followed; unreadable parts are left out.
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|meta| meta.blocks() * 512)
+        .sum()
 }
 
 /// The filesystem record in the chosen point of the meta subvolume `name` (e.g.
@@ -308,10 +294,10 @@ fn on_drive(usb: &Path, point: &Point) -> Result<(Opened, SingleComponent)> {
     let src = usb.join(&point.path);
     Ok(match point.kind {
         Kind::Stream => {
-            let name = inventory::read_head(&src, point.compressed)
+            let name = inventory::read_head(&src)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", point.path))?
                 .name;
-            (Opened::File(src, point.compressed), name)
+            (Opened::File(src), name)
         }
         Kind::Btrbk | Kind::Snapper => {
             let base = point.path.rsplit('/').next().unwrap_or_default();

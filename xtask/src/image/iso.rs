@@ -23,7 +23,7 @@ pub const EFI_LABEL: &str = "LIFEBOATEFI";
 /// `2026-01-01T00:00:00Z` as xorriso's 16 digits (`YYYYMMDDhhmmsscc`); GRUB shows the
 /// same date as the volume's UUID, `2026-01-01-00-00-00-00`.
 pub fn volume_date(epoch: u64) -> (String, String) {
-    let (y, m, d, h, mi, s) = lifeboat::runlog::civil(epoch);
+    let (y, m, d, h, mi, s) = lifeboat::time::civil(epoch);
     (
         format!("{y:04}{m:02}{d:02}{h:02}{mi:02}{s:02}00"),
         format!("{y:04}-{m:02}-{d:02}-{h:02}-{mi:02}-{s:02}-00"),
