@@ -162,7 +162,7 @@ fn check(sh: &Shell, image: &Path, file: &mut File, layout: Layout) -> Result<()
 
 /// The ESP of an image this module wrote: offset and length, read back from its GPT.
 pub fn find_esp(image: &Path) -> Result<(u64, u64)> {
-    let gpt = gpt_table::read(image, SECTOR)
+    let gpt = lifeboat::probe::gpt_table::read(image, SECTOR)
         .with_context(|| format!("reading the GPT of {}", image.display()))?
         .with_context(|| format!("{} has no GPT", image.display()))?;
     let esp = gpt
