@@ -160,8 +160,7 @@ mod tests {
                 let (dir, barrier) = (dir.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    super::create_unique(&dir, "provision", "20261202T032430")
-                        .map(|(path, _)| path)
+                    super::create_unique(&dir, "provision", "20261202T032430").map(|(path, _)| path)
                 })
             })
             .collect();

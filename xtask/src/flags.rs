@@ -77,7 +77,7 @@ pub struct Demo {
 #[derive(Debug, PartialEq, Eq, Args)]
 pub struct BenchProvision {
     /// Rounds to time
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
     /// Time only the plain tools
     #[arg(long)]
@@ -106,6 +106,9 @@ pub struct BenchRestoreUsb {
     /// subvolume; counts the bytes read from the backup device
     #[arg(long)]
     pub streams: bool,
+    /// Only this data set (both by default, one after the other)
+    #[arg(long, value_enum)]
+    pub set: Option<crate::bench::DataSet>,
 }
 
 #[derive(Debug, PartialEq, Eq, Args)]
@@ -252,7 +255,7 @@ mod tests {
         assert_eq!(
             parse("bench provision").unwrap(),
             Xtask::BenchProvision(BenchProvision {
-                rounds: 5,
+                rounds: 3,
                 baseline_only: false
             })
         );
@@ -307,7 +310,8 @@ mod tests {
             Xtask::BenchRestoreUsb(BenchRestoreUsb {
                 rounds: 2,
                 mib: 64,
-                streams: false
+                streams: false,
+                set: None,
             })
         );
         assert_eq!(
