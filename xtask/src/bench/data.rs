@@ -202,18 +202,18 @@ fn source_text(rng: &mut Xorshift, out: &mut Vec<u8>, len: usize) {
     while out.len() < len {
         let depth = (rng.next() % 4) as usize;
         out.extend(std::iter::repeat_n(b' ', depth * 4));
-        if rng.next() % 8 == 0 {
+        if rng.next().is_multiple_of(8) {
             out.extend_from_slice(b"// ");
         }
         for _ in 0..3 + rng.next() % 8 {
             let r = rng.next();
-            let word = if r % 3 == 0 {
+            let word = if r.is_multiple_of(3) {
                 KEYWORDS[(r >> 8) as usize % KEYWORDS.len()]
             } else {
                 WORDS[(r >> 8) as usize % WORDS.len()]
             };
             out.extend_from_slice(word.as_bytes());
-            if r % 5 == 0 {
+            if r.is_multiple_of(5) {
                 out.extend_from_slice(format!("_{}", (r >> 20) % 100).as_bytes());
             }
             out.push(b' ');
