@@ -62,6 +62,9 @@ pub enum Bench {
     /// `lifeboat restore --from restic` of N MiB from a local repository against a bare
     /// `restic restore --verify` (root)
     RestoreRestic(BenchRestore),
+    /// Restore time against data size and file count, and `inventory` / `restore
+    /// --dry-run` time against the number of restore points, with the cost per unit (root)
+    Scale(BenchScale),
     /// Image size, cold build (fresh download cache), warm rebuild, reproducibility, and
     /// boot-to-menu seconds under QEMU (median of N boots)
     Image(BenchImage),
@@ -109,6 +112,16 @@ pub struct BenchRestoreUsb {
     /// Only this data set (both by default, one after the other)
     #[arg(long, value_enum)]
     pub set: Option<crate::bench::DataSet>,
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct BenchScale {
+    /// Rounds to time per row
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Smaller rows for a trial (64 MiB to 1 GiB, 1 k to 100 k files, 10 to 100 points)
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, Args)]
@@ -165,6 +178,7 @@ pub enum Xtask {
     BenchImage(BenchImage),
     BenchRestoreUsb(BenchRestoreUsb),
     BenchRestoreRestic(BenchRestore),
+    BenchScale(BenchScale),
     Image(crate::image::Options),
     Qemu(crate::qemu::Options),
     Docgen(Docgen),
@@ -203,6 +217,7 @@ impl Xtask {
                 Bench::RestoreUsb(b) => Xtask::BenchRestoreUsb(b),
                 Bench::RestoreRestic(b) => Xtask::BenchRestoreRestic(b),
                 Bench::Image(b) => Xtask::BenchImage(b),
+                Bench::Scale(b) => Xtask::BenchScale(b),
             },
             Some(Task::Image(i)) => Xtask::Image(crate::image::Options {
                 output: i.output,
@@ -322,6 +337,22 @@ mod tests {
             })
         );
         assert_eq!(
+            parse("bench scale --quick --rounds=1").unwrap(),
+            Xtask::BenchScale(BenchScale {
+                rounds: 1,
+                quick: true
+            })
+        );
+        assert_eq!(
+            parse("bench restore-usb --set compressible").unwrap(),
+            Xtask::BenchRestoreUsb(BenchRestoreUsb {
+                rounds: 3,
+                mib: 2048,
+                streams: false,
+                set: Some(crate::bench::DataSet::Compressible),
+            })
+        );
+        assert_eq!(
             parse("bench image --rounds=1").unwrap(),
             Xtask::BenchImage(BenchImage {
                 rounds: 1,
@@ -353,6 +384,8 @@ mod tests {
             "qemu --image",
             "bench image --rounds 0",
             "bench image --warm",
+            "bench restore-usb --set zip",
+            "bench scale --rounds 0",
             "qemu boot --fast",
             "help frobnicate",
         ] {

@@ -83,6 +83,32 @@ pub fn write_mixed(dir: &Path, mib: u64) -> Result<Data> {
     })
 }
 
+/// `n` small files of 1 KiB of random bytes, 1,000 to a directory.
+pub fn write_small(dir: &Path, n: u64) -> Result<Data> {
+    let mut rng = Xorshift(0x6a09_e667_f3bc_c908);
+    let mut buf = Vec::new();
+    let mut sample = None;
+    for i in 0..n {
+        rng.fill(&mut buf, 1024);
+        let rel = format!("alice/many/{:04}/f{i}", i / 1000);
+        if i % 1000 == 0 {
+            std::fs::create_dir_all(dir.join(&rel).parent().unwrap_or(dir))?;
+        }
+        File::create(dir.join(&rel))
+            .and_then(|mut f| f.write_all(&buf))
+            .with_context(|| format!("writing {rel}"))?;
+        if sample.is_none() {
+            sample = Some((rel, buf.clone()));
+        }
+    }
+    Ok(Data {
+        files: n,
+        bytes: n * 1024,
+        sample: sample.context("no file was written")?,
+        zstd1_bytes: n * 1024,
+    })
+}
+
 /// `mib` MiB shaped like a developer's home: 45 % source-code-like text in files of 1 to
 /// 48 KiB (a tree of projects and modules), 35 % logs in files of 1 to 8 MiB, 20 % in a
 /// few media-like files of random bytes (photos and videos are compressed already).

@@ -8,12 +8,14 @@ mod image;
 mod provision;
 mod restore_restic;
 mod restore_usb;
+mod scale;
 
 pub use data::DataSet;
 pub use image::image;
 pub use provision::provision;
 pub use restore_restic::restore_restic;
 pub use restore_usb::restore_usb;
+pub use scale::scale;
 
 /// How a figure compares with its target.
 fn verdict(met: bool) -> &'static str {

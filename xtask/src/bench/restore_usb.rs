@@ -35,7 +35,7 @@ const COMPRESSIBLE_TARGET: f64 = 1.3;
 /// How Atlantis mounts its pools (configs/atlantis.toml, LINPOOL's mount_options); the
 /// source pool and LINBKUP are mounted so when the data is written and backed up, and the
 /// baseline receives into a pool mounted so.
-const POOL_OPTIONS: &[&str] = &["compress=zstd:1", "noatime"];
+pub(super) const POOL_OPTIONS: &[&str] = &["compress=zstd:1", "noatime"];
 /// lifeboat's rate against the slower of the two devices' raw rates.
 const LIMIT_TARGET: f64 = 0.6;
 /// Bytes read from the backup device against the stream's bytes (`--streams`).
@@ -189,15 +189,8 @@ fn one_set(sh: &Shell, bin: &Path, flags: &BenchRestoreUsb, set: DataSet) -> Res
     Ok(out)
 }
 
-/// The breakdown of the lifeboat run whose time is the median's, from its run log.
-fn median_breakdown(runs: &[(PathBuf, Duration)]) -> Result<String> {
-    let times: Vec<Duration> = runs.iter().map(|(_, t)| *t).collect();
-    let Some(mid) = median(&times) else {
-        return Ok(String::new());
-    };
-    let Some((dir, wall)) = runs.iter().min_by_key(|(_, t)| t.abs_diff(mid)) else {
-        return Ok(String::new());
-    };
+/// The breakdown of the one lifeboat run that logged into `dir`.
+pub(super) fn run_breakdown(dir: &Path) -> Result<breakdown::Breakdown> {
     let log = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok())
@@ -209,8 +202,19 @@ fn median_breakdown(runs: &[(PathBuf, Duration)]) -> Result<String> {
         .with_context(|| format!("lifeboat restore left no run log in {}", dir.display()))?;
     let text =
         std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
-    let b = breakdown::parse(&text)
-        .with_context(|| format!("{} has no transfer in it", log.display()))?;
+    breakdown::parse(&text).with_context(|| format!("{} has no transfer in it", log.display()))
+}
+
+/// The breakdown of the lifeboat run whose time is the median's, from its run log.
+fn median_breakdown(runs: &[(PathBuf, Duration)]) -> Result<String> {
+    let times: Vec<Duration> = runs.iter().map(|(_, t)| *t).collect();
+    let Some(mid) = median(&times) else {
+        return Ok(String::new());
+    };
+    let Some((dir, wall)) = runs.iter().min_by_key(|(_, t)| t.abs_diff(mid)) else {
+        return Ok(String::new());
+    };
+    let b = run_breakdown(dir)?;
     Ok(format!(
         "  where lifeboat's time went (the run nearest the median, {:.1} s, from its run log):\n{}",
         wall.as_secs_f64(),
