@@ -59,7 +59,12 @@ pub fn scale(sh: &Shell, flags: &BenchScale) -> Result<()> {
         flags.rounds
     );
     let lab = Lab::create(sh, "bench-scale")?;
-    let log_dir = lab.dir().join("logs");
+    // Outside the lab, which goes at the end: the run logs say where the time went.
+    let log_dir = crate::target_dir().join("bench").join("scale-logs");
+    if log_dir.exists() {
+        std::fs::remove_dir_all(&log_dir)
+            .with_context(|| format!("removing the last run's {}", log_dir.display()))?;
+    }
     let bindings = lab.bindings();
     lifeboat_bin::run_captured(
         sh,
@@ -256,9 +261,10 @@ fn grow_points(
         }
         run_quiet(cmd!(sh, "sync"))?;
         let (mut inventory, mut dry_run) = (Vec::new(), Vec::new());
+        let logs = log_dir.join(format!("{count}-points"));
         for _ in 0..rounds {
             let args = lifeboat_bin::args("inventory", bindings, &[]);
-            inventory.push(lifeboat_bin::run_captured(sh, bin, &args, log_dir)?.1);
+            inventory.push(lifeboat_bin::run_captured(sh, bin, &args, &logs)?.1);
             let args = lifeboat_bin::args(
                 "restore",
                 bindings,
@@ -271,7 +277,7 @@ fn grow_points(
                     "--dry-run",
                 ],
             );
-            dry_run.push(lifeboat_bin::run_captured(sh, bin, &args, log_dir)?.1);
+            dry_run.push(lifeboat_bin::run_captured(sh, bin, &args, &logs)?.1);
         }
         let row = PointsRow {
             points: count,
