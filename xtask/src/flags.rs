@@ -119,7 +119,8 @@ pub struct BenchScale {
     /// Rounds to time per row
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
-    /// Smaller rows for a trial (64 MiB to 1 GiB, 1 k to 100 k files, 10 to 100 points)
+    /// Smaller data rows for a trial (64 MiB to 1 GiB, 1 k to 100 k files; the points
+    /// rows stay 10, 100 and 1,000)
     #[arg(long)]
     pub quick: bool,
 }

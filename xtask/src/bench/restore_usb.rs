@@ -1,15 +1,18 @@
 //! `cargo xtask bench restore-usb`: `lifeboat restore --from usb` against a bare `btrfs send
 //! | btrfs receive` of the same snapshot, side by side in one run.
 //!
-//! Set-up: disk0 (factory layout), disk1 (2 TB) and usb (4.5 TB) on sparse loop devices,
-//! disk1 and usb provisioned by lifeboat; @home filled with mixed data (many small files
-//! and large ones, incompressible), snapshotted btrbk-style and sent to LINBKUP. Each round
-//! blanks disk1 twice: once for `lifeboat restore … --subvol @home --yes` (provisioning,
-//! preflight, the receive through lifeboat's progress pipe, the writable snapshot, checks),
-//! once for the baseline doing the same work with plain tools (`lifeboat provision`,
-//! `btrfs send | btrfs receive`, `btrfs subvolume snapshot`). Page caches are dropped
-//! before each side; which side goes first alternates. Nothing is asserted; the MB/s of
-//! each side, the ratio of the medians and the target (≥ 0.9) are printed.
+//! Set-up, for each data set ([`DataSet`], both by default) in a lab of its own: disk0
+//! (factory layout), disk1 (2 TB) and usb (4.5 TB) on sparse loop devices, disk1 and usb
+//! provisioned by lifeboat; @home filled with the set on a pool mounted
+//! `compress=zstd:1`, snapshotted btrbk-style and sent to LINBKUP (mounted so too). Each
+//! round blanks disk1 twice: once for `lifeboat restore … --subvol @home --yes`
+//! (provisioning, preflight, the receive through lifeboat's progress pipe, the writable
+//! snapshot, checks), once for the baseline doing the same work with plain tools
+//! (`lifeboat provision`, `btrfs send | btrfs receive` into the pool mounted as Atlantis
+//! mounts it, `btrfs subvolume snapshot`). Page caches are dropped before each side;
+//! which side goes first alternates. Nothing is asserted; the MB/s of each side, the ratio
+//! of the medians against the set's target, the device limit and a breakdown of
+//! lifeboat's median run (from its run log) are printed.
 
 use std::fs::File;
 use std::io::Write;
