@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use super::data::{write_mixed, write_small, Data};
@@ -272,7 +272,12 @@ fn grow_points(
         let logs = log_dir.join(format!("{count}-points"));
         for _ in 0..rounds {
             let args = lifeboat_bin::args("inventory", bindings, &[]);
-            inventory.push(lifeboat_bin::run_captured(sh, bin, &args, &logs)?.1);
+            let (listed, took) = lifeboat_bin::run_captured(sh, bin, &args, &logs)?;
+            // A fast inventory that missed the points would be no figure at all.
+            if !listed.contains(&format!("@home — {count} points")) {
+                bail!("lifeboat inventory does not list the {count} @home points made:\n{listed}");
+            }
+            inventory.push(took);
             let args = lifeboat_bin::args(
                 "restore",
                 bindings,
