@@ -62,6 +62,9 @@ pub enum Bench {
     /// `lifeboat restore --from restic` of N MiB from a local repository against a bare
     /// `restic restore --verify` (root)
     RestoreRestic(BenchRestore),
+    /// Restore time against data size and file count, and `inventory` / `restore
+    /// --dry-run` time against the number of restore points, with the cost per unit (root)
+    Scale(BenchScale),
     /// Image size, cold build (fresh download cache), warm rebuild, reproducibility, and
     /// boot-to-menu seconds under QEMU (median of N boots)
     Image(BenchImage),
@@ -77,7 +80,7 @@ pub struct Demo {
 #[derive(Debug, PartialEq, Eq, Args)]
 pub struct BenchProvision {
     /// Rounds to time
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
     /// Time only the plain tools
     #[arg(long)]
@@ -106,6 +109,20 @@ pub struct BenchRestoreUsb {
     /// subvolume; counts the bytes read from the backup device
     #[arg(long)]
     pub streams: bool,
+    /// Only this data set (both by default, one after the other)
+    #[arg(long, value_enum)]
+    pub set: Option<crate::bench::DataSet>,
+}
+
+#[derive(Debug, PartialEq, Eq, Args)]
+pub struct BenchScale {
+    /// Rounds to time per row
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Smaller data rows for a trial (64 MiB to 1 GiB, 1 k to 100 k files; the points
+    /// rows stay 10, 100 and 1,000)
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, Args)]
@@ -162,6 +179,7 @@ pub enum Xtask {
     BenchImage(BenchImage),
     BenchRestoreUsb(BenchRestoreUsb),
     BenchRestoreRestic(BenchRestore),
+    BenchScale(BenchScale),
     Image(crate::image::Options),
     Qemu(crate::qemu::Options),
     Docgen(Docgen),
@@ -200,6 +218,7 @@ impl Xtask {
                 Bench::RestoreUsb(b) => Xtask::BenchRestoreUsb(b),
                 Bench::RestoreRestic(b) => Xtask::BenchRestoreRestic(b),
                 Bench::Image(b) => Xtask::BenchImage(b),
+                Bench::Scale(b) => Xtask::BenchScale(b),
             },
             Some(Task::Image(i)) => Xtask::Image(crate::image::Options {
                 output: i.output,
@@ -252,7 +271,7 @@ mod tests {
         assert_eq!(
             parse("bench provision").unwrap(),
             Xtask::BenchProvision(BenchProvision {
-                rounds: 5,
+                rounds: 3,
                 baseline_only: false
             })
         );
@@ -307,7 +326,8 @@ mod tests {
             Xtask::BenchRestoreUsb(BenchRestoreUsb {
                 rounds: 2,
                 mib: 64,
-                streams: false
+                streams: false,
+                set: None,
             })
         );
         assert_eq!(
@@ -315,6 +335,22 @@ mod tests {
             Xtask::BenchRestoreRestic(BenchRestore {
                 rounds: 4,
                 mib: 2048
+            })
+        );
+        assert_eq!(
+            parse("bench scale --quick --rounds=1").unwrap(),
+            Xtask::BenchScale(BenchScale {
+                rounds: 1,
+                quick: true
+            })
+        );
+        assert_eq!(
+            parse("bench restore-usb --set compressible").unwrap(),
+            Xtask::BenchRestoreUsb(BenchRestoreUsb {
+                rounds: 3,
+                mib: 2048,
+                streams: false,
+                set: Some(crate::bench::DataSet::Compressible),
             })
         );
         assert_eq!(
@@ -349,6 +385,8 @@ mod tests {
             "qemu --image",
             "bench image --rounds 0",
             "bench image --warm",
+            "bench restore-usb --set zip",
+            "bench scale --rounds 0",
             "qemu boot --fast",
             "help frobnicate",
         ] {

@@ -47,6 +47,7 @@ fn run() -> Result<()> {
         Xtask::BenchImage(args) => bench::image(&sh, &args),
         Xtask::BenchRestoreUsb(args) => bench::restore_usb(&sh, &args),
         Xtask::BenchRestoreRestic(args) => bench::restore_restic(&sh, &args),
+        Xtask::BenchScale(args) => bench::scale(&sh, &args),
         Xtask::Demo(args) => demo::run(&sh, &args),
         Xtask::Image(options) => image::run(&sh, &options),
         Xtask::Qemu(options) => qemu::run(&sh, &options),

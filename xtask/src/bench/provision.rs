@@ -253,7 +253,7 @@ fn report(t: &Timings, rounds: u32) -> String {
         }
         _ => format!("{name:<20} {:>10} {:>10}", "-", "-"),
     };
-    let met = |ok: bool| if ok { "yes" } else { "NO" };
+    let met = super::verdict;
 
     let plan_ok = median(&t.plan).map(|m| ms(m) <= PLAN_TARGET_MS);
     out += &row("plan (ms)", &t.plan, ms, 1);
@@ -315,7 +315,7 @@ mod tests {
         let text = report(&t, 3);
         let plan = text.lines().find(|l| l.starts_with("plan (ms)")).unwrap();
         assert!(
-            plan.contains("12.0") && plan.contains("10.0") && plan.ends_with("yes"),
+            plan.contains("12.0") && plan.contains("10.0") && plan.ends_with(" met"),
             "{plan}"
         );
         let ratio = text
@@ -323,7 +323,7 @@ mod tests {
             .find(|l| l.starts_with("provision/baseline"))
             .unwrap();
         assert!(
-            ratio.contains("1.20") && ratio.contains("1.00") && ratio.ends_with("yes"),
+            ratio.contains("1.20") && ratio.contains("1.00") && ratio.ends_with(" met"),
             "{ratio}"
         );
 
@@ -337,7 +337,7 @@ mod tests {
             .lines()
             .find(|l| l.starts_with("provision/baseline"))
             .unwrap();
-        assert!(ratio.ends_with("NO"), "{ratio}");
+        assert!(ratio.ends_with("missed"), "{ratio}");
         assert!(text
             .lines()
             .any(|l| l.starts_with("plan (ms)") && l.contains('-')));

@@ -16,10 +16,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use super::restore_usb::{alternate, report, verify, write_mixed};
+use super::data::write_mixed;
+use super::restore_usb::{alternate, report, verify};
 use crate::disks::{Lab, Mount};
 use crate::flags::BenchRestore as Flags;
 use crate::{deps, lifeboat_bin, require_root, run_quiet};
+
+/// lifeboat against the bare `restic restore --verify` (the ratio of rates).
+const RATIO_TARGET: f64 = 1.05;
 
 pub fn restore_restic(sh: &Shell, flags: &Flags) -> Result<()> {
     require_root("bench restore-restic")?;
@@ -121,7 +125,8 @@ pub fn restore_restic(sh: &Shell, flags: &Flags) -> Result<()> {
             "bare restic restore --verify, with lifeboat provision and the move into @home",
             data.bytes,
             &ours,
-            &base
+            &base,
+            RATIO_TARGET,
         )
     );
     Ok(())
