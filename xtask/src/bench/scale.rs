@@ -222,7 +222,7 @@ fn send(sh: &Shell, snap: &Path, parent: Option<&Path>, into: &Path) -> Result<(
 
 /// `@home.YYYYMMDDTHHMM`, an hour apart for each `i`, btrbk's names.
 fn point_name(i: u64) -> String {
-    let (y, m, d, hh, mm, _) = lifeboat::runlog::civil(1_795_000_000 / 3600 * 3600 + i * 3600);
+    let (y, m, d, hh, mm, _) = lifeboat::time::civil(1_795_000_000 / 3600 * 3600 + i * 3600);
     format!("@home.{y:04}{m:02}{d:02}T{hh:02}{mm:02}")
 }
 
