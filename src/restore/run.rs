@@ -278,8 +278,9 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     let pool_device = pool_dev(&pool_open);
 
     // Receive.
-    let top = Mount::with_options(&pool_device, "btrfs", Some("subvolid=5"))
-        .context("mounting the pool")?;
+    let receiving = r::pool_options::for_receiving(pool.part);
+    let top = Mount::with_options(&pool_device, "btrfs", Some(&receiving))
+        .with_context(|| format!("mounting the pool with {receiving}"))?;
     let restored = source.restore(top.path(), &stamp).map_err(|err| {
         if room::is_out_of_space(&err) {
             // A re-run would fill the pool the same way: say what would help instead.
