@@ -595,6 +595,21 @@ pub struct Confirm {
     pub dry_run: bool,
 }
 
+/// The one place the two flags become the library's [`Confirmation`](crate::ui::Confirmation)
+/// (here, not in `ui`, which sits below the command line).
+impl From<&Confirm> for crate::ui::Confirmation {
+    /// `--dry-run` wins over `--yes`: with both, the plan is printed and nothing written
+    /// (the safer reading, and what each command did before this type existed).
+    fn from(flags: &Confirm) -> Self {
+        use crate::ui::Confirmation;
+        match (flags.dry_run, flags.yes) {
+            (true, _) => Confirmation::DryRun,
+            (false, true) => Confirmation::Yes,
+            (false, false) => Confirmation::Ask,
+        }
+    }
+}
+
 /// The loader provisioning installs on both ESPs: `auto` is `\EFI\lifeboat\shimx64.efi`
 /// (the signed chain) when the firmware enforces Secure Boot, else
 /// `\EFI\systemd\systemd-bootx64.efi`.

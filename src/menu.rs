@@ -15,6 +15,7 @@ use crate::exec::Cmd;
 use crate::net;
 use crate::restore::{self, points, select::When, source::Kind};
 use crate::spec::Spec;
+use crate::ui::Confirmation;
 
 /// What the menu offers, in the order it shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,12 +128,11 @@ fn run_entry(entry: Entry, spec_path: &Path) -> Result<()> {
         Entry::Provision => crate::provision::run(
             &spec()?,
             &crate::provision::Request::default(),
-            false,
-            false,
+            Confirmation::Ask,
         ),
         Entry::MirrorEsps => sync_esps(&spec()?),
         Entry::BootEntries => {
-            crate::boot::uefi::write_for(&spec()?, &[], ON_ESP_UEFI, false, false)
+            crate::boot::uefi::write_for(&spec()?, &[], ON_ESP_UEFI, Confirmation::Ask)
         }
         Entry::ListUsbPoints => restore::listing::show_usb(&spec()?, &[], false),
         Entry::RestoreUsb => restore_from(&spec()?, Kind::Usb),
@@ -194,8 +194,7 @@ fn restore_from(spec: &Spec, from: Kind) -> Result<()> {
         subvols: Vec::new(),
         disks: Vec::new(),
         wipe: Vec::new(),
-        yes: false,
-        dry_run: false,
+        confirmation: Confirmation::Ask,
         firmware: true,
         room: None,
         new_uuid_when_taken: false,
@@ -225,7 +224,7 @@ fn sync_esps(spec: &Spec) -> Result<()> {
     );
     let from = Mount::new(node0, "vfat")?;
     let to = Mount::new(node1, "vfat")?;
-    let result = crate::boot::mirror::run(from.path(), to.path(), false, false);
+    let result = crate::boot::mirror::run(from.path(), to.path(), Confirmation::Ask);
     to.close()?;
     from.close()?;
     result
@@ -282,7 +281,7 @@ fn static_address() -> Result<()> {
     };
     let steps = net::plan::plan(&cfg);
     print!("{}", net::plan::render(&cfg, &steps));
-    crate::ui::confirm_changes(false, "Set this address?")?;
+    crate::ui::confirm_changes(Confirmation::Ask, "Set this address?")?;
     net::apply::apply(&steps, &net::apply::Paths::system())?;
     println!("{}", net::links::header(&net::links::up_addresses()));
     Ok(())

@@ -68,19 +68,19 @@ pub fn render(plan: &Plan, boot: &Setup) -> String {
     out
 }
 
-/// Provision: the plan, a confirmation (`yes` skips it), then the writes and the boot
-/// setup. `dry_run` stops after the plan.
-pub fn run(spec: &Spec, req: &Request, yes: bool, dry_run: bool) -> Result<()> {
+/// Provision: the plan, a confirmation (`Confirmation::Yes` skips it), then the writes and
+/// the boot setup. A dry run stops after the plan.
+pub fn run(spec: &Spec, req: &Request, go: ui::Confirmation) -> Result<()> {
     let (bindings, plan, _locks) = make_plan(spec, req, true)?;
     let setup = boot::plan(spec, &bindings, &plan, &req.only);
     print!("{}", render(&plan, &setup));
-    if (plan.is_empty() && setup.steps.is_empty()) || dry_run {
+    if (plan.is_empty() && setup.steps.is_empty()) || go.dry_run() {
         return Ok(());
     }
     if plan.is_empty() {
-        ui::confirm_changes(yes, "Carry out the boot setup?")?;
+        ui::confirm_changes(go, "Carry out the boot setup?")?;
     } else {
-        ui::confirm_plan(&plan, yes)?;
+        ui::confirm_plan(&plan, go)?;
         let mut steps = ui::Steps::new(plan.action_count());
         let result = apply::apply(&plan, &mut steps, &mut ui::Prompted);
         steps.finish();

@@ -214,11 +214,42 @@ impl Bytes {
     }
 }
 
+/// Whether printed changes are carried out: asked at the terminal, already confirmed
+/// (`--yes`), or not at all (`--dry-run`).
+///
+/// One enum rather than two bools: `yes` and `dry_run` side by side were passed in a
+/// different order by different functions, and a swap compiles and writes when it should
+/// only have printed. Two bools also have a fourth case, both set, that every function had
+/// to order its checks for; here it is decided once, in the conversion from the command
+/// line (`From<&cli::Confirm>`, next to [`crate::cli::Confirm`]): a dry run wins, as it
+/// always has. Call sites read as what they mean: `mirror::run(from, to, Confirmation::Yes)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Confirmation {
+    /// Print the changes, then ask at the terminal; without a terminal nothing is written.
+    #[default]
+    Ask,
+    /// Print the changes and carry them out without asking (`--yes`, or a caller whose
+    /// target is its own, such as a drill's image).
+    Yes,
+    /// Print the changes and stop: nothing is written (`--dry-run`).
+    DryRun,
+}
+
+impl Confirmation {
+    /// Stop after printing the plan.
+    pub fn dry_run(self) -> bool {
+        self == Confirmation::DryRun
+    }
+}
+
 /// After printed changes: `--yes`, or a yes typed at the terminal; without a terminal and
-/// without `--yes`, nothing is written.
-pub fn confirm_changes(yes: bool, question: &str) -> anyhow::Result<()> {
-    if yes {
-        return Ok(());
+/// without `--yes`, nothing is written. A dry run is refused here too, so that a caller
+/// that forgot to stop after its plan still writes nothing.
+pub fn confirm_changes(go: Confirmation, question: &str) -> anyhow::Result<()> {
+    match go {
+        Confirmation::Yes => return Ok(()),
+        Confirmation::DryRun => anyhow::bail!("dry run: nothing written"),
+        Confirmation::Ask => {}
     }
     if !interactive() {
         anyhow::bail!("not confirmed: pass --yes to apply these changes without a terminal");
@@ -229,12 +260,17 @@ pub fn confirm_changes(yes: bool, question: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--yes`, or the serial of every disk that will be written typed at the prompt.
-pub fn confirm_plan(plan: &crate::plan::Plan, yes: bool) -> anyhow::Result<()> {
+/// `--yes`, or the serial of every disk that will be written typed at the prompt. A dry
+/// run is refused, as in [`confirm_changes`].
+pub fn confirm_plan(plan: &crate::plan::Plan, go: Confirmation) -> anyhow::Result<()> {
     use crate::runlog;
-    if yes {
-        runlog::line("confirmed with --yes");
-        return Ok(());
+    match go {
+        Confirmation::Yes => {
+            runlog::line("confirmed with --yes");
+            return Ok(());
+        }
+        Confirmation::DryRun => anyhow::bail!("dry run: nothing written"),
+        Confirmation::Ask => {}
     }
     if !interactive() {
         anyhow::bail!("refusing to write without confirmation: run it on a terminal to confirm by typing each disk's serial, or pass --yes");
@@ -337,6 +373,33 @@ pub fn error_sentence(err: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use anyhow::Context;
+
+    use super::Confirmation;
+    use crate::cli::Confirm;
+
+    #[test]
+    fn the_flags_become_one_confirmation_and_a_dry_run_wins() {
+        let go = |yes, dry_run| Confirmation::from(&Confirm { yes, dry_run });
+        assert_eq!(go(false, false), Confirmation::Ask);
+        assert_eq!(go(true, false), Confirmation::Yes);
+        assert_eq!(go(false, true), Confirmation::DryRun);
+        assert_eq!(go(true, true), Confirmation::DryRun);
+        assert!(go(true, true).dry_run());
+        assert!(!go(true, false).dry_run() && !go(false, false).dry_run());
+    }
+
+    #[test]
+    fn a_dry_run_is_never_confirmed() {
+        // Reached only by a caller that forgot to stop after its plan: it must not write.
+        let err = super::confirm_changes(Confirmation::DryRun, "Write?").unwrap_err();
+        assert_eq!(err.to_string(), "dry run: nothing written");
+        let plan = crate::plan::Plan {
+            spec: "t.toml".into(),
+            disks: Vec::new(),
+        };
+        assert!(super::confirm_plan(&plan, Confirmation::DryRun).is_err());
+        assert!(super::confirm_changes(Confirmation::Yes, "Write?").is_ok());
+    }
 
     #[test]
     fn each_cause_is_said_once() {

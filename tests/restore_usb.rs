@@ -21,6 +21,9 @@ const DISK0: u64 = 512_000_000_000;
 const DISK1: u64 = 2_000_000_000_000;
 const USB: u64 = 4_500_000_000_000;
 
+/// In @rootF41: 880 kB of text (see `machine`).
+const COMPRESSIBLE: &str = "@rootF41/usr/share/doc/changes.txt";
+
 fn spec() -> String {
     common::spec_path().display().to_string()
 }
@@ -211,6 +214,14 @@ fn machine() -> Machine {
     let p = pool.path();
     root_fs(&p.join("@rootTW"), "alice");
     root_fs(&p.join("@rootF41"), "alice");
+    // Text that compresses, written uncompressed here (this mount has no compress option).
+    // It reaches the target pool as plain writes (a raw stream file from `btrfs send`
+    // without --compressed-data): only the restore's mount with the spec's compress=zstd:1
+    // makes the kernel compress it.
+    let changes: String = (0..16_000)
+        .map(|i| format!("{i:05} fedora 41: package updated, nothing else changed\n"))
+        .collect();
+    write(&p.join(COMPRESSIBLE), changes.as_bytes());
     fill_home(&p.join("@home"));
     let boot_file = bytes(99, 300_000);
     {
@@ -376,6 +387,12 @@ fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
         assert!(
             d.is_empty(),
             "@rootF41 differs from its stream chain: {d:#?}"
+        );
+        // filefrag flags an extent that Btrfs stored compressed "encoded".
+        let frags = run(&["filefrag", "-v", p.join(COMPRESSIBLE).to_str().unwrap()]);
+        assert!(
+            frags.contains("encoded"),
+            "{COMPRESSIBLE} was restored uncompressed into a compress=zstd:1 pool:\n{frags}"
         );
         assert_eq!(ro(&p.join("@home")), "ro=false", "@home is writable");
         assert_eq!(

@@ -9,10 +9,11 @@ use anyhow::{Context, Result};
 use super::{esp_sync, hook, sync_plan};
 use crate::runlog;
 use crate::spec::{PartType, Spec};
+use crate::ui::Confirmation;
 
 /// Mirror the ESP mounted at `from` onto the one mounted at `to`: prints the changes,
-/// writes them after `yes` or a confirmation, unless `dry_run`.
-pub fn run(from: &Path, to: &Path, dry_run: bool, yes: bool) -> Result<()> {
+/// writes them after a confirmation (or `Confirmation::Yes`), unless it is a dry run.
+pub fn run(from: &Path, to: &Path, go: Confirmation) -> Result<()> {
     let mountinfo = crate::mountinfo::read().context("reading /proc/self/mountinfo")?;
     esp_sync::check(from, to, &mountinfo)?;
     let _lock = crate::disklock::disk_of(&format!("the disk of {}", to.display()), to)?;
@@ -38,11 +39,11 @@ pub fn run(from: &Path, to: &Path, dry_run: bool, yes: bool) -> Result<()> {
     for a in &actions {
         println!("  {}", a.describe());
     }
-    if dry_run {
+    if go.dry_run() {
         println!("Dry run: nothing written.");
         return Ok(());
     }
-    crate::ui::confirm_changes(yes, &format!("Apply these changes to {}?", to.display()))?;
+    crate::ui::confirm_changes(go, &format!("Apply these changes to {}?", to.display()))?;
     if runlog::path().is_none() {
         runlog::start("esp-sync").ok();
     }

@@ -15,6 +15,7 @@ use crate::boot::{efivars, fstab, loader, on_disk, uefi};
 use crate::plan::{Action, Binding, Plan};
 use crate::runlog;
 use crate::spec::{PartType, Spec};
+use crate::ui::Confirmation;
 
 /// What the disks (with `pending` still to be carried out) and this system tell about the
 /// boot setup.
@@ -105,7 +106,7 @@ pub fn run(spec: &Spec, disks: &[(String, std::path::PathBuf)], only: &[String])
             Step::Loader { esp, chain } => install_loader(&bindings, esp, *chain),
             Step::Mirror { from, to } => mirror(&bindings, from, to),
             Step::Entries { chain } => {
-                uefi::write_for(spec, disks, chain.entry_path(), false, true)
+                uefi::write_for(spec, disks, chain.entry_path(), Confirmation::Yes)
             }
         };
         if let Err(err) = &result {
@@ -227,7 +228,7 @@ fn install_loader(bindings: &[Binding], esp: &PartAt, chain: loader::Chain) -> R
 fn mirror(bindings: &[Binding], from: &PartAt, to: &PartAt) -> Result<()> {
     let source = Mount::new(&node(bindings, from)?, "vfat")?;
     let dest = Mount::new(&node(bindings, to)?, "vfat")?;
-    let result = crate::boot::mirror::run(source.path(), dest.path(), false, true);
+    let result = crate::boot::mirror::run(source.path(), dest.path(), Confirmation::Yes);
     dest.close()?;
     source.close()?;
     result

@@ -15,6 +15,7 @@ use crate::plan::Binding;
 use crate::probe::Table;
 use crate::runlog;
 use crate::spec::{Disk, PartType, Spec};
+use crate::ui::Confirmation;
 
 /// The spec's disks with an ESP, the preserved disk's first.
 fn esp_disks(spec: &Spec) -> Vec<&Disk> {
@@ -130,8 +131,7 @@ pub fn write_for(
     spec: &Spec,
     disks: &[(String, PathBuf)],
     loader: &str,
-    dry_run: bool,
-    yes: bool,
+    go: Confirmation,
 ) -> Result<()> {
     // Listed, not only bound: an entry of ours is kept while any disk still has its ESP.
     let mut machine = machine::probe(
@@ -142,22 +142,22 @@ pub fn write_for(
     )?;
     // Locked while the entries that name their partitions are written.
     let _locks = machine::lock(spec, &mut machine.bindings, Some(&esp_disk_ids(spec)))?;
-    write(spec, &machine, loader, dry_run, yes)
+    write(spec, &machine, loader, go)
 }
 
 /// One boot entry per ESP of the spec, first in BootOrder, on the disks as `machine`
 /// found them (probed after the last write to their partition tables). `loader` is the
 /// path the entries start, or [`super::loader::AUTO`]: the signed chain's shim when Secure
-/// Boot is on, else systemd-boot. Prints the changes; writes them after `yes` or a
-/// confirmation, unless `dry_run`.
-pub fn write(spec: &Spec, machine: &Machine, loader: &str, dry_run: bool, yes: bool) -> Result<()> {
+/// Boot is on, else systemd-boot. Prints the changes; writes them after a confirmation (or
+/// `Confirmation::Yes`), unless it is a dry run.
+pub fn write(spec: &Spec, machine: &Machine, loader: &str, go: Confirmation) -> Result<()> {
     let secure_boot = SecureBoot::read(Path::new(EFIVARS));
     let loader = super::loader::entry_loader(loader, secure_boot);
     let wanted = wanted(spec, &machine.bindings, &loader, secure_boot)?;
     let mountinfo = crate::mountinfo::read().context("reading /proc/self/mountinfo")?;
     let firmware = match Firmware::open(&mountinfo) {
         Ok(f) => f,
-        Err(err) if dry_run => {
+        Err(err) if go.dry_run() => {
             println!("Would make these entries (the firmware's own cannot be read: {err}):");
             for (n, esp) in wanted.iter().enumerate() {
                 println!(
@@ -217,11 +217,11 @@ pub fn write(spec: &Spec, machine: &Machine, loader: &str, dry_run: bool, yes: b
             entries::order_text(new)
         );
     }
-    if dry_run {
+    if go.dry_run() {
         println!("Dry run: nothing written.");
         return Ok(());
     }
-    crate::ui::confirm_changes(yes, "Write these UEFI variables?")?;
+    crate::ui::confirm_changes(go, "Write these UEFI variables?")?;
     if runlog::path().is_none() {
         runlog::start("boot-entries").ok();
     }

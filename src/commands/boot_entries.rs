@@ -9,11 +9,5 @@ use crate::spec::Spec;
 
 pub fn boot_entries(args: &BootEntriesArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
-    uefi::write_for(
-        &spec,
-        &args.disks,
-        &args.loader,
-        args.confirm.dry_run,
-        args.confirm.yes,
-    )
+    uefi::write_for(&spec, &args.disks, &args.loader, (&args.confirm).into())
 }

@@ -10,7 +10,7 @@ use crate::spec::Spec;
 
 pub fn esp_sync(args: &EspSyncArgs) -> Result<()> {
     let (from, to) = endpoints(&args.esps)?;
-    mirror::run(&from, &to, args.confirm.dry_run, args.confirm.yes)
+    mirror::run(&from, &to, (&args.confirm).into())
 }
 
 /// `lifeboat esp-sync-hook ROOT`: the kernel-install plugin that runs esp-sync.

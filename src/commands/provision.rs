@@ -24,12 +24,7 @@ pub fn plan(args: &PlanArgs) -> Result<()> {
 pub fn provision(args: &ProvisionArgs) -> Result<()> {
     let log = runlog::start("provision").ok();
     let spec = Spec::load(&args.selection.spec)?;
-    let done = provision::run(
-        &spec,
-        &request(&args.selection),
-        args.confirm.yes,
-        args.confirm.dry_run,
-    );
+    let done = provision::run(&spec, &request(&args.selection), (&args.confirm).into());
     if let Some(path) = log {
         println!("Log: {}", path.display());
     }

@@ -137,10 +137,11 @@ fn copy(
             human(free)
         );
     }
-    if args.confirm.dry_run {
+    let go = ui::Confirmation::from(&args.confirm);
+    if go.dry_run() {
         return Ok(());
     }
-    super::confirm_changes(args.confirm.yes, "Copy it?")?;
+    super::confirm_changes(go, "Copy it?")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
     let partial = crate::atomic_file::partial_path(&dir.join(&file.name));
     let mut out = std::fs::File::create(&partial)

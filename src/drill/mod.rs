@@ -124,8 +124,7 @@ pub fn run(spec: &Spec, opts: &Options) -> Result<Record> {
         disks: bindings,
         wipe: Vec::new(),
         // The target is the drill's own image: there is nothing of anyone's to confirm.
-        yes: true,
-        dry_run: false,
+        confirmation: crate::ui::Confirmation::Yes,
         firmware: false,
         room: Some((work.path.clone(), free)),
         new_uuid_when_taken: true,

@@ -3,10 +3,10 @@
 //! restic, stream files in restic, behind one trait); which restore points exist
 //! ([`points`] by name, [`inventory`] on the backup drive, [`restic_streams`] in restic),
 //! which of them a restore uses ([`select`]), what it does on the target pool ([`plan`]),
-//! receiving them ([`receive`] through the send | receive pipe with its progress,
-//! [`pipe`]), the record of the filesystems' UUIDs ([`record`]), /boot and the ESPs
-//! ([`boot`], file trees copied by [`tree`]) and the checks afterwards ([`report`], pure
-//! parts in [`verify`]).
+//! the options the pool is mounted with meanwhile ([`pool_options`]), receiving them
+//! ([`receive`] through the send | receive pipe with its progress, [`pipe`]), the record
+//! of the filesystems' UUIDs ([`record`]), /boot and the ESPs ([`boot`], file trees copied
+//! by [`tree`]) and the checks afterwards ([`report`], pure parts in [`verify`]).
 
 pub mod backup_drive;
 pub mod boot;
@@ -16,6 +16,7 @@ pub mod options;
 pub mod pipe;
 pub mod plan;
 pub mod points;
+pub mod pool_options;
 pub mod preflight;
 pub mod receive;
 pub mod record;

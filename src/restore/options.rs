@@ -19,8 +19,8 @@ pub struct Options {
     pub disks: Vec<(String, PathBuf)>,
     /// `--wipe ID`: disks whose foreign contents provisioning may replace.
     pub wipe: Vec<String>,
-    pub yes: bool,
-    pub dry_run: bool,
+    /// Ask, `--yes` or `--dry-run`.
+    pub confirmation: crate::ui::Confirmation,
     /// Write the boot entries into the firmware's UEFI variables (when efivarfs is
     /// mounted). Off for a drill: its disk is an image, the host's firmware is not its.
     pub firmware: bool,

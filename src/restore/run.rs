@@ -248,13 +248,13 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         Some(meta) => println!("\nThen: /boot and the ESPs of {target_disk} from {meta}/{BOOT_DIR}, fstab checked, boot entries, checks."),
         None => println!("\nThen: fstab checked, boot entries, checks (no role = \"meta\" subvolume: /boot and the ESPs are not restored)."),
     }
-    if args.dry_run {
+    if args.confirmation.dry_run() {
         return source.close().map(|()| None);
     }
     if !prov.is_empty() {
-        ui::confirm_plan(&prov, args.yes)?;
+        ui::confirm_plan(&prov, args.confirmation)?;
     } else {
-        ui::confirm_changes(args.yes, "Restore into this pool?")?;
+        ui::confirm_changes(args.confirmation, "Restore into this pool?")?;
     }
 
     // Provision.
@@ -278,8 +278,9 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     let pool_device = pool_dev(&pool_open);
 
     // Receive.
-    let top = Mount::with_options(&pool_device, "btrfs", Some("subvolid=5"))
-        .context("mounting the pool")?;
+    let receiving = r::pool_options::for_receiving(pool.part);
+    let top = Mount::with_options(&pool_device, "btrfs", Some(&receiving))
+        .with_context(|| format!("mounting the pool with {receiving}"))?;
     let restored = source.restore(top.path(), &stamp).map_err(|err| {
         if room::is_out_of_space(&err) {
             // A re-run would fill the pool the same way: say what would help instead.
@@ -335,8 +336,13 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         );
     } else if efivarfs {
         println!("\nBoot entries");
-        crate::boot::uefi::write(spec, &after, crate::boot::loader::AUTO, false, true)
-            .context("writing the boot entries")?;
+        crate::boot::uefi::write(
+            spec,
+            &after,
+            crate::boot::loader::AUTO,
+            ui::Confirmation::Yes,
+        )
+        .context("writing the boot entries")?;
     } else {
         notes.push(
             "efivarfs is not mounted (not booted in UEFI mode): no boot entries were written; \
