@@ -812,6 +812,10 @@ impl<'a> Checker<'a> {
                 )
             } else if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 format!("mount option \"{text}\" contains whitespace")
+            } else if let Some(why) = bad_compress(text) {
+                // A restore mounts the pool with it to receive: a typo found then would
+                // stop the restore after provisioning wrote the disks.
+                format!("mount option \"{text}\": {why}")
             } else {
                 continue;
             };
@@ -948,6 +952,38 @@ fn host_span(text: &str) -> Range<usize> {
 
 fn pos(at: Location) -> String {
     format!("line {}, column {}", at.line, at.col)
+}
+
+/// What is wrong with a Btrfs `compress=`/`compress-force=` option's value, if anything:
+/// `zlib[:1-9]`, `lzo`, `zstd[:-15..15]`, `no` or `none`, as the kernel takes them.
+fn bad_compress(option: &str) -> Option<String> {
+    let value = option
+        .strip_prefix("compress-force=")
+        .or_else(|| option.strip_prefix("compress="))?;
+    let (algorithm, level) = match value.split_once(':') {
+        Some((a, l)) => (a, Some(l)),
+        None => (value, None),
+    };
+    let levels = match algorithm {
+        "zlib" => Some(1..=9),
+        "zstd" => Some(-15..=15),
+        "lzo" | "no" | "none" => None,
+        _ => {
+            return Some(format!(
+                "Btrfs compresses with zlib, lzo or zstd (or no), not \"{algorithm}\""
+            ))
+        }
+    };
+    let level = level?;
+    match (levels, level.parse::<i32>()) {
+        (Some(range), Ok(n)) if range.contains(&n) => None,
+        (Some(range), _) => Some(format!(
+            "{algorithm} takes a level from {} to {}, not \"{level}\"",
+            range.start(),
+            range.end()
+        )),
+        (None, _) => Some(format!("{algorithm} takes no level")),
+    }
 }
 
 #[cfg(test)]
@@ -1918,6 +1954,36 @@ mod tests {
             one_partition("fs = \"ext4\"\nmount = \"/d\"\nmount_options = [\"ü\", \"a,b\"]\n"),
             "t.toml:11:23: disk1, partition \"x\": mount option \"a,b\" contains a comma: write each option as its own list entry"
         );
+    }
+
+    #[test]
+    fn compress_values_the_kernel_would_refuse() {
+        let with = |o: &str| {
+            one_partition(&format!(
+                "fs = \"btrfs\"\nmount = \"/d\"\nmount_options = [\"{o}\"]\n"
+            ))
+        };
+        assert_eq!(
+            with("compress=zstd:22"),
+            "t.toml:11:18: disk1, partition \"x\": mount option \"compress=zstd:22\": zstd takes a level from -15 to 15, not \"22\""
+        );
+        assert_eq!(
+            with("compress-force=bogus"),
+            "t.toml:11:18: disk1, partition \"x\": mount option \"compress-force=bogus\": Btrfs compresses with zlib, lzo or zstd (or no), not \"bogus\""
+        );
+        assert_eq!(
+            with("compress=lzo:3"),
+            "t.toml:11:18: disk1, partition \"x\": mount option \"compress=lzo:3\": lzo takes no level"
+        );
+        for fine in [
+            "compress",
+            "compress=zstd:1",
+            "compress=zlib:9",
+            "compress-force=lzo",
+            "compress=no",
+        ] {
+            assert_eq!(super::bad_compress(fine), None, "{fine}");
+        }
     }
 
     #[test]
