@@ -758,3 +758,53 @@ fn h() { super::zeta::x(); }
 
     assert!(strip_tests(lex("#![cfg(test)]\nuse crate::x;")).is_none());
 }
+
+/// Where a command file reaches past the library into its siblings: `super::…` (the
+/// `commands` module and so every other command file) or `crate::commands::…`.
+fn sibling_uses(toks: &[Token]) -> Vec<usize> {
+    (0..toks.len())
+        .filter(|&i| {
+            (is_ident(toks.get(i), "super") && is_path_sep(toks, i + 1))
+                || (is_ident(toks.get(i), "crate")
+                    && is_path_sep(toks, i + 1)
+                    && is_ident(toks.get(i + 3), "commands"))
+        })
+        .map(|i| toks[i].line)
+        .collect()
+}
+
+/// A command turns its flags into one library call: what two commands share lives in the
+/// library, so no command file takes anything from `commands` (outside its tests).
+#[test]
+fn command_files_import_nothing_from_each_other() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands");
+    let mut files = 0;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n == "mod.rs") {
+            continue;
+        }
+        files += 1;
+        let Some(toks) = strip_tests(lex(&std::fs::read_to_string(&path).unwrap())) else {
+            continue;
+        };
+        for line in sibling_uses(&toks) {
+            found.push(format!("{}:{line}", path.display()));
+        }
+    }
+    assert!(
+        files >= 10,
+        "only {files} command files in {}",
+        dir.display()
+    );
+    assert!(
+        found.is_empty(),
+        "command files take from the commands module instead of the library: {found:?}"
+    );
+    // The check itself sees both forms, and not the same words in a test module.
+    let sample = "use super::x;\nfn f() { crate::commands::y(); crate::ui::z(); }\n\
+                  #[cfg(test)]\nmod tests { use super::*; }\n";
+    let toks = strip_tests(lex(sample)).unwrap();
+    assert_eq!(sibling_uses(&toks), [1, 2]);
+}

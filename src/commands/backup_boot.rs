@@ -31,7 +31,7 @@ pub fn backup_boot(args: &BackupBootArgs) -> Result<()> {
             spec.file.display()
         );
     }
-    let (bindings, _locks) = super::bind_for_writing(
+    let (bindings, _locks) = crate::machine::bind_for_writing(
         &spec,
         &args.disks,
         std::slice::from_ref(&pool.disk.id),

@@ -10,7 +10,8 @@ pub fn fstab(args: &FstabArgs) -> Result<()> {
     let spec = Spec::load(&args.spec)?;
     // Nothing is required here: a disk that is not found shows up as the partition that
     // needs it, by name.
-    let bindings = super::bind_disks(&spec, &args.disks, &[], crate::machine::Scan::AllDisks)?;
+    let bindings =
+        crate::machine::bind_disks(&spec, &args.disks, &[], crate::machine::Scan::AllDisks)?;
     print!(
         "{}",
         fstab::render(&spec, &args.root, &fstab::lookup(&bindings))?

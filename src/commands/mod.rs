@@ -33,8 +33,3 @@ pub use restore::restore;
 pub use stage::stage;
 pub use timers::{alert, timers};
 pub use unlock::unlock;
-
-// Shared by the command files; they live in the library.
-use crate::machine::{bind_disks, bind_for_writing};
-use crate::restic::spec::restic_for;
-use crate::ui::confirm_changes;

@@ -47,14 +47,14 @@ pub fn stage(args: &StageArgs) -> Result<()> {
         );
     };
     let write = std::slice::from_ref(&disk.id);
-    let (bindings, _locks) = super::bind_for_writing(
+    let (bindings, _locks) = crate::machine::bind_for_writing(
         &spec,
         &args.disks,
         write,
         crate::machine::Scan::WhenRequiredUnbound,
         Some(write),
     )?;
-    let restic = super::restic_for(&spec)?;
+    let restic = crate::restic::spec::restic_for(&spec)?;
     let snaps = restic.snapshots()?;
     let snapshot = match &args.snapshot {
         Some(id) => snaps.iter().find(|s| s.id.starts_with(id.as_str())),
@@ -141,7 +141,7 @@ fn copy(
     if go.dry_run() {
         return Ok(());
     }
-    super::confirm_changes(go, "Copy it?")?;
+    crate::ui::confirm_changes(go, "Copy it?")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
     let partial = crate::atomic_file::partial_path(&dir.join(&file.name));
     let mut out = std::fs::File::create(&partial)
