@@ -14,7 +14,7 @@ use crate::machine::{self, Machine};
 use crate::plan::Binding;
 use crate::probe::Table;
 use crate::runlog;
-use crate::spec::{Disk, PartType, Spec};
+use crate::spec::{Disk, PartType, Partition, Spec};
 use crate::ui::Confirmation;
 
 /// The spec's disks with an ESP, the preserved disk's first.
@@ -30,9 +30,12 @@ pub fn esp_disk_ids(spec: &Spec) -> Vec<String> {
     esp_disks(spec).iter().map(|d| d.id.clone()).collect()
 }
 
-/// Each ESP of the spec (the preserved disk's first), as its disk shows it now, with the
-/// partition's device node.
-pub fn spec_esps(spec: &Spec, bindings: &[Binding], loader: &str) -> Result<Vec<(Esp, PathBuf)>> {
+/// Each ESP partition of the spec (the preserved disk's first) with its disk, that disk's
+/// binding and its partition number.
+fn bound_esps<'a>(
+    spec: &'a Spec,
+    bindings: &'a [Binding],
+) -> Result<Vec<(&'a Disk, &'a Binding, u32, &'a Partition)>> {
     let mut out = Vec::new();
     for disk in esp_disks(spec) {
         let binding = bindings
@@ -40,41 +43,48 @@ pub fn spec_esps(spec: &Spec, bindings: &[Binding], loader: &str) -> Result<Vec<
             .find(|b| b.id == disk.id)
             .with_context(|| format!("disk {} was not found", disk.id))?;
         for (i, part) in disk.partitions.iter().enumerate() {
-            if part.part_type != PartType::Esp {
-                continue;
+            if part.part_type == PartType::Esp {
+                out.push((disk, binding, i as u32 + 1, part));
             }
-            let number = i as u32 + 1;
-            let Table::Gpt(gpt) = &binding.device.table else {
-                bail!(
-                    "{} ({}) has no GPT: its ESP \"{}\" is not there; provision it first",
-                    disk.id,
-                    binding.device.path.display(),
-                    part.name
-                );
-            };
-            let Some(p) = gpt.partitions.iter().find(|p| p.number == number) else {
-                bail!(
-                    "{} ({}) has no partition {number} for its ESP \"{}\"; provision it first",
-                    disk.id,
-                    binding.device.path.display(),
-                    part.name
-                );
-            };
-            let label = part.label.clone().unwrap_or_else(|| part.name.clone());
-            out.push((
-                Esp {
-                    description: format!("{} {label} ({})", spec.machine.name, disk.id),
-                    number,
-                    first_lba: p.first_lba,
-                    sectors: p.last_lba + 1 - p.first_lba,
-                    part_guid: Uuid::parse_str(&p.part_guid).with_context(|| {
-                        format!("partition GUID {} of {}", p.part_guid, disk.id)
-                    })?,
-                    loader: loader.to_owned(),
-                },
-                binding.partition_node(number),
-            ));
         }
+    }
+    Ok(out)
+}
+
+/// Each ESP of the spec (the preserved disk's first), as its disk shows it now, with the
+/// partition's device node.
+pub fn spec_esps(spec: &Spec, bindings: &[Binding], loader: &str) -> Result<Vec<(Esp, PathBuf)>> {
+    let mut out = Vec::new();
+    for (disk, binding, number, part) in bound_esps(spec, bindings)? {
+        let Table::Gpt(gpt) = &binding.device.table else {
+            bail!(
+                "{} ({}) has no GPT: its ESP \"{}\" is not there; provision it first",
+                disk.id,
+                binding.device.path.display(),
+                part.name
+            );
+        };
+        let Some(p) = gpt.partitions.iter().find(|p| p.number == number) else {
+            bail!(
+                "{} ({}) has no partition {number} for its ESP \"{}\"; provision it first",
+                disk.id,
+                binding.device.path.display(),
+                part.name
+            );
+        };
+        let label = part.label.clone().unwrap_or_else(|| part.name.clone());
+        out.push((
+            Esp {
+                description: format!("{} {label} ({})", spec.machine.name, disk.id),
+                number,
+                first_lba: p.first_lba,
+                sectors: p.last_lba + 1 - p.first_lba,
+                part_guid: Uuid::parse_str(&p.part_guid)
+                    .with_context(|| format!("partition GUID {} of {}", p.part_guid, disk.id))?,
+                loader: loader.to_owned(),
+            },
+            binding.partition_node(number),
+        ));
     }
     Ok(out)
 }
@@ -96,17 +106,9 @@ pub fn wanted(
         return Ok(ours);
     }
     let mut files = Vec::new();
-    for disk in esp_disks(spec) {
-        let binding = bindings
-            .iter()
-            .find(|b| b.id == disk.id)
-            .with_context(|| format!("disk {} was not found", disk.id))?;
-        for (i, part) in disk.partitions.iter().enumerate() {
-            if part.part_type == PartType::Esp {
-                let tree = super::on_disk::esp_tree(&binding.device, i as u32 + 1);
-                files.push(tree.map(|t| t.into_keys().collect()).unwrap_or_default());
-            }
-        }
+    for (_, binding, number, _) in bound_esps(spec, bindings)? {
+        let tree = super::on_disk::esp_tree(&binding.device, number);
+        files.push(tree.map(|t| t.into_keys().collect()).unwrap_or_default());
     }
     Ok(entries::with_distro_shims(&ours, &files))
 }
