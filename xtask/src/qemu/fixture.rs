@@ -399,15 +399,23 @@ impl SeekEnd for fs::File {
 /// kernel takes an uncompressed cpio only at a 4-byte aligned offset, which systemd-boot's
 /// concatenation of initrds does not promise; compressed data it finds anywhere.
 fn init_cpio() -> Result<Vec<u8>> {
+    zstd_newc(&[("init", 0o100_755, INITRD_INIT.as_bytes())], MTIME as u32)
+}
+
+/// A zstd-compressed newc archive of `(name, mode, bytes)` entries, numbered from inode 1,
+/// all stamped `mtime` (the same inputs give the same bytes).
+pub(super) fn zstd_newc(entries: &[(&str, u32, &[u8])], mtime: u32) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut w = cpio::newc::Builder::new("init")
-        .mode(0o100_755)
-        .mtime(MTIME as u32)
-        .ino(1)
-        .nlink(1)
-        .write(&mut out, INITRD_INIT.len() as u32);
-    w.write_all(INITRD_INIT.as_bytes())?;
-    w.finish()?;
+    for (ino, (name, mode, bytes)) in entries.iter().enumerate() {
+        let mut w = cpio::newc::Builder::new(name)
+            .mode(*mode)
+            .mtime(mtime)
+            .ino(ino as u32 + 1)
+            .nlink(if mode & 0o040_000 != 0 { 2 } else { 1 })
+            .write(&mut out, bytes.len() as u32);
+        w.write_all(bytes)?;
+        w.finish()?;
+    }
     cpio::newc::trailer(&mut out)?;
     Ok(zstd::encode_all(&out[..], 3)?)
 }

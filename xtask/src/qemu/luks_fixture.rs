@@ -127,25 +127,15 @@ pub fn stick_files(key: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
 /// A newc archive with `/init` and the key, zstd-compressed (after the stick's archive the
 /// kernel finds compressed data at any offset, see fixture.rs).
 fn initrd(key: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let entries: [(&str, u32, &[u8]); 4] = [
-        ("init", 0o100_755, INITRD_INIT.as_bytes()),
-        ("etc", 0o040_755, b""),
-        ("etc/fixture", 0o040_700, b""),
-        (KEY_IN_INITRD, 0o100_400, key),
-    ];
-    for (ino, (name, mode, bytes)) in entries.into_iter().enumerate() {
-        let mut w = cpio::newc::Builder::new(name)
-            .mode(mode)
-            .mtime(MTIME)
-            .ino(ino as u32 + 1)
-            .nlink(if mode & 0o040_000 != 0 { 2 } else { 1 })
-            .write(&mut out, bytes.len() as u32);
-        std::io::Write::write_all(&mut w, bytes)?;
-        w.finish()?;
-    }
-    cpio::newc::trailer(&mut out)?;
-    Ok(zstd::encode_all(&out[..], 3)?)
+    super::fixture::zstd_newc(
+        &[
+            ("init", 0o100_755, INITRD_INIT.as_bytes()),
+            ("etc", 0o040_755, b""),
+            ("etc/fixture", 0o040_700, b""),
+            (KEY_IN_INITRD, 0o100_400, key),
+        ],
+        MTIME,
+    )
 }
 
 #[cfg(test)]
