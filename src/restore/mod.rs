@@ -6,7 +6,8 @@
 //! the options the pool is mounted with meanwhile ([`pool_options`]), receiving them
 //! ([`receive`] through the send | receive pipe with its progress, [`pipe`]), the record
 //! of the filesystems' UUIDs ([`record`]), /boot and the ESPs ([`boot`], file trees copied
-//! by [`tree`]) and the checks afterwards ([`report`], pure parts in [`verify`]).
+//! by [`tree`]), the checks afterwards ([`report`], pure parts in [`verify`]) and the
+//! pool's early writeback while it is written ([`writeback`]).
 
 pub mod backup_drive;
 pub mod boot;
@@ -31,6 +32,7 @@ pub mod stream_check;
 pub mod stream_open;
 pub mod tree;
 pub mod verify;
+pub mod writeback;
 
 pub use options::Options;
 pub use run::run;

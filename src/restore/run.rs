@@ -281,6 +281,16 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     let receiving = r::pool_options::for_receiving(pool.part);
     let top = Mount::with_options(&pool_device, "btrfs", Some(&receiving))
         .with_context(|| format!("mounting the pool with {receiving}"))?;
+    let writeback = match r::writeback::cap(&pool_device) {
+        Ok(capped) => {
+            println!("{}", capped.line());
+            Some(capped)
+        }
+        Err(why) => {
+            println!("writeback: the kernel's defaults ({why})");
+            None
+        }
+    };
     let restored = source.restore(top.path(), &stamp).map_err(|err| {
         if room::is_out_of_space(&err) {
             // A re-run would fill the pool the same way: say what would help instead.
@@ -316,6 +326,7 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
         let notes = super::boot::restore(spec, &after.bindings, top.path(), &prov)?;
         Ok((after, esp_locks, notes))
     });
+    drop(writeback);
     let closed = top.close();
     let name = source.name();
     let not_carried = source.not_carried();
