@@ -140,8 +140,13 @@ impl Restic {
     }
 
     /// Every snapshot of every host, newest first.
+    ///
+    /// Without a lock: a list is read once and checked again by the restore that uses it
+    /// (which locks), and the lock file restic would write and delete costs 0.2 of the
+    /// 0.7 s the listing takes here (restic 0.18, a local repository), on S3 two more
+    /// round trips; a read-only key can list too.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>, ResticError> {
-        let raw: Vec<snapshots::Raw> = self.run_json(&["snapshots"])?;
+        let raw: Vec<snapshots::Raw> = self.run_json(&["snapshots", "--no-lock"])?;
         snapshots::from_raw(raw)
             .map_err(|e| ResticError::Output(format!("restic's snapshot list: {e}")))
     }
