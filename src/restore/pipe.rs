@@ -2,18 +2,23 @@
 //! that the person at the console sees how far it is (bytes, rate, ETA). A stream file on
 //! the backup drive (plain or zstd, [`super::stream_open`]) takes the place of `btrfs send`.
 //!
-//! The copy is [`crate::progress_copy`] over 1 MiB buffers with 1 MiB pipes; `cargo xtask
-//! bench restore-usb` measures it against a bare `btrfs send | btrfs receive`. Every chunk
-//! is checked by [`StreamCheck`] before it is written on: a command that would write outside
-//! the subvolume never reaches the receiver, whichever source the stream comes from.
+//! Every command is checked by [`StreamCheck`] before it is written on: a command that
+//! would write outside the subvolume never reaches the receiver, whichever source the
+//! stream comes from. A plain stream (from `btrfs send`, a stream file, a program) goes
+//! through [`progress_copy::spliced`] with 1 MiB pipes: the commands are read and checked
+//! here, the file data behind each write is spliced from pipe to pipe without passing
+//! through this process. A zstd stream is decompressed here and copied in 1 MiB chunks.
+//! `cargo xtask bench restore-usb` measures both against a bare `btrfs send | btrfs
+//! receive`.
 
+use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Instant;
 
 use super::stream_check::{Refusal, StreamCheck};
-use super::stream_open;
+use super::stream_open::{self, Sniffed};
 use crate::exec::{Cmd, ExecError, Pipe};
 use crate::progress_copy::{self, Stopped};
 
@@ -71,13 +76,16 @@ pub fn stream(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Transfer, PipeError> {
     let started = Instant::now();
-    let (mut reader, sender, what): (Box<dyn Read>, _, String) = match source {
+    let (mut reader, sender, what): (Reader, _, String) = match source {
         StreamOrigin::Subvolume(path) => {
             let mut send = crate::btrfs::send(path).spawn(Pipe::Stdout)?;
             let out = send.child.stdout.take().expect("stdout is piped");
             grow_pipe(&out);
             (
-                Box::new(out),
+                Reader::Plain {
+                    head: Vec::new(),
+                    rest: File::from(OwnedFd::from(out)),
+                },
                 Some(send),
                 format!("btrfs send {}", path.display()),
             )
@@ -86,8 +94,8 @@ pub fn stream(
             let mut prog = cmd.spawn(Pipe::Stdout)?;
             let out = prog.child.stdout.take().expect("stdout is piped");
             grow_pipe(&out);
-            let reader = match stream_open::decoded(out) {
-                Ok(r) => r,
+            match stream_open::sniff(File::from(OwnedFd::from(out))) {
+                Ok(sniffed) => (sniffed.into(), Some(prog), cmd.to_string()),
                 Err(source) => {
                     prog.kill();
                     return Err(PipeError::Read {
@@ -95,10 +103,16 @@ pub fn stream(
                         source,
                     });
                 }
-            };
-            (reader, Some(prog), cmd.to_string())
+            }
         }
-        StreamOrigin::File(path) => (open_file(path)?, None, path.display().to_string()),
+        StreamOrigin::File(path) => {
+            let sniffed = File::open(path).and_then(stream_open::sniff);
+            let reader = sniffed.map_err(|source| PipeError::Read {
+                what: path.display().to_string(),
+                source,
+            })?;
+            (reader.into(), None, path.display().to_string())
+        }
     };
     let mut receive = match sink.spawn(Pipe::Stdin) {
         Ok(r) => r,
@@ -113,12 +127,17 @@ pub fn stream(
     grow_pipe(&input);
     let mut check = StreamCheck::new();
     let mut receiver_quit = false;
-    let (bytes, end) = progress_copy::copy(
-        &mut reader,
-        &mut input,
-        &mut |chunk| check.feed(chunk),
-        progress,
-    );
+    let (bytes, end) = match &mut reader {
+        Reader::Plain { head, rest } => {
+            progress_copy::spliced(head, rest, &mut input, &mut check, progress)
+        }
+        Reader::Decoded(decoded) => progress_copy::copy(
+            decoded,
+            &mut input,
+            &mut |chunk| check.feed(chunk),
+            progress,
+        ),
+    };
     let copied: Result<(), PipeError> = match end {
         Ok(()) => Ok(()),
         Err(Stopped::Read(source)) => Err(PipeError::Read {
@@ -175,6 +194,23 @@ pub fn stream(
         bytes,
         secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A stream's bytes, as [`stream_open::sniff`] found them.
+enum Reader {
+    /// A file or pipe that can be spliced from, after the bytes read to tell.
+    Plain { head: Vec<u8>, rest: File },
+    /// Decompressed here.
+    Decoded(Box<dyn Read>),
+}
+
+impl From<Sniffed<'static, File>> for Reader {
+    fn from(s: Sniffed<'static, File>) -> Reader {
+        match s {
+            Sniffed::Plain { head, rest } => Reader::Plain { head, rest },
+            Sniffed::Compressed(r) => Reader::Decoded(r),
+        }
+    }
 }
 
 /// The stream in the file at `path`, plain or zstd.

@@ -18,6 +18,11 @@
 //! an attribute is the one receive uses, so a repeated attribute is refused. CRCs are left
 //! to `btrfs receive`, which rejects a command whose CRC is wrong.
 //!
+//! A write's data is its command's last attribute (from version 2 on it has no length and
+//! runs to the end), and nothing in it is a path: once the attributes before it are in, the
+//! command is judged and the data goes by unparsed. [`StreamCheck::unseen`] says how much
+//! of it is still to come, so that [`super::pipe`] can splice it from pipe to pipe.
+//!
 //! Symlinks inside the parent of an incremental stream are not known here; `btrfs receive
 //! --chroot` keeps whatever they point at inside the receive directory.
 
@@ -198,6 +203,8 @@ enum Last {
 pub struct StreamCheck {
     /// Bytes of a header or command not yet complete.
     pending: Vec<u8>,
+    /// The rest of a judged write's data: bytes that are passed, not parsed.
+    unseen: u64,
     version: Option<u32>,
     commands: u64,
     /// The UUID of the subvolume being received, once its command was seen.
@@ -216,13 +223,32 @@ impl StreamCheck {
     /// a command boundary as the end of the stream and marks the subvolume complete, so a
     /// stream cut short there must never be handed an EOF.
     pub fn complete(&self) -> bool {
-        self.ended && self.pending.is_empty()
+        self.ended && self.pending.is_empty() && self.unseen == 0
+    }
+
+    /// How many of the next bytes are the data of a write whose command was already judged:
+    /// they may reach `btrfs receive` without being fed ([`StreamCheck::passed`]). `feed`
+    /// skips them as well.
+    pub fn unseen(&self) -> u64 {
+        self.unseen
+    }
+
+    /// `n` of the [`StreamCheck::unseen`] bytes went by without being fed.
+    pub fn passed(&mut self, n: u64) {
+        debug_assert!(n <= self.unseen, "{n} > {}", self.unseen);
+        self.unseen -= n.min(self.unseen);
     }
 
     /// Check the next bytes of the stream. An error is final: the command it names and
     /// everything after it must not reach `btrfs receive`.
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), Refusal> {
         while !data.is_empty() {
+            if self.unseen > 0 {
+                let skip = self.unseen.min(data.len() as u64);
+                self.unseen -= skip;
+                data = &data[skip as usize..];
+                continue;
+            }
             if self.pending.is_empty() {
                 // The common case: whole commands inside the chunk, checked in place.
                 if let Some(n) = self.unit_len(data)? {
@@ -231,18 +257,60 @@ impl StreamCheck {
                         data = &data[n..];
                         continue;
                     }
+                    if let Some(head) = self.data_at(data, n) {
+                        self.unit(&data[..head])?;
+                        self.unseen = (n - head) as u64;
+                        data = &data[head..];
+                        continue;
+                    }
                 }
             }
             let need = self.unit_len(&self.pending)?.unwrap_or(CMD_HEADER);
             let take = (need - self.pending.len()).min(data.len());
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
-            if self.unit_len(&self.pending)? == Some(self.pending.len()) {
-                let unit = std::mem::take(&mut self.pending);
-                self.unit(&unit)?;
+            if let Some(n) = self.unit_len(&self.pending)? {
+                if n == self.pending.len() {
+                    let unit = std::mem::take(&mut self.pending);
+                    self.unit(&unit)?;
+                } else if let Some(head) = self.data_at(&self.pending, n) {
+                    let unit = std::mem::take(&mut self.pending);
+                    self.unit(&unit[..head])?;
+                    self.unseen = (n - unit.len()) as u64;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Where the data starts in `buf`, the start of a write or encoded write `n` bytes
+    /// long, once every attribute before it is in `buf` and the data is the command's last
+    /// attribute (as the kernel sends it): the bytes before it are then the whole of what
+    /// the command says about paths. `None` leaves the command to be judged whole.
+    fn data_at(&self, buf: &[u8], n: usize) -> Option<usize> {
+        let version = self.version?;
+        let cmd = buf.get(4..6).map(|c| u16::from_le_bytes([c[0], c[1]]))?;
+        // write, encoded_write
+        if cmd != 15 && cmd != 25 {
+            return None;
+        }
+        let u16_at = |at: usize| {
+            buf.get(at..at + 2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        };
+        let mut at = CMD_HEADER;
+        while at < n {
+            let ty = u16_at(at)?;
+            if ty == A_DATA {
+                if version >= 2 {
+                    return (at + 2 <= n).then_some(at);
+                }
+                // Version 1: DATA has a length; only a last one is passed unparsed.
+                return (at + 4 + u16_at(at + 2)? as usize == n).then_some(at);
+            }
+            at += 4 + u16_at(at + 2)? as usize;
+        }
+        None
     }
 
     /// How long the unit that starts `buf` is: the stream header, or a command once its
@@ -463,6 +531,20 @@ impl StreamCheck {
             .into_iter()
             .chain(self.symlinks.range(lo..hi).map(|(p, _)| p.clone()))
             .collect()
+    }
+}
+
+/// The check as [`crate::progress_copy::spliced`] drives it: a write's data is spliced.
+impl crate::progress_copy::Look for StreamCheck {
+    type Refusal = Refusal;
+    fn look(&mut self, chunk: &[u8]) -> Result<(), Refusal> {
+        self.feed(chunk)
+    }
+    fn unseen(&self) -> u64 {
+        StreamCheck::unseen(self)
+    }
+    fn passed(&mut self, n: u64) {
+        StreamCheck::passed(self, n)
     }
 }
 
@@ -867,6 +949,78 @@ mod tests {
         stream.0.extend(0u32.to_le_bytes());
         stream.0.extend(payload);
         assert_eq!(check_split(&stream), Ok(()));
+    }
+
+    /// A version 2 stream: subvolume, then a write of `data` to `path`, then the end.
+    fn v2_write(path: &str, data: &[u8]) -> (Vec<u8>, usize) {
+        let mut s = MAGIC.to_vec();
+        s.extend(2u32.to_le_bytes());
+        let mut stream = Stream(s).subvol("a").path(3, "f");
+        let mut payload = Vec::new();
+        payload.extend(A_PATH.to_le_bytes());
+        payload.extend((path.len() as u16).to_le_bytes());
+        payload.extend(path.as_bytes());
+        payload.extend(A_DATA.to_le_bytes());
+        stream
+            .0
+            .extend(((payload.len() + data.len()) as u32).to_le_bytes());
+        stream.0.extend(15u16.to_le_bytes());
+        stream.0.extend(0u32.to_le_bytes());
+        stream.0.extend(payload);
+        let data_at = stream.0.len();
+        stream.0.extend(data);
+        (stream.end().0, data_at)
+    }
+
+    #[test]
+    fn a_write_is_judged_before_its_data_and_the_data_goes_by_unseen() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+        let (stream, data_at) = v2_write("f", &data);
+        let mut c = StreamCheck::new();
+        c.feed(&stream[..data_at]).unwrap();
+        assert_eq!(c.unseen(), data.len() as u64);
+        c.passed(60_000);
+        assert_eq!(c.unseen(), 40_000);
+        assert!(!c.complete());
+        // Fed instead of passed, the rest of the data is skipped, not parsed.
+        c.feed(&stream[data_at + 60_000..]).unwrap();
+        assert_eq!(c.unseen(), 0);
+        assert!(c.complete());
+
+        // The head alone is enough to refuse; the data never has to come.
+        let (evil, data_at) = v2_write("../../etc/passwd", &data);
+        let mut c = StreamCheck::new();
+        let refusal = c.feed(&evil[..data_at]).unwrap_err();
+        assert_eq!((refusal.command, refusal.name), (3, "write"));
+        assert_eq!(
+            refusal.problem,
+            Problem::ClimbsOut("../../etc/passwd".into())
+        );
+
+        // Cut short inside the data, the stream is not complete.
+        let mut c = StreamCheck::new();
+        c.feed(&stream[..data_at + 10]).unwrap();
+        assert!(!c.complete());
+    }
+
+    #[test]
+    fn version_1_data_is_unseen_only_when_it_is_last() {
+        let last = Stream::new()
+            .subvol("a")
+            .cmd(15, &[(A_PATH, b"f"), (18, &[0; 8]), (A_DATA, &[9; 5000])]);
+        let mut c = StreamCheck::new();
+        c.feed(&last.0[..last.0.len() - 4000]).unwrap();
+        assert_eq!(c.unseen(), 4000);
+
+        // Anything after the data could be a second path: the command is judged whole.
+        let not_last = Stream::new().subvol("a").cmd(
+            15,
+            &[(A_PATH, b"f"), (A_DATA, &[9; 5000]), (A_PATH, b"../x")],
+        );
+        let mut c = StreamCheck::new();
+        c.feed(&not_last.0[..not_last.0.len() - 10]).unwrap();
+        assert_eq!(c.unseen(), 0);
+        assert_eq!(problem(&not_last), (2, "write", Problem::Repeated(A_PATH)));
     }
 
     #[test]

@@ -12,9 +12,18 @@ use std::path::Path;
 /// The first four bytes of every zstd frame (RFC 8878, 3.1.1).
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
-/// The stream in `reader`, decompressed when it starts with a zstd frame. Fewer than four
-/// bytes (an empty file included) are passed on as they are.
-pub fn decoded<'a>(mut reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+/// A stream as its first bytes tell it.
+pub enum Sniffed<'a, R> {
+    /// Plain: `head` (the bytes read to tell) goes in front of the rest of `rest`, which
+    /// can then be spliced as it is.
+    Plain { head: Vec<u8>, rest: R },
+    /// zstd-compressed: the decompressed stream.
+    Compressed(Box<dyn Read + 'a>),
+}
+
+/// Tell whether `reader` holds a zstd frame. Fewer than four bytes (an empty file
+/// included) are a plain stream.
+pub fn sniff<'a, R: Read + 'a>(mut reader: R) -> io::Result<Sniffed<'a, R>> {
     let mut magic = [0u8; 4];
     let mut n = 0;
     while n < magic.len() {
@@ -25,13 +34,24 @@ pub fn decoded<'a>(mut reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>>
             Err(e) => return Err(e),
         }
     }
-    let compressed = n == magic.len() && magic == ZSTD_MAGIC;
-    // The sniffed bytes go back in front of the rest.
-    let whole = Cursor::new(magic).take(n as u64).chain(reader);
-    Ok(if compressed {
-        Box::new(zstd::stream::read::Decoder::new(whole)?)
-    } else {
-        Box::new(whole)
+    if n == magic.len() && magic == ZSTD_MAGIC {
+        // The sniffed bytes go back in front of the rest.
+        let whole = Cursor::new(magic).chain(reader);
+        return Ok(Sniffed::Compressed(Box::new(
+            zstd::stream::read::Decoder::new(whole)?,
+        )));
+    }
+    Ok(Sniffed::Plain {
+        head: magic[..n].to_vec(),
+        rest: reader,
+    })
+}
+
+/// The stream in `reader`, decompressed when it starts with a zstd frame.
+pub fn decoded<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match sniff(reader)? {
+        Sniffed::Plain { head, rest } => Box::new(Cursor::new(head).chain(rest)),
+        Sniffed::Compressed(r) => r,
     })
 }
 
