@@ -20,7 +20,7 @@ use std::time::Instant;
 use super::stream_check::{Refusal, StreamCheck};
 use super::stream_open::{self, Sniffed};
 use crate::exec::{Cmd, ExecError, Pipe};
-use crate::progress_copy::{self, Stopped};
+use crate::progress_copy::{self, Look, Stopped};
 
 /// Where a point's stream comes from.
 #[derive(Debug, Clone, Copy)]
@@ -127,17 +127,30 @@ pub fn stream(
     grow_pipe(&input);
     let mut check = StreamCheck::new();
     let mut receiver_quit = false;
+    let cpu_before = own_cpu();
+    let mut looked = Looked {
+        check: &mut check,
+        bytes: 0,
+    };
     let (bytes, end) = match &mut reader {
         Reader::Plain { head, rest } => {
-            progress_copy::spliced(head, rest, &mut input, &mut check, progress)
+            progress_copy::spliced(head, rest, &mut input, &mut looked, progress)
         }
         Reader::Decoded(decoded) => progress_copy::copy(
             decoded,
             &mut input,
-            &mut |chunk| check.feed(chunk),
+            &mut |chunk| looked.look(chunk),
             progress,
         ),
     };
+    // What the restore's breakdown cannot see: how much passed through this process, and
+    // what that cost it.
+    crate::runlog::line(&format!(
+        "stream: {bytes} bytes from {what}, {} of them read by lifeboat (the rest spliced), \
+         lifeboat's own CPU {:.2} s",
+        looked.bytes,
+        own_cpu() - cpu_before
+    ));
     let copied: Result<(), PipeError> = match end {
         Ok(()) => Ok(()),
         Err(Stopped::Read(source)) => Err(PipeError::Read {
@@ -193,6 +206,35 @@ pub fn stream(
     Ok(Transfer {
         bytes,
         secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The stream check, counting the bytes it is shown.
+struct Looked<'a> {
+    check: &'a mut StreamCheck,
+    bytes: u64,
+}
+
+impl Look for Looked<'_> {
+    type Refusal = Refusal;
+    fn look(&mut self, chunk: &[u8]) -> Result<(), Refusal> {
+        self.bytes += chunk.len() as u64;
+        self.check.feed(chunk)
+    }
+    fn unseen(&self) -> u64 {
+        self.check.unseen()
+    }
+    fn passed(&mut self, n: u64) {
+        self.check.passed(n)
+    }
+}
+
+/// Seconds of CPU this process used so far, user and system.
+fn own_cpu() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |u| {
+        let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        secs(u.user_time()) + secs(u.system_time())
     })
 }
 

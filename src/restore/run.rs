@@ -284,10 +284,13 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     let writeback = match r::writeback::cap(&pool_device) {
         Ok(capped) => {
             println!("{}", capped.line());
+            crate::runlog::line(&capped.line());
             Some(capped)
         }
         Err(why) => {
-            println!("writeback: the kernel's defaults ({why})");
+            let line = format!("writeback: the kernel's defaults ({why})");
+            println!("{line}");
+            crate::runlog::line(&line);
             None
         }
     };

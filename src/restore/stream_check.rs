@@ -534,20 +534,6 @@ impl StreamCheck {
     }
 }
 
-/// The check as [`crate::progress_copy::spliced`] drives it: a write's data is spliced.
-impl crate::progress_copy::Look for StreamCheck {
-    type Refusal = Refusal;
-    fn look(&mut self, chunk: &[u8]) -> Result<(), Refusal> {
-        self.feed(chunk)
-    }
-    fn unseen(&self) -> u64 {
-        StreamCheck::unseen(self)
-    }
-    fn passed(&mut self, n: u64) {
-        StreamCheck::passed(self, n)
-    }
-}
-
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
