@@ -120,6 +120,16 @@ pub fn whole_disk_of(major: u64, minor: u64) -> Option<String> {
     disk.file_name().map(|n| n.to_string_lossy().into_owned())
 }
 
+/// Whether the disk that holds the device node `path` says it spins
+/// (`queue/rotational`); `None` when that cannot be read. Loop devices and some virtual
+/// disks say 1 whatever is beneath them.
+pub fn spins(path: &Path) -> Option<bool> {
+    let (major, minor) = dev_numbers(path).ok()?;
+    let disk = whole_disk_of(major, minor)?;
+    let flag = std::fs::read_to_string(sysfs_dir(&disk).join("queue/rotational")).ok()?;
+    Some(flag.trim() == "1")
+}
+
 /// The sysfs directory of a block device by kernel name.
 pub fn sysfs_dir(name: &str) -> PathBuf {
     Path::new("/sys/class/block").join(name)

@@ -413,6 +413,10 @@ pub struct RestoreArgs {
     /// Allow replacing the partition table and filesystems on this disk (repeatable).
     #[arg(long = "wipe", value_name = "ID")]
     pub wipe: Vec<String>,
+    /// Receive this many subvolumes side by side (--from usb, restic-stream). Default: 2,
+    /// or 1 when the backup drive is a spinning disk (two reads at once would seek).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub receives: Option<u8>,
     #[command(flatten)]
     pub confirm: Confirm,
 }

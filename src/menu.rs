@@ -198,6 +198,7 @@ fn restore_from(spec: &Spec, from: Kind) -> Result<()> {
         firmware: true,
         room: None,
         new_uuid_when_taken: false,
+        receives: None,
     };
     restore::run(spec, &options).map(|_| ())
 }

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use dialoguer::theme::SimpleTheme;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::apply::Progress;
 
@@ -151,6 +151,41 @@ pub struct Bytes {
     label: String,
     started: std::time::Instant,
     last_line: std::time::Instant,
+}
+
+/// Where the lines and byte bars of work done side by side go: on a terminal, one
+/// [`MultiProgress`] draws every bar, and a line is printed above them rather than through
+/// them; elsewhere, lines as they come.
+#[derive(Clone, Default)]
+pub struct Shared {
+    multi: Option<MultiProgress>,
+}
+
+impl Shared {
+    pub fn new() -> Shared {
+        Shared {
+            multi: std::io::stderr()
+                .is_terminal()
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+        }
+    }
+
+    /// A line on stdout, above the bars.
+    pub fn line(&self, text: &str) {
+        match &self.multi {
+            Some(multi) => multi.suspend(|| println!("{text}")),
+            None => println!("{text}"),
+        }
+    }
+
+    /// A byte bar drawn with the others.
+    pub fn bytes(&self, label: &str, total: Option<u64>) -> Bytes {
+        let mut bytes = Bytes::new(label, total);
+        if let (Some(multi), Some(bar)) = (&self.multi, bytes.bar.take()) {
+            bytes.bar = Some(multi.add(bar));
+        }
+        bytes
+    }
 }
 
 impl Bytes {

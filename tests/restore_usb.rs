@@ -352,8 +352,13 @@ fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
         "a dry run wrote to disk1"
     );
 
-    // The restore.
-    let text = ok(&m.restore(&["--latest", "--yes"]));
+    // The restore, two subvolumes side by side (loop devices say they spin, so that is not
+    // the default here).
+    let text = ok(&m.restore(&["--latest", "--yes", "--receives", "2"]));
+    assert!(
+        text.contains("receiving 2 subvolumes at a time: as --receives asks"),
+        "{text}"
+    );
     assert!(text.contains("UID 1000 is alice"), "{text}");
     assert!(
         text.contains("Restored Atlantis-meta, @rootTW, @rootF41, @home"),

@@ -37,6 +37,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         firmware: true,
         room: None,
         new_uuid_when_taken: false,
+        receives: args.receives.map(usize::from),
     };
     restore::run(&spec, &options).map(|_| ())
 }

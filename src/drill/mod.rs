@@ -128,6 +128,7 @@ pub fn run(spec: &Spec, opts: &Options) -> Result<Record> {
         firmware: false,
         room: Some((work.path.clone(), free)),
         new_uuid_when_taken: true,
+        receives: None,
     };
     let clock = Instant::now();
     let restored = restore::run(spec, &restore_opts);

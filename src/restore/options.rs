@@ -32,4 +32,7 @@ pub struct Options {
     /// non-unique UUID and the kernel would not mount a second one). The replacements are
     /// in [`super::run::Outcome::renamed`].
     pub new_uuid_when_taken: bool,
+    /// `--receives N`: how many subvolumes are received side by side (`None`: two, one
+    /// from a backup drive that spins).
+    pub receives: Option<usize>,
 }

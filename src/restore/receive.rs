@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use super::inventory::{self, Point};
 use super::pipe::{self, StreamOrigin};
@@ -105,14 +105,41 @@ impl Opened {
     }
 }
 
+/// How many subvolumes to receive side by side, and why (pure): `asked` (`--receives`),
+/// else two, or one when the backup drive spins (`spins`, `None` for a source that is not a
+/// local disk). Independent subvolumes received side by side use both cores (a receive is
+/// bound by the CPU on fast disks); on one spinning disk two reads at once seek.
+pub(super) fn side_by_side(asked: Option<usize>, spins: Option<bool>) -> (usize, String) {
+    match (asked, spins) {
+        (Some(n), _) => (n.max(1), "as --receives asks".to_owned()),
+        (None, Some(true)) => (
+            1,
+            "the backup drive is a spinning disk, where two reads at once would seek \
+             (--receives 2 to try)"
+                .to_owned(),
+        ),
+        (None, Some(false)) => (
+            2,
+            "the backup drive does not spin (--receives 1 for one at a time)".to_owned(),
+        ),
+        (None, None) => (2, "--receives 1 for one at a time".to_owned()),
+    }
+}
+
+/// Where a point's bytes come from, for [`receive_all`]; called from more than one thread
+/// when subvolumes are received side by side.
+pub(super) type Open<'a> = dyn Fn(&Point) -> Result<(Opened, SingleComponent)> + Sync + 'a;
+
 /// Receive every point not yet complete, then give each subvolume its canonical name.
-/// `open` says where a point's bytes come from.
+/// `open` says where a point's bytes come from; `lanes` (from [`side_by_side`]) how many
+/// subvolumes are received at a time, each subvolume's chain in its order.
 pub(super) fn receive_all(
     top: &Path,
     chains: &[Chain],
     stamp: &str,
     sizes: &[(String, u64)],
-    open: &dyn Fn(&Point) -> Result<(Opened, SingleComponent)>,
+    open: &Open,
+    lanes: (usize, String),
 ) -> Result<()> {
     let snapshots = top.join(SNAPSHOTS);
     std::fs::create_dir_all(&snapshots).context("making @snapshots")?;
@@ -132,65 +159,125 @@ pub(super) fn receive_all(
             }
         }
     }
-    for p in &plans {
-        println!("\n{}", p.subvol);
-        if p.is_done() {
-            println!(
-                "  already restored ({} from {SNAPSHOTS}/{})",
-                p.subvol, p.from
-            );
+    let to_receive = plans.iter().filter(|p| !p.is_done()).count();
+    let lanes_n = lanes.0.min(to_receive).max(1);
+    if to_receive > 1 {
+        let line = match lanes_n {
+            1 => format!("receiving one subvolume at a time: {}", lanes.1),
+            n => format!("receiving {n} subvolumes at a time: {}", lanes.1),
+        };
+        println!("{line}");
+        crate::runlog::line(&line);
+    }
+    let out = ui::Shared::new();
+    if lanes_n == 1 {
+        for p in &plans {
+            out.line(&format!("\n{}", p.subvol));
+            receive_subvol(top, p, sizes, open, &out)?;
+        }
+        return Ok(());
+    }
+    let queue = std::sync::Mutex::new(plans.iter());
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let lane = || -> Result<()> {
+        loop {
+            // After a failure the other lanes finish what they are receiving, then stop.
+            if failed.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
+            let next = queue
+                .lock()
+                .map_err(|_| anyhow!("a receive lane panicked"))?
+                .next();
+            let Some(p) = next else { return Ok(()) };
+            if let Err(err) = receive_subvol(top, p, sizes, open, &out) {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(err);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        let running: Vec<_> = (0..lanes_n).map(|_| scope.spawn(lane)).collect();
+        let mut first = Ok(());
+        for handle in running {
+            let done = handle
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("a receive lane panicked")));
+            if first.is_ok() {
+                first = done;
+            }
+        }
+        first
+    })
+}
+
+/// One subvolume: its points not yet complete received in order, then its canonical name.
+fn receive_subvol(
+    top: &Path,
+    p: &SubvolPlan,
+    sizes: &[(String, u64)],
+    open: &Open,
+    out: &ui::Shared,
+) -> Result<()> {
+    let snapshots = top.join(SNAPSHOTS);
+    if p.is_done() {
+        out.line(&format!(
+            "  already restored ({} from {SNAPSHOTS}/{})",
+            p.subvol, p.from
+        ));
+        return Ok(());
+    }
+    for rcv in &p.receives {
+        if rcv.done {
+            out.line(&format!(
+                "  {SNAPSHOTS}/{}: received by an earlier run",
+                rcv.name
+            ));
             continue;
         }
-        for rcv in &p.receives {
-            if rcv.done {
-                println!("  {SNAPSHOTS}/{}: received by an earlier run", rcv.name);
-                continue;
-            }
-            let (opened, incoming) = open(&rcv.point)?;
-            let source = opened.source();
-            let arriving = snapshots.join(&incoming);
-            clear_incomplete(top, &arriving, &incoming)?;
-            let total = sizes
-                .iter()
-                .find(|(path, _)| *path == rcv.point.path)
-                .map(|(_, s)| *s);
-            let mut bar = ui::Bytes::new(&rcv.name, total);
-            let sink = btrfs::receive(&snapshots);
-            let moved = pipe::stream(source, &sink, &mut |b| bar.set(b));
-            bar.finish();
-            if let Err(pipe::PipeError::Refused(why)) = &moved {
-                bail!(
-                    "{}: {why}; lifeboat refuses this backup and stopped the receive before \
-                     that command (move the file away, docs/restore.md: what lifeboat refuses)",
-                    rcv.point.path
-                );
-            }
-            let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
-            if incoming != rcv.name {
-                // Within one directory: a read-only subvolume cannot change directories.
-                std::fs::rename(&arriving, snapshots.join(&rcv.name)).with_context(|| {
-                    format!(
-                        "renaming the received {SNAPSHOTS}/{incoming} to {}",
-                        rcv.name
-                    )
-                })?;
-            }
-            println!(
-                "  {SNAPSHOTS}/{}: {} in {:.1} s ({}/s)",
-                rcv.name,
-                human(t.bytes),
-                t.secs,
-                human(t.rate() as u64)
+        let (opened, incoming) = open(&rcv.point)?;
+        let source = opened.source();
+        let arriving = snapshots.join(&incoming);
+        clear_incomplete(top, &arriving, &incoming, out)?;
+        let total = sizes
+            .iter()
+            .find(|(path, _)| *path == rcv.point.path)
+            .map(|(_, s)| *s);
+        let mut bar = out.bytes(&rcv.name, total);
+        let sink = btrfs::receive(&snapshots);
+        let moved = pipe::stream(source, &sink, &mut |b| bar.set(b));
+        bar.finish();
+        if let Err(pipe::PipeError::Refused(why)) = &moved {
+            bail!(
+                "{}: {why}; lifeboat refuses this backup and stopped the receive before \
+                 that command (move the file away, docs/restore.md: what lifeboat refuses)",
+                rcv.point.path
             );
         }
-        canonical(top, p)?;
+        let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
+        if incoming != rcv.name {
+            // Within one directory: a read-only subvolume cannot change directories.
+            std::fs::rename(&arriving, snapshots.join(&rcv.name)).with_context(|| {
+                format!(
+                    "renaming the received {SNAPSHOTS}/{incoming} to {}",
+                    rcv.name
+                )
+            })?;
+        }
+        out.line(&format!(
+            "  {SNAPSHOTS}/{}: {} in {:.1} s ({}/s)",
+            rcv.name,
+            human(t.bytes),
+            t.secs,
+            human(t.rate() as u64)
+        ));
     }
-    Ok(())
+    canonical(top, p, out)
 }
 
 /// A subvolume where a point is about to be received: left by an interrupted receive (not
 /// read-only or without a received UUID) it is deleted; complete, it is in the way.
-fn clear_incomplete(top: &Path, at: &Path, name: &str) -> Result<()> {
+fn clear_incomplete(top: &Path, at: &Path, name: &str, out: &ui::Shared) -> Result<()> {
     if !at.exists() {
         return Ok(());
     }
@@ -203,12 +290,14 @@ fn clear_incomplete(top: &Path, at: &Path, name: &str) -> Result<()> {
             top.display()
         );
     }
-    println!("  removing the incomplete {SNAPSHOTS}/{name} left by an interrupted run");
+    out.line(&format!(
+        "  removing the incomplete {SNAPSHOTS}/{name} left by an interrupted run"
+    ));
     btrfs::delete(at)?;
     Ok(())
 }
 
-fn canonical(top: &Path, p: &SubvolPlan) -> Result<()> {
+fn canonical(top: &Path, p: &SubvolPlan, out: &ui::Shared) -> Result<()> {
     let at = top.join(&p.subvol);
     let from = top.join(SNAPSHOTS).join(&p.from);
     match &p.canonical {
@@ -220,13 +309,30 @@ fn canonical(top: &Path, p: &SubvolPlan) -> Result<()> {
         Canonical::MoveAside(to) => {
             std::fs::rename(&at, top.join(to))
                 .with_context(|| format!("renaming {} to {to}", p.subvol))?;
-            println!("  the {} that was there is now {to}", p.subvol);
+            out.line(&format!("  the {} that was there is now {to}", p.subvol));
         }
     }
     btrfs::snapshot(&from, &at)?;
-    println!(
+    out.line(&format!(
         "  {}: writable snapshot of {SNAPSHOTS}/{}",
         p.subvol, p.from
-    );
+    ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_subvolumes_side_by_side_unless_the_backup_drive_spins_or_asked() {
+        assert_eq!(side_by_side(None, Some(false)).0, 2);
+        assert_eq!(side_by_side(None, None).0, 2);
+        let (n, why) = side_by_side(None, Some(true));
+        assert_eq!(n, 1);
+        assert!(why.contains("spinning disk"), "{why}");
+        assert_eq!(side_by_side(Some(3), Some(true)).0, 3);
+        assert_eq!(side_by_side(Some(1), Some(false)).0, 1);
+        assert_eq!(side_by_side(Some(0), None).0, 1);
+    }
 }

@@ -294,22 +294,24 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
             None
         }
     };
-    let restored = source.restore(top.path(), &stamp).map_err(|err| {
-        if room::is_out_of_space(&err) {
-            // A re-run would fill the pool the same way: say what would help instead.
-            err.context(format!(
+    let restored = source
+        .restore(top.path(), &stamp, args.receives)
+        .map_err(|err| {
+            if room::is_out_of_space(&err) {
+                // A re-run would fill the pool the same way: say what would help instead.
+                err.context(format!(
                 "the pool {} filled up during the restore (the estimate was about {}); running \
                  it again cannot finish: restore fewer subvolumes (--subvol) or onto a bigger disk",
                 pool.part.name,
                 human(estimate)
             ))
-        } else {
-            err.context(
-                "the restore stopped; running the same command again keeps what is complete \
+            } else {
+                err.context(
+                    "the restore stopped; running the same command again keeps what is complete \
                  and finishes the rest",
-            )
-        }
-    });
+                )
+            }
+        });
     // The roots' fstabs follow a Btrfs UUID that had to be replaced (before the checks).
     let restored = restored.and_then(|()| {
         for line in rename_in_roots(&pool, top.path(), &renamed)? {

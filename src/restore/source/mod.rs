@@ -33,8 +33,9 @@ pub trait Source {
     /// The plan's lines for the pool mounted (read-only) at `top`, or for a pool about to
     /// be made (`None`).
     fn plan_lines(&self, top: Option<&Path>, stamp: &str) -> Result<String>;
-    /// Restore into the pool mounted (top level, read-write) at `top`.
-    fn restore(&self, top: &Path, stamp: &str) -> Result<()>;
+    /// Restore into the pool mounted (top level, read-write) at `top`; `receives` is
+    /// `--receives` (how many subvolumes side by side), where the source receives streams.
+    fn restore(&self, top: &Path, stamp: &str, receives: Option<usize>) -> Result<()>;
     fn close(self: Box<Self>) -> Result<()>;
     /// How many of its points are stream files (whose preflight
     /// [`crate::restore::preflight`] decides).

@@ -315,7 +315,7 @@ impl RestoreSource for ResticSource {
         Ok(out)
     }
 
-    fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
+    fn restore(&self, top: &Path, stamp: &str, _receives: Option<usize>) -> Result<()> {
         // The plan again, now against the pool as it really is after provisioning.
         let steps = self.plan(Some(top), stamp);
         for (p, step) in self.planned.iter().zip(&steps) {

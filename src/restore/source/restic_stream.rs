@@ -11,7 +11,7 @@ use super::Source as RestoreSource;
 use crate::restic::snapshots::Snapshot;
 use crate::restic::Restic;
 use crate::restore::inventory::{self, Point};
-use crate::restore::receive::{plan_lines, receive_all, Opened};
+use crate::restore::receive::{plan_lines, receive_all, side_by_side, Opened};
 use crate::restore::record::Record;
 use crate::restore::restic_streams;
 use crate::restore::select::{self, Chain, When};
@@ -196,9 +196,9 @@ impl RestoreSource for StreamSource {
         plan_lines(&self.chains, top, stamp)
     }
 
-    fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
+    fn restore(&self, top: &Path, stamp: &str, receives: Option<usize>) -> Result<()> {
         let id = self.snapshot.id.as_str();
-        receive_all(top, &self.chains, stamp, &self.sizes, &|p| {
+        let open = |p: &Point| {
             let name = self
                 .names
                 .iter()
@@ -207,7 +207,10 @@ impl RestoreSource for StreamSource {
                 .ok_or_else(|| anyhow!("{}: its head could not be read", p.path))?;
             let cmd = self.restic.dump(id, &p.path);
             Ok((Opened::Program(cmd), name))
-        })
+        };
+        // The repository is not a local disk: its reads do not seek against each other.
+        let lanes = side_by_side(receives, None);
+        receive_all(top, &self.chains, stamp, &self.sizes, &open, lanes)
     }
 
     fn close(self: Box<Self>) -> Result<()> {

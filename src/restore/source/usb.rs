@@ -13,7 +13,7 @@ use crate::plan::Binding;
 use crate::restore::inventory::{self, Kind, Point};
 use crate::restore::pipe::{self, StreamOrigin};
 use crate::restore::preflight;
-use crate::restore::receive::{plan_lines, receive_all, replaced, Opened};
+use crate::restore::receive::{plan_lines, receive_all, replaced, side_by_side, Opened};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::{self, Chain, When};
 use crate::restore::{self as r};
@@ -28,6 +28,8 @@ pub struct UsbSource {
     chains: Vec<Chain>,
     estimate: Estimate,
     record: Option<Record>,
+    /// Whether the backup drive says it spins.
+    spins: Option<bool>,
 }
 
 impl UsbSource {
@@ -83,6 +85,7 @@ impl UsbSource {
             chains,
             estimate,
             record,
+            spins: crate::blockdev::spins(&usb_node),
         })
     }
 }
@@ -128,11 +131,17 @@ impl Source for UsbSource {
         check_whole(self.usb.path(), &mut self.estimate)
     }
 
-    fn restore(&self, top: &Path, stamp: &str) -> Result<()> {
+    fn restore(&self, top: &Path, stamp: &str, receives: Option<usize>) -> Result<()> {
         let usb = self.usb.path();
-        receive_all(top, &self.chains, stamp, &self.estimate.per_point, &|p| {
-            on_drive(usb, p)
-        })
+        let lanes = side_by_side(receives, self.spins);
+        receive_all(
+            top,
+            &self.chains,
+            stamp,
+            &self.estimate.per_point,
+            &|p| on_drive(usb, p),
+            lanes,
+        )
     }
 
     fn close(self: Box<Self>) -> Result<()> {
