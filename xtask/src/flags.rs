@@ -112,6 +112,10 @@ pub struct BenchRestoreUsb {
     /// Only this data set (both by default, one after the other)
     #[arg(long, value_enum)]
     pub set: Option<crate::bench::DataSet>,
+    /// Two subvolumes (@home and Atlantis-meta, half the data each): lifeboat receiving
+    /// them side by side (--receives 2) against one at a time (--receives 1)
+    #[arg(long, conflicts_with = "streams")]
+    pub side_by_side: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, Args)]
@@ -328,6 +332,7 @@ mod tests {
                 mib: 64,
                 streams: false,
                 set: None,
+                side_by_side: false,
             })
         );
         assert_eq!(
@@ -351,6 +356,7 @@ mod tests {
                 mib: 2048,
                 streams: false,
                 set: Some(crate::bench::DataSet::Compressible),
+                side_by_side: false,
             })
         );
         assert_eq!(

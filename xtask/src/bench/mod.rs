@@ -9,6 +9,7 @@ mod provision;
 mod restore_restic;
 mod restore_usb;
 mod scale;
+mod side_by_side;
 
 pub use data::DataSet;
 pub use image::image;

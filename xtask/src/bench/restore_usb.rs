@@ -57,6 +57,9 @@ pub fn restore_usb(sh: &Shell, flags: &BenchRestoreUsb) -> Result<()> {
     require_root("bench restore-usb")?;
     deps::ensure(sh)?;
     let bin = lifeboat_bin::build(sh)?;
+    if flags.side_by_side {
+        return super::side_by_side::bench(sh, &bin, flags);
+    }
     let sets = match flags.set {
         Some(set) => vec![set],
         None => vec![DataSet::Incompressible, DataSet::Compressible],
@@ -402,7 +405,7 @@ fn fill_and_back_up(sh: &Shell, lab: &Lab, set: DataSet, mib: u64, streams: bool
 }
 
 /// `btrfs send SNAP | btrfs receive DIR`, the two programs joined by a pipe.
-fn send_receive(sh: &Shell, snap: &Path, into: &Path) -> Result<()> {
+pub(super) fn send_receive(sh: &Shell, snap: &Path, into: &Path) -> Result<()> {
     let (snap, into) = (snap.display().to_string(), into.display().to_string());
     let script = "btrfs send -q \"$1\" | btrfs receive -q \"$2\"";
     run_quiet(cmd!(
@@ -454,8 +457,19 @@ fn baseline(
 
 /// The restored @home has every file, every byte (counted) and the sample's content.
 pub(super) fn verify(sh: &Shell, lab: &Lab, data: &Data, who: &str) -> Result<()> {
+    verify_subvol(sh, lab, "@home", data, who)
+}
+
+/// The restored `subvol` has every file, every byte (counted) and the sample's content.
+pub(super) fn verify_subvol(
+    sh: &Shell,
+    lab: &Lab,
+    subvol: &str,
+    data: &Data,
+    who: &str,
+) -> Result<()> {
     let pool = Mount::new(sh, &lab.disk1.part(4), &lab.dir().join("pool"), &["ro"])?;
-    let home = pool.path().join("@home");
+    let home = pool.path().join(subvol);
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut stack: Vec<PathBuf> = vec![home.clone()];
     while let Some(d) = stack.pop() {
@@ -474,7 +488,7 @@ pub(super) fn verify(sh: &Shell, lab: &Lab, data: &Data, who: &str) -> Result<()
     pool.unmount()?;
     if (files, bytes) != (data.files, data.bytes) || sample != data.sample.1 {
         bail!(
-            "after {who}, @home holds {files} files and {bytes} bytes (expected {} and {}){}",
+            "after {who}, {subvol} holds {files} files and {bytes} bytes (expected {} and {}){}",
             data.files,
             data.bytes,
             if sample != data.sample.1 {
