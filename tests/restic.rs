@@ -699,6 +699,8 @@ fn restore_from_restic_skips_a_path_no_snapshot_holds_and_counts_only_restored_p
         )),
         "{text}"
     );
+    // @home and Atlantis-meta, two restic restores at once.
+    assert!(text.contains("restoring 2 subvolumes at a time"), "{text}");
     {
         let pool = pool_mount(&d);
         let p = pool.path();
