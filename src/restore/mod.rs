@@ -12,6 +12,7 @@
 pub mod backup_drive;
 pub mod boot;
 pub mod inventory;
+pub mod lanes;
 pub mod listing;
 pub mod options;
 pub mod pipe;

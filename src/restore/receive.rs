@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::inventory::{self, Point};
 use super::pipe::{self, StreamOrigin};
@@ -177,37 +177,9 @@ pub(super) fn receive_all(
         }
         return Ok(());
     }
-    let queue = std::sync::Mutex::new(plans.iter());
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let lane = || -> Result<()> {
-        loop {
-            // After a failure the other lanes finish what they are receiving, then stop.
-            if failed.load(std::sync::atomic::Ordering::SeqCst) {
-                return Ok(());
-            }
-            let next = queue
-                .lock()
-                .map_err(|_| anyhow!("a receive lane panicked"))?
-                .next();
-            let Some(p) = next else { return Ok(()) };
-            if let Err(err) = receive_subvol(top, p, sizes, open, &out) {
-                failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                return Err(err);
-            }
-        }
-    };
-    std::thread::scope(|scope| {
-        let running: Vec<_> = (0..lanes_n).map(|_| scope.spawn(lane)).collect();
-        let mut first = Ok(());
-        for handle in running {
-            let done = handle
-                .join()
-                .unwrap_or_else(|_| Err(anyhow!("a receive lane panicked")));
-            if first.is_ok() {
-                first = done;
-            }
-        }
-        first
+    let todo: Vec<&SubvolPlan> = plans.iter().collect();
+    r::lanes::run(lanes_n, todo, &|p| {
+        receive_subvol(top, p, sizes, open, &out)
     })
 }
 

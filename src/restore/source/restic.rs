@@ -365,39 +365,8 @@ impl RestoreSource for ResticSource {
                 bar.set(used(top).saturating_sub(before));
             }
         };
-        let queue = std::sync::Mutex::new(todo.into_iter());
-        let failed = std::sync::atomic::AtomicBool::new(false);
-        let lane = || -> Result<()> {
-            loop {
-                if failed.load(std::sync::atomic::Ordering::SeqCst) {
-                    return Ok(());
-                }
-                let next = queue
-                    .lock()
-                    .map_err(|_| anyhow!("a restore lane panicked"))?
-                    .next();
-                let Some((p, place)) = next else {
-                    return Ok(());
-                };
-                if let Err(err) = self.restore_one(p, place, top, &out, &done_file, &mut || tick())
-                {
-                    failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                    return Err(err);
-                }
-            }
-        };
-        let result = std::thread::scope(|scope| {
-            let running: Vec<_> = (0..lanes).map(|_| scope.spawn(lane)).collect();
-            let mut first = Ok(());
-            for handle in running {
-                let done = handle
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow!("a restore lane panicked")));
-                if first.is_ok() {
-                    first = done;
-                }
-            }
-            first
+        let result = crate::restore::lanes::run(lanes, todo, &|(p, place)| {
+            self.restore_one(p, place, top, &out, &done_file, &mut || tick())
         });
         if let Ok(bar) = bar.lock() {
             bar.finish();
