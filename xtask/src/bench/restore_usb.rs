@@ -88,16 +88,7 @@ fn one_set(sh: &Shell, bin: &Path, flags: &BenchRestoreUsb, set: DataSet) -> Res
     let lab = Lab::create(sh, &format!("bench-restore-{}", set.name()))?;
     let log_dir = lab.dir().join("logs");
     let bindings = lab.bindings();
-    lifeboat_bin::run_captured(
-        sh,
-        bin,
-        &lifeboat_bin::args(
-            "provision",
-            &bindings,
-            &["--only", "disk1", "--only", "usb", "--yes"],
-        ),
-        &log_dir,
-    )?;
+    provision_lab(sh, bin, &bindings, &log_dir)?;
     let data = fill_and_back_up(sh, &lab, set, flags.mib, flags.streams)?;
     println!(
         "  @home: {} files, {:.2} GiB ({:.0} % of it as zstd:1 stores it), snapshot {POINT} \
@@ -193,6 +184,27 @@ fn one_set(sh: &Shell, bin: &Path, flags: &BenchRestoreUsb, set: DataSet) -> Res
     }
     out += &breakdown;
     Ok(out)
+}
+
+/// `lifeboat provision --only disk1 --only usb --yes` of a bench's lab: the blank pool and
+/// backup drive every restore bench starts from.
+pub(super) fn provision_lab(
+    sh: &Shell,
+    bin: &Path,
+    bindings: &[String],
+    log_dir: &Path,
+) -> Result<()> {
+    lifeboat_bin::run_captured(
+        sh,
+        bin,
+        &lifeboat_bin::args(
+            "provision",
+            bindings,
+            &["--only", "disk1", "--only", "usb", "--yes"],
+        ),
+        log_dir,
+    )?;
+    Ok(())
 }
 
 /// The breakdown of the one lifeboat run that logged into `dir`.

@@ -69,16 +69,7 @@ pub fn scale(sh: &Shell, flags: &BenchScale) -> Result<()> {
             .with_context(|| format!("removing the last run's {}", log_dir.display()))?;
     }
     let bindings = lab.bindings();
-    lifeboat_bin::run_captured(
-        sh,
-        &bin,
-        &lifeboat_bin::args(
-            "provision",
-            &bindings,
-            &["--only", "disk1", "--only", "usb", "--yes"],
-        ),
-        &log_dir,
-    )?;
+    super::restore_usb::provision_lab(sh, &bin, &bindings, &log_dir)?;
     let restore = |what: &str, write: &dyn Fn(&Path) -> Result<Data>| -> Result<Row> {
         let data = back_up(sh, &lab, write)?;
         let mut row = Row::default();

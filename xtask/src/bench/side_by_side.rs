@@ -34,16 +34,7 @@ pub fn bench(sh: &Shell, bin: &Path, flags: &BenchRestoreUsb) -> Result<()> {
     let lab = Lab::create(sh, "bench-side-by-side")?;
     let log_dir = lab.dir().join("logs");
     let bindings = lab.bindings();
-    lifeboat_bin::run_captured(
-        sh,
-        bin,
-        &lifeboat_bin::args(
-            "provision",
-            &bindings,
-            &["--only", "disk1", "--only", "usb", "--yes"],
-        ),
-        &log_dir,
-    )?;
+    super::restore_usb::provision_lab(sh, bin, &bindings, &log_dir)?;
     let pool = Mount::new(
         sh,
         &lab.disk1.part(4),
