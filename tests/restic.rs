@@ -699,8 +699,12 @@ fn restore_from_restic_skips_a_path_no_snapshot_holds_and_counts_only_restored_p
         )),
         "{text}"
     );
-    // @home and Atlantis-meta, two restic restores at once.
-    assert!(text.contains("restoring 2 subvolumes at a time"), "{text}");
+    // @home and Atlantis-meta, two restic restores at once, said in the plan first.
+    let planned = text
+        .find("up to 2 subvolumes at a time: --receives 1 for one at a time")
+        .expect(&text);
+    let restoring = text.find("restoring 2 subvolumes at a time").expect(&text);
+    assert!(planned < restoring, "{text}");
     {
         let pool = pool_mount(&d);
         let p = pool.path();

@@ -346,6 +346,11 @@ fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
         text.contains("The filesystems get their recorded UUIDs"),
         "{text}"
     );
+    // The plan says how many subvolumes go at a time, and why (loop devices say they spin).
+    assert!(
+        text.contains("one subvolume at a time: the backup drive is a spinning disk"),
+        "{text}"
+    );
     assert_eq!(
         fingerprint(&m.disk1_img),
         before,
@@ -355,6 +360,10 @@ fn bare_metal_restore_from_usb_latest_then_older_and_refusals() {
     // The restore, two subvolumes side by side (loop devices say they spin, so that is not
     // the default here).
     let text = ok(&m.restore(&["--latest", "--yes", "--receives", "2"]));
+    assert!(
+        text.contains("up to 2 subvolumes at a time: as --receives asks"),
+        "{text}"
+    );
     assert!(
         text.contains("receiving 2 subvolumes at a time: as --receives asks"),
         "{text}"

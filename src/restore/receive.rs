@@ -126,6 +126,18 @@ pub(super) fn side_by_side(asked: Option<usize>, spins: Option<bool>) -> (usize,
     }
 }
 
+/// The plan's line on how many of the `count` subvolumes are restored at a time, for
+/// `lanes` from [`side_by_side`] (pure; none for a single subvolume). What the restore
+/// does may be fewer at a time: subvolumes complete already are skipped.
+pub(super) fn lanes_plan_line(lanes: &(usize, String), count: usize) -> Option<String> {
+    let (n, why) = lanes;
+    match (*n).min(count).max(1) {
+        _ if count < 2 => None,
+        1 => Some(format!("one subvolume at a time: {why}")),
+        n => Some(format!("up to {n} subvolumes at a time: {why}")),
+    }
+}
+
 /// Where a point's bytes come from, for [`receive_all`]; called from more than one thread
 /// when subvolumes are received side by side.
 pub(super) type Open<'a> = dyn Fn(&Point) -> Result<(Opened, SingleComponent)> + Sync + 'a;
@@ -295,6 +307,17 @@ fn canonical(top: &Path, p: &SubvolPlan, out: &ui::Shared) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plan_says_how_many_at_a_time_only_where_there_is_a_choice() {
+        assert_eq!(lanes_plan_line(&side_by_side(None, Some(true)), 1), None);
+        let one = lanes_plan_line(&side_by_side(None, Some(true)), 4).unwrap();
+        assert!(one.starts_with("one subvolume at a time: the backup drive is a spinning disk"));
+        let two = lanes_plan_line(&side_by_side(None, Some(false)), 4).unwrap();
+        assert!(two.starts_with("up to 2 subvolumes at a time: "), "{two}");
+        let asked = lanes_plan_line(&side_by_side(Some(8), None), 3).unwrap();
+        assert_eq!(asked, "up to 3 subvolumes at a time: as --receives asks");
+    }
 
     #[test]
     fn two_subvolumes_side_by_side_unless_the_backup_drive_spins_or_asked() {

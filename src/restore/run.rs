@@ -238,6 +238,10 @@ pub fn run(spec: &Spec, args: &Options) -> Result<Option<Outcome>> {
     }
     println!("\nThen, from {} into {}:", source.name(), pool.part.name);
     print!("{plan_lines}");
+    let lanes = source.side_by_side(args.receives);
+    if let Some(line) = r::receive::lanes_plan_line(&lanes, source.subvols().len()) {
+        println!("  {line}");
+    }
     if source.streams() > 0 {
         println!("  {}", streams.line());
     }

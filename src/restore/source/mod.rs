@@ -36,6 +36,12 @@ pub trait Source {
     /// Restore into the pool mounted (top level, read-write) at `top`; `receives` is
     /// `--receives` (how many subvolumes side by side), where the source receives streams.
     fn restore(&self, top: &Path, stamp: &str, receives: Option<usize>) -> Result<()>;
+    /// How many subvolumes it restores at a time for `--receives` (`asked`), and why: the
+    /// plan says it, and [`Source::restore`] keeps to it.
+    fn side_by_side(&self, asked: Option<usize>) -> (usize, String) {
+        // A source that is not a local disk: its reads do not seek against each other.
+        crate::restore::receive::side_by_side(asked, None)
+    }
     fn close(self: Box<Self>) -> Result<()>;
     /// How many of its points are stream files (whose preflight
     /// [`crate::restore::preflight`] decides).

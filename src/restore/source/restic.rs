@@ -15,7 +15,6 @@ use crate::btrfs;
 use crate::restic::select::{self, Pick, Planned, Skipped};
 use crate::restic::Restic;
 use crate::restore::points;
-use crate::restore::receive::side_by_side;
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::When;
 use crate::restore::Options;
@@ -332,7 +331,7 @@ impl RestoreSource for ResticSource {
         }
         // Two restic restores at once keep both cores busy (restic's own workers wait on
         // the repository and the disk in turn): 15 % less time for two paths here.
-        let (lanes, why) = side_by_side(receives, None);
+        let (lanes, why) = self.side_by_side(receives);
         let lanes = lanes.min(todo.len()).max(1);
         let done_file = std::sync::Mutex::new(());
         if lanes == 1 {

@@ -11,7 +11,7 @@ use super::Source as RestoreSource;
 use crate::restic::snapshots::Snapshot;
 use crate::restic::Restic;
 use crate::restore::inventory::{self, Point};
-use crate::restore::receive::{plan_lines, receive_all, side_by_side, Opened};
+use crate::restore::receive::{plan_lines, receive_all, Opened};
 use crate::restore::record::Record;
 use crate::restore::restic_streams;
 use crate::restore::select::{self, Chain, When};
@@ -208,8 +208,7 @@ impl RestoreSource for StreamSource {
             let cmd = self.restic.dump(id, &p.path);
             Ok((Opened::Program(cmd), name))
         };
-        // The repository is not a local disk: its reads do not seek against each other.
-        let lanes = side_by_side(receives, None);
+        let lanes = self.side_by_side(receives);
         receive_all(top, &self.chains, stamp, &self.sizes, &open, lanes)
     }
 

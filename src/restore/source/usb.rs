@@ -13,7 +13,7 @@ use crate::plan::Binding;
 use crate::restore::inventory::{self, Kind, Point};
 use crate::restore::pipe::{self, StreamOrigin};
 use crate::restore::preflight;
-use crate::restore::receive::{plan_lines, receive_all, replaced, side_by_side, Opened};
+use crate::restore::receive::{self, plan_lines, receive_all, replaced, Opened};
 use crate::restore::record::{Record, BOOT_DIR, RECORD_FILE};
 use crate::restore::select::{self, Chain, When};
 use crate::restore::{self as r};
@@ -115,6 +115,10 @@ impl Source for UsbSource {
         plan_lines(&self.chains, top, stamp)
     }
 
+    fn side_by_side(&self, asked: Option<usize>) -> (usize, String) {
+        receive::side_by_side(asked, self.spins)
+    }
+
     fn streams(&self) -> usize {
         self.chains
             .iter()
@@ -133,7 +137,7 @@ impl Source for UsbSource {
 
     fn restore(&self, top: &Path, stamp: &str, receives: Option<usize>) -> Result<()> {
         let usb = self.usb.path();
-        let lanes = side_by_side(receives, self.spins);
+        let lanes = self.side_by_side(receives);
         receive_all(
             top,
             &self.chains,
