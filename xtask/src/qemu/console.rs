@@ -20,6 +20,32 @@ pub const CAPTURE_OPEN: &str = "{sha256:";
 /// Values taken by `{sha256:NAME}`, by NAME.
 pub type Captures = BTreeMap<String, String>;
 
+/// One entry of a boot's `expect`: a line, or lines that may come in any order (work
+/// the guest does side by side finishes in no fixed order), all after the entry before
+/// and before the entry after.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Expect {
+    Line(String),
+    AnyOrder(Vec<String>),
+}
+
+impl Expect {
+    pub fn lines(&self) -> &[String] {
+        match self {
+            Expect::Line(line) => std::slice::from_ref(line),
+            Expect::AnyOrder(lines) => lines,
+        }
+    }
+
+    pub fn lines_mut(&mut self) -> &mut [String] {
+        match self {
+            Expect::Line(line) => std::slice::from_mut(line),
+            Expect::AnyOrder(lines) => lines,
+        }
+    }
+}
+
 /// The placeholder of an `expect` line, if any: (text before, NAME, text after).
 pub fn placeholder(expect: &str) -> Option<(&str, &str, &str)> {
     let at = expect.find(CAPTURE_OPEN)?;
@@ -44,7 +70,11 @@ fn find_sha256<'a>(line: &'a str, before: &str, after: &str) -> Option<&'a str> 
 
 #[derive(Debug)]
 pub struct Watcher {
-    expect: Vec<String>,
+    /// The entries of `expect`, each as its lines.
+    expect: Vec<Vec<String>>,
+    /// The entry being waited for, and which of its lines have appeared.
+    step: usize,
+    found: Vec<bool>,
     forbid: Vec<String>,
     /// Expected lines found so far, with the time they appeared.
     pub reached: Vec<(String, Duration)>,
@@ -62,13 +92,21 @@ pub struct Watcher {
 impl Watcher {
     #[cfg(test)]
     pub fn new(expect: &[String], forbid: &[String]) -> Watcher {
-        Watcher::with_captures(expect, forbid, Captures::new())
+        let expect: Vec<Expect> = expect.iter().cloned().map(Expect::Line).collect();
+        Watcher::with_captures(&expect, forbid, Captures::new())
     }
 
     /// A watcher that knows the values earlier boots' placeholders took.
-    pub fn with_captures(expect: &[String], forbid: &[String], captures: Captures) -> Watcher {
+    pub fn with_captures(expect: &[Expect], forbid: &[String], captures: Captures) -> Watcher {
+        let expect: Vec<Vec<String>> = expect
+            .iter()
+            .map(|e| e.lines().iter().map(|l| normalize(l)).collect())
+            .collect();
+        let found = vec![false; expect.first().map_or(0, Vec::len)];
         Watcher {
-            expect: expect.iter().map(|e| normalize(e)).collect(),
+            expect,
+            step: 0,
+            found,
             forbid: forbid.iter().map(|f| normalize(f)).collect(),
             reached: Vec::new(),
             run_exit: None,
@@ -100,34 +138,42 @@ impl Watcher {
                 self.menu_uptime = rest.trim().parse().ok();
             }
         }
-        if let Some(next) = self.expect.get(self.reached.len()) {
-            let seen = match placeholder(next) {
-                None => line.contains(next.as_str()),
-                Some((before, name, after)) => match self.captures.get(name) {
-                    Some(value) => line.contains(&format!("{before}{value}{after}")),
-                    None => match find_sha256(&line, before, after) {
-                        Some(value) => {
-                            self.captures.insert(name.to_owned(), value.to_owned());
-                            true
-                        }
-                        None => false,
-                    },
-                },
-            };
-            if seen {
-                self.reached.push((next.clone(), at));
+        let Some(step) = self.expect.get(self.step) else {
+            return Ok(());
+        };
+        // A line satisfies at most one expectation: the first of the entry's lines
+        // not seen yet that it holds.
+        let hit =
+            (0..step.len()).find(|&i| !self.found[i] && seen(&step[i], &line, &mut self.captures));
+        if let Some(i) = hit {
+            self.found[i] = true;
+            self.reached.push((step[i].clone(), at));
+            if self.found.iter().all(|&f| f) {
+                self.step += 1;
+                self.found = vec![false; self.expect.get(self.step).map_or(0, Vec::len)];
             }
         }
         Ok(())
     }
 
     pub fn all_expected(&self) -> bool {
-        self.reached.len() == self.expect.len()
+        self.step == self.expect.len()
     }
 
-    /// The expected line not seen yet, if any.
-    pub fn waiting_for(&self) -> Option<&str> {
-        self.expect.get(self.reached.len()).map(String::as_str)
+    /// The expected lines not seen yet of the entry waited for, if any, in backquotes.
+    pub fn waiting_for(&self) -> Option<String> {
+        let step = self.expect.get(self.step)?;
+        let missing: Vec<String> = step
+            .iter()
+            .zip(&self.found)
+            .filter(|(_, &f)| !f)
+            .map(|(l, _)| format!("`{l}`"))
+            .collect();
+        Some(if step.len() == 1 {
+            missing.concat()
+        } else {
+            format!("{} (in any order)", missing.join(", "))
+        })
     }
 
     /// The last console lines, for error messages.
@@ -137,6 +183,24 @@ impl Watcher {
             .map(|l| format!("    | {l}"))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+/// Whether `line` holds the expected line `expect`; a `{sha256:NAME}` seen for the first
+/// time takes its value from `line`.
+fn seen(expect: &str, line: &str, captures: &mut Captures) -> bool {
+    match placeholder(expect) {
+        None => line.contains(expect),
+        Some((before, name, after)) => match captures.get(name) {
+            Some(value) => line.contains(&format!("{before}{value}{after}")),
+            None => match find_sha256(line, before, after) {
+                Some(value) => {
+                    captures.insert(name.to_owned(), value.to_owned());
+                    true
+                }
+                None => false,
+            },
+        },
     }
 }
 
@@ -190,7 +254,7 @@ mod tests {
         let mut w = Watcher::new(&s(&["first", "second  line"]), &[]);
         let t = Duration::from_secs(1);
         w.feed("second line", t).unwrap();
-        assert_eq!(w.waiting_for(), Some("first"));
+        assert_eq!(w.waiting_for().as_deref(), Some("`first`"));
         w.feed("the first one", t).unwrap();
         assert!(!w.all_expected());
         w.feed("  second   line here", Duration::from_secs(2))
@@ -198,6 +262,46 @@ mod tests {
         assert!(w.all_expected());
         assert_eq!(w.reached[1].1, Duration::from_secs(2));
         assert_eq!(w.waiting_for(), None);
+    }
+
+    #[test]
+    fn lines_of_an_any_order_entry_come_in_any_order_between_their_neighbours() {
+        let any = |v: &[&str]| Expect::AnyOrder(s(v));
+        let expect = [
+            Expect::Line("start".into()),
+            any(&["@home: done", "@root: done"]),
+            Expect::Line("end".into()),
+        ];
+        let mut w = Watcher::with_captures(&expect, &[], Captures::new());
+        let t = Duration::ZERO;
+        // Before `start`, the entry's lines do not count.
+        w.feed("@root: done", t).unwrap();
+        w.feed("start", t).unwrap();
+        w.feed("end", t).unwrap();
+        assert_eq!(
+            w.waiting_for().as_deref(),
+            Some("`@home: done`, `@root: done` (in any order)")
+        );
+        w.feed("@root: done", t).unwrap();
+        assert_eq!(
+            w.waiting_for().as_deref(),
+            Some("`@home: done` (in any order)")
+        );
+        // `end` before the whole entry appeared does not count either.
+        w.feed("end", t).unwrap();
+        w.feed("@home: done", t).unwrap();
+        assert!(!w.all_expected());
+        w.feed("end", t).unwrap();
+        assert!(w.all_expected());
+        let order: Vec<&str> = w.reached.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(order, ["start", "@root: done", "@home: done", "end"]);
+
+        // One line satisfies one expectation, even where two lines of an entry match it.
+        let mut w = Watcher::with_captures(&[any(&["done", "done"])], &[], Captures::new());
+        w.feed("done", t).unwrap();
+        assert!(!w.all_expected());
+        w.feed("done", t).unwrap();
+        assert!(w.all_expected());
     }
 
     #[test]
@@ -235,12 +339,16 @@ mod tests {
         assert_eq!(w.captures["home"], a);
         // Another value later does not count; the same one does.
         w.feed(&format!("after {b}"), t).unwrap();
-        assert_eq!(w.waiting_for(), Some("after {sha256:home}"));
+        assert_eq!(w.waiting_for().as_deref(), Some("`after {sha256:home}`"));
         w.feed(&format!("after {a}"), t).unwrap();
         assert!(w.all_expected());
 
         // A later boot starts with what was taken and must show the same value.
-        let mut next = Watcher::with_captures(&s(&["X {sha256:home}"]), &[], w.captures.clone());
+        let mut next = Watcher::with_captures(
+            &[Expect::Line("X {sha256:home}".into())],
+            &[],
+            w.captures.clone(),
+        );
         next.feed(&format!("X {b}"), t).unwrap();
         assert!(!next.all_expected());
         next.feed(&format!("X {a}"), t).unwrap();

@@ -25,7 +25,7 @@ use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::{image, interrupt, project_root, target_dir};
-use console::Watcher;
+use console::{Expect, Watcher};
 use scenario::Boot;
 pub use scenario::Scenario;
 
@@ -212,7 +212,7 @@ pub fn run_scenario(
         }
         let mut boot = boot.clone();
         if let Some(sum) = &home_sha256 {
-            for e in &mut boot.expect {
+            for e in boot.expect.iter_mut().flat_map(Expect::lines_mut) {
                 *e = e.replace(scenario::HOME_SHA256, sum);
             }
         }
@@ -557,7 +557,7 @@ fn boot_and_watch(
                 if Instant::now() > deadline {
                     let waiting = watcher
                         .waiting_for()
-                        .map_or_else(|| "the guest to power off".to_owned(), |w| format!("`{w}`"));
+                        .unwrap_or_else(|| "the guest to power off".to_owned());
                     return Err(fail(
                         format!(
                             "timed out after {} s waiting for {waiting}",
@@ -591,7 +591,7 @@ fn boot_and_watch(
     }
     if let Some(waiting) = watcher.waiting_for() {
         return Err(fail(
-            format!("the guest stopped without printing `{waiting}`"),
+            format!("the guest stopped without printing {waiting}"),
             &watcher,
         ));
     }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::qemu::console::Expect;
+
 /// In `expect`: the sha256 the fixture Atlantis' @home must show (see fixture.rs).
 pub const HOME_SHA256: &str = "{home_sha256}";
 
@@ -54,8 +56,8 @@ pub struct Boot {
     #[serde(default)]
     pub run: Option<String>,
     /// Console lines expected in this order; each is found in a line, whitespace runs
-    /// counting as one space.
-    pub expect: Vec<String>,
+    /// counting as one space. An entry that is a list: those lines in any order.
+    pub expect: Vec<Expect>,
     /// Whether the rescue stick is plugged in (and the firmware tries it first).
     #[serde(default = "yes")]
     pub stick: bool,
@@ -127,6 +129,11 @@ impl Boot {
         self.stick && self.run.is_none() && !self.refused
     }
 
+    /// Every expected line, entries that are lists flattened.
+    pub fn lines(&self) -> impl Iterator<Item = &String> {
+        self.expect.iter().flat_map(Expect::lines)
+    }
+
     /// Whether the boot ends as soon as every expected line has appeared.
     pub fn ends_when_expected(&self) -> bool {
         self.is_menu() || self.refused
@@ -147,7 +154,7 @@ struct File {
     #[serde(default)]
     run: Option<String>,
     #[serde(default)]
-    expect: Option<Vec<String>>,
+    expect: Option<Vec<Expect>>,
     #[serde(default)]
     forbid: Vec<String>,
     #[serde(default = "default_memory")]
@@ -325,8 +332,11 @@ impl Scenario {
             if boot.expect.is_empty() {
                 bail!("{which}`expect` is empty: a boot that expects nothing cannot fail");
             }
-            if let Some(blank) = boot.expect.iter().find(|e| e.trim().is_empty()) {
+            if let Some(blank) = boot.lines().find(|e| e.trim().is_empty()) {
                 bail!("{which}`expect` entries must not be blank (found {blank:?})");
+            }
+            if boot.expect.iter().any(|e| e.lines().is_empty()) {
+                bail!("{which}an `expect` entry is an empty list: it would wait for nothing");
             }
             for id in &boot.replace {
                 if !self.disks.iter().any(|d| &d.id == id) {
@@ -372,7 +382,7 @@ impl Scenario {
                 .disks
                 .iter()
                 .any(|d| d.content == Content::AtlantisFixture);
-            if !fixture && boot.expect.iter().any(|e| e.contains(HOME_SHA256)) {
+            if !fixture && boot.lines().any(|e| e.contains(HOME_SHA256)) {
                 bail!("{which}`expect` names {HOME_SHA256} but no disk has content = \"atlantis-fixture\"");
             }
             if boot.refused && !boot.stick {
@@ -394,7 +404,7 @@ impl Scenario {
             if let Some(blank) = boot.forbid.iter().find(|e| e.trim().is_empty()) {
                 bail!("{which}`forbid` entries must not be blank (found {blank:?})");
             }
-            for e in &boot.expect {
+            for e in boot.lines() {
                 if e.contains(crate::qemu::console::CAPTURE_OPEN) {
                     match crate::qemu::console::placeholder(e) {
                         Some((_, name, after))
