@@ -64,6 +64,16 @@ pub fn delete(path: &Path) -> Result<(), ExecError> {
         .map(drop)
 }
 
+/// `btrfs filesystem sync PATH`: the data the filesystem holds in memory written to its
+/// disk and the transaction committed.
+pub fn sync(path: &Path) -> Result<(), ExecError> {
+    Cmd::new("btrfs")
+        .args(["filesystem", "sync"])
+        .arg(path)
+        .run()
+        .map(drop)
+}
+
 /// `btrfs subvolume snapshot FROM TO`: a writable snapshot.
 pub fn snapshot(from: &Path, to: &Path) -> Result<(), ExecError> {
     Cmd::new("btrfs")

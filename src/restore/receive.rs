@@ -5,6 +5,7 @@
 //! (`canonical`). Shared by the backup drive and the stream files kept in restic.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
@@ -239,6 +240,17 @@ fn receive_subvol(
             );
         }
         let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
+        // `btrfs receive` commits the received UUID but leaves the files' data in memory:
+        // after a power cut the point would look complete without its data. It takes
+        // its final name, which makes it complete for a re-run, only once it is on the
+        // disk; and its rate below is the disk's, not the page cache's.
+        let flush = Instant::now();
+        btrfs::sync(&snapshots)
+            .with_context(|| format!("writing the received {SNAPSHOTS}/{incoming} to the disk"))?;
+        let t = pipe::Transfer {
+            secs: t.secs + flush.elapsed().as_secs_f64(),
+            ..t
+        };
         if incoming != rcv.name {
             // Within one directory: a read-only subvolume cannot change directories.
             std::fs::rename(&arriving, snapshots.join(&rcv.name)).with_context(|| {
@@ -249,7 +261,7 @@ fn receive_subvol(
             })?;
         }
         out.line(&format!(
-            "  {SNAPSHOTS}/{}: {} in {:.1} s ({}/s)",
+            "  {SNAPSHOTS}/{}: {} in {:.1} s ({}/s), on the disk",
             rcv.name,
             human(t.bytes),
             t.secs,

@@ -420,8 +420,12 @@ impl ResticSource {
                 tick,
             )
             .with_context(|| format!("restic restore of {}", p.path))?;
-        let took = started.elapsed();
         settle(p, &partial)?;
+        // On the disk before it takes the canonical name and its line in DONE_FILE, which
+        // make it complete for a re-run: after a power cut it is whole or partial.
+        btrfs::sync(&partial)
+            .with_context(|| format!("writing the restored {} to the disk", p.subvol))?;
+        let took = started.elapsed();
         let at = top.join(&p.subvol);
         match place {
             Place::MoveAside(aside) => {

@@ -10,7 +10,8 @@ pub enum Phase {
     Preflight,
     /// The partition table, file systems and subvolumes of the target.
     Provisioning,
-    /// `btrfs send | receive` (or `receive -f`, `restic restore`) into @snapshots.
+    /// `btrfs send | receive` (or `receive -f`, `restic restore`) into @snapshots, and the
+    /// sync that puts each point on the disk before it counts as complete.
     Transfer,
     /// The writable subvolumes made from the received points.
     Snapshot,
@@ -53,6 +54,8 @@ fn command_phase(text: &str) -> Option<Phase> {
         "btrfs receive",
         "restic restore",
         "restic dump",
+        // What was received, written to the disk before the point counts as complete.
+        "btrfs filesystem sync",
     ];
     if transfer.iter().any(|t| cmd.starts_with(t)) && !cmd.contains("--dump") {
         return Some(Phase::Transfer);
@@ -141,7 +144,8 @@ mod tests {
 [   1.591] $ mkfs.btrfs -f -q -L LINPOOL /dev/loop13p4
 [   2.263] $ btrfs send -q /tmp/b/atlantis/@home.20261120T0300 (streaming)
 [   2.263] $ btrfs receive -q --chroot /tmp/m/@snapshots (streaming)
-[   5.185]   stderr: Chroot to /tmp/m/@snapshots
+[   4.900]   stderr: Chroot to /tmp/m/@snapshots
+[   4.900] $ btrfs filesystem sync /tmp/m/@snapshots
 [   5.185] $ btrfs subvolume delete /tmp/m/@home
 [   5.187] $ btrfs subvolume snapshot /tmp/m/@snapshots/@home.20261120T0300 /tmp/m/@home
 [   5.475] $ blkid -p -o export --offset 1048576 --size 536870912 /dev/loop0
