@@ -7,7 +7,8 @@
 //! itself (mounted as Atlantis mounts its pools), snapshotted into a directory lifeboat
 //! does not look in, and sent to LINBKUP/atlantis/ as the only @home point; each round
 //! blanks disk1, drops the caches and times `lifeboat restore --from usb --latest
-//! --subvol @home --yes`, whose result is checked. The points are an incremental chain,
+//! --subvol @home --yes`, whose result is checked, then the same transfer with plain
+//! tools ([`bare_transfer`]). The points are an incremental chain,
 //! btrbk-style, made the same way one small change at a time.
 
 use std::path::Path;
@@ -88,15 +89,18 @@ pub fn scale(sh: &Shell, flags: &BenchScale) -> Result<()> {
             let transfer = run_breakdown(&logs)?.phases[2];
             row.whole.push(took);
             row.transfer.push(Duration::from_secs_f64(transfer));
+            row.bare
+                .push(bare_transfer(sh, &bin, &lab, &bindings, &logs, &data)?);
         }
         row.bytes = data.bytes;
         row.files = data.files;
         println!(
-            "  {what}: {} files, {:.2} GiB: restore {:.1} s (transfer {:.1} s)",
+            "  {what}: {} files, {:.2} GiB: restore {:.1} s (transfer {:.1} s); bare transfer {:.1} s",
             data.files,
             gib(data.bytes),
             secs(median(&row.whole)),
-            secs(median(&row.transfer))
+            secs(median(&row.transfer)),
+            secs(median(&row.bare))
         );
         Ok(row)
     };
@@ -146,6 +150,54 @@ struct Row {
     files: u64,
     whole: Vec<Duration>,
     transfer: Vec<Duration>,
+    /// [`bare_transfer`]'s.
+    bare: Vec<Duration>,
+}
+
+/// The row's point received onto a blank, provisioned disk1 with plain tools: `btrfs
+/// send --proto 2 --compressed-data | btrfs receive` into @snapshots, then `btrfs
+/// filesystem sync`, the commands of lifeboat's transfer phase without lifeboat between
+/// them. Timed from the send to the end of the sync, checked like lifeboat's restore: what
+/// of a row's growth is the kernel's and the disks', not lifeboat's.
+fn bare_transfer(
+    sh: &Shell,
+    bin: &Path,
+    lab: &Lab,
+    bindings: &[String],
+    logs: &Path,
+    data: &Data,
+) -> Result<Duration> {
+    lab.disk1.reset_blank(sh)?;
+    lifeboat_bin::run_captured(
+        sh,
+        bin,
+        &lifeboat_bin::args("provision", bindings, &["--only", "disk1", "--yes"]),
+        logs,
+    )?;
+    drop_caches(sh)?;
+    let usb = Mount::new(sh, &lab.usb.part(3), &lab.dir().join("linbkup"), &["ro"])?;
+    let pool = Mount::new(
+        sh,
+        &lab.disk1.part(4),
+        &lab.dir().join("pool"),
+        super::restore_usb::POOL_OPTIONS,
+    )?;
+    let point = usb.path().join(POINTS_DIR).join(point_name(0));
+    let snaps = pool.path().join("@snapshots");
+    let (from, into) = (point.display().to_string(), snaps.display().to_string());
+    let script = "btrfs send -q --proto 2 --compressed-data \"$1\" | btrfs receive -q \"$2\" \
+                  && btrfs filesystem sync \"$2\"";
+    let start = std::time::Instant::now();
+    run_quiet(cmd!(sh, "bash -o pipefail -c {script} bare {from} {into}"))?;
+    let took = start.elapsed();
+    let home = pool.path().join("@home");
+    let received = snaps.join(point_name(0));
+    run_quiet(cmd!(sh, "btrfs subvolume delete {home}"))?;
+    run_quiet(cmd!(sh, "btrfs subvolume snapshot {received} {home}"))?;
+    pool.unmount()?;
+    usb.unmount()?;
+    verify(sh, lab, data, "the bare send | receive")?;
+    Ok(took)
 }
 
 /// `write` into a fresh LINBKUP/scale-src, snapshotted and sent as the one @home point.
@@ -299,21 +351,25 @@ fn grow_points(
     Ok(out)
 }
 
-/// A table of `rows` (units, row) with the whole restore's and the transfer's cost per
-/// unit, and the spread of the transfer's cost against [`SPREAD_TARGET`]: the fixed costs
-/// (provisioning, probes) weigh on the smallest row and say nothing about growth.
+/// A table of `rows` (units, row) with the whole restore's, the transfer's and the bare
+/// transfer's cost per unit, and the spread of the transfer's cost against
+/// [`SPREAD_TARGET`]: the fixed costs (provisioning, probes) weigh on the smallest row and
+/// say nothing about growth. The bare transfer's spread, beside it, is the growth the
+/// kernel and the disks bring without lifeboat.
 fn unit_table(title: &str, unit: &str, rows: &[(f64, &Row)], per: &str, scale: f64) -> String {
     let mut out = format!(
-        "\n{title}:\n  {unit:>10} {:>10} {per:>12} {:>11} {per:>12}\n",
-        "restore s", "transfer s"
+        "\n{title}:\n  {unit:>10} {:>10} {per:>12} {:>11} {per:>12} {:>8} {per:>12}\n",
+        "restore s", "transfer s", "bare s"
     );
-    let mut costs = Vec::new();
+    let (mut costs, mut bare_costs) = (Vec::new(), Vec::new());
     for (units, row) in rows {
         let (whole, transfer) = (secs(median(&row.whole)), secs(median(&row.transfer)));
+        let bare = secs(median(&row.bare));
         let units = units.max(1e-9);
         costs.push(transfer / units * scale);
+        bare_costs.push(bare / units * scale);
         out += &format!(
-            "  {:>10} {whole:>10.2} {:>12.3} {transfer:>11.2} {:>12.3}\n",
+            "  {:>10} {whole:>10.2} {:>12.3} {transfer:>11.2} {:>12.3} {bare:>8.2} {:>12.3}\n",
             if unit == "GiB" {
                 format!("{units:.2}")
             } else {
@@ -321,9 +377,16 @@ fn unit_table(title: &str, unit: &str, rows: &[(f64, &Row)], per: &str, scale: f
             },
             whole / units * scale,
             transfer / units * scale,
+            bare / units * scale,
         );
     }
     out += &spread_line(&costs, &format!("transfer {per}"));
+    if let (Some(first), Some(last)) = (bare_costs.first(), bare_costs.last()) {
+        out += &format!(
+            "  (bare send | receive and sync, {per}, largest row against smallest: {:.2}x; no target: the growth without lifeboat)\n",
+            last.max(*first) / last.min(*first).max(1e-12)
+        );
+    }
     out
 }
 
@@ -420,10 +483,18 @@ mod tests {
             files: 0,
             whole: vec![Duration::from_secs_f64(whole)],
             transfer: vec![Duration::from_secs_f64(transfer)],
+            bare: vec![Duration::from_secs_f64(
+                transfer / 2.0 * bytes as f64 / (1u64 << 30) as f64,
+            )],
         };
         let (a, b) = (row(1 << 30, 5.0, 2.0), row(8 << 30, 20.0, 16.0));
         let text = unit_table("t", "GiB", &[(1.0, &a), (8.0, &b)], "s/GiB", 1.0);
         assert!(text.contains("1.00x (target <= 1.5): met"), "{text}");
+        // The bare transfer's spread is shown (here 8.00x), never judged.
+        assert!(
+            text.contains("largest row against smallest: 8.00x; no target"),
+            "{text}"
+        );
         let c = row(8 << 30, 40.0, 32.0);
         let text = unit_table("t", "GiB", &[(1.0, &a), (8.0, &c)], "s/GiB", 1.0);
         assert!(text.contains("2.00x (target <= 1.5): missed"), "{text}");
