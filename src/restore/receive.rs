@@ -240,10 +240,13 @@ fn receive_subvol(
             );
         }
         let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
-        // `btrfs receive` commits the received UUID but leaves the files' data in memory:
-        // after a power cut the point would look complete without its data. It takes
-        // its final name, which makes it complete for a re-run, only once it is on the
-        // disk; and its rate below is the disk's, not the page cache's.
+        // `btrfs receive` commits the received UUID but leaves the files' data in memory.
+        // The point is on the disk before anything builds on it (the next incremental,
+        // the writable snapshot) and, where it arrived under another name (a stream
+        // file's), before it takes the name that makes it complete for a re-run; its rate
+        // below is the disk's, not the page cache's. A point received under its own name
+        // is complete when the receive ends: a power cut before this sync returns can
+        // leave it with files short of their data.
         let flush = Instant::now();
         btrfs::sync(&snapshots)
             .with_context(|| format!("writing the received {SNAPSHOTS}/{incoming} to the disk"))?;
