@@ -23,8 +23,46 @@ pub struct S3 {
     pub port: u16,
 }
 
+/// The ports [`free_port`] handed out in this process.
+static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// The lowest port the kernel gives to outgoing connections and `bind(0)`.
+fn ephemeral_start() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A port on 127.0.0.1 that nothing listens on, never the same one twice in a process,
+/// below the kernel's ephemeral range. A port that `bind(0)` chose and let go can be
+/// chosen again at once: two SeaweedFS servers starting side by side (the restic tests
+/// run in parallel) were given one port, and a test's restic reached the other test's
+/// server (`bind: address already in use` in the log of its own). Below the ephemeral
+/// range no outgoing connection takes the port between the choice and the server's bind.
 fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    const LOW: u16 = 10_000;
+    let high = ephemeral_start().unwrap_or(32_768).max(LOW + 1_000);
+    let span = u32::from(high - LOW);
+    let mut given = GIVEN
+        .lock()
+        .map_err(|_| anyhow::anyhow!("a thread panicked while choosing a port"))?;
+    // Processes started one after another begin at different places of the range.
+    let first = std::process::id().wrapping_mul(7919) % span;
+    for step in 0..span {
+        let port = LOW + ((first + step) % span) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free port on 127.0.0.1 between {LOW} and {high}")
 }
 
 /// A test CA made with openssl in `dir` (`NAME.pem`, `NAME.key`) and, given a host name, a
@@ -150,11 +188,17 @@ impl S3 {
             .stderr(log)
             .spawn()
             .context("starting weed (SeaweedFS; `cargo xtask deps` installs it)")?;
-        let s3 = S3 { child, port };
+        let mut s3 = S3 { child, port };
         // SeaweedFS starts its master, volume, filer and S3 servers one after the other: on
         // a loaded two-core machine that has taken more than a minute.
         let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_S);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = s3.child.try_wait() {
+                bail!(
+                    "SeaweedFS exited ({status}) before it opened 127.0.0.1:{port} (see {})",
+                    dir.join("s3.log").display()
+                );
+            }
             if Instant::now() > deadline {
                 bail!(
                     "SeaweedFS did not open 127.0.0.1:{port} within {START_TIMEOUT_S} s (see {})",
@@ -175,5 +219,32 @@ impl Drop for S3 {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_chosen_side_by_side_are_all_different_and_below_the_ephemeral_range() {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(|| (0..16).map(|_| free_port().unwrap()).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut ports: Vec<u16> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let high = ephemeral_start().unwrap_or(32_768);
+        assert!(
+            ports.iter().all(|&p| (10_000..high).contains(&p)),
+            "{ports:?}"
+        );
+        let n = ports.len();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), n, "a port was handed out twice");
     }
 }
