@@ -11,7 +11,7 @@ pub enum Phase {
     /// The partition table, file systems and subvolumes of the target.
     Provisioning,
     /// `btrfs send | receive` (or `receive -f`, `restic restore`) into @snapshots, and the
-    /// sync that puts each point on the disk before it counts as complete.
+    /// sync that puts each point on the disk before anything builds on it.
     Transfer,
     /// The writable subvolumes made from the received points.
     Snapshot,
@@ -54,7 +54,7 @@ fn command_phase(text: &str) -> Option<Phase> {
         "btrfs receive",
         "restic restore",
         "restic dump",
-        // What was received, written to the disk before the point counts as complete.
+        // What was received, written to the disk before anything builds on it.
         "btrfs filesystem sync",
     ];
     if transfer.iter().any(|t| cmd.starts_with(t)) && !cmd.contains("--dump") {
