@@ -574,6 +574,12 @@ fn an_interrupted_restore_converges_when_run_again() {
         );
         // The canonical @home is still the empty one provisioning made.
         assert_eq!(fs::read_dir(p.join("@home")).unwrap().count(), 0);
+        // Named in the journal from before its receive began.
+        let journal = fs::read_to_string(p.join(".lifeboat-receiving")).unwrap();
+        assert!(
+            journal.lines().any(|l| l == "@home.20261120T0300"),
+            "{journal}"
+        );
     }
     let text = ok(&m.restore(&["--latest", "--yes"]));
     // The killed run's mounts were released (by this run, or by a test running beside it).
@@ -593,4 +599,69 @@ fn an_interrupted_restore_converges_when_run_again() {
     assert!(d.is_empty(), "@home after the re-run: {d:#?}");
     let d = diff(&m.f41, &manifest(&pool.path().join("@rootF41")));
     assert!(d.is_empty(), "@rootF41 after the re-run: {d:#?}");
+    assert!(!pool.path().join(".lifeboat-receiving").exists());
+}
+
+/// `btrfs subvolume show PATH`: its UUID line.
+fn uuid_of(path: &Path) -> String {
+    let text = run(&["btrfs", "subvolume", "show", path.to_str().unwrap()]);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("UUID:"))
+        .unwrap_or_else(|| panic!("no UUID in: {text}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn a_point_not_seen_on_the_disk_after_a_power_cut_is_received_again() {
+    let m = machine();
+    let text = ok(&m.restore(&["--latest", "--subvol", "@home", "--yes"]));
+    assert!(text.contains("@snapshots/@home.20261120T0300: "), "{text}");
+    let before = {
+        let pool = Mount::new(Path::new(&m.p(4)), "btrfs");
+        let p = pool.path();
+        // What the restore leaves once a point is on the disk: no journal.
+        assert!(!p.join(".lifeboat-receiving").exists());
+        let snaps = p.join("@snapshots");
+        let id = uuid_of(&snaps.join("@home.20261120T0300"));
+        // The pool as a power cut leaves it after the newer point's receive ended and
+        // before its sync returned: the point carries both marks, its name is still in
+        // the journal, @home is the empty subvolume provisioning made.
+        assert_eq!(ro(&snaps.join("@home.20261120T0300")), "ro=true");
+        subvol(&["delete"], &[&p.join("@home")]);
+        subvol(&["create"], &[&p.join("@home")]);
+        write(&p.join(".lifeboat-receiving"), b"@home.20261120T0300\n");
+        id
+    };
+    let text = ok(&m.restore(&["--latest", "--subvol", "@home", "--yes"]));
+    assert!(
+        text.contains(
+            "as @snapshots/@home.20261120T0300 again (an interrupted run received it and did \
+             not see it on the disk)"
+        ),
+        "the plan says so before the confirmation: {text}"
+    );
+    assert!(
+        text.contains(
+            "removing @snapshots/@home.20261120T0300: an interrupted run received it and did \
+             not see it written to the disk"
+        ),
+        "{text}"
+    );
+    {
+        let pool = Mount::new(Path::new(&m.p(4)), "btrfs");
+        let p = pool.path();
+        let snaps = p.join("@snapshots");
+        assert_ne!(
+            uuid_of(&snaps.join("@home.20261120T0300")),
+            before,
+            "the point named in the journal was received anew"
+        );
+        assert!(!p.join(".lifeboat-receiving").exists());
+        let d = diff(&m.home2, &manifest(&p.join("@home")));
+        assert!(d.is_empty(), "@home after the re-run: {d:#?}");
+    }
+    // Without a journal line a complete point is kept.
+    let text = ok(&m.restore(&["--latest", "--subvol", "@home", "--yes"]));
+    assert!(text.contains("already restored"), "{text}");
 }

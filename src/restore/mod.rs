@@ -6,8 +6,9 @@
 //! the options the pool is mounted with meanwhile ([`pool_options`]), receiving them
 //! ([`receive`] through the send | receive pipe with its progress, [`pipe`]), the record
 //! of the filesystems' UUIDs ([`record`]), /boot and the ESPs ([`boot`], file trees copied
-//! by [`tree`]), the checks afterwards ([`report`], pure parts in [`verify`]) and the
-//! pool's early writeback while it is written ([`writeback`]).
+//! by [`tree`]), the checks afterwards ([`report`], pure parts in [`verify`]), the
+//! pool's early writeback while it is written ([`writeback`]) and the points received but
+//! not yet seen on its disk ([`unwritten`]).
 
 pub mod backup_drive;
 pub mod boot;
@@ -32,6 +33,7 @@ pub mod stream;
 pub mod stream_check;
 pub mod stream_open;
 pub mod tree;
+pub mod unwritten;
 pub mod verify;
 pub mod writeback;
 

@@ -5,8 +5,10 @@
 //! Interruption safety: `btrfs receive` marks a subvolume complete only at its very end (it
 //! sets the received UUID and makes it read-only), so a point under `@snapshots` counts as
 //! received only with both; a re-run skips those and deletes an incomplete one before
-//! receiving it again. The canonical subvolume (`@home`) is a snapshot of a complete
-//! point, made in one step, so it never holds a partial restore.
+//! receiving it again. Both marks are no proof after a power cut when the point's data had
+//! not reached the disk: a point that [`super::unwritten`] lists is received again too. The
+//! canonical subvolume (`@home`) is a snapshot of a complete point, made in one step, so it
+//! never holds a partial restore.
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -34,6 +36,9 @@ pub struct Target {
     /// Complete received points directly under `@snapshots` (read-only, with a received
     /// UUID): name and UUID.
     pub received: Vec<(String, Uuid)>,
+    /// Names under `@snapshots` whose receive an interrupted run started and did not see
+    /// written to the disk ([`super::unwritten`]): not complete, whatever their marks.
+    pub unwritten: Vec<String>,
     /// The canonical subvolumes by name; missing ones are [`CanonicalState::Absent`].
     pub canonical: Vec<(String, CanonicalState)>,
 }
@@ -47,6 +52,9 @@ pub struct Receive {
     pub on: Option<String>,
     /// Already there from an earlier run.
     pub done: bool,
+    /// There with the marks of a complete point, from a run interrupted before the point
+    /// was on the disk: deleted and received again.
+    pub again: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,11 +87,13 @@ impl SubvolPlan {
 
 /// `stamp` names what is moved aside (`@home.before-restore-20261125T1200`).
 pub fn plan(chains: &[Chain], target: &Target, stamp: &str) -> Vec<SubvolPlan> {
+    let unwritten = |name: &str| target.unwritten.iter().any(|n| n == name);
+    let marked = |name: &str| target.received.iter().any(|(n, _)| n == name);
     let uuid_of = |name: &str| {
         target
             .received
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n == name && !unwritten(n))
             .map(|(_, u)| *u)
     };
     chains
@@ -100,6 +110,7 @@ pub fn plan(chains: &[Chain], target: &Target, stamp: &str) -> Vec<SubvolPlan> {
                     name: name.clone(),
                     on: (i > 0).then(|| names[i - 1].clone()),
                     done: uuid_of(name).is_some(),
+                    again: marked(name) && unwritten(name),
                 })
                 .collect();
             let from = names.last().cloned().unwrap_or_default();
@@ -140,8 +151,13 @@ pub fn render(plans: &[SubvolPlan]) -> String {
                 (None, super::inventory::Kind::Stream) => "full stream".to_owned(),
                 (None, _) => "btrfs send, whole".to_owned(),
             };
+            let again = if r.again {
+                " again (an interrupted run received it and did not see it on the disk)"
+            } else {
+                ""
+            };
             out.push_str(&format!(
-                "    {} receive {} ({}, {how}) as {SNAPSHOTS}/{}\n",
+                "    {} receive {} ({}, {how}) as {SNAPSHOTS}/{}{again}\n",
                 if r.done { "done:" } else { "-" },
                 r.point.path,
                 super::points::format_time(r.point.time),
@@ -197,6 +213,7 @@ mod tests {
     fn a_fresh_pool_receives_the_chain_and_replaces_the_empty_subvolume() {
         let target = Target {
             received: vec![],
+            unwritten: vec![],
             canonical: vec![("@home".into(), CanonicalState::Empty)],
         };
         let p = &plan(&chain(), &target, "S")[0];
@@ -227,6 +244,7 @@ mod tests {
         // Interrupted after the first receive: it is skipped, the second is not.
         let target = Target {
             received: vec![("@home.20261119T0300".into(), u(1))],
+            unwritten: vec![],
             canonical: vec![("@home".into(), CanonicalState::Empty)],
         };
         let p = &plan(&chain(), &target, "S")[0];
@@ -240,6 +258,7 @@ mod tests {
                 ("@home.20261119T0300".into(), u(1)),
                 ("@home.20261120T0300".into(), u(2)),
             ],
+            unwritten: vec![],
             canonical: vec![("@home".into(), CanonicalState::HasData(Some(u(2))))],
         };
         let p = &plan(&chain(), &target, "S")[0];
@@ -247,9 +266,62 @@ mod tests {
     }
 
     #[test]
+    fn a_point_not_seen_on_the_disk_is_received_again_whatever_its_marks() {
+        // A power cut after the second receive ended, before its sync: both points carry
+        // the marks, the journal names the second.
+        let target = Target {
+            received: vec![
+                ("@home.20261119T0300".into(), u(1)),
+                ("@home.20261120T0300".into(), u(2)),
+            ],
+            unwritten: vec!["@home.20261120T0300".into(), "@rootTW.20261120T0300".into()],
+            canonical: vec![("@home".into(), CanonicalState::Empty)],
+        };
+        let p = &plan(&chain(), &target, "S")[0];
+        assert_eq!(
+            p.receives
+                .iter()
+                .map(|r| (r.done, r.again))
+                .collect::<Vec<_>>(),
+            [(true, false), (false, true)]
+        );
+        assert_eq!(p.canonical, Canonical::ReplaceEmpty);
+        let text = render(std::slice::from_ref(p));
+        assert!(
+            text.contains("as @snapshots/@home.20261120T0300 again (an interrupted run received it and did not see it on the disk)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("done: receive raw/@home.20261119T0300.btrfs.zst"),
+            "{text}"
+        );
+        // Listed but not there (cut before the receive began): a plain receive.
+        let target = Target {
+            unwritten: vec!["@home.20261120T0300".into()],
+            ..Target::default()
+        };
+        let p = &plan(&chain(), &target, "S")[0];
+        assert!(p.receives.iter().all(|r| !r.done && !r.again));
+        // A canonical subvolume made from a point the journal still names (no run leaves
+        // this: the name goes out before the snapshot is made): kept aside, not deleted.
+        let target = Target {
+            received: vec![("@home.20261120T0300".into(), u(2))],
+            unwritten: vec!["@home.20261120T0300".into()],
+            canonical: vec![("@home".into(), CanonicalState::HasData(Some(u(2))))],
+        };
+        let p = &plan(&chain(), &target, "S")[0];
+        assert!(
+            matches!(p.canonical, Canonical::MoveAside(_)),
+            "{:?}",
+            p.canonical
+        );
+    }
+
+    #[test]
     fn data_in_the_way_is_moved_aside_never_deleted() {
         let target = Target {
             received: vec![("@home.20261120T0300".into(), u(2))],
+            unwritten: vec![],
             canonical: vec![("@home".into(), CanonicalState::HasData(Some(u(9))))],
         };
         let p = &plan(&chain(), &target, "20261125T1200")[0];

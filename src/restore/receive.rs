@@ -1,8 +1,9 @@
 //! Receiving chosen points into the pool: what the pool holds now (`probe_target`),
 //! the plan against it (`plan_lines`), each point received into `@snapshots` through
 //! lifeboat's progress pipe after an interrupted run's leftover is cleared
-//! (`clear_incomplete`), then the writable snapshot under the canonical name
-//! (`canonical`). Shared by the backup drive and the stream files kept in restic.
+//! (`clear_incomplete`), each named in [`super::unwritten`] until it is on the disk, then
+//! the writable snapshot under the canonical name (`canonical`). Shared by the backup drive
+//! and the stream files kept in restic.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,6 +14,7 @@ use super::inventory::{self, Point};
 use super::pipe::{self, StreamOrigin};
 use super::plan::{Canonical, CanonicalState, SubvolPlan, Target, SNAPSHOTS};
 use super::select::Chain;
+use super::unwritten::{self, Journal};
 use crate::btrfs;
 use crate::exec::Cmd;
 use crate::restore as r;
@@ -57,8 +59,11 @@ fn probe_target(top: &Path, chains: &[Chain]) -> Result<Target> {
             (c.subvol.clone(), found)
         })
         .collect();
+    let unwritten = unwritten::read(top)
+        .with_context(|| format!("reading {} in {}", unwritten::FILE, top.display()))?;
     Ok(Target {
         received,
+        unwritten,
         canonical,
     })
 }
@@ -68,6 +73,7 @@ pub(super) fn plan_lines(chains: &[Chain], top: Option<&Path>, stamp: &str) -> R
     let target = match top {
         None => Target {
             received: vec![],
+            unwritten: vec![],
             canonical: chains
                 .iter()
                 .map(|c| (c.subvol.clone(), CanonicalState::Empty))
@@ -182,17 +188,19 @@ pub(super) fn receive_all(
         println!("{line}");
         crate::runlog::line(&line);
     }
+    let journal = Journal::open(top)
+        .with_context(|| format!("reading {} in {}", unwritten::FILE, top.display()))?;
     let out = ui::Shared::new();
     if lanes_n == 1 {
         for p in &plans {
             out.line(&format!("\n{}", p.subvol));
-            receive_subvol(top, p, sizes, open, &out)?;
+            receive_subvol(top, p, sizes, open, &journal, &out)?;
         }
         return Ok(());
     }
     let todo: Vec<&SubvolPlan> = plans.iter().collect();
     r::lanes::run(lanes_n, todo, &|p| {
-        receive_subvol(top, p, sizes, open, &out)
+        receive_subvol(top, p, sizes, open, &journal, &out)
     })
 }
 
@@ -202,9 +210,11 @@ fn receive_subvol(
     p: &SubvolPlan,
     sizes: &[(String, u64)],
     open: &Open,
+    journal: &Journal,
     out: &ui::Shared,
 ) -> Result<()> {
     let snapshots = top.join(SNAPSHOTS);
+    let journal_error = || format!("writing {} in {}", unwritten::FILE, top.display());
     if p.is_done() {
         out.line(&format!(
             "  already restored ({} from {SNAPSHOTS}/{})",
@@ -223,7 +233,8 @@ fn receive_subvol(
         let (opened, incoming) = open(&rcv.point)?;
         let source = opened.source();
         let arriving = snapshots.join(&incoming);
-        clear_incomplete(top, &arriving, &incoming, out)?;
+        clear_incomplete(top, &arriving, &incoming, journal.lists(&incoming), out)?;
+        journal.begin(&incoming).with_context(journal_error)?;
         let total = sizes
             .iter()
             .find(|(path, _)| *path == rcv.point.path)
@@ -242,11 +253,8 @@ fn receive_subvol(
         let t = moved.with_context(|| format!("receiving {}", rcv.point.path))?;
         // `btrfs receive` commits the received UUID but leaves the files' data in memory.
         // The point is on the disk before anything builds on it (the next incremental,
-        // the writable snapshot) and, where it arrived under another name (a stream
-        // file's), before it takes the name that makes it complete for a re-run; its rate
-        // below is the disk's, not the page cache's. A point received under its own name
-        // is complete when the receive ends: a power cut before this sync returns can
-        // leave it with files short of their data.
+        // the writable snapshot) and before the journal lets it count as complete for a
+        // re-run; its rate below is the disk's, not the page cache's.
         let flush = Instant::now();
         btrfs::sync(&snapshots)
             .with_context(|| format!("writing the received {SNAPSHOTS}/{incoming} to the disk"))?;
@@ -263,6 +271,7 @@ fn receive_subvol(
                 )
             })?;
         }
+        journal.end(&incoming).with_context(journal_error)?;
         out.line(&format!(
             "  {SNAPSHOTS}/{}: {} in {:.1} s ({}/s), on the disk",
             rcv.name,
@@ -275,13 +284,29 @@ fn receive_subvol(
 }
 
 /// A subvolume where a point is about to be received: left by an interrupted receive (not
-/// read-only or without a received UUID) it is deleted; complete, it is in the way.
-fn clear_incomplete(top: &Path, at: &Path, name: &str, out: &ui::Shared) -> Result<()> {
+/// read-only or without a received UUID), or with both marks and `unwritten` (named in
+/// the journal by a run cut short before the point was on the disk), it is deleted; with
+/// both marks and not named, it is complete and in the way.
+fn clear_incomplete(
+    top: &Path,
+    at: &Path,
+    name: &str,
+    unwritten: bool,
+    out: &ui::Shared,
+) -> Result<()> {
     if !at.exists() {
         return Ok(());
     }
     let show = btrfs::show(at)
         .with_context(|| format!("{SNAPSHOTS}/{name} is in the way and is not a subvolume"))?;
+    if show.readonly && show.received && unwritten {
+        out.line(&format!(
+            "  removing {SNAPSHOTS}/{name}: an interrupted run received it and did not see it \
+             written to the disk"
+        ));
+        btrfs::delete(at)?;
+        return Ok(());
+    }
     if show.readonly && show.received {
         bail!(
             "{SNAPSHOTS}/{name} already holds a received subvolume that is not the one chosen; \
