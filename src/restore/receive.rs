@@ -163,7 +163,8 @@ pub(super) fn receive_all(
     let snapshots = top.join(SNAPSHOTS);
     std::fs::create_dir_all(&snapshots).context("making @snapshots")?;
     // The plan again, now against the pool as it really is after provisioning.
-    let plans = r::plan::plan(chains, &probe_target(top, chains)?, stamp);
+    let target = probe_target(top, chains)?;
+    let plans = r::plan::plan(chains, &target, stamp);
     let sends = plans
         .iter()
         .flat_map(|p| &p.receives)
@@ -188,8 +189,7 @@ pub(super) fn receive_all(
         println!("{line}");
         crate::runlog::line(&line);
     }
-    let journal = Journal::open(top)
-        .with_context(|| format!("reading {} in {}", unwritten::FILE, top.display()))?;
+    let journal = Journal::new(top, target.unwritten);
     let out = ui::Shared::new();
     if lanes_n == 1 {
         for p in &plans {

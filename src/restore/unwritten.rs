@@ -19,7 +19,7 @@ use std::sync::Mutex;
 pub const FILE: &str = ".lifeboat-receiving";
 
 /// The names in the file (pure): one a line, blank lines ignored.
-pub fn parse(text: &str) -> Vec<String> {
+fn parse(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -44,12 +44,13 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// The pool mounted (top level) at `top`, with what an interrupted run left listed.
-    pub fn open(top: &Path) -> io::Result<Journal> {
-        Ok(Journal {
+    /// The pool mounted (top level) at `top`, with the names an interrupted run left
+    /// (what [`read`] found there).
+    pub fn new(top: &Path, listed: Vec<String>) -> Journal {
+        Journal {
             top: top.to_path_buf(),
-            names: Mutex::new(read(top)?),
-        })
+            names: Mutex::new(listed),
+        }
     }
 
     /// Whether `name` is listed: before this run begins it, an interrupted run left it.
@@ -109,7 +110,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let top = dir.path();
         fs::write(top.join(FILE), "@rootTW.20261120T0300\n").unwrap();
-        let j = Journal::open(top).unwrap();
+        let j = Journal::new(top, read(top).unwrap());
         assert!(j.lists("@rootTW.20261120T0300"));
         assert!(!j.lists("@home.20261120T0300"));
         j.begin("@home.20261120T0300").unwrap();
